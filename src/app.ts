@@ -1,0 +1,104 @@
+// Builds a running service from a configuration: database (with migrations and the demo seed), Redis,
+// the service dependencies and both listeners. main.ts calls it for the process; tests call it in-process.
+
+import Redis from "ioredis";
+import type { Config } from "./config.ts";
+import { DEMO_TENANT, seedDemo } from "./demo.ts";
+import { createLogger, type Logger } from "./log.ts";
+import { Metrics } from "./metrics.ts";
+import { ApiKeyVerifier } from "./services/auth.ts";
+import { createServiceDeps, type ServiceDeps } from "./services/context.ts";
+import { type Db, openEmbedded, openPostgres } from "./store/db.ts";
+import { ensureInteractionPartitions, migrate } from "./store/migrate.ts";
+import { countTenants } from "./store/tenants.ts";
+import { deleteExpiredTraces } from "./store/traces.ts";
+import { type Listeners, startListeners } from "./transport/server.ts";
+
+export interface App {
+  config: Config;
+  deps: ServiceDeps;
+  listeners: Listeners;
+  /** The demo tenant's key when this start created it. */
+  demoApiKey: string | null;
+  stop(): Promise<void>;
+}
+
+export async function openDatabase(config: Config): Promise<Db> {
+  return config.databaseUrl ? openPostgres({ url: config.databaseUrl, poolSize: config.databasePoolSize }) : openEmbedded(config.dataDir);
+}
+
+export async function startApp(config: Config, log: Logger = createLogger(config.logLevel)): Promise<App> {
+  if (config.pepperIsDevelopment) {
+    log.warn("API_KEY_PEPPER is not set: using the development pepper. Set it before storing real keys; keys made under one pepper stop working under another.");
+  }
+  const db = await openDatabase(config);
+  const { applied } = await migrate(db);
+  log.info("database ready", { kind: db.kind, migrationsApplied: applied });
+
+  let demoApiKey: string | null = null;
+  if (config.seedDemo && (await countTenants(db)) === 0) {
+    try {
+      demoApiKey = (await seedDemo(db, { pepper: config.apiKeyPepper, apiKey: config.demoApiKey })).apiKey;
+      log.info("demo tenant created", { tenant: DEMO_TENANT });
+    } catch (err) {
+      // Another instance seeding the same empty database at the same moment wins; that is fine.
+      if ((await countTenants(db)) === 0) throw err;
+    }
+  }
+
+  const redis = config.redisUrl
+    ? new Redis(config.redisUrl, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000 })
+    : null;
+  if (redis) {
+    redis.on("error", (err) => log.warn("redis error", { err: err.message }));
+    await redis.connect().catch((err) => log.warn("redis not reachable at start", { err: err.message }));
+  }
+
+  const metrics = new Metrics();
+  const deps = createServiceDeps({ config, db, log, metrics });
+  const verifier = new ApiKeyVerifier(db, metrics, { pepper: config.apiKeyPepper, ttlMs: config.apiKeyCacheTtlMs, maxEntries: 100_000 });
+  const probe = {
+    async ready() {
+      const checks: Record<string, string> = {};
+      checks.database = await db.query("select 1").then(
+        () => "ok",
+        (err: Error) => err.message,
+      );
+      if (redis) {
+        checks.redis = await redis.ping().then(
+          () => "ok",
+          (err: Error) => err.message,
+        );
+      }
+      return checks;
+    },
+  };
+  const listeners = await startListeners(deps, verifier, probe);
+
+  const housekeeping = [
+    setInterval(() => verifier.flushUsage().catch((err) => log.warn("api key usage update failed", { err })), 10_000),
+    setInterval(() => {
+      deleteExpiredTraces(db, new Date()).catch((err) => log.warn("trace expiry failed", { err }));
+      db.transaction(async (tx) => {
+        await tx.query("select pg_advisory_xact_lock(72150001)");
+        await ensureInteractionPartitions(tx, new Date());
+      }).catch((err) => log.warn("partition maintenance failed", { err }));
+    }, 3_600_000),
+  ];
+  for (const t of housekeeping) t.unref?.();
+
+  return {
+    config,
+    deps,
+    listeners,
+    demoApiKey,
+    async stop() {
+      for (const t of housekeeping) clearInterval(t);
+      await listeners.shutdown();
+      await deps.traces.flush();
+      await verifier.flushUsage().catch(() => {});
+      redis?.disconnect();
+      await db.close();
+    },
+  };
+}

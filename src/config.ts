@@ -1,0 +1,104 @@
+// Every setting of the service: its environment variable, its default and its check, in one place.
+
+export interface Config {
+  nodeEnv: string;
+  host: string;
+  port: number;
+  grpcPort: number;
+  databaseUrl: string | undefined;
+  dataDir: string;
+  databasePoolSize: number;
+  redisUrl: string | undefined;
+  apiKeyPepper: string;
+  pepperIsDevelopment: boolean;
+  seedDemo: boolean;
+  demoApiKey: string | undefined;
+  /** Largest request body or message accepted, in bytes. */
+  maxBodyBytes: number;
+  /** Ceiling on a caller's gRPC/Connect deadline, and the deadline applied when none is sent. */
+  maxDeadlineMs: number;
+  /** Connections idle longer than this are closed. */
+  idleTimeoutSeconds: number;
+  /** How long SIGTERM waits for in-flight requests before closing anyway. */
+  shutdownTimeoutMs: number;
+  /** How long a verified (or refused) API key stays cached; revocation takes at most this long. */
+  apiKeyCacheTtlMs: number;
+  /** How long the catalog of a tenant is kept before it is read again. */
+  catalogCacheTtlMs: number;
+  /** How long a customer profile is kept in the enrich cache. */
+  profileCacheTtlMs: number;
+  profileCacheSize: number;
+  /** How long the learned offer statistics are kept before they are read again. */
+  statsCacheTtlMs: number;
+  /** How often buffered decision traces are written. */
+  traceFlushMs: number;
+  traceRetentionDays: number;
+  logLevel: "debug" | "info" | "warn" | "error";
+}
+
+const DEVELOPMENT_PEPPER = "kaireon-development-pepper-not-for-production";
+
+export class ConfigError extends Error {}
+
+function integer(env: Record<string, string | undefined>, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer between ${min} and ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
+function boolean(env: Record<string, string | undefined>, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (["1", "true", "yes", "on"].includes(raw.toLowerCase())) return true;
+  if (["0", "false", "no", "off"].includes(raw.toLowerCase())) return false;
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+}
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const nodeEnv = env.NODE_ENV ?? "development";
+  const pepper = env.API_KEY_PEPPER;
+  if (!pepper && nodeEnv === "production") {
+    throw new ConfigError("API_KEY_PEPPER is required when NODE_ENV=production");
+  }
+  if (pepper !== undefined && pepper !== "" && pepper.length < 16) {
+    throw new ConfigError("API_KEY_PEPPER must be at least 16 characters");
+  }
+  const logLevel = env.LOG_LEVEL ?? "info";
+  if (!["debug", "info", "warn", "error"].includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL must be debug, info, warn or error, got "${logLevel}"`);
+  }
+  const demoApiKey = env.DEMO_API_KEY || undefined;
+  if (demoApiKey !== undefined && !/^krn_[0-9A-Za-z]{32,}$/.test(demoApiKey)) {
+    throw new ConfigError("DEMO_API_KEY must be krn_ followed by at least 32 letters or digits");
+  }
+  return {
+    nodeEnv,
+    host: env.HOST || "0.0.0.0",
+    port: integer(env, "PORT", 3000, 0, 65535),
+    grpcPort: integer(env, "GRPC_PORT", 50051, 0, 65535),
+    databaseUrl: env.DATABASE_URL || undefined,
+    dataDir: env.DATA_DIR || "./.data",
+    databasePoolSize: integer(env, "DATABASE_POOL_SIZE", 10, 1, 200),
+    redisUrl: env.REDIS_URL || undefined,
+    apiKeyPepper: pepper || DEVELOPMENT_PEPPER,
+    pepperIsDevelopment: !pepper,
+    seedDemo: boolean(env, "SEED_DEMO", true),
+    demoApiKey,
+    maxBodyBytes: integer(env, "MAX_BODY_BYTES", 256 * 1024, 1024, 64 * 1024 * 1024),
+    maxDeadlineMs: integer(env, "MAX_DEADLINE_MS", 30_000, 100, 600_000),
+    idleTimeoutSeconds: integer(env, "IDLE_TIMEOUT_SECONDS", 60, 1, 255),
+    shutdownTimeoutMs: integer(env, "SHUTDOWN_TIMEOUT_MS", 15_000, 0, 600_000),
+    apiKeyCacheTtlMs: integer(env, "API_KEY_CACHE_TTL_MS", 10_000, 0, 15_000),
+    catalogCacheTtlMs: integer(env, "CATALOG_CACHE_TTL_MS", 5_000, 0, 3_600_000),
+    profileCacheTtlMs: integer(env, "PROFILE_CACHE_TTL_MS", 5_000, 0, 3_600_000),
+    profileCacheSize: integer(env, "PROFILE_CACHE_SIZE", 100_000, 0, 10_000_000),
+    statsCacheTtlMs: integer(env, "STATS_CACHE_TTL_MS", 1_000, 0, 60_000),
+    traceFlushMs: integer(env, "TRACE_FLUSH_MS", 100, 5, 1_000),
+    traceRetentionDays: integer(env, "TRACE_RETENTION_DAYS", 30, 1, 3650),
+    logLevel: logLevel as Config["logLevel"],
+  };
+}

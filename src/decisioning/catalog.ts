@@ -1,0 +1,298 @@
+// A tenant's catalog as the engine uses it: definitions read from the store, compiled once (formulas and
+// templates parsed, lookups indexed) and then shared by every decision until the catalog changes.
+
+import { compileFormula, type Formula, FormulaSyntaxError } from "./formula.ts";
+import { compileTemplate, type Template } from "./template.ts";
+import type { Variant } from "./experiment.ts";
+import type { PropensityMode } from "./propensity.ts";
+
+export interface CategoryDef {
+  id: string;
+  name: string;
+  fields: Record<string, unknown>;
+  /** Computed field name → formula. */
+  computed: Record<string, string>;
+}
+
+export interface FitRule {
+  /** When this formula is not true, relevance is lowered to `relevance`. */
+  when: string;
+  relevance: number;
+}
+
+export interface QualificationDef {
+  /** The customer must belong to this segment. */
+  segment?: string;
+  /** A formula that must be true. */
+  condition?: string;
+  /** The offer is dropped when its propensity is below this. */
+  minPropensity?: number;
+  fit?: FitRule[];
+}
+
+export interface OfferDef {
+  id: string;
+  categoryId: string;
+  name: string;
+  description: string;
+  status: "active" | "inactive";
+  startsAt: Date | null;
+  endsAt: Date | null;
+  priority: number;
+  businessValue: number;
+  weight: number;
+  mandatory: boolean;
+  fields: Record<string, unknown>;
+  computed: Record<string, string>;
+  qualification: QualificationDef;
+}
+
+export interface ChannelDef {
+  id: string;
+  name: string;
+  type: string;
+  implicitImpressions: boolean;
+}
+
+export interface PlacementDef {
+  channelId: string;
+  id: string;
+  name: string;
+}
+
+export interface CreativeDef {
+  id: string;
+  offerId: string;
+  channelId: string;
+  placementId: string | null;
+  name: string;
+  status: "active" | "inactive";
+  content: Record<string, unknown>;
+}
+
+export interface ExperimentDef {
+  id: string;
+  offerId: string;
+  channelId: string;
+  status: "draft" | "running" | "stopped";
+  variants: Variant[];
+}
+
+export interface ScoreWeights {
+  propensity: number;
+  relevance: number;
+  impact: number;
+  emphasis: number;
+}
+
+export interface FlowDefinition {
+  candidates?: { categoryIds?: string[]; offerIds?: string[] };
+  score?: {
+    method?: "prie" | "priority_weighted";
+    weights?: Partial<ScoreWeights>;
+    propensity?: PropensityMode;
+    priorWeight?: number;
+  };
+  rank?: { perCategoryCap?: number };
+}
+
+export interface FlowDef {
+  id: string;
+  name: string;
+  isDefault: boolean;
+  /** The latest published version, or null when the flow was never published. */
+  version: number | null;
+  definition: FlowDefinition;
+}
+
+export interface CatalogDefinition {
+  categories: CategoryDef[];
+  offers: OfferDef[];
+  channels: ChannelDef[];
+  placements: PlacementDef[];
+  creatives: CreativeDef[];
+  experiments: ExperimentDef[];
+  flows: FlowDef[];
+}
+
+export interface ComputedField {
+  name: string;
+  formula: Formula | null;
+  /** Why the formula could not be compiled (stored data predating a check); it then yields null. */
+  error?: string;
+}
+
+export interface CompiledCreative {
+  def: CreativeDef;
+  /** Content fields that are templates; other content values are passed through. */
+  templates: [string, Template | null][];
+}
+
+export interface CompiledOffer {
+  def: OfferDef;
+  category: CategoryDef | undefined;
+  /** Category fields overlaid by the offer's own fields. */
+  fields: Record<string, unknown>;
+  /** Category computed fields first, then the offer's (an offer's formula replaces its category's). */
+  computed: ComputedField[];
+  condition: ComputedField | null;
+  fit: { rule: ComputedField; relevance: number }[];
+  /** What templates and formulas see as offer.*. */
+  offerView: Record<string, unknown>;
+}
+
+export interface CompiledExperiment {
+  def: ExperimentDef;
+  creatives: Map<string, CompiledCreative>;
+}
+
+export interface ResolvedFlow {
+  def: FlowDef;
+  method: "prie" | "priority_weighted";
+  weights: ScoreWeights;
+  propensityMode: PropensityMode;
+  priorWeight: number;
+  perCategoryCap: number | null;
+  candidates: CompiledOffer[];
+}
+
+export interface CompiledCatalog {
+  offers: CompiledOffer[];
+  offerById: Map<string, CompiledOffer>;
+  channels: Map<string, ChannelDef>;
+  /** channelId → placement ids. */
+  placements: Map<string, Set<string>>;
+  /** `${offerId}\0${channelId}` → active creatives, ordered by id. */
+  creatives: Map<string, CompiledCreative[]>;
+  /** `${offerId}\0${channelId}` → the running experiment. */
+  experiments: Map<string, CompiledExperiment>;
+  /** Creatives that only an experiment may choose (its non-control variants). */
+  experimentOnlyCreatives: Set<string>;
+  flows: Map<string, ResolvedFlow>;
+  defaultFlowId: string | null;
+  maxBusinessValue: number;
+}
+
+export const DEFAULT_WEIGHTS: ScoreWeights = { propensity: 0.4, relevance: 0.2, impact: 0.3, emphasis: 0.1 };
+export const DEFAULT_PRIOR_WEIGHT = 10;
+
+export function compileField(name: string, source: string): ComputedField {
+  try {
+    return { name, formula: compileFormula(source) };
+  } catch (err) {
+    const message = err instanceof FormulaSyntaxError ? err.message : String(err);
+    return { name, formula: null, error: message };
+  }
+}
+
+function compileCreative(def: CreativeDef): CompiledCreative {
+  const templates: [string, Template | null][] = [];
+  for (const [key, value] of Object.entries(def.content)) {
+    if (typeof value !== "string") continue;
+    try {
+      templates.push([key, compileTemplate(value)]);
+    } catch {
+      templates.push([key, null]);
+    }
+  }
+  return { def, templates };
+}
+
+function compileOffer(def: OfferDef, category: CategoryDef | undefined): CompiledOffer {
+  const formulas = new Map<string, string>();
+  for (const [name, source] of Object.entries(category?.computed ?? {})) formulas.set(name, source);
+  for (const [name, source] of Object.entries(def.computed)) formulas.set(name, source);
+  const q = def.qualification;
+  return {
+    def,
+    category,
+    fields: { ...(category?.fields ?? {}), ...def.fields },
+    computed: [...formulas].map(([name, source]) => compileField(name, source)),
+    condition: q.condition ? compileField("condition", q.condition) : null,
+    fit: (q.fit ?? []).map((r, i) => ({ rule: compileField(`fit[${i}]`, r.when), relevance: r.relevance })),
+    offerView: { id: def.id, name: def.name, description: def.description, categoryId: def.categoryId, priority: def.priority },
+  };
+}
+
+function resolveFlow(def: FlowDef, offers: CompiledOffer[]): ResolvedFlow {
+  const d = def.definition;
+  const w = { ...DEFAULT_WEIGHTS, ...(d.score?.weights ?? {}) };
+  const total = w.propensity + w.relevance + w.impact + w.emphasis;
+  const weights = total > 0 ? { propensity: w.propensity / total, relevance: w.relevance / total, impact: w.impact / total, emphasis: w.emphasis / total } : DEFAULT_WEIGHTS;
+  const categoryIds = d.candidates?.categoryIds;
+  const offerIds = d.candidates?.offerIds;
+  const candidates =
+    categoryIds?.length || offerIds?.length
+      ? offers.filter((o) => (categoryIds?.includes(o.def.categoryId) ?? false) || (offerIds?.includes(o.def.id) ?? false))
+      : offers;
+  return {
+    def,
+    method: d.score?.method ?? "prie",
+    weights,
+    propensityMode: d.score?.propensity ?? "mean",
+    priorWeight: d.score?.priorWeight ?? DEFAULT_PRIOR_WEIGHT,
+    perCategoryCap: d.rank?.perCategoryCap ?? null,
+    candidates,
+  };
+}
+
+const key = (offerId: string, channelId: string) => `${offerId}\u0000${channelId}`;
+
+export function compileCatalog(def: CatalogDefinition): CompiledCatalog {
+  const categories = new Map(def.categories.map((c) => [c.id, c]));
+  const offers = [...def.offers].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).map((o) => compileOffer(o, categories.get(o.categoryId)));
+  const offerById = new Map(offers.map((o) => [o.def.id, o]));
+
+  const placements = new Map<string, Set<string>>();
+  for (const p of def.placements) {
+    const set = placements.get(p.channelId) ?? new Set<string>();
+    set.add(p.id);
+    placements.set(p.channelId, set);
+  }
+
+  const creatives = new Map<string, CompiledCreative[]>();
+  const creativeById = new Map<string, CompiledCreative>();
+  for (const c of [...def.creatives].sort((a, b) => (a.id < b.id ? -1 : 1))) {
+    if (c.status !== "active") continue;
+    const compiled = compileCreative(c);
+    creativeById.set(c.id, compiled);
+    const k = key(c.offerId, c.channelId);
+    const list = creatives.get(k);
+    if (list) list.push(compiled);
+    else creatives.set(k, [compiled]);
+  }
+
+  const experiments = new Map<string, CompiledExperiment>();
+  const experimentOnlyCreatives = new Set<string>();
+  for (const e of def.experiments) {
+    e.variants.forEach((v, i) => {
+      if (i > 0) experimentOnlyCreatives.add(v.creativeId);
+    });
+    if (e.status !== "running") continue;
+    const byId = new Map<string, CompiledCreative>();
+    for (const v of e.variants) {
+      const c = creativeById.get(v.creativeId);
+      if (c) byId.set(v.creativeId, c);
+    }
+    experiments.set(key(e.offerId, e.channelId), { def: e, creatives: byId });
+  }
+
+  const flows = new Map(def.flows.map((f) => [f.id, resolveFlow(f, offers)]));
+  const defaultFlow = def.flows.find((f) => f.isDefault);
+  return {
+    offers,
+    offerById,
+    channels: new Map(def.channels.map((c) => [c.id, c])),
+    placements,
+    creatives,
+    experiments,
+    experimentOnlyCreatives,
+    flows,
+    defaultFlowId: defaultFlow?.id ?? null,
+    maxBusinessValue: offers.reduce((m, o) => Math.max(m, o.def.businessValue), 0),
+  };
+}
+
+export function creativeKey(offerId: string, channelId: string): string {
+  return key(offerId, channelId);
+}

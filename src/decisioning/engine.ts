@@ -1,0 +1,267 @@
+// The decision engine: compute, filter, score and rank over a compiled catalog for one customer and
+// channel. It is pure: the caller brings the profile, the propensity model, the clock and the random
+// source, and gets back the ranked recommendations and, when asked, what each stage did.
+
+import { assignVariant } from "./experiment.ts";
+import { type Evaluation, type FormulaScope, isTruthy, type Value } from "./formula.ts";
+import type { CompiledCatalog, CompiledCreative, CompiledOffer, ComputedField, ResolvedFlow } from "./catalog.ts";
+import { creativeKey } from "./catalog.ts";
+import type { PropensityModel } from "./propensity.ts";
+
+export interface CustomerProfile {
+  attributes: Record<string, unknown>;
+  segments: string[];
+}
+
+export interface DecisionInput {
+  catalog: CompiledCatalog;
+  flow: ResolvedFlow;
+  customerId: string;
+  channelId: string;
+  /** A placement id of the channel, or "" for any. */
+  placement: string;
+  maxOffers: number;
+  attributes: Record<string, unknown>;
+  profile: CustomerProfile;
+  propensity: PropensityModel;
+  now: Date;
+  random: () => number;
+  /** Collect per-stage details for a decision trace. */
+  explain: boolean;
+}
+
+export interface ExperimentChoice {
+  experimentId: string;
+  variant: string;
+  weight: number;
+}
+
+export interface Recommendation {
+  offer: CompiledOffer;
+  creative: CompiledCreative;
+  rank: number;
+  score: number;
+  content: Record<string, unknown>;
+  personalization: Record<string, Value>;
+  experiment: ExperimentChoice | null;
+}
+
+export interface StageRecord {
+  name: "compute" | "filter" | "score" | "rank";
+  duration: number;
+  computed?: Record<string, Record<string, unknown>>;
+  candidatesIn?: number;
+  candidatesOut?: number;
+  filtered?: string[];
+  scores?: Record<string, number>;
+  factors?: Record<string, Record<string, number>>;
+  finalOrder?: string[];
+}
+
+export interface Decision {
+  recommendations: Recommendation[];
+  stages: StageRecord[];
+}
+
+interface Candidate {
+  offer: CompiledOffer;
+  creatives: CompiledCreative[];
+  scope: FormulaScope;
+  values: Record<string, Value>;
+  issues: Record<string, string> | null;
+  propensity: number;
+  relevance: number;
+  score: number;
+}
+
+/** Scores are reported with four decimals: enough to tell offers apart, short enough to read. */
+const round4 = (x: number) => Math.round(x * 10_000) / 10_000;
+
+function evaluate(field: ComputedField, scope: FormulaScope): Evaluation {
+  if (!field.formula) return { value: null, issue: field.error ?? "invalid formula" };
+  return field.formula.evaluate(scope);
+}
+
+function creativesFor(input: DecisionInput, offer: CompiledOffer): CompiledCreative[] {
+  const all = input.catalog.creatives.get(creativeKey(offer.def.id, input.channelId));
+  if (!all) return [];
+  if (!input.placement) return all;
+  return all.filter((c) => c.def.placementId === null || c.def.placementId === input.placement);
+}
+
+function externalPropensity(attributes: Record<string, unknown>, offerId: string): number | null {
+  const scores = attributes.propensityScores;
+  if (!scores || typeof scores !== "object") return null;
+  const p = (scores as Record<string, unknown>)[offerId];
+  return typeof p === "number" && p >= 0 && p <= 1 ? p : null;
+}
+
+function scheduleReason(offer: CompiledOffer, now: Date): string | null {
+  const d = offer.def;
+  if (d.status !== "active") return "inactive";
+  if (d.startsAt && d.startsAt > now) return "not_started";
+  if (d.endsAt && d.endsAt <= now) return "expired";
+  return null;
+}
+
+function chooseCreative(input: DecisionInput, c: Candidate): { creative: CompiledCreative; experiment: ExperimentChoice | null } {
+  const experiment = input.catalog.experiments.get(creativeKey(c.offer.def.id, input.channelId));
+  if (experiment) {
+    const eligible = experiment.def.variants.filter((v) => c.creatives.some((cr) => cr.def.id === v.creativeId));
+    // Only split when every variant can be shown here; otherwise the split would be biased.
+    if (eligible.length === experiment.def.variants.length) {
+      const v = assignVariant(experiment.def.id, input.customerId, eligible);
+      const creative = v && c.creatives.find((cr) => cr.def.id === v.creativeId);
+      if (v && creative) return { creative, experiment: { experimentId: experiment.def.id, variant: v.variant, weight: v.weight } };
+    }
+  }
+  const plain = c.creatives.filter((cr) => !input.catalog.experimentOnlyCreatives.has(cr.def.id));
+  const pool = plain.length > 0 ? plain : c.creatives;
+  // A creative made for the requested placement beats one that fits any placement.
+  const exact = input.placement ? pool.find((cr) => cr.def.placementId === input.placement) : undefined;
+  return { creative: (exact ?? pool[0]) as CompiledCreative, experiment: null };
+}
+
+function render(creative: CompiledCreative, scope: FormulaScope): Record<string, unknown> {
+  const content: Record<string, unknown> = { ...creative.def.content };
+  for (const [key, template] of creative.templates) {
+    content[key] = template ? template.render(scope) : "";
+  }
+  return content;
+}
+
+export function decide(input: DecisionInput): Decision {
+  const { flow, catalog, explain } = input;
+  const stages: StageRecord[] = [];
+  const customer = input.profile.attributes;
+  const segments = input.profile.segments;
+
+  // compute: only for offers that could be shown at all on this channel now; the rest are recorded as
+  // filtered without spending formula evaluations on them.
+  let t = performance.now();
+  const filtered: string[] = [];
+  const eligible: Candidate[] = [];
+  for (const offer of flow.candidates) {
+    const reason = scheduleReason(offer, input.now);
+    if (reason) {
+      filtered.push(`${offer.def.id} (${reason})`);
+      continue;
+    }
+    const creatives = creativesFor(input, offer);
+    if (creatives.length === 0) {
+      filtered.push(`${offer.def.id} (no_creative)`);
+      continue;
+    }
+    const own: Record<string, unknown> = { ...offer.fields };
+    const scope: FormulaScope = { own, customer, attributes: input.attributes, offer: offer.offerView };
+    const values: Record<string, Value> = {};
+    let issues: Record<string, string> | null = null;
+    for (const field of offer.computed) {
+      const r = evaluate(field, scope);
+      values[field.name] = r.value;
+      own[field.name] = r.value;
+      if (r.issue) {
+        issues ??= {};
+        issues[field.name] = r.issue;
+      }
+    }
+    eligible.push({ offer, creatives, scope, values, issues, propensity: 0, relevance: 1, score: 0 });
+  }
+  if (explain) {
+    const computed: Record<string, Record<string, unknown>> = {};
+    for (const c of eligible) computed[c.offer.def.id] = c.issues ? { ...c.values, _issues: c.issues } : { ...c.values };
+    stages.push({ name: "compute", duration: performance.now() - t, computed });
+  }
+
+  // filter: qualification rules; mandatory offers bypass them.
+  t = performance.now();
+  const survivors: Candidate[] = [];
+  for (const c of eligible) {
+    const d = c.offer.def;
+    const q = d.qualification;
+    const ext = externalPropensity(input.attributes, d.id);
+    c.propensity = ext ?? input.propensity.estimate(d.id, d.categoryId, input.channelId, flow.propensityMode, flow.priorWeight, input.random);
+    if (!d.mandatory) {
+      if (q.segment && !segments.includes(q.segment)) {
+        filtered.push(`${d.id} (segment_required)`);
+        continue;
+      }
+      if (c.offer.condition) {
+        const r = evaluate(c.offer.condition, c.scope);
+        if (!isTruthy(r.value)) {
+          filtered.push(`${d.id} (condition_failed${r.issue ? `: ${r.issue}` : ""})`);
+          continue;
+        }
+      }
+      if (q.minPropensity !== undefined && c.propensity < q.minPropensity) {
+        filtered.push(`${d.id} (propensity < ${q.minPropensity})`);
+        continue;
+      }
+    }
+    survivors.push(c);
+  }
+  if (explain) {
+    stages.push({ name: "filter", duration: performance.now() - t, candidatesIn: flow.candidates.length, candidatesOut: survivors.length, filtered });
+  }
+
+  // score
+  t = performance.now();
+  const w = flow.weights;
+  const maxValue = catalog.maxBusinessValue;
+  const factors: Record<string, Record<string, number>> = {};
+  for (const c of survivors) {
+    const d = c.offer.def;
+    for (const fit of c.offer.fit) {
+      if (!isTruthy(evaluate(fit.rule, c.scope).value)) c.relevance = Math.min(c.relevance, fit.relevance);
+    }
+    const impact = maxValue > 0 ? d.businessValue / maxValue : 1;
+    const emphasis = d.priority / 100;
+    if (flow.method === "priority_weighted") {
+      c.score = (d.priority / 100) * (d.weight / 100) * c.relevance;
+    } else {
+      const p = Math.min(1, Math.max(0, c.propensity));
+      c.score = p ** w.propensity * c.relevance ** w.relevance * impact ** w.impact * emphasis ** w.emphasis;
+    }
+    c.score = round4(c.score);
+    if (explain) {
+      factors[d.id] = { propensity: round4(c.propensity), relevance: round4(c.relevance), impact: round4(impact), emphasis: round4(emphasis) };
+    }
+  }
+  if (explain) {
+    const scores: Record<string, number> = {};
+    for (const c of survivors) scores[c.offer.def.id] = c.score;
+    stages.push({ name: "score", duration: performance.now() - t, scores, factors });
+  }
+
+  // rank: mandatory first, then by score, ties broken by offer id; then arbitration limits.
+  t = performance.now();
+  survivors.sort((a, b) => {
+    if (a.offer.def.mandatory !== b.offer.def.mandatory) return a.offer.def.mandatory ? -1 : 1;
+    if (a.score !== b.score) return b.score - a.score;
+    return a.offer.def.id < b.offer.def.id ? -1 : a.offer.def.id > b.offer.def.id ? 1 : 0;
+  });
+  const perCategory = new Map<string, number>();
+  const recommendations: Recommendation[] = [];
+  for (const c of survivors) {
+    if (recommendations.length >= input.maxOffers) break;
+    if (flow.perCategoryCap !== null) {
+      const n = perCategory.get(c.offer.def.categoryId) ?? 0;
+      if (n >= flow.perCategoryCap) continue;
+      perCategory.set(c.offer.def.categoryId, n + 1);
+    }
+    const { creative, experiment } = chooseCreative(input, c);
+    recommendations.push({
+      offer: c.offer,
+      creative,
+      rank: recommendations.length + 1,
+      score: c.score,
+      content: render(creative, c.scope),
+      personalization: c.values,
+      experiment,
+    });
+  }
+  if (explain) {
+    stages.push({ name: "rank", duration: performance.now() - t, finalOrder: recommendations.map((r) => r.offer.def.id) });
+  }
+  return { recommendations, stages };
+}

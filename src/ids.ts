@@ -1,0 +1,22 @@
+// Random identifiers and API keys: base62 text from the system's cryptographic random source.
+
+const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+export function randomBase62(length: number): string {
+  // Rejection sampling keeps every character equally likely (256 is not a multiple of 62).
+  let out = "";
+  while (out.length < length) {
+    const bytes = crypto.getRandomValues(new Uint8Array(length * 2));
+    for (const b of bytes) {
+      if (b < 248 && out.length < length) out += ALPHABET[b % 62];
+    }
+  }
+  return out;
+}
+
+export const newTraceId = () => `trace_${randomBase62(20)}`;
+export const newInteractionId = () => `int_${randomBase62(20)}`;
+export const newRequestId = () => `req_${randomBase62(16)}`;
+export const newApiKeyId = () => `key_${randomBase62(16)}`;
+/** An API key: krn_ and 40 random base62 characters (about 238 bits). */
+export const newApiKey = () => `krn_${randomBase62(40)}`;

@@ -1,0 +1,30 @@
+// Structured JSON logs, one object per line on stdout, so any collector can parse them.
+
+type Level = "debug" | "info" | "warn" | "error";
+const rank: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+export interface Logger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+  child(fields: Record<string, unknown>): Logger;
+}
+
+export function createLogger(level: Level = "info", base: Record<string, unknown> = {}): Logger {
+  const min = rank[level];
+  const write = (lvl: Level, msg: string, fields?: Record<string, unknown>) => {
+    if (rank[lvl] < min) return;
+    const entry: Record<string, unknown> = { time: new Date().toISOString(), level: lvl, msg, ...base, ...fields };
+    const err = entry.err;
+    if (err instanceof Error) entry.err = { name: err.name, message: err.message, stack: err.stack };
+    process.stdout.write(`${JSON.stringify(entry)}\n`);
+  };
+  return {
+    debug: (m, f) => write("debug", m, f),
+    info: (m, f) => write("info", m, f),
+    warn: (m, f) => write("warn", m, f),
+    error: (m, f) => write("error", m, f),
+    child: (fields) => createLogger(level, { ...base, ...fields }),
+  };
+}

@@ -1,0 +1,87 @@
+// Prometheus metrics in the text exposition format, kept in process memory and served at GET /metrics.
+
+type Labels = Record<string, string>;
+
+function labelKey(labels: Labels): string {
+  const keys = Object.keys(labels).sort();
+  return keys.map((k) => `${k}="${String(labels[k]).replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`).join(",");
+}
+
+export class Counter {
+  private readonly values = new Map<string, number>();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+  ) {}
+  inc(labels: Labels = {}, by = 1): void {
+    const key = labelKey(labels);
+    this.values.set(key, (this.values.get(key) ?? 0) + by);
+  }
+  get(labels: Labels = {}): number {
+    return this.values.get(labelKey(labels)) ?? 0;
+  }
+  render(): string {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
+    for (const [key, value] of this.values) lines.push(`${this.name}${key ? `{${key}}` : ""} ${value}`);
+    return lines.join("\n");
+  }
+}
+
+export class Histogram {
+  private readonly series = new Map<string, { counts: number[]; sum: number; count: number }>();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly buckets: number[],
+  ) {}
+  observe(labels: Labels, value: number): void {
+    const key = labelKey(labels);
+    let s = this.series.get(key);
+    if (!s) {
+      s = { counts: new Array(this.buckets.length).fill(0), sum: 0, count: 0 };
+      this.series.set(key, s);
+    }
+    for (let i = 0; i < this.buckets.length; i++) {
+      if (value <= (this.buckets[i] as number)) {
+        s.counts[i] = (s.counts[i] as number) + 1;
+        break;
+      }
+    }
+    s.sum += value;
+    s.count++;
+  }
+  render(): string {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
+    for (const [key, s] of this.series) {
+      const sep = key ? `${key},` : "";
+      let cumulative = 0;
+      this.buckets.forEach((le, i) => {
+        cumulative += s.counts[i] as number;
+        lines.push(`${this.name}_bucket{${sep}le="${le}"} ${cumulative}`);
+      });
+      lines.push(`${this.name}_bucket{${sep}le="+Inf"} ${s.count}`);
+      lines.push(`${this.name}_sum${key ? `{${key}}` : ""} ${s.sum}`);
+      lines.push(`${this.name}_count${key ? `{${key}}` : ""} ${s.count}`);
+    }
+    return lines.join("\n");
+  }
+}
+
+export class Metrics {
+  readonly requestDuration = new Histogram(
+    "kaireon_request_duration_seconds",
+    "Request latency by route and transport.",
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+  );
+  readonly errors = new Counter("kaireon_errors_total", "Failed requests by error code and transport.");
+  readonly decisions = new Counter("kaireon_decisions_total", "Recommend answers, by whether they held offers.");
+  readonly interactions = new Counter("kaireon_interactions_total", "Interactions recorded, by outcome type.");
+  readonly cache = new Counter("kaireon_cache_lookups_total", "Cache lookups by cache and result (hit or miss).");
+  readonly tracesDropped = new Counter("kaireon_traces_write_failures_total", "Decision trace batches that failed to write.");
+
+  render(): string {
+    return `${[this.requestDuration, this.errors, this.decisions, this.interactions, this.cache, this.tracesDropped]
+      .map((m) => m.render())
+      .join("\n")}\n`;
+  }
+}

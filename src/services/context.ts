@@ -1,0 +1,81 @@
+// What every service function needs, built once by the composition root, and what each call carries.
+
+import type { Config } from "../config.ts";
+import { type CompiledCatalog, compileCatalog } from "../decisioning/catalog.ts";
+import type { CustomerProfile } from "../decisioning/engine.ts";
+import { PropensityModel } from "../decisioning/propensity.ts";
+import type { Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
+import { LoadingCache } from "../store/cache.ts";
+import { loadCatalog } from "../store/catalog.ts";
+import type { Db } from "../store/db.ts";
+import { loadStats } from "../store/interactions.ts";
+import { loadProfile } from "../store/profiles.ts";
+import { TraceWriter } from "../store/traces.ts";
+import type { AuthContext } from "./auth.ts";
+
+export interface CallContext {
+  auth: AuthContext;
+  requestId: string;
+  log: Logger;
+}
+
+export interface Clock {
+  now(): Date;
+}
+
+export interface ServiceDeps {
+  config: Config;
+  db: Db;
+  log: Logger;
+  metrics: Metrics;
+  clock: Clock;
+  random: () => number;
+  catalogs: LoadingCache<CompiledCatalog>;
+  propensity: LoadingCache<PropensityModel>;
+  profiles: LoadingCache<CustomerProfile | null>;
+  traces: TraceWriter;
+}
+
+export function createServiceDeps(opts: {
+  config: Config;
+  db: Db;
+  log: Logger;
+  metrics: Metrics;
+  clock?: Clock;
+  random?: () => number;
+}): ServiceDeps {
+  const { config, db, log, metrics } = opts;
+  const onRefreshError = (cache: string) => (err: unknown) => log.error("cache refresh failed", { cache, err });
+  return {
+    config,
+    db,
+    log,
+    metrics,
+    clock: opts.clock ?? { now: () => new Date() },
+    random: opts.random ?? Math.random,
+    catalogs: new LoadingCache(
+      { name: "catalog", ttlMs: config.catalogCacheTtlMs, maxEntries: 10_000, staleWhileRevalidate: true, metrics, onRefreshError: onRefreshError("catalog") },
+      async (tenantId) => compileCatalog(await loadCatalog(db, tenantId)),
+    ),
+    propensity: new LoadingCache(
+      { name: "propensity", ttlMs: config.statsCacheTtlMs, maxEntries: 10_000, staleWhileRevalidate: true, metrics, onRefreshError: onRefreshError("propensity") },
+      async (tenantId) => new PropensityModel(await loadStats(db, tenantId)),
+    ),
+    profiles: new LoadingCache(
+      { name: "profile", ttlMs: config.profileCacheTtlMs, maxEntries: config.profileCacheSize, staleWhileRevalidate: false, metrics },
+      async (key) => {
+        const sep = key.indexOf("\u0000");
+        return loadProfile(db, key.slice(0, sep), key.slice(sep + 1));
+      },
+    ),
+    traces: new TraceWriter(db, {
+      flushMs: config.traceFlushMs,
+      maxBatch: 500,
+      onError: (err, lost) => {
+        metrics.tracesDropped.inc();
+        log.error("decision trace write failed", { err, traces: lost });
+      },
+    }),
+  };
+}

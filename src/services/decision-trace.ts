@@ -1,0 +1,25 @@
+// GetDecisionTrace: read back a recorded decision, stage by stage.
+
+import { create, fromJson } from "@bufbuild/protobuf";
+import {
+  DecisionTraceSchema,
+  type GetDecisionTraceRequest,
+  type GetDecisionTraceResponse,
+  GetDecisionTraceResponseSchema,
+} from "../../gen/kaireon/v1/decision_trace_pb.ts";
+import { notFound, validationError } from "../errors.ts";
+import { readTrace } from "../store/traces.ts";
+import type { CallContext, ServiceDeps } from "./context.ts";
+import { MAX_ID_LENGTH, Violations } from "./validate.ts";
+
+export async function getDecisionTrace(deps: ServiceDeps, ctx: CallContext, req: GetDecisionTraceRequest): Promise<GetDecisionTraceResponse> {
+  const v = new Violations();
+  v.requireString("traceId", req.traceId, MAX_ID_LENGTH);
+  if (v.list.length > 0) throw validationError(v.list);
+  const tenantId = ctx.auth.tenantId;
+  const body = deps.traces.peek(tenantId, req.traceId)?.body ?? (await readTrace(deps.db, tenantId, req.traceId, deps.clock.now()));
+  if (!body) throw notFound("Decision trace");
+  return create(GetDecisionTraceResponseSchema, {
+    trace: fromJson(DecisionTraceSchema, body as never, { ignoreUnknownFields: true }),
+  });
+}

@@ -1,0 +1,85 @@
+// A small read-through cache: entries live for a TTL, concurrent misses share one load, and an expired
+// entry is served while its refresh runs in the background (so the hot path rarely waits on I/O).
+// Size is bounded; the oldest entries go first.
+
+import type { Metrics } from "../metrics.ts";
+
+export interface LoadingCacheOptions<V> {
+  name: string;
+  ttlMs: number;
+  maxEntries: number;
+  /** Serve an expired value while refreshing it. */
+  staleWhileRevalidate: boolean;
+  metrics: Metrics;
+  now?: () => number;
+  onRefreshError?: (err: unknown) => void;
+  /** Size of the value when the cache is bounded by weight rather than count (defaults to 1). */
+  weigh?: (v: V) => number;
+}
+
+interface Entry<V> {
+  value: V;
+  until: number;
+}
+
+export class LoadingCache<V> {
+  private readonly entries = new Map<string, Entry<V>>();
+  private readonly inflight = new Map<string, Promise<V>>();
+  private readonly now: () => number;
+  private generation = 0;
+
+  constructor(
+    private readonly opts: LoadingCacheOptions<V>,
+    private readonly load: (key: string) => Promise<V>,
+  ) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  async get(key: string): Promise<V> {
+    const e = this.entries.get(key);
+    const now = this.now();
+    if (e && e.until > now) {
+      this.opts.metrics.cache.inc({ cache: this.opts.name, result: "hit" });
+      return e.value;
+    }
+    this.opts.metrics.cache.inc({ cache: this.opts.name, result: "miss" });
+    if (e && this.opts.staleWhileRevalidate) {
+      this.refresh(key).catch((err) => this.opts.onRefreshError?.(err));
+      return e.value;
+    }
+    return this.refresh(key);
+  }
+
+  /** Loads the key now (sharing a load already under way) and stores the result. */
+  refresh(key: string): Promise<V> {
+    const pending = this.inflight.get(key);
+    if (pending) return pending;
+    const generation = this.generation;
+    const p = this.load(key)
+      .then((value) => {
+        // A load that started before an invalidation must not put old data back.
+        if (generation === this.generation) this.set(key, value);
+        return value;
+      })
+      .finally(() => {
+        if (this.inflight.get(key) === p) this.inflight.delete(key);
+      });
+    this.inflight.set(key, p);
+    return p;
+  }
+
+  set(key: string, value: V): void {
+    this.entries.delete(key);
+    if (this.entries.size >= this.opts.maxEntries) {
+      const oldest = this.entries.keys().next();
+      if (!oldest.done) this.entries.delete(oldest.value);
+    }
+    if (this.opts.maxEntries > 0) this.entries.set(key, { value, until: this.now() + this.opts.ttlMs });
+  }
+
+  invalidate(key: string): void {
+    this.generation++;
+    this.entries.delete(key);
+    this.inflight.delete(key);
+  }
+}

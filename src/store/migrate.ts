@@ -1,0 +1,56 @@
+// Versioned SQL migrations, applied at start-up. A transaction-scoped advisory lock makes concurrent
+// start-ups safe: the first instance applies what is pending, the others wait and then find nothing to do.
+
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Db } from "./db.ts";
+
+const MIGRATION_LOCK = 72_150_001;
+const migrationsDir = join(import.meta.dir, "migrations");
+
+export interface MigrationResult {
+  applied: string[];
+}
+
+export async function migrate(db: Db, now: Date = new Date()): Promise<MigrationResult> {
+  const files = readdirSync(migrationsDir)
+    .filter((f) => /^\d+_.+\.sql$/.test(f))
+    .sort();
+  return db.transaction(async (tx) => {
+    await tx.query("select pg_advisory_xact_lock($1)", [MIGRATION_LOCK]);
+    await tx.exec(`create table if not exists schema_migrations (
+      version integer primary key,
+      name text not null,
+      applied_at timestamptz not null default now()
+    )`);
+    const done = new Set((await tx.query<{ version: number }>("select version from schema_migrations")).map((r) => r.version));
+    const applied: string[] = [];
+    for (const file of files) {
+      const version = Number.parseInt(file, 10);
+      if (done.has(version)) continue;
+      await tx.exec(readFileSync(join(migrationsDir, file), "utf8"));
+      await tx.query("insert into schema_migrations (version, name) values ($1, $2)", [version, file]);
+      applied.push(file);
+    }
+    await ensureInteractionPartitions(tx, now);
+    return { applied };
+  });
+}
+
+function monthStart(year: number, month: number): Date {
+  return new Date(Date.UTC(year, month, 1));
+}
+
+/** Creates the monthly interaction partitions from last month to three months ahead. */
+export async function ensureInteractionPartitions(tx: { query: Db["query"] }, now: Date): Promise<void> {
+  for (let offset = -1; offset <= 3; offset++) {
+    const from = monthStart(now.getUTCFullYear(), now.getUTCMonth() + offset);
+    const to = monthStart(from.getUTCFullYear(), from.getUTCMonth() + 1);
+    const name = `interactions_${from.getUTCFullYear()}_${String(from.getUTCMonth() + 1).padStart(2, "0")}`;
+    const exists = await tx.query("select 1 from pg_class where relname = $1", [name]);
+    if (exists.length > 0) continue;
+    await tx.query(
+      `create table ${name} partition of interactions for values from ('${from.toISOString()}') to ('${to.toISOString()}')`,
+    );
+  }
+}

@@ -1,0 +1,124 @@
+// Tenants and their API keys. Keys are stored only as HMAC-SHA256(key, pepper) in hex, with a short
+// display prefix; a key is found by its hash, never by scanning.
+
+import type { Queryable } from "./db.ts";
+
+export type Scope = "decide" | "admin";
+
+export interface Tenant {
+  id: string;
+  name: string;
+  status: "active" | "suspended";
+  plan: string;
+  settings: Record<string, unknown>;
+}
+
+export interface ApiKeyRecord {
+  id: string;
+  tenantId: string;
+  prefix: string;
+  name: string;
+  scopes: Scope[];
+  createdAt: Date;
+  expiresAt: Date | null;
+  revokedAt: Date | null;
+  lastUsedAt: Date | null;
+}
+
+export async function createTenant(db: Queryable, t: { id: string; name: string; plan?: string }): Promise<Tenant> {
+  const rows = await db.query<Tenant>(
+    "insert into tenants (id, name, plan) values ($1, $2, $3) returning id, name, status, plan, settings",
+    [t.id, t.name, t.plan ?? "community"],
+  );
+  return rows[0] as Tenant;
+}
+
+export async function getTenant(db: Queryable, id: string): Promise<Tenant | null> {
+  const rows = await db.query<Tenant>("select id, name, status, plan, settings from tenants where id = $1", [id]);
+  return rows[0] ?? null;
+}
+
+export async function listTenants(db: Queryable): Promise<Tenant[]> {
+  return db.query<Tenant>("select id, name, status, plan, settings from tenants order by id");
+}
+
+export async function setTenantStatus(db: Queryable, id: string, status: Tenant["status"]): Promise<boolean> {
+  const rows = await db.query("update tenants set status = $2 where id = $1 returning id", [id, status]);
+  return rows.length > 0;
+}
+
+export async function countTenants(db: Queryable): Promise<number> {
+  const rows = await db.query<{ n: number }>("select count(*)::int as n from tenants");
+  return rows[0]?.n ?? 0;
+}
+
+export async function insertApiKey(
+  db: Queryable,
+  k: { id: string; tenantId: string; hash: string; prefix: string; name: string; scopes: Scope[]; expiresAt: Date | null },
+): Promise<void> {
+  await db.query(
+    "insert into api_keys (id, tenant_id, key_hash, prefix, name, scopes, expires_at) values ($1, $2, $3, $4, $5, $6, $7)",
+    [k.id, k.tenantId, k.hash, k.prefix, k.name, k.scopes, k.expiresAt],
+  );
+}
+
+export interface KeyLookup {
+  keyId: string;
+  tenantId: string;
+  tenantStatus: Tenant["status"];
+  scopes: Scope[];
+  expiresAt: Date | null;
+  revoked: boolean;
+}
+
+export async function findKeyByHash(db: Queryable, hash: string): Promise<KeyLookup | null> {
+  const rows = await db.query<Record<string, unknown>>(
+    `select k.id, k.tenant_id, t.status, k.scopes, k.expires_at, k.revoked_at
+       from api_keys k join tenants t on t.id = k.tenant_id
+      where k.key_hash = $1`,
+    [hash],
+  );
+  const r = rows[0];
+  if (!r) return null;
+  return {
+    keyId: r.id as string,
+    tenantId: r.tenant_id as string,
+    tenantStatus: r.status as Tenant["status"],
+    scopes: r.scopes as Scope[],
+    expiresAt: (r.expires_at as Date | null) ?? null,
+    revoked: r.revoked_at !== null && r.revoked_at !== undefined,
+  };
+}
+
+export async function listApiKeys(db: Queryable, tenantId: string): Promise<ApiKeyRecord[]> {
+  const rows = await db.query<Record<string, unknown>>(
+    `select id, tenant_id, prefix, name, scopes, created_at, expires_at, revoked_at, last_used_at
+       from api_keys where tenant_id = $1 order by created_at, id`,
+    [tenantId],
+  );
+  return rows.map((r) => ({
+    id: r.id as string,
+    tenantId: r.tenant_id as string,
+    prefix: r.prefix as string,
+    name: r.name as string,
+    scopes: r.scopes as Scope[],
+    createdAt: r.created_at as Date,
+    expiresAt: (r.expires_at as Date | null) ?? null,
+    revokedAt: (r.revoked_at as Date | null) ?? null,
+    lastUsedAt: (r.last_used_at as Date | null) ?? null,
+  }));
+}
+
+/** Revokes a key by its id or its display prefix, within one tenant. */
+export async function revokeApiKey(db: Queryable, tenantId: string, idOrPrefix: string): Promise<number> {
+  const rows = await db.query(
+    "update api_keys set revoked_at = now() where tenant_id = $1 and (id = $2 or prefix = $2) and revoked_at is null returning id",
+    [tenantId, idOrPrefix],
+  );
+  return rows.length;
+}
+
+export async function touchApiKeys(db: Queryable, keyIds: string[]): Promise<void> {
+  if (keyIds.length === 0) return;
+  await db.query("update api_keys set last_used_at = now() where id = any($1::text[])", [keyIds]);
+}

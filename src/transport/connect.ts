@@ -1,0 +1,121 @@
+// Connect, gRPC and gRPC-Web: the contract's services registered on a Connect router, with one
+// interceptor that does for every call what the REST layer does for every route (request id,
+// authentication, error mapping, metrics and logs).
+
+import { create } from "@bufbuild/protobuf";
+import {
+  Code,
+  type ConnectRouter,
+  ConnectError,
+  type ConnectRouterOptions,
+  createContextKey,
+  type Interceptor,
+} from "@connectrpc/connect";
+import { DecisionTraceService } from "../../gen/kaireon/v1/decision_trace_pb.ts";
+import { ErrorDetailSchema } from "../../gen/kaireon/v1/errors_pb.ts";
+import { RecommendService } from "../../gen/kaireon/v1/recommend_pb.ts";
+import { RespondService } from "../../gen/kaireon/v1/respond_pb.ts";
+import { type AppError, type ErrorCode, toAppError } from "../errors.ts";
+import type { ApiKeyVerifier } from "../services/auth.ts";
+import type { CallContext, ServiceDeps } from "../services/context.ts";
+import { getDecisionTrace } from "../services/decision-trace.ts";
+import { recommend } from "../services/recommend.ts";
+import { respond } from "../services/respond.ts";
+import { requestIdFrom } from "./request-id.ts";
+
+export const connectCodeOf: Record<ErrorCode, Code> = {
+  VALIDATION_ERROR: Code.InvalidArgument,
+  UNAUTHORIZED: Code.Unauthenticated,
+  FORBIDDEN: Code.PermissionDenied,
+  NOT_FOUND: Code.NotFound,
+  CONFLICT: Code.AlreadyExists,
+  PAYLOAD_TOO_LARGE: Code.ResourceExhausted,
+  RATE_LIMITED: Code.ResourceExhausted,
+  QUOTA_EXCEEDED: Code.ResourceExhausted,
+  INTERNAL_ERROR: Code.Internal,
+  UNAVAILABLE: Code.Unavailable,
+};
+
+const callKey = createContextKey<CallContext | undefined>(undefined, { description: "kaireon call context" });
+
+export function toConnectError(err: AppError, requestId: string): ConnectError {
+  const metadata = new Headers(err.headers);
+  metadata.set("x-request-id", requestId);
+  metadata.set("x-error-code", err.code);
+  return new ConnectError(err.message, connectCodeOf[err.code], metadata, [
+    { desc: ErrorDetailSchema, value: create(ErrorDetailSchema, { code: err.code, details: err.details, requestId }) },
+  ]);
+}
+
+function transportOf(contentType: string | null): string {
+  if (!contentType) return "connect";
+  if (contentType.startsWith("application/grpc-web")) return "grpc-web";
+  if (contentType.startsWith("application/grpc")) return "grpc";
+  return "connect";
+}
+
+function contextOf(values: { get: (k: typeof callKey) => CallContext | undefined }): CallContext {
+  const ctx = values.get(callKey);
+  // The interceptor sets it for every call; its absence is a wiring bug, not a client error.
+  if (!ctx) throw new Error("call context missing");
+  return ctx;
+}
+
+export function createInterceptor(deps: ServiceDeps, verifier: ApiKeyVerifier): Interceptor {
+  return (next) => async (req) => {
+    const started = performance.now();
+    const requestId = requestIdFrom(req.header.get("x-request-id"));
+    const transport = transportOf(req.header.get("content-type"));
+    const route = `/${req.service.typeName}/${req.method.name}`;
+    const log = deps.log.child({ requestId, transport, route });
+    let status = "OK";
+    try {
+      const auth = await verifier.verify(req.header.get("x-tenant-id"), req.header.get("x-api-key"), "decide");
+      req.contextValues.set(callKey, { auth, requestId, log });
+      const res = await next(req);
+      res.header.set("x-request-id", requestId);
+      return res;
+    } catch (err) {
+      if (err instanceof ConnectError) {
+        // Raised by the protocol layer itself (deadline, cancellation): pass it on with our request id.
+        status = Code[err.code];
+        err.metadata.set("x-request-id", requestId);
+        throw err;
+      }
+      const appError = toAppError(err);
+      status = appError.code;
+      deps.metrics.errors.inc({ code: appError.code, transport });
+      if (appError.code === "INTERNAL_ERROR") log.error("request failed", { err });
+      throw toConnectError(appError, requestId);
+    } finally {
+      const seconds = (performance.now() - started) / 1000;
+      deps.metrics.requestDuration.observe({ route, transport }, seconds);
+      log.debug("request", { status, durationMs: Math.round(seconds * 1e6) / 1e3 });
+    }
+  };
+}
+
+export function registerServices(deps: ServiceDeps) {
+  return (router: ConnectRouter) => {
+    router.service(RecommendService, {
+      recommend: (req, ctx) => recommend(deps, contextOf(ctx.values), req),
+    });
+    router.service(RespondService, {
+      respond: (req, ctx) => respond(deps, contextOf(ctx.values), req),
+    });
+    router.service(DecisionTraceService, {
+      getDecisionTrace: (req, ctx) => getDecisionTrace(deps, contextOf(ctx.values), req),
+    });
+  };
+}
+
+export function routerOptions(deps: ServiceDeps, verifier: ApiKeyVerifier, shutdownSignal: AbortSignal): ConnectRouterOptions {
+  return {
+    interceptors: [createInterceptor(deps, verifier)],
+    readMaxBytes: deps.config.maxBodyBytes,
+    writeMaxBytes: 4 * 1024 * 1024,
+    maxTimeoutMs: deps.config.maxDeadlineMs,
+    shutdownSignal,
+    jsonOptions: { ignoreUnknownFields: true },
+  };
+}

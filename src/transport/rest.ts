@@ -1,0 +1,149 @@
+// JSON REST under /api/v1, plus health and metrics. A thin layer: each route decodes JSON into the
+// contract's request message, calls the same service function as gRPC and Connect, and encodes the
+// response message with every field present.
+
+import { create, type MessageShape, toJson } from "@bufbuild/protobuf";
+import { Elysia } from "elysia";
+import { DecisionTraceSchema, GetDecisionTraceRequestSchema } from "../../gen/kaireon/v1/decision_trace_pb.ts";
+import { RecommendRequestSchema, RecommendResponseSchema } from "../../gen/kaireon/v1/recommend_pb.ts";
+import { RespondRequestSchema, RespondResponseSchema } from "../../gen/kaireon/v1/respond_pb.ts";
+import { AppError, httpStatusOf, toAppError } from "../errors.ts";
+import type { ApiKeyVerifier } from "../services/auth.ts";
+import type { CallContext, ServiceDeps } from "../services/context.ts";
+import { getDecisionTrace } from "../services/decision-trace.ts";
+import { recommend } from "../services/recommend.ts";
+import { respond } from "../services/respond.ts";
+import { decodeJsonMessage } from "./json.ts";
+import { requestIdFrom } from "./request-id.ts";
+
+export interface Probe {
+  ready(): Promise<Record<string, "ok" | string>>;
+}
+
+const JSON_HEADERS = { "content-type": "application/json; charset=utf-8" };
+
+export function jsonResponse(status: number, body: unknown, requestId: string, extra: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), { status, headers: { ...JSON_HEADERS, "x-request-id": requestId, ...extra } });
+}
+
+export function errorResponse(err: AppError, requestId: string): Response {
+  return jsonResponse(
+    httpStatusOf[err.code],
+    { error: err.message, code: err.code, details: err.details, requestId },
+    requestId,
+    err.headers,
+  );
+}
+
+/** Reads the body as text, refusing it as soon as it passes the limit (declared or streamed). */
+export async function readBodyText(request: Request, maxBytes: number): Promise<string> {
+  const tooLarge = () => new AppError("PAYLOAD_TOO_LARGE", `Request body exceeds ${maxBytes} bytes`);
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > maxBytes) throw tooLarge();
+  if (!request.body) return "";
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel();
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  return new TextDecoder().decode(Buffer.concat(chunks));
+}
+
+/** Stage fields of a trace that belong to each stage; the rest are left out of the REST shape. */
+const STAGE_FIELDS: Record<string, string[]> = {
+  enrich: ["input", "output"],
+  compute: ["computed"],
+  filter: ["candidatesIn", "candidatesOut", "filtered"],
+  score: ["scores", "factors"],
+  rank: ["finalOrder"],
+};
+const ALL_STAGE_FIELDS = new Set(Object.values(STAGE_FIELDS).flat());
+
+function traceJson(trace: MessageShape<typeof DecisionTraceSchema>): unknown {
+  const json = toJson(DecisionTraceSchema, trace, { alwaysEmitImplicit: true }) as Record<string, unknown>;
+  const stages = (json.stages ?? []) as Record<string, unknown>[];
+  json.stages = stages.map((stage) => {
+    const keep = new Set(STAGE_FIELDS[stage.name as string] ?? []);
+    return Object.fromEntries(Object.entries(stage).filter(([k]) => !ALL_STAGE_FIELDS.has(k) || keep.has(k)));
+  });
+  return json;
+}
+
+export function createRestApp(deps: ServiceDeps, verifier: ApiKeyVerifier, probe: Probe) {
+  const { config, metrics } = deps;
+
+  /** Runs one REST call: request id, size limit, auth, decode, service, encode, errors, metrics. */
+  async function call<Req>(
+    route: string,
+    request: Request,
+    decode: (body: string) => Req,
+    run: (ctx: CallContext, req: Req) => Promise<unknown>,
+  ): Promise<Response> {
+    const started = performance.now();
+    const requestId = requestIdFrom(request.headers.get("x-request-id"));
+    const log = deps.log.child({ requestId, transport: "rest", route });
+    try {
+      const auth = await verifier.verify(request.headers.get("x-tenant-id"), request.headers.get("x-api-key"), "decide");
+      const body = request.method === "GET" ? "" : await readBodyText(request, config.maxBodyBytes);
+      const req = decode(body);
+      const out = await run({ auth, requestId, log }, req);
+      return jsonResponse(200, out, requestId);
+    } catch (err) {
+      const appError = toAppError(err);
+      metrics.errors.inc({ code: appError.code, transport: "rest" });
+      if (appError.code === "INTERNAL_ERROR") log.error("request failed", { err });
+      return errorResponse(appError, requestId);
+    } finally {
+      metrics.requestDuration.observe({ route, transport: "rest" }, (performance.now() - started) / 1000);
+    }
+  }
+
+  return new Elysia()
+    .post("/api/v1/recommend", ({ request }) =>
+      call(
+        "/api/v1/recommend",
+        request,
+        (body) => decodeJsonMessage(RecommendRequestSchema, body),
+        async (ctx, req) => toJson(RecommendResponseSchema, await recommend(deps, ctx, req), { alwaysEmitImplicit: true }),
+      ),
+    )
+    .post("/api/v1/respond", ({ request }) =>
+      call(
+        "/api/v1/respond",
+        request,
+        (body) => decodeJsonMessage(RespondRequestSchema, body),
+        async (ctx, req) => toJson(RespondResponseSchema, await respond(deps, ctx, req), { alwaysEmitImplicit: true }),
+      ),
+    )
+    .get("/api/v1/decision-traces/:traceId", ({ request, params }) =>
+      call(
+        "/api/v1/decision-traces/:traceId",
+        request,
+        () => create(GetDecisionTraceRequestSchema, { traceId: params.traceId }),
+        async (ctx, req) => {
+          const res = await getDecisionTrace(deps, ctx, req);
+          return res.trace ? traceJson(res.trace) : null;
+        },
+      ),
+    )
+    .get("/healthz", () => Response.json({ status: "ok" }))
+    .get("/readyz", async () => {
+      const checks = await probe.ready();
+      const ok = Object.values(checks).every((c) => c === "ok");
+      return Response.json({ status: ok ? "ok" : "unavailable", checks }, { status: ok ? 200 : 503 });
+    })
+    .get("/metrics", () => new Response(metrics.render(), { headers: { "content-type": "text/plain; version=0.0.4" } }))
+    .onError(({ code, request }) => {
+      const requestId = requestIdFrom(request.headers.get("x-request-id"));
+      if (code === "NOT_FOUND") return errorResponse(new AppError("NOT_FOUND", "Route not found"), requestId);
+      return errorResponse(toAppError(null), requestId);
+    });
+}
