@@ -1,0 +1,145 @@
+// Test harness: every test file gets its own PostgreSQL database (on the server of DATABASE_URL) and its
+// own Redis key prefix, and starts the service in-process on free ports.
+
+import postgres from "postgres";
+import { type App, startApp } from "../src/app.ts";
+import { loadConfig } from "../src/config.ts";
+import { createLogger } from "../src/log.ts";
+import { randomBase62 } from "../src/ids.ts";
+
+export const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+export const BUN = process.execPath;
+export const SERVER_URL = process.env.DATABASE_URL || "postgres://postgres@127.0.0.1:5432/postgres";
+export const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
+export const DEMO_KEY = "krn_TestDemoKey0000000000000000000000000001";
+export const TUTORIAL_RECOMMEND = `{
+  "customerId": "cust_12345",
+  "channelId": "ch_email",
+  "decisionFlowId": "df_credit_cards",
+  "maxOffers": 3,
+  "placement": "hero_offer",
+  "attributes": {
+    "tier": "gold",
+    "source": "campaign_q1",
+    "device": "mobile"
+  },
+  "trace": true
+}`;
+export const TUTORIAL_RESPOND = `{
+  "customerId": "cust_12345",
+  "offerId": "act_platinum_cc",
+  "channelId": "ch_email",
+  "outcomeType": "click",
+  "creativeId": "treat_platinum_email",
+  "traceId": "trace_abc123",
+  "metadata": {
+    "clickPosition": "hero_banner",
+    "deviceType": "mobile"
+  }
+}`;
+
+function withDatabase(url: string, name: string): string {
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+export interface TestDatabase {
+  url: string;
+  sql: postgres.Sql;
+  drop(): Promise<void>;
+}
+
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const name = `kaireon_test_${randomBase62(10).toLowerCase()}`;
+  const admin = postgres(withDatabase(SERVER_URL, "postgres"), { onnotice: () => {}, max: 1 });
+  await admin.unsafe(`create database ${name}`);
+  const url = withDatabase(SERVER_URL, name);
+  const sql = postgres(url, { onnotice: () => {}, max: 4 });
+  return {
+    url,
+    sql,
+    async drop() {
+      await sql.end({ timeout: 1 });
+      await admin.unsafe(`drop database if exists ${name} with (force)`);
+      await admin.end({ timeout: 1 });
+    },
+  };
+}
+
+export interface TestService {
+  app: App;
+  db: TestDatabase;
+  http: string;
+  grpc: string;
+  key: string;
+  stop(): Promise<void>;
+}
+
+export function testEnv(extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    NODE_ENV: "test",
+    HOST: "127.0.0.1",
+    PORT: "0",
+    GRPC_PORT: "0",
+    API_KEY_PEPPER: "test-pepper-0123456789abcdef",
+    DEMO_API_KEY: DEMO_KEY,
+    LOG_LEVEL: "error",
+    ...extra,
+  };
+}
+
+export async function startTestService(extra: Record<string, string> = {}): Promise<TestService> {
+  const db = await createTestDatabase();
+  const config = loadConfig(testEnv({ DATABASE_URL: db.url, REDIS_URL, ...extra }));
+  const app = await startApp(config, createLogger("error"));
+  return {
+    app,
+    db,
+    http: `http://127.0.0.1:${app.listeners.port}`,
+    grpc: `http://127.0.0.1:${app.listeners.grpcPort}`,
+    key: DEMO_KEY,
+    async stop() {
+      await app.stop();
+      await db.drop();
+    },
+  };
+}
+
+export function authHeaders(key: string = DEMO_KEY, tenant = "demo"): Record<string, string> {
+  return { "x-tenant-id": tenant, "x-api-key": key, "content-type": "application/json" };
+}
+
+export async function postJson(base: string, path: string, body: string | object, headers: Record<string, string> = authHeaders()) {
+  const res = await fetch(`${base}${path}`, {
+    method: "POST",
+    headers,
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json: unknown = null;
+  try {
+    json = JSON.parse(text);
+  } catch {}
+  return { status: res.status, headers: res.headers, json: json as Record<string, unknown> & { [k: string]: any }, text };
+}
+
+/** Creates a second tenant with one key, straight in the database. */
+export async function createTenantWithKey(svc: TestService, tenantId: string, scopes = ["decide", "admin"]): Promise<string> {
+  const { hashApiKey } = await import("../src/services/auth.ts");
+  const key = `krn_${randomBase62(40)}`;
+  await svc.db.sql`insert into tenants (id, name) values (${tenantId}, ${tenantId})`;
+  await svc.db.sql`insert into api_keys (id, tenant_id, key_hash, prefix, scopes)
+    values (${`key_${randomBase62(12)}`}, ${tenantId}, ${hashApiKey(key, svc.app.config.apiKeyPepper)}, ${key.slice(0, 12)}, ${scopes})`;
+  return key;
+}
+
+export async function waitFor<T>(fn: () => Promise<T | undefined | null | false>, timeoutMs: number, intervalMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await Bun.sleep(intervalMs);
+  }
+}

@@ -1,0 +1,190 @@
+// The API tutorial's three calls, verbatim, against the demo tenant on the real PostgreSQL.
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { authHeaders, createTenantWithKey, postJson, startTestService, type TestService, TUTORIAL_RECOMMEND, TUTORIAL_RESPOND } from "./harness.ts";
+
+let svc: TestService;
+beforeAll(async () => {
+  svc = await startTestService();
+});
+afterAll(async () => {
+  await svc.stop();
+});
+
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
+
+async function getTrace(traceId: string, headers = authHeaders()) {
+  const res = await fetch(`${svc.http}/api/v1/decision-traces/${traceId}`, { headers });
+  return { status: res.status, json: (await res.json()) as any };
+}
+
+describe("Recommend", () => {
+  test("the tutorial body answers with the Platinum card, then Cash Back, addressed to Sarah", async () => {
+    const res = await postJson(svc.http, "/api/v1/recommend", TUTORIAL_RECOMMEND);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-request-id")).toBeTruthy();
+    const body = res.json;
+    expect(body.customerId).toBe("cust_12345");
+    expect(body.decisionFlowId).toBe("df_credit_cards");
+    expect(body.traceId).toMatch(/^trace_[0-9A-Za-z]{20}$/);
+    expect(body.processedAt).toMatch(RFC3339);
+    expect(Math.abs(Date.parse(body.processedAt) - Date.now())).toBeLessThan(60_000);
+
+    const [first, second, ...rest] = body.recommendations;
+    expect(rest).toEqual([]);
+    expect(first.offerId).toBe("act_platinum_cc");
+    expect(first.offerName).toBe("Platinum Rewards Card");
+    expect(first.categoryId).toBe("cat_credit_cards");
+    expect(first.rank).toBe(1);
+    expect(first.channelId).toBe("ch_email");
+    expect(first.creativeId).toBe("treat_platinum_email");
+    expect(first.content).toEqual({
+      subject: "You're invited, Sarah - Earn 3x Rewards",
+      headline: "Platinum Rewards Card",
+      body: "Start earning 3x points with a personalized rate of 17.49% APR.",
+      ctaText: "Apply Now",
+      ctaUrl: "https://example.com/apply/platinum",
+    });
+    expect(first.personalization).toEqual({ personalized_rate: 17.49, annual_fee_waiver: true });
+
+    expect(second.offerId).toBe("act_cashback");
+    expect(second.rank).toBe(2);
+    expect(second.creativeId).toBe("treat_cashback_email");
+    expect(second.content.subject).toBe("Sarah, get 2% cash back on everything");
+    expect(second.personalization).toEqual({ personalized_rate: 18.24 });
+    expect(first.score).toBeGreaterThan(second.score);
+    expect(second.score).toBeGreaterThan(0);
+    expect(first.score).toBeLessThanOrEqual(1);
+  });
+
+  test("every field of the answer is present even when empty", async () => {
+    const res = await postJson(svc.http, "/api/v1/recommend", { customerId: "nobody", channelId: "ch_sms", placement: "", attributes: {} });
+    expect(res.status).toBe(200);
+    for (const r of res.json.recommendations) {
+      for (const k of ["offerId", "offerName", "categoryId", "rank", "score", "channelId", "creativeId", "content", "personalization"]) {
+        expect(r).toHaveProperty(k);
+      }
+    }
+    expect(res.json).not.toHaveProperty("traceId");
+  });
+
+  test("an unknown customer is decided on request attributes alone", async () => {
+    const res = await postJson(svc.http, "/api/v1/recommend", { customerId: "cust_unknown_1", channelId: "ch_email", placement: "hero_offer" });
+    expect(res.status).toBe(200);
+    const ids = res.json.recommendations.map((r: any) => r.offerId);
+    expect(ids).toEqual(["act_platinum_cc", "act_cashback"]);
+    // No profile: the template fallback greets, and no loyalty discount applies.
+    expect(res.json.recommendations[1].content.subject).toBe("Hi, get 2% cash back on everything");
+    expect(res.json.recommendations[1].personalization.personalized_rate).toBe(20.74);
+  });
+
+  test("a channel without eligible offers answers an empty list, not an error", async () => {
+    await svc.db.sql`insert into channels (tenant_id, id, name) values ('demo', 'ch_push', 'Push')`;
+    svc.app.deps.catalogs.invalidate("demo");
+    const res = await postJson(svc.http, "/api/v1/recommend", { customerId: "cust_12345", channelId: "ch_push" });
+    expect(res.status).toBe(200);
+    expect(res.json.recommendations).toEqual([]);
+    const footer = await postJson(svc.http, "/api/v1/recommend", { customerId: "cust_12345", channelId: "ch_email", placement: "footer" });
+    expect(footer.json.recommendations.map((r: any) => r.offerId)).toEqual(["act_hy_savings"]);
+    expect(footer.json.recommendations[0].content.body).toBe("Earn 4.1% APY.");
+  });
+});
+
+describe("Decision traces", () => {
+  test("the trace of the tutorial call has the five stages with the tutorial's fields", async () => {
+    const rec = await postJson(svc.http, "/api/v1/recommend", TUTORIAL_RECOMMEND);
+    const { status, json: trace } = await getTrace(rec.json.traceId);
+    expect(status).toBe(200);
+    expect(trace.traceId).toBe(rec.json.traceId);
+    expect(trace.customerId).toBe("cust_12345");
+    expect(trace.decisionFlowId).toBe("df_credit_cards");
+    expect(trace.processedAt).toBe(rec.json.processedAt);
+    expect(typeof trace.totalDuration).toBe("number");
+    expect(trace.stages.map((s: any) => s.name)).toEqual(["enrich", "compute", "filter", "score", "rank"]);
+    const [enrich, compute, filter, score, rank] = trace.stages;
+    for (const s of trace.stages) expect(typeof s.duration).toBe("number");
+    expect(enrich.input).toEqual({ customerId: "cust_12345" });
+    expect(enrich.output["customer.loyalty_score"]).toBe(85);
+    expect(enrich.output["customer.credit_score"]).toBe(720);
+    expect(compute.computed.act_platinum_cc.personalized_rate).toBe(17.49);
+    expect(compute.computed.act_cashback.personalized_rate).toBe(18.24);
+    expect(filter.candidatesIn).toBe(15);
+    expect(filter.candidatesOut).toBe(2);
+    expect(filter.filtered).toContain("act_home_loan (segment_required)");
+    expect(filter.filtered).toContain("act_auto_loan (propensity < 0.55)");
+    expect(Object.keys(score.scores).sort()).toEqual(["act_cashback", "act_platinum_cc"]);
+    expect(score.scores.act_platinum_cc).toBe(rec.json.recommendations[0].score);
+    expect(rank.finalOrder).toEqual(["act_platinum_cc", "act_cashback"]);
+    // Each stage carries only its own fields.
+    expect(enrich).not.toHaveProperty("filtered");
+    expect(rank).not.toHaveProperty("scores");
+  });
+
+  test("another tenant's key gets 404 for the trace, like a missing one", async () => {
+    const rec = await postJson(svc.http, "/api/v1/recommend", TUTORIAL_RECOMMEND);
+    const otherKey = await createTenantWithKey(svc, "acme");
+    const other = await getTrace(rec.json.traceId, authHeaders(otherKey, "acme"));
+    expect(other.status).toBe(404);
+    expect(other.json.code).toBe("NOT_FOUND");
+    const missing = await getTrace("trace_doesnotexist00000000");
+    expect(missing.status).toBe(404);
+    expect(missing.json.error).toBe(other.json.error);
+  });
+
+  test("a returned trace id is readable from the database within one second", async () => {
+    const rec = await postJson(svc.http, "/api/v1/recommend", TUTORIAL_RECOMMEND);
+    await Bun.sleep(1000);
+    const rows = await svc.db.sql`select body from decision_traces where tenant_id = 'demo' and trace_id = ${rec.json.traceId}`;
+    expect(rows.length).toBe(1);
+  });
+});
+
+describe("Respond", () => {
+  test("the tutorial body answers 200 with an int_ id, and the row is committed when the answer arrives", async () => {
+    const res = await postJson(svc.http, "/api/v1/respond", TUTORIAL_RESPOND);
+    expect(res.status).toBe(200);
+    expect(res.json.id).toMatch(/^int_[0-9A-Za-z]{20}$/);
+    expect(res.json).toMatchObject({
+      customerId: "cust_12345",
+      offerId: "act_platinum_cc",
+      channelId: "ch_email",
+      outcomeType: "click",
+      creativeId: "treat_platinum_email",
+      traceId: "trace_abc123",
+    });
+    expect(res.json.recordedAt).toMatch(RFC3339);
+    const rows = await svc.db.sql`select customer_id, offer_id, outcome_type, metadata from interactions where tenant_id = 'demo' and id = ${res.json.id}`;
+    expect(rows.length).toBe(1);
+    expect(rows[0]?.outcome_type).toBe("click");
+    expect(rows[0]?.metadata).toEqual({ clickPosition: "hero_banner", deviceType: "mobile" });
+  });
+
+  test("an unknown offer or channel is 404, an unknown outcome type is 400", async () => {
+    const body = JSON.parse(TUTORIAL_RESPOND);
+    const offer = await postJson(svc.http, "/api/v1/respond", { ...body, offerId: "act_nope" });
+    expect(offer.status).toBe(404);
+    const channel = await postJson(svc.http, "/api/v1/respond", { ...body, channelId: "ch_fax" });
+    expect(channel.status).toBe(404);
+    const outcome = await postJson(svc.http, "/api/v1/respond", { ...body, outcomeType: "teleport" });
+    expect(outcome.status).toBe(400);
+    expect(outcome.json.details).toEqual([{ field: "outcomeType", message: expect.stringContaining("impression") }]);
+  });
+
+  test("after many clicks on an offer its score in later traces rises", async () => {
+    const request = { customerId: "cust_10007", channelId: "ch_web", trace: true, maxOffers: 10 };
+    const scoreOf = async () => {
+      const rec = await postJson(svc.http, "/api/v1/recommend", request);
+      const { json: trace } = await getTrace(rec.json.traceId);
+      return trace.stages.find((s: any) => s.name === "score").scores.act_travel_insurance as number;
+    };
+    const before = await scoreOf();
+    for (let i = 0; i < 30; i++) {
+      const r = await postJson(svc.http, "/api/v1/respond", { customerId: `cust_${10100 + i}`, offerId: "act_travel_insurance", channelId: "ch_web", outcomeType: "click" });
+      expect(r.status).toBe(200);
+    }
+    const after = await scoreOf();
+    expect(after).toBeGreaterThan(before);
+    const counters = await svc.db.sql`select clicks::int as clicks from offer_channel_stats where tenant_id = 'demo' and offer_id = 'act_travel_insurance' and channel_id = 'ch_web'`;
+    expect(counters[0]?.clicks).toBe(30);
+  });
+});
