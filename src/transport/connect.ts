@@ -15,7 +15,7 @@ import { DecisionTraceService } from "../../gen/kaireon/v1/decision_trace_pb.ts"
 import { ErrorDetailSchema } from "../../gen/kaireon/v1/errors_pb.ts";
 import { RecommendService } from "../../gen/kaireon/v1/recommend_pb.ts";
 import { RespondService } from "../../gen/kaireon/v1/respond_pb.ts";
-import { type AppError, type ErrorCode, toAppError } from "../errors.ts";
+import { type AppError, type ErrorCode, toAppError, validationError } from "../errors.ts";
 import type { ApiKeyVerifier } from "../services/auth.ts";
 import type { CallContext, ServiceDeps } from "../services/context.ts";
 import { getDecisionTrace } from "../services/decision-trace.ts";
@@ -35,6 +35,9 @@ export const connectCodeOf: Record<ErrorCode, Code> = {
   INTERNAL_ERROR: Code.Internal,
   UNAVAILABLE: Code.Unavailable,
 };
+
+/** Set by the dispatcher when a binary message did not decode; never trusted from the caller. */
+export const INVALID_MESSAGE_HEADER = "x-kaireon-invalid-message";
 
 const callKey = createContextKey<CallContext | undefined>(undefined, { description: "kaireon call context" });
 
@@ -70,6 +73,8 @@ export function createInterceptor(deps: ServiceDeps, verifier: ApiKeyVerifier): 
     const log = deps.log.child({ requestId, transport, route });
     let status = "OK";
     try {
+      const invalid = req.header.get(INVALID_MESSAGE_HEADER);
+      if (invalid) throw validationError([{ field: "", message: `request message is not valid protobuf: ${invalid}` }]);
       const auth = await verifier.verify(req.header.get("x-tenant-id"), req.header.get("x-api-key"), "decide");
       req.contextValues.set(callKey, { auth, requestId, log });
       const res = await next(req);

@@ -1,16 +1,14 @@
 // The two listeners of one process. PORT is Bun.serve over HTTP/1.1: Connect and gRPC-Web calls go to
-// the Connect router's fetch handlers, everything else to the REST app. GRPC_PORT is node:http2 in
-// cleartext (h2c) for native gRPC, which needs HTTP trailers that Bun.serve cannot send.
+// the Connect dispatcher, everything else to the REST app. GRPC_PORT is node:http2 in cleartext (h2c)
+// for native gRPC, which needs HTTP trailers that Bun.serve cannot send.
 
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
-import { createConnectRouter } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
-import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { universalServerRequestFromFetch, universalServerResponseToFetch } from "@connectrpc/connect/protocol";
 import type { ApiKeyVerifier } from "../services/auth.ts";
 import type { ServiceDeps } from "../services/context.ts";
-import { registerServices, routerOptions } from "./connect.ts";
+import { createConnectDispatcher } from "./connect-dispatch.ts";
 import { createRestApp, type Probe } from "./rest.ts";
 import { requestIdFrom } from "./request-id.ts";
 
@@ -24,12 +22,7 @@ export interface Listeners {
 export async function startListeners(deps: ServiceDeps, verifier: ApiKeyVerifier, probe: Probe): Promise<Listeners> {
   const { config, log } = deps;
   const shutdownController = new AbortController();
-  const options = routerOptions(deps, verifier, shutdownController.signal);
-  const routes = registerServices(deps);
-
-  const router = createConnectRouter(options);
-  routes(router);
-  const connectHandlers = new Map<string, UniversalHandler>(router.handlers.map((h) => [h.requestPath, h]));
+  const connect = createConnectDispatcher(deps, verifier, shutdownController.signal);
   const rest = createRestApp(deps, verifier, probe);
 
   let inFlight = 0;
@@ -40,20 +33,12 @@ export async function startListeners(deps: ServiceDeps, verifier: ApiKeyVerifier
   };
 
   async function dispatch(request: Request): Promise<Response> {
-    const path = new URL(request.url).pathname;
-    const handler = connectHandlers.get(path);
+    const url = new URL(request.url);
+    const handler = connect.match(url.pathname);
     if (!handler) return rest.handle(request);
-    // Connect and gRPC-Web: same router, same interceptor as native gRPC. The request id is fixed here so
-    // that errors raised before the interceptor (a malformed or oversized message) carry it too; the
-    // router's readMaxBytes enforces the size limit.
     const requestId = requestIdFrom(request.headers.get("x-request-id"));
-    const header = new Headers(request.headers);
-    header.set("x-request-id", requestId);
-    const res = await handler({ ...universalServerRequestFromFetch(request, { httpVersion: "1.1" }), header });
-    if (!res.header) res.header = new Headers();
-    else res.header = new Headers(res.header);
-    (res.header as Headers).set("x-request-id", requestId);
-    return universalServerResponseToFetch(res);
+    const req = universalServerRequestFromFetch(request, { httpVersion: "1.1" });
+    return universalServerResponseToFetch(await connect.handle(handler, { ...req, header: new Headers(request.headers) }, requestId));
   }
 
   const http = Bun.serve({
@@ -74,20 +59,34 @@ export async function startListeners(deps: ServiceDeps, verifier: ApiKeyVerifier
     },
   });
 
-  const nodeHandler = connectNodeAdapter({ ...options, routes });
   const sessions = new Set<http2.ServerHttp2Session>();
-  const grpc = http2.createServer(
-    {
-      maxSessionMemory: 64,
-      settings: { maxConcurrentStreams: 1000, maxHeaderListSize: 64 * 1024 },
-    },
-    (req, res) => {
-      inFlight++;
-      res.once("close", settle);
-      req.headers["x-request-id"] = requestIdFrom(req.headers["x-request-id"] as string | undefined);
-      nodeHandler(req, res);
-    },
-  );
+  const grpc = http2.createServer({ maxSessionMemory: 64, settings: { maxConcurrentStreams: 1000, maxHeaderListSize: 64 * 1024 } });
+  grpc.on("request", (req, res) => {
+    const handler = connect.match((req.url ?? "").split("?", 1)[0] ?? "");
+    if (!handler) {
+      res.writeHead(404).end();
+      return;
+    }
+    inFlight++;
+    let settled = false;
+    const done = () => {
+      if (settled) return;
+      settled = true;
+      settle();
+    };
+    res.once("close", done);
+    res.once("finish", () => {
+      // Answered before the caller finished sending (an oversized message): end the stream, as gRPC
+      // servers do with RST_STREAM(NO_ERROR), instead of waiting on a body nobody will read.
+      if (!req.complete) req.stream.close(http2.constants.NGHTTP2_NO_ERROR);
+      done();
+    });
+    const requestId = requestIdFrom(req.headers["x-request-id"] as string | undefined);
+    connect
+      .handle(handler, universalRequestFromNodeRequest(req, res, undefined, undefined), requestId)
+      .then((uRes) => universalResponseToNodeResponse(uRes, res))
+      .catch((err) => log.warn("grpc stream failed", { err: err instanceof Error ? err.message : String(err), requestId }));
+  });
   grpc.on("session", (session) => {
     sessions.add(session);
     session.setTimeout(config.idleTimeoutSeconds * 1000, () => session.close());
@@ -104,7 +103,7 @@ export async function startListeners(deps: ServiceDeps, verifier: ApiKeyVerifier
     port: http.port as number,
     grpcPort,
     async shutdown() {
-      // Stop accepting on both listeners; connections already open finish what they started.
+      // Stop accepting on both listeners; requests already accepted run to completion.
       http.stop(false);
       grpc.close();
       for (const s of sessions) s.close();
