@@ -143,3 +143,43 @@ export async function waitFor<T>(fn: () => Promise<T | undefined | null | false>
     await Bun.sleep(intervalMs);
   }
 }
+
+export interface SpawnedService {
+  proc: ReturnType<typeof Bun.spawn>;
+  port: number;
+  grpcPort: number;
+  http: string;
+  /** Everything the process printed so far. */
+  output(): string;
+  exited: Promise<number>;
+}
+
+/** Starts `bun src/main.ts` as a separate process and waits until it listens. */
+export async function spawnService(env: Record<string, string>, timeoutMs = 30_000): Promise<SpawnedService> {
+  const proc = Bun.spawn([BUN, "src/main.ts"], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  let out = "";
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) out += decoder.decode(chunk);
+  };
+  void pump(proc.stdout as ReadableStream<Uint8Array>);
+  void pump(proc.stderr as ReadableStream<Uint8Array>);
+  const listening = await waitFor(async () => {
+    if (proc.exitCode !== null) throw new Error(`service exited with ${proc.exitCode}:\n${out}`);
+    const line = out.split("\n").find((l) => l.includes('"msg":"listening"'));
+    return line ? (JSON.parse(line) as { port: number; grpcPort: number }) : null;
+  }, timeoutMs);
+  return {
+    proc,
+    port: listening.port,
+    grpcPort: listening.grpcPort,
+    http: `http://127.0.0.1:${listening.port}`,
+    output: () => out,
+    exited: proc.exited,
+  };
+}

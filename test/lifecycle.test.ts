@@ -1,0 +1,148 @@
+// The process as an operator runs it: two instances starting at once on an empty database, SIGTERM under
+// load, and the embedded database a newcomer gets from the README's start command.
+
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createTestDatabase, DEMO_KEY, postJson, REDIS_URL, spawnService, TUTORIAL_RECOMMEND, type TestDatabase } from "./harness.ts";
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+function serviceEnv(extra: Record<string, string>): Record<string, string> {
+  return {
+    HOST: "127.0.0.1",
+    PORT: "0",
+    GRPC_PORT: "0",
+    API_KEY_PEPPER: "lifecycle-pepper-0123456789",
+    LOG_LEVEL: "info",
+    REDIS_URL,
+    ...extra,
+  };
+}
+
+describe("start-up", () => {
+  test("two instances started at once on one empty database both come up; migrations ran once", async () => {
+    const db: TestDatabase = await createTestDatabase();
+    cleanups.push(() => db.drop());
+    const env = serviceEnv({ DATABASE_URL: db.url, DEMO_API_KEY: DEMO_KEY });
+    const [a, b] = await Promise.all([spawnService(env), spawnService(env)]);
+    cleanups.push(() => {
+      a.proc.kill("SIGKILL");
+      b.proc.kill("SIGKILL");
+    });
+    for (const s of [a, b]) {
+      const ready = await fetch(`${s.http}/readyz`);
+      expect(ready.status).toBe(200);
+      const rec = await postJson(s.http, "/api/v1/recommend", TUTORIAL_RECOMMEND);
+      expect(rec.status).toBe(200);
+    }
+    const migrations = await db.sql`select version from schema_migrations`;
+    expect(migrations.map((r) => r.version)).toEqual([1]);
+    const applied = [a, b].map((s) => s.output().split("\n").find((l) => l.includes('"msg":"database ready"')) ?? "");
+    // Exactly one of the two applied the migration; the other found nothing to do.
+    expect(applied.filter((l) => l.includes('"migrationsApplied":["001_init.sql"]')).length).toBe(1);
+    expect(applied.filter((l) => l.includes('"migrationsApplied":[]')).length).toBe(1);
+    const tenants = await db.sql`select id from tenants`;
+    expect(tenants.map((t) => t.id)).toEqual(["demo"]);
+    const keys = await db.sql`select id from api_keys`;
+    expect(keys.length).toBe(1);
+  }, 60_000);
+});
+
+describe("shutdown", () => {
+  test("SIGTERM under load: every accepted request completes and the process exits 0", async () => {
+    const db = await createTestDatabase();
+    cleanups.push(() => db.drop());
+    const svc = await spawnService(serviceEnv({ DATABASE_URL: db.url, DEMO_API_KEY: DEMO_KEY }));
+    cleanups.push(() => {
+      svc.proc.kill("SIGKILL");
+    });
+
+    const acknowledged: string[] = [];
+    const failures: string[] = [];
+    let statusOther = 0;
+    let stop = false;
+    const body = JSON.stringify({ customerId: "cust_12345", offerId: "act_cashback", channelId: "ch_email", outcomeType: "impression" });
+    // 40 clients, each sending responds back to back until the server stops accepting them.
+    const clients = Array.from({ length: 40 }, async () => {
+      while (!stop) {
+        try {
+          const res = await fetch(`${svc.http}/api/v1/respond`, {
+            method: "POST",
+            headers: { "content-type": "application/json", "x-tenant-id": "demo", "x-api-key": DEMO_KEY },
+            body,
+          });
+          if (res.status === 200) acknowledged.push(((await res.json()) as { id: string }).id);
+          else statusOther++;
+        } catch (err) {
+          // Refused or reset: never accepted, which a client retries; nothing else may happen.
+          failures.push(String((err as Error).message ?? err));
+          return;
+        }
+      }
+    });
+    await Bun.sleep(700);
+    const before = acknowledged.length;
+    svc.proc.kill("SIGTERM");
+    const code = await svc.exited;
+    stop = true;
+    await Promise.all(clients);
+
+    expect(code).toBe(0);
+    expect(before).toBeGreaterThan(0);
+    expect(statusOther).toBe(0);
+    expect(svc.output()).toContain('"msg":"stopped"');
+    // Requests were in flight when the signal came, and they were waited for.
+    expect(svc.output()).toContain('"msg":"draining in-flight requests"');
+    expect(acknowledged.length).toBeGreaterThan(before);
+    // Every acknowledged interaction is committed.
+    const rows = await db.sql`select id from interactions where tenant_id = 'demo'`;
+    const stored = new Set(rows.map((r) => r.id as string));
+    for (const id of acknowledged) expect(stored.has(id)).toBe(true);
+  }, 60_000);
+});
+
+describe("embedded database", () => {
+  test("without DATABASE_URL the service runs on PGlite under DATA_DIR, seeds the demo and prints its key", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "kaireon-embedded-"));
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    const svc = await spawnService({ HOST: "127.0.0.1", PORT: "0", GRPC_PORT: "0", DATA_DIR: dataDir, LOG_LEVEL: "info" }, 60_000);
+    cleanups.push(() => {
+      svc.proc.kill("SIGKILL");
+    });
+    const key = svc.output().match(/krn_[0-9A-Za-z]{32,}/)?.[0];
+    expect(key).toBeDefined();
+    expect(svc.output()).toContain('"kind":"embedded"');
+    expect(svc.output()).toContain("API_KEY_PEPPER is not set");
+
+    const headers = { "content-type": "application/json", "x-tenant-id": "demo", "x-api-key": key as string };
+    const rec = await postJson(svc.http, "/api/v1/recommend", TUTORIAL_RECOMMEND, headers);
+    expect(rec.status).toBe(200);
+    expect(rec.json.recommendations.map((r: { offerId: string }) => r.offerId)).toEqual(["act_platinum_cc", "act_cashback"]);
+    expect(rec.json.recommendations[0].content.subject).toBe("You're invited, Sarah - Earn 3x Rewards");
+    expect(rec.json.recommendations.map((r: { personalization: { personalized_rate: number } }) => r.personalization.personalized_rate)).toEqual([17.49, 18.24]);
+    expect(rec.json.traceId).toMatch(/^trace_/);
+
+    const trace = await fetch(`${svc.http}/api/v1/decision-traces/${rec.json.traceId}`, { headers });
+    expect(trace.status).toBe(200);
+    const res = await postJson(svc.http, "/api/v1/respond", { customerId: "cust_12345", offerId: "act_platinum_cc", channelId: "ch_email", outcomeType: "click" }, headers);
+    expect(res.status).toBe(200);
+
+    // The data survives a restart: same key, no second seed.
+    svc.proc.kill("SIGTERM");
+    expect(await svc.exited).toBe(0);
+    const again = await spawnService({ HOST: "127.0.0.1", PORT: "0", GRPC_PORT: "0", DATA_DIR: dataDir, LOG_LEVEL: "info" }, 60_000);
+    cleanups.push(() => {
+      again.proc.kill("SIGKILL");
+    });
+    expect(again.output()).not.toMatch(/krn_[0-9A-Za-z]{32,}/);
+    const rec2 = await postJson(again.http, "/api/v1/recommend", TUTORIAL_RECOMMEND, headers);
+    expect(rec2.status).toBe(200);
+    again.proc.kill("SIGTERM");
+    expect(await again.exited).toBe(0);
+  }, 120_000);
+});
