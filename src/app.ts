@@ -29,7 +29,9 @@ export async function openDatabase(config: Config): Promise<Db> {
 
 export async function startApp(config: Config, log: Logger = createLogger(config.logLevel)): Promise<App> {
   if (config.pepperIsDevelopment) {
-    log.warn("API_KEY_PEPPER is not set: using the development pepper. Set it before storing real keys; keys made under one pepper stop working under another.");
+    log.warn(
+      "API_KEY_PEPPER is not set: using the development pepper. Set it before storing real keys; keys made under one pepper stop working under another.",
+    );
   }
   const db = await openDatabase(config);
   const { applied } = await migrate(db);

@@ -15,7 +15,16 @@ import { newApiKey, newApiKeyId } from "./ids.ts";
 import { hashApiKey } from "./services/auth.ts";
 import type { Db } from "./store/db.ts";
 import { migrate } from "./store/migrate.ts";
-import { createTenant, getTenant, insertApiKey, listApiKeys, listTenants, revokeApiKey, type Scope, setTenantStatus } from "./store/tenants.ts";
+import {
+  createTenant,
+  getTenant,
+  insertApiKey,
+  listApiKeys,
+  listTenants,
+  revokeApiKey,
+  type Scope,
+  setTenantStatus,
+} from "./store/tenants.ts";
 
 const USAGE = `usage:
   tenants create <id> [--name NAME] [--plan community|professional|enterprise]
@@ -78,7 +87,15 @@ async function run(db: Db, pepper: string, argv: string[]): Promise<string> {
     }
     const key = newApiKey();
     const id = newApiKeyId();
-    await insertApiKey(db, { id, tenantId, hash: hashApiKey(key, pepper), prefix: key.slice(0, 12), name: values.name ?? "", scopes, expiresAt });
+    await insertApiKey(db, {
+      id,
+      tenantId,
+      hash: hashApiKey(key, pepper),
+      prefix: key.slice(0, 12),
+      name: values.name ?? "",
+      scopes,
+      expiresAt,
+    });
     return `created key ${id} for tenant ${tenantId} (scopes ${scopes.join(",")})\n${key}\nStore it now: it cannot be shown again.`;
   }
   if (group === "keys" && action === "list") {
@@ -86,7 +103,20 @@ async function run(db: Db, pepper: string, argv: string[]): Promise<string> {
     const rows = await listApiKeys(db, tenantId);
     const iso = (d: Date | null) => (d ? d.toISOString() : "-");
     return ["id\tprefix\tname\tscopes\tcreated\tlast_used\texpires\trevoked"]
-      .concat(rows.map((k) => [k.id, `${k.prefix}…`, k.name || "-", k.scopes.join(","), iso(k.createdAt), iso(k.lastUsedAt), iso(k.expiresAt), iso(k.revokedAt)].join("\t")))
+      .concat(
+        rows.map((k) =>
+          [
+            k.id,
+            `${k.prefix}…`,
+            k.name || "-",
+            k.scopes.join(","),
+            iso(k.createdAt),
+            iso(k.lastUsedAt),
+            iso(k.expiresAt),
+            iso(k.revokedAt),
+          ].join("\t"),
+        ),
+      )
       .join("\n");
   }
   if (group === "keys" && action === "revoke") {

@@ -30,7 +30,13 @@ function offer(o: Partial<OfferDef> & Pick<OfferDef, "id" | "categoryId" | "name
   };
 }
 
-function creative(id: string, offerId: string, channelId: string, placementId: string | null, content: Record<string, unknown>): CreativeDef {
+function creative(
+  id: string,
+  offerId: string,
+  channelId: string,
+  placementId: string | null,
+  content: Record<string, unknown>,
+): CreativeDef {
   return { id, offerId, channelId, placementId, name: id, status: "active", content };
 }
 
@@ -66,7 +72,14 @@ export const demoCatalog: Omit<CatalogDefinition, "flows"> & { flows: FlowVersio
       businessValue: 300,
       fields: { base_rate: 20.74, annual_fee: 0 },
     }),
-    offer({ id: "act_travel_cc", categoryId: "cat_credit_cards", name: "Travel Rewards Card", priority: 75, businessValue: 380, fields: { base_rate: 21.49 } }),
+    offer({
+      id: "act_travel_cc",
+      categoryId: "cat_credit_cards",
+      name: "Travel Rewards Card",
+      priority: 75,
+      businessValue: 380,
+      fields: { base_rate: 21.49 },
+    }),
     offer({
       id: "act_student_cc",
       categoryId: "cat_credit_cards",
@@ -76,7 +89,14 @@ export const demoCatalog: Omit<CatalogDefinition, "flows"> & { flows: FlowVersio
       fields: { base_rate: 23.99 },
       qualification: { condition: "coalesce(customer.age, 99) < 26" },
     }),
-    offer({ id: "act_balance_transfer", categoryId: "cat_credit_cards", name: "Balance Transfer Card", priority: 65, businessValue: 260, fields: { base_rate: 16.99 } }),
+    offer({
+      id: "act_balance_transfer",
+      categoryId: "cat_credit_cards",
+      name: "Balance Transfer Card",
+      priority: 65,
+      businessValue: 260,
+      fields: { base_rate: 16.99 },
+    }),
     offer({
       id: "act_secured_cc",
       categoryId: "cat_credit_cards",
@@ -104,8 +124,22 @@ export const demoCatalog: Omit<CatalogDefinition, "flows"> & { flows: FlowVersio
       fields: { base_rate: 7.99 },
       qualification: { minPropensity: 0.55 },
     }),
-    offer({ id: "act_personal_loan", categoryId: "cat_loans", name: "Personal Loan", priority: 55, businessValue: 250, fields: { base_rate: 11.99 } }),
-    offer({ id: "act_student_refi", categoryId: "cat_loans", name: "Student Loan Refinance", priority: 45, businessValue: 220, fields: { base_rate: 5.99 } }),
+    offer({
+      id: "act_personal_loan",
+      categoryId: "cat_loans",
+      name: "Personal Loan",
+      priority: 55,
+      businessValue: 250,
+      fields: { base_rate: 11.99 },
+    }),
+    offer({
+      id: "act_student_refi",
+      categoryId: "cat_loans",
+      name: "Student Loan Refinance",
+      priority: 45,
+      businessValue: 220,
+      fields: { base_rate: 5.99 },
+    }),
     offer({ id: "act_hy_savings", categoryId: "cat_deposits", name: "High-Yield Savings", priority: 60, businessValue: 150 }),
     offer({ id: "act_cd_12m", categoryId: "cat_deposits", name: "12-Month CD", priority: 50, businessValue: 130, fields: { apy: 4.6 } }),
     offer({ id: "act_travel_insurance", categoryId: "cat_insurance", name: "Travel Insurance", priority: 45, businessValue: 90 }),
@@ -130,7 +164,7 @@ export const demoCatalog: Omit<CatalogDefinition, "flows"> & { flows: FlowVersio
       "ch_email",
       "hero_offer",
       emailContent(
-        "You're invited, {{customer.first_name | \"friend\"}} - Earn 3x Rewards",
+        'You\'re invited, {{customer.first_name | "friend"}} - Earn 3x Rewards',
         "{{offer.name}}",
         "Start earning 3x points with a personalized rate of {{personalized_rate}}% APR.",
         "Apply Now",
@@ -143,7 +177,7 @@ export const demoCatalog: Omit<CatalogDefinition, "flows"> & { flows: FlowVersio
       "ch_email",
       "hero_offer",
       emailContent(
-        "{{customer.first_name | \"Hello\"}}, your Platinum invitation is waiting",
+        '{{customer.first_name | "Hello"}}, your Platinum invitation is waiting',
         "{{offer.name}}",
         "3x points on everything, at {{personalized_rate}}% APR just for you.",
         "Claim My Card",
@@ -156,7 +190,7 @@ export const demoCatalog: Omit<CatalogDefinition, "flows"> & { flows: FlowVersio
       "ch_email",
       "hero_offer",
       emailContent(
-        "{{customer.first_name | \"Hi\"}}, get 2% cash back on everything",
+        '{{customer.first_name | "Hi"}}, get 2% cash back on everything',
         "{{offer.name}}",
         "No annual fee, 2% cash back on all purchases.",
         "Learn More",
@@ -168,14 +202,26 @@ export const demoCatalog: Omit<CatalogDefinition, "flows"> & { flows: FlowVersio
       "act_home_loan",
       "ch_email",
       "hero_offer",
-      emailContent("Your new home starts here", "{{offer.name}}", "Rates from {{personalized_rate}}% for pre-approved buyers.", "Get Pre-Approved", "https://example.com/home"),
+      emailContent(
+        "Your new home starts here",
+        "{{offer.name}}",
+        "Rates from {{personalized_rate}}% for pre-approved buyers.",
+        "Get Pre-Approved",
+        "https://example.com/home",
+      ),
     ),
     creative(
       "treat_auto_loan_email",
       "act_auto_loan",
       "ch_email",
       "hero_offer",
-      emailContent("Drive away for less", "{{offer.name}}", "Auto loans from {{personalized_rate}}% APR.", "Check My Rate", "https://example.com/auto"),
+      emailContent(
+        "Drive away for less",
+        "{{offer.name}}",
+        "Auto loans from {{personalized_rate}}% APR.",
+        "Check My Rate",
+        "https://example.com/auto",
+      ),
     ),
     creative(
       "treat_savings_email_footer",
@@ -203,13 +249,15 @@ export const demoCatalog: Omit<CatalogDefinition, "flows"> & { flows: FlowVersio
     ].map((id) =>
       creative(`treat_${id.slice(4)}_web`, id, "ch_web", null, {
         headline: "{{offer.name}}",
-        body: "Picked for you, {{customer.first_name | \"valued customer\"}}.",
+        body: 'Picked for you, {{customer.first_name | "valued customer"}}.',
         ctaText: "See Details",
         ctaUrl: `https://example.com/offers/${id}`,
       }),
     ),
     ...["act_cashback", "act_personal_loan", "act_hy_savings"].map((id) =>
-      creative(`treat_${id.slice(4)}_sms`, id, "ch_sms", null, { text: "{{customer.first_name | \"Hi\"}}: {{offer.name}} - reply YES to learn more." }),
+      creative(`treat_${id.slice(4)}_sms`, id, "ch_sms", null, {
+        text: '{{customer.first_name | "Hi"}}: {{offer.name}} - reply YES to learn more.',
+      }),
     ),
   ],
   experiments: [
@@ -230,7 +278,12 @@ export const demoCatalog: Omit<CatalogDefinition, "flows"> & { flows: FlowVersio
       name: "Credit cards and lending",
       isDefault: true,
       definition: {
-        score: { method: "prie", weights: { propensity: 0.4, relevance: 0.2, impact: 0.3, emphasis: 0.1 }, propensity: "mean", priorWeight: 10 },
+        score: {
+          method: "prie",
+          weights: { propensity: 0.4, relevance: 0.2, impact: 0.3, emphasis: 0.1 },
+          propensity: "mean",
+          priorWeight: 10,
+        },
       },
     },
   ],

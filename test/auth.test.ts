@@ -90,8 +90,18 @@ describe("the CLI and key storage", () => {
 describe("refusals", () => {
   test("missing headers, a malformed key and an expired key are all the same 401", async () => {
     const bodies = new Set<string>();
-    const noKey = await postJson(svc.http, "/api/v1/recommend", { customerId: "c", channelId: "ch_email" }, { "content-type": "application/json", "x-tenant-id": "demo" });
-    const noTenant = await postJson(svc.http, "/api/v1/recommend", { customerId: "c", channelId: "ch_email" }, { "content-type": "application/json", "x-api-key": svc.key });
+    const noKey = await postJson(
+      svc.http,
+      "/api/v1/recommend",
+      { customerId: "c", channelId: "ch_email" },
+      { "content-type": "application/json", "x-tenant-id": "demo" },
+    );
+    const noTenant = await postJson(
+      svc.http,
+      "/api/v1/recommend",
+      { customerId: "c", channelId: "ch_email" },
+      { "content-type": "application/json", "x-api-key": svc.key },
+    );
     const malformed = await recommend("not-a-key", "demo");
     const created = await cli("keys", "create", "demo", "--name", "short-lived", "--expires-days", "1");
     const expiring = created.stdout.match(/krn_[0-9A-Za-z]{32,}/)?.[0] ?? "";

@@ -44,7 +44,13 @@ const encode = (json: string) => toBinary(RecommendRequestSchema, create(Recomme
 const big = JSON.stringify({ ...valid, attributes: { blob: "x".repeat(300 * 1024) } });
 
 const cases: Case[] = [
-  { name: "missing customerId", json: JSON.stringify({ channelId: "ch_email" }), rest: [400, "VALIDATION_ERROR"], grpc: "INVALID_ARGUMENT", connect: "invalid_argument" },
+  {
+    name: "missing customerId",
+    json: JSON.stringify({ channelId: "ch_email" }),
+    rest: [400, "VALIDATION_ERROR"],
+    grpc: "INVALID_ARGUMENT",
+    connect: "invalid_argument",
+  },
   {
     name: "wrong type",
     json: JSON.stringify({ customerId: 12345, channelId: "ch_email" }),
@@ -63,7 +69,14 @@ const cases: Case[] = [
     connect: "invalid_argument",
   },
   { name: "body over the limit", json: big, rest: [413, "PAYLOAD_TOO_LARGE"], grpc: "RESOURCE_EXHAUSTED", connect: "resource_exhausted" },
-  { name: "no key", headers: { "x-tenant-id": "demo" }, json: JSON.stringify(valid), rest: [401, "UNAUTHORIZED"], grpc: "UNAUTHENTICATED", connect: "unauthenticated" },
+  {
+    name: "no key",
+    headers: { "x-tenant-id": "demo" },
+    json: JSON.stringify(valid),
+    rest: [401, "UNAUTHORIZED"],
+    grpc: "UNAUTHENTICATED",
+    connect: "unauthenticated",
+  },
   {
     name: "wrong key",
     headers: { "x-tenant-id": "demo", "x-api-key": "krn_0000000000000000000000000000000000000000" },
@@ -124,7 +137,12 @@ describe.each(cases)("$name", (c) => {
       const rest = await sendRest(svc.http, "/api/v1/recommend", c.json, headers);
       expect([rest.status, rest.code]).toEqual(c.rest);
       expect(rest.headers["x-request-id"]).toBeTruthy();
-      expect(JSON.parse(rest.body)).toMatchObject({ error: expect.any(String), code: c.rest[1], details: expect.any(Array), requestId: rest.headers["x-request-id"] });
+      expect(JSON.parse(rest.body)).toMatchObject({
+        error: expect.any(String),
+        code: c.rest[1],
+        details: expect.any(Array),
+        requestId: rest.headers["x-request-id"],
+      });
 
       const connect = await sendConnectJson(svc.http, PATH, c.json, headers);
       expect(connect.code).toBe(c.connect);
@@ -170,7 +188,11 @@ describe("field violations travel as a typed detail", () => {
     const attributes = Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, i]));
     const rest = await sendRest(svc.http, "/api/v1/recommend", JSON.stringify({ ...valid, maxOffers: 51, attributes }), demoAuth);
     expect(rest.status).toBe(400);
-    expect(JSON.parse(rest.body).details.map((d: { field: string }) => d.field).sort()).toEqual(["attributes", "maxOffers"]);
+    expect(
+      JSON.parse(rest.body)
+        .details.map((d: { field: string }) => d.field)
+        .sort(),
+    ).toEqual(["attributes", "maxOffers"]);
   });
 
   test("a caller's request id is echoed", async () => {

@@ -42,7 +42,13 @@ describe("start-up", () => {
     }
     const migrations = await db.sql`select version from schema_migrations`;
     expect(migrations.map((r) => r.version)).toEqual([1]);
-    const applied = [a, b].map((s) => s.output().split("\n").find((l) => l.includes('"msg":"database ready"')) ?? "");
+    const applied = [a, b].map(
+      (s) =>
+        s
+          .output()
+          .split("\n")
+          .find((l) => l.includes('"msg":"database ready"')) ?? "",
+    );
     // Exactly one of the two applied the migration; the other found nothing to do.
     expect(applied.filter((l) => l.includes('"migrationsApplied":["001_init.sql"]')).length).toBe(1);
     expect(applied.filter((l) => l.includes('"migrationsApplied":[]')).length).toBe(1);
@@ -124,12 +130,19 @@ describe("embedded database", () => {
     expect(rec.status).toBe(200);
     expect(rec.json.recommendations.map((r: { offerId: string }) => r.offerId)).toEqual(["act_platinum_cc", "act_cashback"]);
     expect(rec.json.recommendations[0].content.subject).toBe("You're invited, Sarah - Earn 3x Rewards");
-    expect(rec.json.recommendations.map((r: { personalization: { personalized_rate: number } }) => r.personalization.personalized_rate)).toEqual([17.49, 18.24]);
+    expect(
+      rec.json.recommendations.map((r: { personalization: { personalized_rate: number } }) => r.personalization.personalized_rate),
+    ).toEqual([17.49, 18.24]);
     expect(rec.json.traceId).toMatch(/^trace_/);
 
     const trace = await fetch(`${svc.http}/api/v1/decision-traces/${rec.json.traceId}`, { headers });
     expect(trace.status).toBe(200);
-    const res = await postJson(svc.http, "/api/v1/respond", { customerId: "cust_12345", offerId: "act_platinum_cc", channelId: "ch_email", outcomeType: "click" }, headers);
+    const res = await postJson(
+      svc.http,
+      "/api/v1/respond",
+      { customerId: "cust_12345", offerId: "act_platinum_cc", channelId: "ch_email", outcomeType: "click" },
+      headers,
+    );
     expect(res.status).toBe(200);
 
     // The data survives a restart: same key, no second seed.

@@ -1,7 +1,15 @@
 // The API tutorial's three calls, verbatim, against the demo tenant on the real PostgreSQL.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { authHeaders, createTenantWithKey, postJson, startTestService, type TestService, TUTORIAL_RECOMMEND, TUTORIAL_RESPOND } from "./harness.ts";
+import {
+  authHeaders,
+  createTenantWithKey,
+  postJson,
+  startTestService,
+  type TestService,
+  TUTORIAL_RECOMMEND,
+  TUTORIAL_RESPOND,
+} from "./harness.ts";
 
 let svc: TestService;
 beforeAll(async () => {
@@ -69,7 +77,11 @@ describe("Recommend", () => {
   });
 
   test("an unknown customer is decided on request attributes alone", async () => {
-    const res = await postJson(svc.http, "/api/v1/recommend", { customerId: "cust_unknown_1", channelId: "ch_email", placement: "hero_offer" });
+    const res = await postJson(svc.http, "/api/v1/recommend", {
+      customerId: "cust_unknown_1",
+      channelId: "ch_email",
+      placement: "hero_offer",
+    });
     expect(res.status).toBe(200);
     const ids = res.json.recommendations.map((r: any) => r.offerId);
     expect(ids).toEqual(["act_platinum_cc", "act_cashback"]);
@@ -153,7 +165,8 @@ describe("Respond", () => {
       traceId: "trace_abc123",
     });
     expect(res.json.recordedAt).toMatch(RFC3339);
-    const rows = await svc.db.sql`select customer_id, offer_id, outcome_type, metadata from interactions where tenant_id = 'demo' and id = ${res.json.id}`;
+    const rows = await svc.db
+      .sql`select customer_id, offer_id, outcome_type, metadata from interactions where tenant_id = 'demo' and id = ${res.json.id}`;
     expect(rows.length).toBe(1);
     expect(rows[0]?.outcome_type).toBe("click");
     expect(rows[0]?.metadata).toEqual({ clickPosition: "hero_banner", deviceType: "mobile" });
@@ -179,12 +192,18 @@ describe("Respond", () => {
     };
     const before = await scoreOf();
     for (let i = 0; i < 30; i++) {
-      const r = await postJson(svc.http, "/api/v1/respond", { customerId: `cust_${10100 + i}`, offerId: "act_travel_insurance", channelId: "ch_web", outcomeType: "click" });
+      const r = await postJson(svc.http, "/api/v1/respond", {
+        customerId: `cust_${10100 + i}`,
+        offerId: "act_travel_insurance",
+        channelId: "ch_web",
+        outcomeType: "click",
+      });
       expect(r.status).toBe(200);
     }
     const after = await scoreOf();
     expect(after).toBeGreaterThan(before);
-    const counters = await svc.db.sql`select clicks::int as clicks from offer_channel_stats where tenant_id = 'demo' and offer_id = 'act_travel_insurance' and channel_id = 'ch_web'`;
+    const counters = await svc.db
+      .sql`select clicks::int as clicks from offer_channel_stats where tenant_id = 'demo' and offer_id = 'act_travel_insurance' and channel_id = 'ch_web'`;
     expect(counters[0]?.clicks).toBe(30);
   });
 });

@@ -14,8 +14,22 @@ export interface WireResult {
 }
 
 const GRPC_NAMES = [
-  "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED",
-  "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+  "OK",
+  "CANCELLED",
+  "UNKNOWN",
+  "INVALID_ARGUMENT",
+  "DEADLINE_EXCEEDED",
+  "NOT_FOUND",
+  "ALREADY_EXISTS",
+  "PERMISSION_DENIED",
+  "RESOURCE_EXHAUSTED",
+  "FAILED_PRECONDITION",
+  "ABORTED",
+  "OUT_OF_RANGE",
+  "UNIMPLEMENTED",
+  "INTERNAL",
+  "UNAVAILABLE",
+  "DATA_LOSS",
   "UNAUTHENTICATED",
 ];
 
@@ -100,7 +114,13 @@ export function sendGrpc(base: string, path: string, message: Uint8Array, header
     req.on("end", () => {
       client.close();
       const status = Number(fields["grpc-status"] ?? "-1");
-      resolve({ status, code: GRPC_NAMES[status] ?? "?", message: decodeURIComponent(fields["grpc-message"] ?? ""), headers: fields, body: "" });
+      resolve({
+        status,
+        code: GRPC_NAMES[status] ?? "?",
+        message: decodeURIComponent(fields["grpc-message"] ?? ""),
+        headers: fields,
+        body: "",
+      });
     });
     req.end(grpcFrame(message));
   });

@@ -218,7 +218,10 @@ function resolveFlow(def: FlowDef, offers: CompiledOffer[]): ResolvedFlow {
   const d = def.definition;
   const w = { ...DEFAULT_WEIGHTS, ...(d.score?.weights ?? {}) };
   const total = w.propensity + w.relevance + w.impact + w.emphasis;
-  const weights = total > 0 ? { propensity: w.propensity / total, relevance: w.relevance / total, impact: w.impact / total, emphasis: w.emphasis / total } : DEFAULT_WEIGHTS;
+  const weights =
+    total > 0
+      ? { propensity: w.propensity / total, relevance: w.relevance / total, impact: w.impact / total, emphasis: w.emphasis / total }
+      : DEFAULT_WEIGHTS;
   const categoryIds = d.candidates?.categoryIds;
   const offerIds = d.candidates?.offerIds;
   const candidates =
@@ -240,7 +243,9 @@ const key = (offerId: string, channelId: string) => `${offerId}\u0000${channelId
 
 export function compileCatalog(def: CatalogDefinition): CompiledCatalog {
   const categories = new Map(def.categories.map((c) => [c.id, c]));
-  const offers = [...def.offers].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).map((o) => compileOffer(o, categories.get(o.categoryId)));
+  const offers = [...def.offers]
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    .map((o) => compileOffer(o, categories.get(o.categoryId)));
   const offerById = new Map(offers.map((o) => [o.def.id, o]));
 
   const placements = new Map<string, Set<string>>();

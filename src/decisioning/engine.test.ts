@@ -38,7 +38,7 @@ function catalogOf(offers: OfferDef[], extra: Partial<CatalogDefinition> = {}) {
       placementId: null,
       name: o.id,
       status: "active" as const,
-      content: { text: "Hi {{customer.name | \"there\"}}, {{offer.name}} at {{doubled}}" },
+      content: { text: 'Hi {{customer.name | "there"}}, {{offer.name}} at {{doubled}}' },
     })),
     experiments: [],
     flows: [{ id: "f", name: "f", isDefault: true, version: 1, definition: {} }],
@@ -68,7 +68,12 @@ const ids = (d: ReturnType<typeof decide>) => d.recommendations.map((r) => r.off
 
 describe("decide", () => {
   test("ranks by PRIE score, breaks ties by offer id, and stops at maxOffers", () => {
-    const catalog = catalogOf([offer({ id: "b", priority: 80 }), offer({ id: "a", priority: 80 }), offer({ id: "c", priority: 90 }), offer({ id: "d", priority: 10 })]);
+    const catalog = catalogOf([
+      offer({ id: "b", priority: 80 }),
+      offer({ id: "a", priority: 80 }),
+      offer({ id: "c", priority: 90 }),
+      offer({ id: "d", priority: 10 }),
+    ]);
     const d = decide(input(catalog, { maxOffers: 3 }));
     expect(ids(d)).toEqual(["c", "a", "b"]);
     expect(d.recommendations.map((r) => r.rank)).toEqual([1, 2, 3]);
@@ -119,13 +124,20 @@ describe("decide", () => {
   });
 
   test("mandatory offers skip qualification and rank first", () => {
-    const catalog = catalogOf([offer({ id: "a", priority: 100 }), offer({ id: "m", priority: 1, mandatory: true, qualification: { segment: "vip" } })]);
+    const catalog = catalogOf([
+      offer({ id: "a", priority: 100 }),
+      offer({ id: "m", priority: 1, mandatory: true, qualification: { segment: "vip" } }),
+    ]);
     expect(ids(decide(input(catalog)))).toEqual(["m", "a"]);
   });
 
   test("a per-category cap limits each category", () => {
     const catalog = compileCatalog({
-      ...catalogDefinition([offer({ id: "a1", priority: 90 }), offer({ id: "a2", priority: 80 }), offer({ id: "b1", categoryId: "cat_b", priority: 10 })]),
+      ...catalogDefinition([
+        offer({ id: "a1", priority: 90 }),
+        offer({ id: "a2", priority: 80 }),
+        offer({ id: "b1", categoryId: "cat_b", priority: 10 }),
+      ]),
       flows: [{ id: "f", name: "f", isDefault: true, version: 1, definition: { rank: { perCategoryCap: 1 } } }],
     });
     expect(ids(decide(input(catalog)))).toEqual(["a1", "b1"]);
@@ -133,7 +145,10 @@ describe("decide", () => {
 
   test("fit rules lower relevance, and priority_weighted ignores propensity", () => {
     const catalog = compileCatalog({
-      ...catalogDefinition([offer({ id: "a", priority: 90, qualification: { fit: [{ when: "attributes.device == \"mobile\"", relevance: 0.1 }] } }), offer({ id: "b", priority: 60 })]),
+      ...catalogDefinition([
+        offer({ id: "a", priority: 90, qualification: { fit: [{ when: 'attributes.device == "mobile"', relevance: 0.1 }] } }),
+        offer({ id: "b", priority: 60 }),
+      ]),
       flows: [{ id: "f", name: "f", isDefault: true, version: 1, definition: { score: { method: "priority_weighted" } } }],
     });
     const desktop = decide(input(catalog, { attributes: { device: "desktop" } }));
@@ -192,7 +207,7 @@ describe("decide", () => {
   });
 
   test("a bad stored formula yields null with its reason instead of failing the decision", () => {
-    const catalog = catalogOf([offer({ id: "a", computed: { broken: "1 +" , ratio: "base / 0" } })]);
+    const catalog = catalogOf([offer({ id: "a", computed: { broken: "1 +", ratio: "base / 0" } })]);
     const d = decide(input(catalog));
     expect(d.recommendations[0]?.personalization).toEqual({ doubled: 20, broken: null, ratio: null });
     const computed = d.stages.find((s) => s.name === "compute")?.computed?.a as Record<string, unknown>;
@@ -209,7 +224,15 @@ function catalogDefinition(offers: OfferDef[]): CatalogDefinition {
     offers,
     channels: [{ id: "web", name: "Web", type: "web", implicitImpressions: false }],
     placements: [],
-    creatives: offers.map((o) => ({ id: `cr_${o.id}`, offerId: o.id, channelId: "web", placementId: null, name: o.id, status: "active" as const, content: {} })),
+    creatives: offers.map((o) => ({
+      id: `cr_${o.id}`,
+      offerId: o.id,
+      channelId: "web",
+      placementId: null,
+      name: o.id,
+      status: "active" as const,
+      content: {},
+    })),
     experiments: [],
     flows: [{ id: "f", name: "f", isDefault: true, version: 1, definition: {} }],
   };

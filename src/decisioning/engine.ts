@@ -180,7 +180,8 @@ export function decide(input: DecisionInput): Decision {
     const d = c.offer.def;
     const q = d.qualification;
     const ext = externalPropensity(input.attributes, d.id);
-    c.propensity = ext ?? input.propensity.estimate(d.id, d.categoryId, input.channelId, flow.propensityMode, flow.priorWeight, input.random);
+    c.propensity =
+      ext ?? input.propensity.estimate(d.id, d.categoryId, input.channelId, flow.propensityMode, flow.priorWeight, input.random);
     if (!d.mandatory) {
       if (q.segment && !segments.includes(q.segment)) {
         filtered.push(`${d.id} (segment_required)`);
@@ -201,7 +202,13 @@ export function decide(input: DecisionInput): Decision {
     survivors.push(c);
   }
   if (explain) {
-    stages.push({ name: "filter", duration: performance.now() - t, candidatesIn: flow.candidates.length, candidatesOut: survivors.length, filtered });
+    stages.push({
+      name: "filter",
+      duration: performance.now() - t,
+      candidatesIn: flow.candidates.length,
+      candidatesOut: survivors.length,
+      filtered,
+    });
   }
 
   // score
@@ -224,7 +231,12 @@ export function decide(input: DecisionInput): Decision {
     }
     c.score = round4(c.score);
     if (explain) {
-      factors[d.id] = { propensity: round4(c.propensity), relevance: round4(c.relevance), impact: round4(impact), emphasis: round4(emphasis) };
+      factors[d.id] = {
+        propensity: round4(c.propensity),
+        relevance: round4(c.relevance),
+        impact: round4(impact),
+        emphasis: round4(emphasis),
+      };
     }
   }
   if (explain) {

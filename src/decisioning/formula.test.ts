@@ -235,17 +235,7 @@ describe("logical operators", () => {
   });
 
   test("isTruthy judges false, null, 0 and empty string falsy", () => {
-    expect([false, null, 0, "", true, 1, -1, "0", "a"].map(isTruthy)).toEqual([
-      false,
-      false,
-      false,
-      false,
-      true,
-      true,
-      true,
-      true,
-      true,
-    ]);
+    expect([false, null, 0, "", true, 1, -1, "0", "a"].map(isTruthy)).toEqual([false, false, false, false, true, true, true, true, true]);
   });
 });
 

@@ -76,9 +76,7 @@ export function checkName(name: string): SourceProblem | undefined {
   if (segments.length === 1) {
     return isRoot(root) ? { reason: `'${root}' needs a field, e.g. ${root}.name`, position: 0 } : undefined;
   }
-  return isRoot(root)
-    ? undefined
-    : { reason: `unknown root '${root}' (use customer., attributes. or offer.)`, position: 0 };
+  return isRoot(root) ? undefined : { reason: `unknown root '${root}' (use customer., attributes. or offer.)`, position: 0 };
 }
 
 /**
@@ -393,8 +391,7 @@ function shiftDecimal(x: number, digits: number): number {
 }
 
 function roundHalfAwayFromZero(x: number, digits: number): number {
-  const magnitude =
-    digits === 0 ? Math.round(Math.abs(x)) : shiftDecimal(Math.round(shiftDecimal(Math.abs(x), digits)), -digits);
+  const magnitude = digits === 0 ? Math.round(Math.abs(x)) : shiftDecimal(Math.round(shiftDecimal(Math.abs(x), digits)), -digits);
   // `+ 0` turns -0 into 0 so round(-0.001, 2) renders as "0".
   return (x < 0 ? -magnitude : magnitude) + 0;
 }
@@ -410,10 +407,7 @@ function roundNode(value: Node, digits: Node | undefined): Node {
       const dv = digits(ctx);
       if (dv === null) return nullOperand(ctx);
       if (typeof dv !== "number" || !Number.isInteger(dv) || Math.abs(dv) > MAX_ROUND_DIGITS) {
-        return fail(
-          ctx,
-          `type error: round digits must be a whole number from -${MAX_ROUND_DIGITS} to ${MAX_ROUND_DIGITS}`,
-        );
+        return fail(ctx, `type error: round digits must be a whole number from -${MAX_ROUND_DIGITS} to ${MAX_ROUND_DIGITS}`);
       }
       d = dv;
     }

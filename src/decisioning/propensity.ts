@@ -65,7 +65,14 @@ export class PropensityModel {
     return { alpha, beta, mean: alpha / (alpha + beta) };
   }
 
-  estimate(offerId: string, categoryId: string, channelId: string, mode: PropensityMode, priorWeight: number, random: () => number): number {
+  estimate(
+    offerId: string,
+    categoryId: string,
+    channelId: string,
+    mode: PropensityMode,
+    priorWeight: number,
+    random: () => number,
+  ): number {
     const p = this.posterior(offerId, categoryId, channelId, priorWeight);
     if (mode === "mean") return p.mean;
     return sampleBeta(p.alpha, p.beta, random);

@@ -55,11 +55,25 @@ export function createServiceDeps(opts: {
     clock: opts.clock ?? { now: () => new Date() },
     random: opts.random ?? Math.random,
     catalogs: new LoadingCache(
-      { name: "catalog", ttlMs: config.catalogCacheTtlMs, maxEntries: 10_000, staleWhileRevalidate: true, metrics, onRefreshError: onRefreshError("catalog") },
+      {
+        name: "catalog",
+        ttlMs: config.catalogCacheTtlMs,
+        maxEntries: 10_000,
+        staleWhileRevalidate: true,
+        metrics,
+        onRefreshError: onRefreshError("catalog"),
+      },
       async (tenantId) => compileCatalog(await loadCatalog(db, tenantId)),
     ),
     propensity: new LoadingCache(
-      { name: "propensity", ttlMs: config.statsCacheTtlMs, maxEntries: 10_000, staleWhileRevalidate: true, metrics, onRefreshError: onRefreshError("propensity") },
+      {
+        name: "propensity",
+        ttlMs: config.statsCacheTtlMs,
+        maxEntries: 10_000,
+        staleWhileRevalidate: true,
+        metrics,
+        onRefreshError: onRefreshError("propensity"),
+      },
       async (tenantId) => new PropensityModel(await loadStats(db, tenantId)),
     ),
     profiles: new LoadingCache(

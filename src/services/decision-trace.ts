@@ -12,7 +12,11 @@ import { readTrace } from "../store/traces.ts";
 import type { CallContext, ServiceDeps } from "./context.ts";
 import { MAX_ID_LENGTH, Violations } from "./validate.ts";
 
-export async function getDecisionTrace(deps: ServiceDeps, ctx: CallContext, req: GetDecisionTraceRequest): Promise<GetDecisionTraceResponse> {
+export async function getDecisionTrace(
+  deps: ServiceDeps,
+  ctx: CallContext,
+  req: GetDecisionTraceRequest,
+): Promise<GetDecisionTraceResponse> {
   const v = new Violations();
   v.requireString("traceId", req.traceId, MAX_ID_LENGTH);
   if (v.list.length > 0) throw validationError(v.list);

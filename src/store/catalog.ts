@@ -166,7 +166,12 @@ export async function insertCatalog(
     ]);
   }
   for (const p of def.placements) {
-    await tx.query("insert into placements (tenant_id, channel_id, id, name) values ($1, $2, $3, $4)", [tenantId, p.channelId, p.id, p.name]);
+    await tx.query("insert into placements (tenant_id, channel_id, id, name) values ($1, $2, $3, $4)", [
+      tenantId,
+      p.channelId,
+      p.id,
+      p.name,
+    ]);
   }
   for (const c of def.creatives) {
     await tx.query(
@@ -185,7 +190,12 @@ export async function insertCatalog(
     ]);
   }
   for (const f of def.flows) {
-    await tx.query("insert into decision_flows (tenant_id, id, name, is_default) values ($1, $2, $3, $4)", [tenantId, f.id, f.name, f.isDefault]);
+    await tx.query("insert into decision_flows (tenant_id, id, name, is_default) values ($1, $2, $3, $4)", [
+      tenantId,
+      f.id,
+      f.name,
+      f.isDefault,
+    ]);
     await tx.query(
       `insert into decision_flow_versions (tenant_id, flow_id, version, status, definition, published_at)
        values ($1, $2, 1, 'published', $3, now())`,

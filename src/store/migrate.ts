@@ -49,8 +49,6 @@ export async function ensureInteractionPartitions(tx: { query: Db["query"] }, no
     const name = `interactions_${from.getUTCFullYear()}_${String(from.getUTCMonth() + 1).padStart(2, "0")}`;
     const exists = await tx.query("select 1 from pg_class where relname = $1", [name]);
     if (exists.length > 0) continue;
-    await tx.query(
-      `create table ${name} partition of interactions for values from ('${from.toISOString()}') to ('${to.toISOString()}')`,
-    );
+    await tx.query(`create table ${name} partition of interactions for values from ('${from.toISOString()}') to ('${to.toISOString()}')`);
   }
 }

@@ -56,10 +56,15 @@ export async function insertApiKey(
   db: Queryable,
   k: { id: string; tenantId: string; hash: string; prefix: string; name: string; scopes: Scope[]; expiresAt: Date | null },
 ): Promise<void> {
-  await db.query(
-    "insert into api_keys (id, tenant_id, key_hash, prefix, name, scopes, expires_at) values ($1, $2, $3, $4, $5, $6, $7)",
-    [k.id, k.tenantId, k.hash, k.prefix, k.name, k.scopes, k.expiresAt],
-  );
+  await db.query("insert into api_keys (id, tenant_id, key_hash, prefix, name, scopes, expires_at) values ($1, $2, $3, $4, $5, $6, $7)", [
+    k.id,
+    k.tenantId,
+    k.hash,
+    k.prefix,
+    k.name,
+    k.scopes,
+    k.expiresAt,
+  ]);
 }
 
 export interface KeyLookup {

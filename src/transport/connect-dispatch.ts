@@ -33,9 +33,18 @@ async function* replay(chunks: Uint8Array[], rest: AsyncIterator<Uint8Array> | n
  * turns into VALIDATION_ERROR. Anything unusual (compressed, oversized, several envelopes) is passed on
  * untouched for the protocol layer to judge.
  */
-async function screenBinaryMessage(handler: UniversalHandler, req: UniversalServerRequest, maxBytes: number): Promise<UniversalServerRequest> {
+async function screenBinaryMessage(
+  handler: UniversalHandler,
+  req: UniversalServerRequest,
+  maxBytes: number,
+): Promise<UniversalServerRequest> {
   req.header.delete(INVALID_MESSAGE_HEADER);
-  if (handler.method.methodKind !== "unary" || !isBinaryGrpc(req.header.get("content-type")) || !req.body || !(Symbol.asyncIterator in Object(req.body))) {
+  if (
+    handler.method.methodKind !== "unary" ||
+    !isBinaryGrpc(req.header.get("content-type")) ||
+    !req.body ||
+    !(Symbol.asyncIterator in Object(req.body))
+  ) {
     return req;
   }
   const iterator = (req.body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();

@@ -3,14 +3,7 @@
 // authentication, error mapping, metrics and logs).
 
 import { create } from "@bufbuild/protobuf";
-import {
-  Code,
-  type ConnectRouter,
-  ConnectError,
-  type ConnectRouterOptions,
-  createContextKey,
-  type Interceptor,
-} from "@connectrpc/connect";
+import { Code, type ConnectRouter, ConnectError, type ConnectRouterOptions, createContextKey, type Interceptor } from "@connectrpc/connect";
 import { DecisionTraceService } from "../../gen/kaireon/v1/decision_trace_pb.ts";
 import { ErrorDetailSchema } from "../../gen/kaireon/v1/errors_pb.ts";
 import { RecommendService } from "../../gen/kaireon/v1/recommend_pb.ts";

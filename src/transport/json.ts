@@ -54,7 +54,9 @@ export function decodeJsonMessage<Desc extends DescMessage>(schema: Desc, text: 
     throw new AppError("VALIDATION_ERROR", "Request body is not valid JSON", [{ field: "", message: "Request body is not valid JSON" }]);
   }
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
-    throw new AppError("VALIDATION_ERROR", "Request body must be a JSON object", [{ field: "", message: "Request body must be a JSON object" }]);
+    throw new AppError("VALIDATION_ERROR", "Request body must be a JSON object", [
+      { field: "", message: "Request body must be a JSON object" },
+    ]);
   }
   const obj = json as Record<string, unknown>;
   const violations: FieldViolation[] = [];
