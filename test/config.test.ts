@@ -1,0 +1,45 @@
+// Configuration: defaults, refusals of bad values, and the demo seed switch.
+
+import { describe, expect, test } from "bun:test";
+import { startApp } from "../src/app.ts";
+import { ConfigError, loadConfig } from "../src/config.ts";
+import { createLogger } from "../src/log.ts";
+import { createTestDatabase, testEnv } from "./harness.ts";
+
+describe("loadConfig", () => {
+  test("has the documented defaults", () => {
+    const c = loadConfig({});
+    expect(c.port).toBe(3000);
+    expect(c.grpcPort).toBe(50051);
+    expect(c.maxBodyBytes).toBe(256 * 1024);
+    expect(c.dataDir).toBe("./.data");
+    expect(c.databaseUrl).toBeUndefined();
+    expect(c.seedDemo).toBe(true);
+    expect(c.pepperIsDevelopment).toBe(true);
+    expect(c.apiKeyCacheTtlMs).toBeLessThanOrEqual(15_000);
+  });
+
+  test("refuses to start in production without a pepper, and refuses malformed values", () => {
+    expect(() => loadConfig({ NODE_ENV: "production" })).toThrow(ConfigError);
+    expect(() => loadConfig({ NODE_ENV: "production", API_KEY_PEPPER: "a-long-enough-pepper" })).not.toThrow();
+    expect(() => loadConfig({ PORT: "http" })).toThrow("PORT must be an integer");
+    expect(() => loadConfig({ SEED_DEMO: "maybe" })).toThrow("SEED_DEMO must be true or false");
+    expect(() => loadConfig({ DEMO_API_KEY: "short" })).toThrow("DEMO_API_KEY");
+    expect(() => loadConfig({ API_KEY_CACHE_TTL_MS: "60000" })).toThrow("API_KEY_CACHE_TTL_MS");
+  });
+});
+
+describe("SEED_DEMO", () => {
+  test("false leaves a new database without tenants", async () => {
+    const db = await createTestDatabase();
+    try {
+      const app = await startApp(loadConfig(testEnv({ DATABASE_URL: db.url, SEED_DEMO: "false" })), createLogger("error"));
+      expect(app.demoApiKey).toBeNull();
+      await app.stop();
+      const tenants = await db.sql`select id from tenants`;
+      expect(tenants.length).toBe(0);
+    } finally {
+      await db.drop();
+    }
+  });
+});
