@@ -5,7 +5,20 @@
 import { type DescField, type DescMessage, fromJson, type MessageShape, ScalarType } from "@bufbuild/protobuf";
 import { AppError, type FieldViolation, validationError } from "../errors.ts";
 
-function describeType(field: DescField): string {
+const WRAPPERS = new Set(
+  ["Int32Value", "UInt32Value", "Int64Value", "UInt64Value", "DoubleValue", "FloatValue", "BoolValue", "StringValue", "BytesValue"].map(
+    (n) => `google.protobuf.${n}`,
+  ),
+);
+
+/** The field a value is judged by: wrapper messages stand for their single scalar in JSON. */
+function jsonField(field: DescField): DescField {
+  if (field.fieldKind === "message" && WRAPPERS.has(field.message.typeName)) return field.message.fields[0] as DescField;
+  return field;
+}
+
+function describeType(f: DescField): string {
+  const field = jsonField(f);
   if (field.fieldKind === "list") return "an array";
   if (field.fieldKind === "map") return "an object";
   if (field.fieldKind === "message") {
@@ -23,7 +36,8 @@ function describeType(field: DescField): string {
   }
 }
 
-function typeMatches(field: DescField, value: unknown): boolean {
+function typeMatches(f: DescField, value: unknown): boolean {
+  const field = jsonField(f);
   if (field.fieldKind === "list") return Array.isArray(value);
   if (field.fieldKind === "map") return typeof value === "object" && !Array.isArray(value);
   if (field.fieldKind === "message") {

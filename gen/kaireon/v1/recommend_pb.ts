@@ -5,14 +5,14 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_protobuf_wrappers } from "@bufbuild/protobuf/wkt";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file kaireon/v1/recommend.proto.
  */
 export const file_kaireon_v1_recommend: GenFile = /*@__PURE__*/
-  fileDesc("ChprYWlyZW9uL3YxL3JlY29tbWVuZC5wcm90bxIKa2FpcmVvbi52MSLMAQoQUmVjb21tZW5kUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRISCgpjaGFubmVsX2lkGAIgASgJEhgKEGRlY2lzaW9uX2Zsb3dfaWQYAyABKAkSFwoKbWF4X29mZmVycxgEIAEoBUgAiAEBEhEKCXBsYWNlbWVudBgFIAEoCRIrCgphdHRyaWJ1dGVzGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBINCgV0cmFjZRgHIAEoCEINCgtfbWF4X29mZmVycyLNAQoRUmVjb21tZW5kUmVzcG9uc2USEwoLY3VzdG9tZXJfaWQYASABKAkSMwoPcmVjb21tZW5kYXRpb25zGAIgAygLMhoua2FpcmVvbi52MS5SZWNvbW1lbmRhdGlvbhIYChBkZWNpc2lvbl9mbG93X2lkGAMgASgJEhUKCHRyYWNlX2lkGAQgASgJSACIAQESMAoMcHJvY2Vzc2VkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEILCglfdHJhY2VfaWQiowIKDlJlY29tbWVuZGF0aW9uEhAKCG9mZmVyX2lkGAEgASgJEhIKCm9mZmVyX25hbWUYAiABKAkSEwoLY2F0ZWdvcnlfaWQYAyABKAkSDAoEcmFuaxgEIAEoBRINCgVzY29yZRgFIAEoARISCgpjaGFubmVsX2lkGAYgASgJEhMKC2NyZWF0aXZlX2lkGAcgASgJEigKB2NvbnRlbnQYCCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EjAKD3BlcnNvbmFsaXphdGlvbhgJIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSNAoKZXhwZXJpbWVudBgKIAEoCzIgLmthaXJlb24udjEuRXhwZXJpbWVudEFzc2lnbm1lbnQiTgoURXhwZXJpbWVudEFzc2lnbm1lbnQSFQoNZXhwZXJpbWVudF9pZBgBIAEoCRIPCgd2YXJpYW50GAIgASgJEg4KBndlaWdodBgDIAEoBTJcChBSZWNvbW1lbmRTZXJ2aWNlEkgKCVJlY29tbWVuZBIcLmthaXJlb24udjEuUmVjb21tZW5kUmVxdWVzdBodLmthaXJlb24udjEuUmVjb21tZW5kUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChprYWlyZW9uL3YxL3JlY29tbWVuZC5wcm90bxIKa2FpcmVvbi52MSLVAQoQUmVjb21tZW5kUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRISCgpjaGFubmVsX2lkGAIgASgJEhgKEGRlY2lzaW9uX2Zsb3dfaWQYAyABKAkSLwoKbWF4X29mZmVycxgEIAEoCzIbLmdvb2dsZS5wcm90b2J1Zi5JbnQzMlZhbHVlEhEKCXBsYWNlbWVudBgFIAEoCRIrCgphdHRyaWJ1dGVzGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBINCgV0cmFjZRgHIAEoCCLZAQoRUmVjb21tZW5kUmVzcG9uc2USEwoLY3VzdG9tZXJfaWQYASABKAkSMwoPcmVjb21tZW5kYXRpb25zGAIgAygLMhoua2FpcmVvbi52MS5SZWNvbW1lbmRhdGlvbhIYChBkZWNpc2lvbl9mbG93X2lkGAMgASgJEi4KCHRyYWNlX2lkGAQgASgLMhwuZ29vZ2xlLnByb3RvYnVmLlN0cmluZ1ZhbHVlEjAKDHByb2Nlc3NlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiowIKDlJlY29tbWVuZGF0aW9uEhAKCG9mZmVyX2lkGAEgASgJEhIKCm9mZmVyX25hbWUYAiABKAkSEwoLY2F0ZWdvcnlfaWQYAyABKAkSDAoEcmFuaxgEIAEoBRINCgVzY29yZRgFIAEoARISCgpjaGFubmVsX2lkGAYgASgJEhMKC2NyZWF0aXZlX2lkGAcgASgJEigKB2NvbnRlbnQYCCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EjAKD3BlcnNvbmFsaXphdGlvbhgJIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSNAoKZXhwZXJpbWVudBgKIAEoCzIgLmthaXJlb24udjEuRXhwZXJpbWVudEFzc2lnbm1lbnQiTgoURXhwZXJpbWVudEFzc2lnbm1lbnQSFQoNZXhwZXJpbWVudF9pZBgBIAEoCRIPCgd2YXJpYW50GAIgASgJEg4KBndlaWdodBgDIAEoBTJcChBSZWNvbW1lbmRTZXJ2aWNlEkgKCVJlY29tbWVuZBIcLmthaXJlb24udjEuUmVjb21tZW5kUmVxdWVzdBodLmthaXJlb24udjEuUmVjb21tZW5kUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_protobuf_wrappers]);
 
 /**
  * @generated from message kaireon.v1.RecommendRequest
@@ -41,9 +41,10 @@ export type RecommendRequest = Message<"kaireon.v1.RecommendRequest"> & {
   decisionFlowId: string;
 
   /**
-   * How many offers to return at most (1-50); 5 when unset.
+   * How many offers to return at most (1-50); 5 when unset. A wrapper rather than
+   * proto3 `optional` so that older protoc releases can generate clients.
    *
-   * @generated from field: optional int32 max_offers = 4;
+   * @generated from field: google.protobuf.Int32Value max_offers = 4;
    */
   maxOffers?: number | undefined;
 
@@ -100,7 +101,7 @@ export type RecommendResponse = Message<"kaireon.v1.RecommendResponse"> & {
   /**
    * Set only when a trace was recorded.
    *
-   * @generated from field: optional string trace_id = 4;
+   * @generated from field: google.protobuf.StringValue trace_id = 4;
    */
   traceId?: string | undefined;
 
