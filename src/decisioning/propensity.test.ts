@@ -28,6 +28,14 @@ describe("PropensityModel", () => {
     expect(model.posterior("a", "c1", "email", 10).mean).toBe(0.5);
   });
 
+  test("recorded outcomes move the posterior at once", () => {
+    const model = new PropensityModel([]);
+    model.record("a", "c", "web", { impressions: 1, positives: 0 });
+    expect(model.posterior("a", "c", "web", 10).mean).toBeLessThan(0.5);
+    for (let i = 0; i < 5; i++) model.record("a", "c", "web", { impressions: 0, positives: 1 });
+    expect(model.posterior("a", "c", "web", 10).mean).toBeGreaterThan(0.5);
+  });
+
   test("clicks without recorded impressions still count as trials", () => {
     const model = new PropensityModel([row("a", "c", 0, 30)]);
     expect(model.posterior("a", "c", "web", 10).mean).toBeGreaterThan(0.8);

@@ -56,6 +56,13 @@ export class PropensityModel {
     }
   }
 
+  /** Counts one more outcome, so this instance learns at once instead of at the next reload. */
+  record(offerId: string, categoryId: string, channelId: string, outcome: OutcomeCounts): void {
+    add(this.offers, `${offerId}\u0000${channelId}`, outcome);
+    add(this.categories, `${categoryId}\u0000${channelId}`, outcome);
+    add(this.channels, channelId, outcome);
+  }
+
   posterior(offerId: string, categoryId: string, channelId: string, priorWeight: number): Posterior {
     const channelRate = smoothed(this.channels.get(channelId), NO_EVIDENCE_RATE, priorWeight);
     const categoryRate = smoothed(this.categories.get(`${categoryId}\u0000${channelId}`), channelRate, priorWeight);

@@ -58,8 +58,16 @@ export async function respond(deps: ServiceDeps, ctx: CallContext, req: RespondR
     metadata: req.metadata ?? {},
     recordedAt,
   };
-  await recordInteraction(deps.db, interaction, OUTCOME_TYPES[req.outcomeType] ?? "neutral");
-  deps.propensity.invalidate(tenantId);
+  const outcomeClass = OUTCOME_TYPES[req.outcomeType] ?? "neutral";
+  await recordInteraction(deps.db, interaction, outcomeClass);
+  // This instance learns at once; others within the statistics cache's TTL.
+  if (outcomeClass === "impression" || outcomeClass === "positive") {
+    const offer = catalog.offerById.get(req.offerId);
+    deps.propensity.peek(tenantId)?.record(req.offerId, offer?.def.categoryId ?? "", req.channelId, {
+      impressions: outcomeClass === "impression" ? 1 : 0,
+      positives: outcomeClass === "positive" ? 1 : 0,
+    });
+  }
   deps.metrics.interactions.inc({ outcome: req.outcomeType });
 
   return create(RespondResponseSchema, {

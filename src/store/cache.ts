@@ -77,6 +77,11 @@ export class LoadingCache<V> {
     if (this.opts.maxEntries > 0) this.entries.set(key, { value, until: this.now() + this.opts.ttlMs });
   }
 
+  /** The cached value, fresh or stale, without loading. */
+  peek(key: string): V | undefined {
+    return this.entries.get(key)?.value;
+  }
+
   invalidate(key: string): void {
     this.generation++;
     this.entries.delete(key);
