@@ -8,6 +8,7 @@ import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import type { UniversalHandler, UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
 import type { ApiKeyVerifier } from "../services/auth.ts";
 import type { ServiceDeps } from "../services/context.ts";
+import type { Probe } from "../services/health.ts";
 import { INVALID_MESSAGE_HEADER, registerServices, routerOptions } from "./connect.ts";
 
 const EMPTY_ENVELOPE = new Uint8Array(5);
@@ -82,12 +83,17 @@ export interface ConnectDispatcher {
   handle(handler: UniversalHandler, req: UniversalServerRequest, requestId: string): Promise<UniversalServerResponse>;
 }
 
-export function createConnectDispatcher(deps: ServiceDeps, verifier: ApiKeyVerifier, shutdownSignal: AbortSignal): ConnectDispatcher {
+export function createConnectDispatcher(
+  deps: ServiceDeps,
+  verifier: ApiKeyVerifier,
+  probe: Probe,
+  shutdownSignal: AbortSignal,
+): ConnectDispatcher {
   const router = createConnectRouter({
     ...routerOptions(deps, verifier, shutdownSignal),
     acceptCompression: [compressionGzip, compressionBrotli],
   });
-  registerServices(deps)(router);
+  registerServices(deps, probe)(router);
   const handlers = new Map(router.handlers.map((h) => [h.requestPath, h]));
   return {
     match: (path) => handlers.get(path),

@@ -4,6 +4,7 @@
 
 import { create } from "@bufbuild/protobuf";
 import { Code, type ConnectRouter, ConnectError, type ConnectRouterOptions, createContextKey, type Interceptor } from "@connectrpc/connect";
+import { Health } from "../../gen/grpc/health/v1/health_pb.ts";
 import { DecisionTraceService } from "../../gen/kaireon/v1/decision_trace_pb.ts";
 import { ErrorDetailSchema } from "../../gen/kaireon/v1/errors_pb.ts";
 import { RecommendService } from "../../gen/kaireon/v1/recommend_pb.ts";
@@ -12,6 +13,7 @@ import { type AppError, type ErrorCode, toAppError, validationError } from "../e
 import type { ApiKeyVerifier } from "../services/auth.ts";
 import type { CallContext, ServiceDeps } from "../services/context.ts";
 import { getDecisionTrace } from "../services/decision-trace.ts";
+import { checkHealth, type Probe } from "../services/health.ts";
 import { recommend } from "../services/recommend.ts";
 import { respond } from "../services/respond.ts";
 import { requestIdFrom } from "./request-id.ts";
@@ -68,8 +70,10 @@ export function createInterceptor(deps: ServiceDeps, verifier: ApiKeyVerifier): 
     try {
       const invalid = req.header.get(INVALID_MESSAGE_HEADER);
       if (invalid) throw validationError([{ field: "", message: `request message is not valid protobuf: ${invalid}` }]);
-      const auth = await verifier.verify(req.header.get("x-tenant-id"), req.header.get("x-api-key"), "decide");
-      req.contextValues.set(callKey, { auth, requestId, log });
+      if (req.service.typeName !== Health.typeName) {
+        const auth = await verifier.verify(req.header.get("x-tenant-id"), req.header.get("x-api-key"), "decide");
+        req.contextValues.set(callKey, { auth, requestId, log });
+      }
       const res = await next(req);
       res.header.set("x-request-id", requestId);
       return res;
@@ -93,8 +97,10 @@ export function createInterceptor(deps: ServiceDeps, verifier: ApiKeyVerifier): 
   };
 }
 
-export function registerServices(deps: ServiceDeps) {
+export function registerServices(deps: ServiceDeps, probe: Probe) {
   return (router: ConnectRouter) => {
+    // Health checks come from infrastructure without API keys; the interceptor lets them through.
+    router.service(Health, { check: (req) => checkHealth(probe, req) });
     router.service(RecommendService, {
       recommend: (req, ctx) => recommend(deps, contextOf(ctx.values), req),
     });

@@ -10,15 +10,12 @@ import { RespondRequestSchema, RespondResponseSchema } from "../../gen/kaireon/v
 import { AppError, httpStatusOf, toAppError } from "../errors.ts";
 import type { ApiKeyVerifier } from "../services/auth.ts";
 import type { CallContext, ServiceDeps } from "../services/context.ts";
+import type { Probe } from "../services/health.ts";
 import { getDecisionTrace } from "../services/decision-trace.ts";
 import { recommend } from "../services/recommend.ts";
 import { respond } from "../services/respond.ts";
 import { decodeJsonMessage } from "./json.ts";
 import { requestIdFrom } from "./request-id.ts";
-
-export interface Probe {
-  ready(): Promise<Record<string, "ok" | string>>;
-}
 
 const JSON_HEADERS = { "content-type": "application/json; charset=utf-8" };
 

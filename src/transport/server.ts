@@ -8,8 +8,9 @@ import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from
 import { universalServerRequestFromFetch, universalServerResponseToFetch } from "@connectrpc/connect/protocol";
 import type { ApiKeyVerifier } from "../services/auth.ts";
 import type { ServiceDeps } from "../services/context.ts";
+import type { Probe } from "../services/health.ts";
 import { createConnectDispatcher } from "./connect-dispatch.ts";
-import { createRestApp, type Probe } from "./rest.ts";
+import { createRestApp } from "./rest.ts";
 import { requestIdFrom } from "./request-id.ts";
 
 export interface Listeners {
@@ -22,7 +23,7 @@ export interface Listeners {
 export async function startListeners(deps: ServiceDeps, verifier: ApiKeyVerifier, probe: Probe): Promise<Listeners> {
   const { config, log } = deps;
   const shutdownController = new AbortController();
-  const connect = createConnectDispatcher(deps, verifier, shutdownController.signal);
+  const connect = createConnectDispatcher(deps, verifier, probe, shutdownController.signal);
   const rest = createRestApp(deps, verifier, probe);
 
   let inFlight = 0;
