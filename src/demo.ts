@@ -1,7 +1,7 @@
 // The demo tenant: a small bank's catalog that makes the API tutorial's examples work verbatim, seeded
 // on a database without tenants (unless SEED_DEMO=false).
 
-import type { CatalogDefinition, CreativeDef, OfferDef } from "./decisioning/catalog.ts";
+import { type CatalogDefinition, type CreativeDef, offerWithDefaults } from "./decisioning/catalog.ts";
 import { hashApiKey } from "./services/auth.ts";
 import { newApiKey, newApiKeyId } from "./ids.ts";
 import { type FlowVersionInput, insertCatalog } from "./store/catalog.ts";
@@ -13,22 +13,7 @@ export const DEMO_TENANT = "demo";
 // Loyal customers get a better rate: 2.5 points off from a loyalty score of 80, 1.25 from 50.
 const PERSONALIZED_RATE = "round(base_rate - (customer.loyalty_score >= 80 ? 2.5 : customer.loyalty_score >= 50 ? 1.25 : 0), 2)";
 
-function offer(o: Partial<OfferDef> & Pick<OfferDef, "id" | "categoryId" | "name">): OfferDef {
-  return {
-    description: "",
-    status: "active",
-    startsAt: null,
-    endsAt: null,
-    priority: 50,
-    businessValue: 100,
-    weight: 100,
-    mandatory: false,
-    fields: {},
-    computed: {},
-    qualification: {},
-    ...o,
-  };
-}
+const offer = offerWithDefaults;
 
 function creative(
   id: string,

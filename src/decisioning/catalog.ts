@@ -47,6 +47,24 @@ export interface OfferDef {
   qualification: QualificationDef;
 }
 
+/** An offer with every optional setting at its default: active, always on, priority 50, no rules. */
+export function offerWithDefaults(o: Partial<OfferDef> & Pick<OfferDef, "id" | "categoryId" | "name">): OfferDef {
+  return {
+    description: "",
+    status: "active",
+    startsAt: null,
+    endsAt: null,
+    priority: 50,
+    businessValue: 100,
+    weight: 100,
+    mandatory: false,
+    fields: {},
+    computed: {},
+    qualification: {},
+    ...o,
+  };
+}
+
 export interface ChannelDef {
   id: string;
   name: string;

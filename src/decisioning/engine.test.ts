@@ -1,25 +1,10 @@
 import { describe, expect, test } from "bun:test";
-import { type CatalogDefinition, compileCatalog, type OfferDef } from "./catalog.ts";
+import { type CatalogDefinition, compileCatalog, type OfferDef, offerWithDefaults } from "./catalog.ts";
 import { decide, type DecisionInput } from "./engine.ts";
 import { PropensityModel } from "./propensity.ts";
 
 function offer(o: Partial<OfferDef> & Pick<OfferDef, "id">): OfferDef {
-  return {
-    categoryId: "cat_a",
-    name: o.id,
-    description: "",
-    status: "active",
-    startsAt: null,
-    endsAt: null,
-    priority: 50,
-    businessValue: 100,
-    weight: 100,
-    mandatory: false,
-    fields: {},
-    computed: {},
-    qualification: {},
-    ...o,
-  };
+  return offerWithDefaults({ categoryId: "cat_a", name: o.id, ...o });
 }
 
 function catalogOf(offers: OfferDef[], extra: Partial<CatalogDefinition> = {}) {

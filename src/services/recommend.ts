@@ -3,7 +3,7 @@
 
 import { create, type JsonObject, toJson } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { type DecisionTrace, DecisionTraceSchema, TraceStageSchema } from "../../gen/kaireon/v1/decision_trace_pb.ts";
+import { DecisionTraceSchema, TraceStageSchema } from "../../gen/kaireon/v1/decision_trace_pb.ts";
 import {
   ExperimentAssignmentSchema,
   type RecommendRequest,
@@ -151,5 +151,3 @@ function stageMessage(s: StageRecord) {
     finalOrder: s.finalOrder ?? [],
   });
 }
-
-export type { DecisionTrace };
