@@ -1,6 +1,7 @@
 // The API tutorial's three calls, verbatim, against the demo tenant on the real PostgreSQL.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { deleteExpiredTraces } from "../src/store/traces.ts";
 import {
   authHeaders,
   createTenantWithKey,
@@ -148,6 +149,19 @@ describe("Decision traces", () => {
     await Bun.sleep(1000);
     const rows = await svc.db.sql`select body from decision_traces where tenant_id = 'demo' and trace_id = ${rec.json.traceId}`;
     expect(rows.length).toBe(1);
+  });
+});
+
+describe("Trace retention", () => {
+  test("an expired trace answers 404 and is removed by the expiry job", async () => {
+    const rec = await postJson(svc.http, "/api/v1/recommend", TUTORIAL_RECOMMEND);
+    await svc.app.deps.traces.flush();
+    expect((await getTrace(rec.json.traceId)).status).toBe(200);
+    await svc.db.sql`update decision_traces set expires_at = now() - interval '1 second' where trace_id = ${rec.json.traceId}`;
+    expect((await getTrace(rec.json.traceId)).status).toBe(404);
+    expect(await deleteExpiredTraces(svc.app.deps.db, new Date())).toBeGreaterThanOrEqual(1);
+    const left = await svc.db.sql`select 1 from decision_traces where trace_id = ${rec.json.traceId}`;
+    expect(left.length).toBe(0);
   });
 });
 
