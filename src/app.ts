@@ -97,7 +97,8 @@ export async function startApp(config: Config, log: Logger = createLogger(config
     async stop() {
       for (const t of housekeeping) clearInterval(t);
       await listeners.shutdown();
-      await deps.traces.flush();
+      const flushed = await Promise.race([deps.traces.flush().then(() => true), Bun.sleep(config.shutdownTimeoutMs).then(() => false)]);
+      if (!flushed) log.error("decision traces not written before shutdown", { traces: deps.traces.buffered });
       await verifier.flushUsage().catch(() => {});
       redis?.disconnect();
       await db.close();

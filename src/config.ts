@@ -32,6 +32,8 @@ export interface Config {
   statsCacheTtlMs: number;
   /** How often buffered decision traces are written. */
   traceFlushMs: number;
+  /** Decision traces held in memory waiting to be written; beyond it a trace is not recorded. */
+  traceBufferSize: number;
   traceRetentionDays: number;
   logLevel: "debug" | "info" | "warn" | "error";
 }
@@ -98,6 +100,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     profileCacheSize: integer(env, "PROFILE_CACHE_SIZE", 100_000, 0, 10_000_000),
     statsCacheTtlMs: integer(env, "STATS_CACHE_TTL_MS", 1_000, 0, 60_000),
     traceFlushMs: integer(env, "TRACE_FLUSH_MS", 100, 5, 1_000),
+    traceBufferSize: integer(env, "TRACE_BUFFER_SIZE", 20_000, 1, 1_000_000),
     traceRetentionDays: integer(env, "TRACE_RETENTION_DAYS", 30, 1, 3650),
     logLevel: logLevel as Config["logLevel"],
   };

@@ -2,23 +2,43 @@
 
 type Labels = Record<string, string>;
 
-function labelKey(labels: Labels): string {
+function renderLabels(labels: Labels): string {
   const keys = Object.keys(labels).sort();
   return keys.map((k) => `${k}="${String(labels[k]).replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`).join(",");
 }
 
+/**
+ * Rendering label sets is too slow for every increment on the hot path, so rendered keys are remembered
+ * by their values in call order (each metric's call sites pass its labels in one order).
+ */
+class LabelKeys {
+  private readonly memo = new Map<string, string>();
+  of(labels: Labels): string {
+    let raw = "";
+    for (const k in labels) raw += `${k}\u0000${labels[k]}\u0001`;
+    let key = this.memo.get(raw);
+    if (key === undefined) {
+      key = renderLabels(labels);
+      // Label values come from a closed set (routes, codes, caches); the cap only guards against misuse.
+      if (this.memo.size < 10_000) this.memo.set(raw, key);
+    }
+    return key;
+  }
+}
+
 export class Counter {
   private readonly values = new Map<string, number>();
+  private readonly keys = new LabelKeys();
   constructor(
     readonly name: string,
     readonly help: string,
   ) {}
   inc(labels: Labels = {}, by = 1): void {
-    const key = labelKey(labels);
+    const key = this.keys.of(labels);
     this.values.set(key, (this.values.get(key) ?? 0) + by);
   }
   get(labels: Labels = {}): number {
-    return this.values.get(labelKey(labels)) ?? 0;
+    return this.values.get(this.keys.of(labels)) ?? 0;
   }
   render(): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
@@ -29,13 +49,14 @@ export class Counter {
 
 export class Histogram {
   private readonly series = new Map<string, { counts: number[]; sum: number; count: number }>();
+  private readonly keys = new LabelKeys();
   constructor(
     readonly name: string,
     readonly help: string,
     readonly buckets: number[],
   ) {}
   observe(labels: Labels, value: number): void {
-    const key = labelKey(labels);
+    const key = this.keys.of(labels);
     let s = this.series.get(key);
     if (!s) {
       s = { counts: new Array(this.buckets.length).fill(0), sum: 0, count: 0 };
@@ -77,10 +98,11 @@ export class Metrics {
   readonly decisions = new Counter("kaireon_decisions_total", "Recommend answers, by whether they held offers.");
   readonly interactions = new Counter("kaireon_interactions_total", "Interactions recorded, by outcome type.");
   readonly cache = new Counter("kaireon_cache_lookups_total", "Cache lookups by cache and result (hit or miss).");
-  readonly tracesDropped = new Counter("kaireon_traces_write_failures_total", "Decision trace batches that failed to write.");
+  readonly tracesDropped = new Counter("kaireon_traces_dropped_total", "Decision traces given up after repeated write failures.");
+  readonly tracesRefused = new Counter("kaireon_traces_refused_total", "Decision traces not recorded because the write buffer was full.");
 
   render(): string {
-    return `${[this.requestDuration, this.errors, this.decisions, this.interactions, this.cache, this.tracesDropped]
+    return `${[this.requestDuration, this.errors, this.decisions, this.interactions, this.cache, this.tracesDropped, this.tracesRefused]
       .map((m) => m.render())
       .join("\n")}\n`;
   }

@@ -86,9 +86,14 @@ export function createServiceDeps(opts: {
     traces: new TraceWriter(db, {
       flushMs: config.traceFlushMs,
       maxBatch: 500,
-      onError: (err, lost) => {
-        metrics.tracesDropped.inc();
-        log.error("decision trace write failed", { err, traces: lost });
+      maxBuffered: config.traceBufferSize,
+      maxAttempts: 3,
+      onError: (err, traces, givenUp) => {
+        if (givenUp) metrics.tracesDropped.inc({}, traces);
+        log.error(givenUp ? "decision traces given up after repeated write failures" : "decision trace write failed; will retry", {
+          err,
+          traces,
+        });
       },
     }),
   };

@@ -94,9 +94,9 @@ export async function recommend(deps: ServiceDeps, ctx: CallContext, req: Recomm
   deps.metrics.decisions.inc({ outcome: res.recommendations.length > 0 ? "offers" : "empty" });
 
   if (explain) {
-    res.traceId = newTraceId();
+    const traceId = newTraceId();
     const trace = create(DecisionTraceSchema, {
-      traceId: res.traceId,
+      traceId,
       customerId: req.customerId,
       decisionFlowId: flow.def.id,
       decisionFlowVersion: flow.def.version,
@@ -113,15 +113,18 @@ export async function recommend(deps: ServiceDeps, ctx: CallContext, req: Recomm
         ...decision.stages.map(stageMessage),
       ],
     });
-    deps.traces.add({
+    const taken = deps.traces.add({
       tenantId,
-      traceId: res.traceId,
+      traceId,
       customerId: req.customerId,
       decisionFlowId: flow.def.id,
       body: toJson(DecisionTraceSchema, trace) as Record<string, unknown>,
       createdAt: now,
       expiresAt: new Date(now.getTime() + deps.config.traceRetentionDays * 86_400_000),
     });
+    // A trace id is returned only for a trace that will be written.
+    if (taken) res.traceId = traceId;
+    else deps.metrics.tracesRefused.inc();
   }
   return res;
 }

@@ -1,6 +1,7 @@
-// Decision traces. Recommend hands a trace to the writer and answers at once; the writer inserts the
-// buffered traces in one statement every few milliseconds, and reads look in its buffer first, so a
-// returned trace id is readable immediately on this instance and within one flush on every other.
+// Decision traces. Recommend hands a trace to the writer and answers at once; the writer inserts buffered
+// traces in batches, one insert at a time, and reads look in its buffers first, so a returned trace id is
+// readable immediately on this instance and within one flush interval on every other. The buffer is
+// bounded: when it is full the trace is refused, and Recommend then returns no trace id.
 
 import type { Db, Queryable } from "./db.ts";
 
@@ -16,59 +17,107 @@ export interface StoredTrace {
 
 export interface TraceWriterOptions {
   flushMs: number;
-  /** Buffered traces beyond this are flushed at once rather than waiting for the timer. */
+  /** Rows per insert statement; a full batch is written without waiting for the timer. */
   maxBatch: number;
-  onError: (err: unknown, lost: number) => void;
+  /** Traces held in memory at most (waiting or being written). */
+  maxBuffered: number;
+  /** Attempts per batch before its traces are given up. */
+  maxAttempts: number;
+  onError: (err: unknown, traces: number, givenUp: boolean) => void;
 }
 
+interface Entry {
+  trace: StoredTrace;
+  attempts: number;
+}
+
+const keyOf = (tenantId: string, traceId: string) => `${tenantId}\u0000${traceId}`;
+
 export class TraceWriter {
-  private pending = new Map<string, StoredTrace>();
+  private pending = new Map<string, Entry>();
+  private writing = new Map<string, Entry>();
   private timer: ReturnType<typeof setTimeout> | null = null;
-  private flushing: Promise<void> = Promise.resolve();
+  private running: Promise<void> | null = null;
 
   constructor(
     private readonly db: Db,
     private readonly opts: TraceWriterOptions,
   ) {}
 
-  add(trace: StoredTrace): void {
-    this.pending.set(`${trace.tenantId}\u0000${trace.traceId}`, trace);
-    if (this.pending.size >= this.opts.maxBatch) void this.flush();
-    else this.timer ??= setTimeout(() => void this.flush(), this.opts.flushMs);
+  /** Buffers a trace for writing; false when the buffer is full and the trace was not taken. */
+  add(trace: StoredTrace): boolean {
+    if (this.pending.size + this.writing.size >= this.opts.maxBuffered) return false;
+    this.pending.set(keyOf(trace.tenantId, trace.traceId), { trace, attempts: 0 });
+    this.schedule();
+    return true;
   }
 
   peek(tenantId: string, traceId: string): StoredTrace | undefined {
-    return this.pending.get(`${tenantId}\u0000${traceId}`);
+    const key = keyOf(tenantId, traceId);
+    return (this.pending.get(key) ?? this.writing.get(key))?.trace;
   }
 
-  /** Writes everything buffered; resolves when it is committed. */
-  flush(): Promise<void> {
+  get buffered(): number {
+    return this.pending.size + this.writing.size;
+  }
+
+  /** Writes everything buffered so far; resolves when it is committed (or given up). */
+  async flush(): Promise<void> {
+    while (this.pending.size > 0 || this.running) {
+      await this.drain();
+    }
+  }
+
+  private schedule(): void {
+    if (this.running) return; // the running drain picks new traces up when its insert is done
+    if (this.pending.size >= this.opts.maxBatch) void this.drain();
+    else this.timer ??= setTimeout(() => void this.drain(), this.opts.flushMs);
+  }
+
+  private drain(): Promise<void> {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    const batch = [...this.pending.values()];
-    if (batch.length === 0) return this.flushing;
-    this.flushing = this.flushing.then(async () => {
-      try {
-        await insertTraces(this.db, batch);
-      } catch (err) {
-        this.opts.onError(err, batch.length);
-      } finally {
-        for (const t of batch) {
-          const key = `${t.tenantId}\u0000${t.traceId}`;
-          if (this.pending.get(key) === t) this.pending.delete(key);
+    if (this.running) return this.running;
+    this.running = this.writeAll().finally(() => {
+      this.running = null;
+      if (this.pending.size > 0) this.schedule();
+    });
+    return this.running;
+  }
+
+  private async writeAll(): Promise<void> {
+    while (this.pending.size > 0) {
+      this.writing = this.pending;
+      this.pending = new Map();
+      const entries = [...this.writing.values()];
+      let failed = false;
+      for (let i = 0; i < entries.length; i += this.opts.maxBatch) {
+        const chunk = entries.slice(i, i + this.opts.maxBatch);
+        try {
+          await insertTraces(
+            this.db,
+            chunk.map((e) => e.trace),
+          );
+        } catch (err) {
+          failed = true;
+          const retry = chunk.filter((e) => ++e.attempts < this.opts.maxAttempts);
+          this.opts.onError(err, chunk.length, retry.length === 0);
+          for (const e of retry) this.pending.set(keyOf(e.trace.tenantId, e.trace.traceId), e);
         }
       }
-    });
-    return this.flushing;
+      this.writing = new Map();
+      // After a failure, wait for the timer instead of hammering a database that just refused.
+      if (failed) return;
+    }
   }
 }
 
 async function insertTraces(db: Queryable, batch: StoredTrace[]): Promise<void> {
   await db.query(
     `insert into decision_traces (tenant_id, trace_id, customer_id, decision_flow_id, body, created_at, expires_at)
-     select * from jsonb_to_recordset($1::jsonb) as t(
+     select * from json_to_recordset($1::json) as t(
        tenant_id text, trace_id text, customer_id text, decision_flow_id text, body json, created_at timestamptz, expires_at timestamptz)
      on conflict (tenant_id, trace_id) do nothing`,
     [

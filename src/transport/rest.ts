@@ -32,26 +32,17 @@ export function errorResponse(err: AppError, requestId: string): Response {
   );
 }
 
-/** Reads the body as text, refusing it as soon as it passes the limit (declared or streamed). */
+/**
+ * Reads the body as text within the size limit. A declared length over the limit is refused before
+ * reading; Bun.serve's maxRequestBodySize bounds what an undeclared (chunked) body can buffer.
+ */
 export async function readBodyText(request: Request, maxBytes: number): Promise<string> {
   const tooLarge = () => new AppError("PAYLOAD_TOO_LARGE", `Request body exceeds ${maxBytes} bytes`);
   const declared = Number(request.headers.get("content-length") ?? "0");
   if (declared > maxBytes) throw tooLarge();
-  if (!request.body) return "";
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > maxBytes) {
-      await reader.cancel();
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  return new TextDecoder().decode(Buffer.concat(chunks));
+  const bytes = await request.arrayBuffer();
+  if (bytes.byteLength > maxBytes) throw tooLarge();
+  return new TextDecoder().decode(bytes);
 }
 
 /** Stage fields of a trace that belong to each stage; the rest are left out of the REST shape. */
