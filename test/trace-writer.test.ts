@@ -43,6 +43,7 @@ describe("TraceWriter", () => {
       maxBatch: 50,
       maxBuffered: 100_000,
       maxAttempts: 3,
+      concurrency: 2,
       onError: (e) => errors.push(e),
     });
     const before = await count();
@@ -66,7 +67,14 @@ describe("TraceWriter", () => {
   });
 
   test("refuses traces beyond its buffer instead of growing without bound", async () => {
-    const writer = new TraceWriter(store, { flushMs: 1000, maxBatch: 1000, maxBuffered: 5, maxAttempts: 3, onError: () => {} });
+    const writer = new TraceWriter(store, {
+      flushMs: 1000,
+      maxBatch: 1000,
+      maxBuffered: 5,
+      maxAttempts: 3,
+      concurrency: 2,
+      onError: () => {},
+    });
     const results = Array.from({ length: 8 }, () => writer.add(trace()));
     expect(results).toEqual([true, true, true, true, true, false, false, false]);
     await writer.flush();
@@ -81,6 +89,7 @@ describe("TraceWriter", () => {
       maxBatch: 100,
       maxBuffered: 1000,
       maxAttempts: 1000,
+      concurrency: 2,
       onError: (_e, _n, givenUp) => failures.push(givenUp),
     });
     await db.sql`alter table decision_traces rename to decision_traces_away`;

@@ -86,6 +86,7 @@ export function createServiceDeps(opts: {
     traces: new TraceWriter(db, {
       flushMs: config.traceFlushMs,
       maxBatch: 500,
+      concurrency: 2,
       maxBuffered: config.traceBufferSize,
       maxAttempts: 3,
       onError: (err, traces, givenUp) => {

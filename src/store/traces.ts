@@ -1,5 +1,5 @@
 // Decision traces. Recommend hands a trace to the writer and answers at once; the writer inserts buffered
-// traces in batches, one insert at a time, and reads look in its buffers first, so a returned trace id is
+// traces in batches, a few inserts at a time, and reads look in its buffers first, so a returned trace id is
 // readable immediately on this instance and within one flush interval on every other. The buffer is
 // bounded: when it is full the trace is refused, and Recommend then returns no trace id.
 
@@ -21,6 +21,8 @@ export interface TraceWriterOptions {
   maxBatch: number;
   /** Traces held in memory at most (waiting or being written). */
   maxBuffered: number;
+  /** Inserts run at once at most. */
+  concurrency: number;
   /** Attempts per batch before its traces are given up. */
   maxAttempts: number;
   onError: (err: unknown, traces: number, givenUp: boolean) => void;
@@ -92,21 +94,26 @@ export class TraceWriter {
       this.writing = this.pending;
       this.pending = new Map();
       const entries = [...this.writing.values()];
+      const chunks: Entry[][] = [];
+      for (let i = 0; i < entries.length; i += this.opts.maxBatch) chunks.push(entries.slice(i, i + this.opts.maxBatch));
       let failed = false;
-      for (let i = 0; i < entries.length; i += this.opts.maxBatch) {
-        const chunk = entries.slice(i, i + this.opts.maxBatch);
-        try {
-          await insertTraces(
-            this.db,
-            chunk.map((e) => e.trace),
-          );
-        } catch (err) {
-          failed = true;
-          const retry = chunk.filter((e) => ++e.attempts < this.opts.maxAttempts);
-          this.opts.onError(err, chunk.length, retry.length === 0);
-          for (const e of retry) this.pending.set(keyOf(e.trace.tenantId, e.trace.traceId), e);
+      // A few inserts at once keep up with bursts: the database parses one batch while we encode the next.
+      const worker = async () => {
+        for (let chunk = chunks.shift(); chunk; chunk = chunks.shift()) {
+          try {
+            await insertTraces(
+              this.db,
+              chunk.map((e) => e.trace),
+            );
+          } catch (err) {
+            failed = true;
+            const retry = chunk.filter((e) => ++e.attempts < this.opts.maxAttempts);
+            this.opts.onError(err, chunk.length, retry.length === 0);
+            for (const e of retry) this.pending.set(keyOf(e.trace.tenantId, e.trace.traceId), e);
+          }
         }
-      }
+      };
+      await Promise.all(Array.from({ length: Math.min(this.opts.concurrency, chunks.length) }, worker));
       this.writing = new Map();
       // After a failure, wait for the timer instead of hammering a database that just refused.
       if (failed) return;
