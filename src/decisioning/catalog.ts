@@ -182,6 +182,8 @@ export interface CompiledCatalog {
   placements: Map<string, Set<string>>;
   /** `${offerId}\0${channelId}` → active creatives, ordered by id. */
   creatives: Map<string, CompiledCreative[]>;
+  /** `${offerId}\0${channelId}\0${placementId}` → the active creatives for that placement or for any. */
+  creativesByPlacement: Map<string, CompiledCreative[]>;
   /** `${offerId}\0${channelId}` → the running experiment. */
   experiments: Map<string, CompiledExperiment>;
   /** Creatives that only an experiment may choose (its non-control variants). */
@@ -285,6 +287,15 @@ export function compileCatalog(def: CatalogDefinition): CompiledCatalog {
     else creatives.set(k, [compiled]);
   }
 
+  const creativesByPlacement = new Map<string, CompiledCreative[]>();
+  for (const p of def.placements) {
+    for (const o of offers) {
+      const all = creatives.get(key(o.def.id, p.channelId));
+      const fit = all?.filter((c) => c.def.placementId === null || c.def.placementId === p.id);
+      if (fit?.length) creativesByPlacement.set(`${key(o.def.id, p.channelId)}\u0000${p.id}`, fit);
+    }
+  }
+
   const experiments = new Map<string, CompiledExperiment>();
   const experimentOnlyCreatives = new Set<string>();
   for (const e of def.experiments) {
@@ -308,6 +319,7 @@ export function compileCatalog(def: CatalogDefinition): CompiledCatalog {
     channels: new Map(def.channels.map((c) => [c.id, c])),
     placements,
     creatives,
+    creativesByPlacement,
     experiments,
     experimentOnlyCreatives,
     flows,

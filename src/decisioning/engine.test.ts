@@ -144,6 +144,10 @@ describe("decide", () => {
 
   test("a placement keeps only creatives for it or for any placement", () => {
     const def = catalogDefinition([offer({ id: "a" }), offer({ id: "b" })]);
+    def.placements = [
+      { channelId: "web", id: "hero", name: "Hero" },
+      { channelId: "web", id: "sidebar", name: "Sidebar" },
+    ];
     def.creatives = [
       { id: "cr_a", offerId: "a", channelId: "web", placementId: "hero", name: "", status: "active", content: {} },
       { id: "cr_b", offerId: "b", channelId: "web", placementId: "sidebar", name: "", status: "active", content: {} },

@@ -82,11 +82,12 @@ function evaluate(field: ComputedField, scope: FormulaScope): Evaluation {
   return field.formula.evaluate(scope);
 }
 
+const NO_CREATIVES: CompiledCreative[] = [];
+
 function creativesFor(input: DecisionInput, offer: CompiledOffer): CompiledCreative[] {
-  const all = input.catalog.creatives.get(creativeKey(offer.def.id, input.channelId));
-  if (!all) return [];
-  if (!input.placement) return all;
-  return all.filter((c) => c.def.placementId === null || c.def.placementId === input.placement);
+  const k = creativeKey(offer.def.id, input.channelId);
+  const found = input.placement ? input.catalog.creativesByPlacement.get(`${k}\u0000${input.placement}`) : input.catalog.creatives.get(k);
+  return found ?? NO_CREATIVES;
 }
 
 function externalPropensity(attributes: Record<string, unknown>, offerId: string): number | null {

@@ -38,11 +38,12 @@ export function errorResponse(err: AppError, requestId: string): Response {
  */
 export async function readBodyText(request: Request, maxBytes: number): Promise<string> {
   const tooLarge = () => new AppError("PAYLOAD_TOO_LARGE", `Request body exceeds ${maxBytes} bytes`);
-  const declared = Number(request.headers.get("content-length") ?? "0");
-  if (declared > maxBytes) throw tooLarge();
-  const bytes = await request.arrayBuffer();
-  if (bytes.byteLength > maxBytes) throw tooLarge();
-  return new TextDecoder().decode(bytes);
+  const declared = request.headers.get("content-length");
+  if (declared !== null && Number(declared) > maxBytes) throw tooLarge();
+  const text = await request.text();
+  // Only an undeclared (chunked) body needs counting; a declared one was checked above.
+  if (declared === null && Buffer.byteLength(text, "utf8") > maxBytes) throw tooLarge();
+  return text;
 }
 
 /** Stage fields of a trace that belong to each stage; the rest are left out of the REST shape. */
