@@ -9,6 +9,7 @@ import { Metrics } from "./metrics.ts";
 import { ApiKeyVerifier } from "./services/auth.ts";
 import { createServiceDeps, type ServiceDeps } from "./services/context.ts";
 import { type Db, openEmbedded, openPostgres } from "./store/db.ts";
+import { CATALOG_CHANNEL } from "./store/flows.ts";
 import { ensureInteractionPartitions, migrate } from "./store/migrate.ts";
 import { countTenants } from "./store/tenants.ts";
 import { deleteExpiredTraces } from "./store/traces.ts";
@@ -75,6 +76,13 @@ export async function startApp(config: Config, log: Logger = createLogger(config
       return checks;
     },
   };
+  // Catalog and flow changes reach every instance within moments, not at the cache's expiry.
+  await db
+    .listen(CATALOG_CHANNEL, (tenantId) => {
+      deps.catalogs.invalidate(tenantId);
+      deps.catalogs.refresh(tenantId).catch((err) => log.warn("catalog reload failed", { tenantId, err }));
+    })
+    .catch((err) => log.warn("catalog change notifications unavailable; relying on CATALOG_CACHE_TTL_MS", { err }));
   const listeners = await startListeners(deps, verifier, probe);
 
   const housekeeping = [

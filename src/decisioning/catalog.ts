@@ -123,7 +123,18 @@ export interface FlowDef {
   definition: FlowDefinition;
 }
 
+/** Per-tenant settings the decision path needs. */
+export interface TenantSettings {
+  /** Fraction of calls without `trace: true` that still record a trace (0–1). */
+  traceSampleRate: number;
+  /** Days a decision trace is kept; null means the service's default. */
+  traceRetentionDays: number | null;
+}
+
+export const DEFAULT_TENANT_SETTINGS: TenantSettings = { traceSampleRate: 0, traceRetentionDays: null };
+
 export interface CatalogDefinition {
+  settings?: TenantSettings;
   categories: CategoryDef[];
   offers: OfferDef[];
   channels: ChannelDef[];
@@ -175,6 +186,7 @@ export interface ResolvedFlow {
 }
 
 export interface CompiledCatalog {
+  settings: TenantSettings;
   offers: CompiledOffer[];
   offerById: Map<string, CompiledOffer>;
   channels: Map<string, ChannelDef>;
@@ -314,6 +326,7 @@ export function compileCatalog(def: CatalogDefinition): CompiledCatalog {
   const flows = new Map(def.flows.map((f) => [f.id, resolveFlow(f, offers)]));
   const defaultFlow = def.flows.find((f) => f.isDefault);
   return {
+    settings: def.settings ?? DEFAULT_TENANT_SETTINGS,
     offers,
     offerById,
     channels: new Map(def.channels.map((c) => [c.id, c])),

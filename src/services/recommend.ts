@@ -56,7 +56,9 @@ export async function recommend(deps: ServiceDeps, ctx: CallContext, req: Recomm
   const propensity = await deps.propensity.get(tenantId);
 
   const now = deps.clock.now();
-  const explain = req.trace;
+  // Traces are recorded when asked for, and for a sampled fraction of the other calls.
+  const rate = catalog.settings.traceSampleRate;
+  const explain = req.trace || (rate > 0 && deps.random() < rate);
   const decision = decide({
     catalog,
     flow,
@@ -120,7 +122,7 @@ export async function recommend(deps: ServiceDeps, ctx: CallContext, req: Recomm
       decisionFlowId: flow.def.id,
       body: toJson(DecisionTraceSchema, trace) as Record<string, unknown>,
       createdAt: now,
-      expiresAt: new Date(now.getTime() + deps.config.traceRetentionDays * 86_400_000),
+      expiresAt: new Date(now.getTime() + (catalog.settings.traceRetentionDays ?? deps.config.traceRetentionDays) * 86_400_000),
     });
     // A trace id is returned only for a trace that will be written.
     if (taken) res.traceId = traceId;

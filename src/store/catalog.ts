@@ -12,13 +12,26 @@ import type {
   OfferDef,
   PlacementDef,
   QualificationDef,
+  TenantSettings,
 } from "../decisioning/catalog.ts";
+import { DEFAULT_TENANT_SETTINGS } from "../decisioning/catalog.ts";
 import type { Queryable } from "./db.ts";
 
 type R = Record<string, unknown>;
 
+/** Reads the decision-path settings out of a tenant's settings document, ignoring what is malformed. */
+export function tenantSettings(raw: Record<string, unknown>): TenantSettings {
+  const rate = raw.traceSampleRate;
+  const days = raw.traceRetentionDays;
+  return {
+    traceSampleRate: typeof rate === "number" && rate >= 0 && rate <= 1 ? rate : DEFAULT_TENANT_SETTINGS.traceSampleRate,
+    traceRetentionDays: typeof days === "number" && Number.isInteger(days) && days >= 1 && days <= 3650 ? days : null,
+  };
+}
+
 export async function loadCatalog(db: Queryable, tenantId: string): Promise<CatalogDefinition> {
-  const [categories, offers, channels, placements, creatives, experiments, flows] = await Promise.all([
+  const [tenants, categories, offers, channels, placements, creatives, experiments, flows] = await Promise.all([
+    db.query<R>("select settings from tenants where id = $1", [tenantId]),
     db.query<R>("select id, name, fields, computed from categories where tenant_id = $1", [tenantId]),
     db.query<R>(
       `select id, category_id, name, description, status, starts_at, ends_at, priority, business_value, weight,
@@ -43,6 +56,7 @@ export async function loadCatalog(db: Queryable, tenantId: string): Promise<Cata
     ),
   ]);
   return {
+    settings: tenantSettings((tenants[0]?.settings ?? {}) as Record<string, unknown>),
     categories: categories.map(
       (r): CategoryDef => ({
         id: r.id as string,

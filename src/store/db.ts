@@ -15,6 +15,8 @@ export interface Queryable {
 export interface Db extends Queryable {
   readonly kind: "postgres" | "embedded";
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /** Calls `onNotify` with the payload of every NOTIFY on the channel; resolves once listening. */
+  listen(channel: string, onNotify: (payload: string) => void): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -48,6 +50,10 @@ export function openPostgres(opts: PostgresOptions): Db {
     query: root.query,
     exec: root.exec,
     transaction: async <T>(fn: (tx: Queryable) => Promise<T>) => (await sql.begin((tx) => fn(wrap(tx)))) as T,
+    // postgres.js keeps a dedicated connection for LISTEN and re-subscribes after reconnecting.
+    listen: async (channel, onNotify) => {
+      await sql.listen(channel, onNotify);
+    },
     close: () => sql.end({ timeout: 5 }),
   };
 }
@@ -72,6 +78,9 @@ export async function openEmbedded(dataDir: string): Promise<Db> {
     query: root.query,
     exec: root.exec,
     transaction: <T>(fn: (tx: Queryable) => Promise<T>) => pg.transaction((tx) => fn(wrap(tx as unknown as Tx))),
+    listen: async (channel, onNotify) => {
+      await pg.listen(channel, onNotify);
+    },
     close: () => pg.close(),
   };
 }

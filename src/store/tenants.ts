@@ -1,7 +1,8 @@
 // Tenants and their API keys. Keys are stored only as HMAC-SHA256(key, pepper) in hex, with a short
 // display prefix; a key is found by its hash, never by scanning.
 
-import type { Queryable } from "./db.ts";
+import type { Db, Queryable } from "./db.ts";
+import { notifyCatalogChanged } from "./flows.ts";
 
 export type Scope = "decide" | "admin";
 
@@ -126,4 +127,14 @@ export async function revokeApiKey(db: Queryable, tenantId: string, idOrPrefix: 
 export async function touchApiKeys(db: Queryable, keyIds: string[]): Promise<void> {
   if (keyIds.length === 0) return;
   await db.query("update api_keys set last_used_at = now() where id = any($1::text[])", [keyIds]);
+}
+
+/** Merges settings into a tenant's settings document and tells every instance to reload. */
+export async function updateTenantSettings(db: Db, id: string, patch: Record<string, unknown>): Promise<boolean> {
+  return db.transaction(async (tx) => {
+    const rows = await tx.query("update tenants set settings = settings || $2::jsonb where id = $1 returning id", [id, patch]);
+    if (rows.length === 0) return false;
+    await notifyCatalogChanged(tx, id);
+    return true;
+  });
 }

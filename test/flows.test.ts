@@ -1,0 +1,92 @@
+// Decision flow versions and tenant settings: drafts are not used until published, publishing reaches
+// every running instance within a second, rollbacks publish an old definition anew, and the tenant's
+// trace sample rate and retention apply.
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { type App, startApp } from "../src/app.ts";
+import { loadConfig } from "../src/config.ts";
+import { createLogger } from "../src/log.ts";
+import { listVersions, publishDraft, rollBack, saveDraft } from "../src/store/flows.ts";
+import { updateTenantSettings } from "../src/store/tenants.ts";
+import { authHeaders, postJson, REDIS_URL, startTestService, type TestService, testEnv, waitFor } from "./harness.ts";
+
+let svc: TestService;
+let second: App;
+let secondUrl: string;
+beforeAll(async () => {
+  svc = await startTestService();
+  // A second instance on the same database, as behind a load balancer.
+  second = await startApp(loadConfig(testEnv({ DATABASE_URL: svc.db.url, REDIS_URL })), createLogger("error"));
+  secondUrl = `http://127.0.0.1:${second.listeners.port}`;
+});
+afterAll(async () => {
+  await second.stop();
+  await svc.stop();
+});
+
+const request = { customerId: "cust_12345", channelId: "ch_email", placement: "hero_offer", trace: true };
+const offersAt = async (base: string) => {
+  const res = await postJson(base, "/api/v1/recommend", request, authHeaders());
+  expect(res.status).toBe(200);
+  return res.json.recommendations.map((r: { offerId: string }) => r.offerId) as string[];
+};
+
+describe("flow versions", () => {
+  test("a draft changes nothing; publishing it changes the next Recommend on another instance within a second", async () => {
+    expect(await offersAt(svc.http)).toEqual(["act_platinum_cc", "act_cashback"]);
+    expect(await offersAt(secondUrl)).toEqual(["act_platinum_cc", "act_cashback"]);
+
+    const db = svc.app.deps.db;
+    const version = await db.transaction((tx) => saveDraft(tx, "demo", "df_credit_cards", { candidates: { offerIds: ["act_cashback"] } }));
+    expect(version).toBe(2);
+    await Bun.sleep(200);
+    expect(await offersAt(secondUrl)).toEqual(["act_platinum_cc", "act_cashback"]);
+
+    const published = Date.now();
+    expect(await publishDraft(db, "demo", "df_credit_cards")).toBe(2);
+    await waitFor(async () => JSON.stringify(await offersAt(secondUrl)) === JSON.stringify(["act_cashback"]), 1000, 20);
+    expect(Date.now() - published).toBeLessThanOrEqual(1000);
+
+    const rec = await postJson(secondUrl, "/api/v1/recommend", request, authHeaders());
+    const trace = await (await fetch(`${secondUrl}/api/v1/decision-traces/${rec.json.traceId}`, { headers: authHeaders() })).json();
+    expect((trace as { decisionFlowVersion: number }).decisionFlowVersion).toBe(2);
+  });
+
+  test("published versions are kept; a rollback publishes the old definition as a new version", async () => {
+    const db = svc.app.deps.db;
+    expect(await publishDraft(db, "demo", "df_credit_cards")).toBeNull();
+    expect(await rollBack(db, "demo", "df_credit_cards", 1)).toBe(3);
+    await waitFor(async () => (await offersAt(secondUrl)).length === 2, 1000, 20);
+    expect(await offersAt(svc.http)).toEqual(["act_platinum_cc", "act_cashback"]);
+    const versions = await listVersions(db, "demo", "df_credit_cards");
+    expect(versions.map((v) => [v.version, v.status])).toEqual([
+      [1, "published"],
+      [2, "published"],
+      [3, "published"],
+    ]);
+    expect(versions[2]?.definition).toEqual(versions[0]?.definition as object);
+    expect(await rollBack(db, "demo", "df_credit_cards", 99)).toBeNull();
+  });
+});
+
+describe("tenant trace settings", () => {
+  test("a sample rate of 1 traces calls that did not ask; 0 does not", async () => {
+    const plain = { customerId: "cust_12345", channelId: "ch_email" };
+    expect((await postJson(svc.http, "/api/v1/recommend", plain)).json).not.toHaveProperty("traceId");
+    await updateTenantSettings(svc.app.deps.db, "demo", { traceSampleRate: 1, traceRetentionDays: 2 });
+    const sampled = await waitFor(
+      async () => {
+        const res = await postJson(secondUrl, "/api/v1/recommend", plain);
+        return res.json.traceId ? res : null;
+      },
+      1000,
+      20,
+    );
+    await second.deps.traces.flush();
+    const rows = await svc.db
+      .sql`select extract(epoch from expires_at - created_at)::int as ttl from decision_traces where trace_id = ${sampled.json.traceId}`;
+    expect(rows[0]?.ttl).toBe(2 * 86_400);
+    await updateTenantSettings(svc.app.deps.db, "demo", { traceSampleRate: 0 });
+    await waitFor(async () => !(await postJson(svc.http, "/api/v1/recommend", plain)).json.traceId, 1000, 20);
+  });
+});
