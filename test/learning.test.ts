@@ -1,0 +1,84 @@
+// Adaptive propensity end to end: synthetic customers respond to three offers at their true click rates
+// through the API, and Thompson sampling learns to show the best one.
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { offerWithDefaults } from "../src/decisioning/catalog.ts";
+import { insertCatalog } from "../src/store/catalog.ts";
+import { authHeaders, createTenantWithKey, postJson, startTestService, type TestService } from "./harness.ts";
+
+let svc: TestService;
+let headers: Record<string, string>;
+const TRUE_RATES: Record<string, number> = { offer_low: 0.02, offer_mid: 0.05, offer_high: 0.1 };
+
+beforeAll(async () => {
+  svc = await startTestService();
+  const key = await createTenantWithKey(svc, "sim");
+  headers = authHeaders(key, "sim");
+  const offers = Object.keys(TRUE_RATES).map((id) =>
+    offerWithDefaults({ id, categoryId: "cat_sim", name: id, priority: 50, businessValue: 100 }),
+  );
+  await svc.app.deps.db.transaction((tx) =>
+    insertCatalog(tx, "sim", {
+      categories: [{ id: "cat_sim", name: "Simulated", fields: {}, computed: {} }],
+      offers,
+      channels: [{ id: "web", name: "Web", type: "web", implicitImpressions: false }],
+      placements: [],
+      creatives: offers.map((o) => ({
+        id: `cr_${o.id}`,
+        offerId: o.id,
+        channelId: "web",
+        placementId: null,
+        name: o.id,
+        status: "active",
+        content: { text: "{{offer.name}}" },
+      })),
+      experiments: [],
+      flows: [{ id: "df_sim", name: "Simulation", isDefault: true, definition: { score: { propensity: "thompson", priorWeight: 10 } } }],
+    }),
+  );
+});
+afterAll(async () => {
+  await svc.stop();
+});
+
+/** A seeded generator, so the synthetic customers behave the same on every run. */
+function mulberry32(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe("Thompson sampling", () => {
+  test("after 5,000 decisions the 10% offer is shown in at least 70% of the last 1,000", async () => {
+    const customers = mulberry32(7);
+    const shown: string[] = new Array(5000);
+    let next = 0;
+    // Eight customers at a time, like a small live channel.
+    const worker = async () => {
+      for (let i = next++; i < 5000; i = next++) {
+        const customerId = `sim_${i}`;
+        const rec = await postJson(svc.http, "/api/v1/recommend", { customerId, channelId: "web", maxOffers: 1 }, headers);
+        expect(rec.status).toBe(200);
+        const offerId = rec.json.recommendations[0].offerId as string;
+        shown[i] = offerId;
+        const base = { customerId, offerId, channelId: "web" };
+        expect((await postJson(svc.http, "/api/v1/respond", { ...base, outcomeType: "impression" }, headers)).status).toBe(200);
+        if (customers() < (TRUE_RATES[offerId] as number)) {
+          expect((await postJson(svc.http, "/api/v1/respond", { ...base, outcomeType: "click" }, headers)).status).toBe(200);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, worker));
+    const last = shown.slice(4000);
+    const high = last.filter((o) => o === "offer_high").length;
+    expect(high).toBeGreaterThanOrEqual(700);
+    // Every offer was explored early on.
+    expect(new Set(shown.slice(0, 500)).size).toBe(3);
+    const stats = await svc.db.sql`select sum(impressions)::int as n from offer_channel_stats where tenant_id = 'sim'`;
+    expect(stats[0]?.n).toBe(5000);
+  }, 120_000);
+});
