@@ -41,7 +41,7 @@ describe("start-up", () => {
       expect(rec.status).toBe(200);
     }
     const migrations = await db.sql`select version from schema_migrations`;
-    expect(migrations.map((r) => r.version)).toEqual([1, 2]);
+    expect(migrations.map((r) => r.version)).toEqual([1, 2, 3]);
     const applied = [a, b].map(
       (s) =>
         s
@@ -50,7 +50,7 @@ describe("start-up", () => {
           .find((l) => l.includes('"msg":"database ready"')) ?? "",
     );
     // Exactly one of the two applied the migration; the other found nothing to do.
-    expect(applied.filter((l) => l.includes('"migrationsApplied":["001_init.sql","002_feedback_and_policies.sql"]')).length).toBe(1);
+    expect(applied.filter((l) => l.includes('"migrationsApplied":["001_init.sql","002_feedback_and_policies.sql","003_experiment_phases.sql"]')).length).toBe(1);
     expect(applied.filter((l) => l.includes('"migrationsApplied":[]')).length).toBe(1);
     const tenants = await db.sql`select id from tenants`;
     expect(tenants.map((t) => t.id)).toEqual(["demo"]);

@@ -16,6 +16,7 @@ import type {
 } from "../decisioning/catalog.ts";
 import { DEFAULT_TENANT_SETTINGS } from "../decisioning/catalog.ts";
 import type { Queryable } from "./db.ts";
+import { insertExperiment } from "./experiments.ts";
 
 type R = Record<string, unknown>;
 
@@ -194,14 +195,7 @@ export async function insertCatalog(
     );
   }
   for (const e of def.experiments) {
-    await tx.query("insert into experiments (tenant_id, id, offer_id, channel_id, status, variants) values ($1, $2, $3, $4, $5, $6)", [
-      tenantId,
-      e.id,
-      e.offerId,
-      e.channelId,
-      e.status,
-      e.variants,
-    ]);
+    await insertExperiment(tx, tenantId, { ...e, goal: "conversion" });
   }
   for (const f of def.flows) {
     await tx.query("insert into decision_flows (tenant_id, id, name, is_default) values ($1, $2, $3, $4)", [
