@@ -2,6 +2,7 @@
 // on a database without tenants (unless SEED_DEMO=false).
 
 import { type CatalogDefinition, type CreativeDef, offerWithDefaults } from "./decisioning/catalog.ts";
+import { assignVariant, type Variant } from "./decisioning/experiment.ts";
 import { hashApiKey } from "./services/auth.ts";
 import { newApiKey, newApiKeyId } from "./ids.ts";
 import { type FlowVersionInput, insertCatalog } from "./store/catalog.ts";
@@ -316,6 +317,41 @@ export function demoCustomers(count: number) {
   return customers;
 }
 
+/**
+ * Synthetic history for the demo experiment, so that its results show something on a fresh start: 2,000
+ * email recipients over the last two weeks, split by the real assignment function, converting at 6.0%
+ * (control) and 7.5% (variant). The experiment's phase is moved back to when this history starts.
+ */
+export function demoExperimentHistory(now: Date) {
+  const experiment = demoCatalog.experiments[0] as (typeof demoCatalog.experiments)[number];
+  const rand = mulberry32(20260311);
+  const rates: Record<string, number> = { control: 0.06, variant_a: 0.075 };
+  const rows: { id: string; customer_id: string; creative_id: string; outcome_type: string; recorded_at: string }[] = [];
+  for (let i = 0; i < 2000; i++) {
+    const customerId = `cust_email_${String(i).padStart(4, "0")}`;
+    const variant = assignVariant(experiment.id, customerId, experiment.variants) as Variant;
+    const shownAt = now.getTime() - 14 * 86_400_000 + Math.floor(rand() * 13 * 86_400_000);
+    rows.push({
+      id: `int_demo_${i}_i`,
+      customer_id: customerId,
+      creative_id: variant.creativeId,
+      outcome_type: "impression",
+      recorded_at: new Date(shownAt).toISOString(),
+    });
+    if (rand() < (rates[variant.variant] ?? 0)) {
+      const convertedAt = new Date(shownAt + Math.floor(rand() * 86_400_000)).toISOString();
+      rows.push({
+        id: `int_demo_${i}_c`,
+        customer_id: customerId,
+        creative_id: variant.creativeId,
+        outcome_type: "conversion",
+        recorded_at: convertedAt,
+      });
+    }
+  }
+  return { experiment, rows, phaseStart: new Date(now.getTime() - 15 * 86_400_000) };
+}
+
 export interface SeedResult {
   /** The raw API key, when one was created. */
   apiKey: string | null;
@@ -333,6 +369,29 @@ export async function seedDemo(db: Db, opts: { pepper: string; apiKey?: string }
          from jsonb_to_recordset($2::jsonb) as c(customer_id text, attributes jsonb, segments jsonb)`,
       [DEMO_TENANT, demoCustomers(300)],
     );
+    const history = demoExperimentHistory(new Date());
+    await tx.query(
+      `insert into interactions (tenant_id, id, customer_id, offer_id, channel_id, creative_id, outcome_type, recorded_at)
+       select $1, id, customer_id, $2, $3, creative_id, outcome_type, recorded_at
+         from json_to_recordset($4::json) as r(id text, customer_id text, creative_id text, outcome_type text, recorded_at timestamptz)`,
+      [DEMO_TENANT, history.experiment.offerId, history.experiment.channelId, history.rows],
+    );
+    await tx.query(
+      `insert into offer_channel_stats (tenant_id, offer_id, channel_id, impressions, conversions)
+       values ($1, $2, $3, $4, $5)`,
+      [
+        DEMO_TENANT,
+        history.experiment.offerId,
+        history.experiment.channelId,
+        history.rows.filter((r) => r.outcome_type === "impression").length,
+        history.rows.filter((r) => r.outcome_type === "conversion").length,
+      ],
+    );
+    await tx.query("update experiment_phases set started_at = $3 where tenant_id = $1 and experiment_id = $2", [
+      DEMO_TENANT,
+      history.experiment.id,
+      history.phaseStart,
+    ]);
     await insertApiKey(tx, {
       id: newApiKeyId(),
       tenantId: DEMO_TENANT,
