@@ -7,6 +7,7 @@
 //   bun src/cli.ts keys create <tenant> [--name NAME] [--scopes decide,admin] [--expires-days N]
 //   bun src/cli.ts keys list <tenant>
 //   bun src/cli.ts keys revoke <tenant> <key id or prefix>
+//   bun src/cli.ts customers opt-in <tenant> <customer> <channel>
 
 import { parseArgs } from "node:util";
 import { openDatabase } from "./app.ts";
@@ -14,6 +15,7 @@ import { loadConfig } from "./config.ts";
 import { newApiKey, newApiKeyId } from "./ids.ts";
 import { hashApiKey } from "./services/auth.ts";
 import type { Db } from "./store/db.ts";
+import { clearOptOut } from "./store/history.ts";
 import { migrate } from "./store/migrate.ts";
 import {
   createTenant,
@@ -32,7 +34,8 @@ const USAGE = `usage:
   tenants suspend <id> | tenants activate <id>
   keys create <tenant> [--name NAME] [--scopes decide,admin] [--expires-days N]
   keys list <tenant>
-  keys revoke <tenant> <key id or prefix>`;
+  keys revoke <tenant> <key id or prefix>
+  customers opt-in <tenant> <customer> <channel>`;
 
 class UsageError extends Error {}
 
@@ -51,7 +54,7 @@ async function run(db: Db, pepper: string, argv: string[]): Promise<string> {
       "expires-days": { type: "string" },
     },
   });
-  const [group, action, first, second] = positionals;
+  const [group, action, first, second, third] = positionals;
   const requireTenant = async (id: string | undefined) => {
     if (!id) throw new UsageError("a tenant id is required");
     if (!(await getTenant(db, id))) throw new UsageError(`tenant ${id} does not exist`);
@@ -125,6 +128,15 @@ async function run(db: Db, pepper: string, argv: string[]): Promise<string> {
     const n = await revokeApiKey(db, tenantId, second);
     if (n === 0) throw new UsageError(`no active key ${second} in tenant ${tenantId}`);
     return `revoked ${n} key${n === 1 ? "" : "s"}; cached copies stop working within 15 seconds`;
+  }
+  if (group === "customers" && action === "opt-in") {
+    const tenantId = await requireTenant(first);
+    if (!second || !third) throw new UsageError("a customer id and a channel id are required");
+    // Clearing is idempotent: a customer who never opted out is already opted in.
+    const cleared = await clearOptOut(db, tenantId, second, third);
+    return cleared
+      ? `customer ${second} of tenant ${tenantId} is opted back into ${third}`
+      : `customer ${second} of tenant ${tenantId} had no opt-out on ${third}; nothing to clear`;
   }
   throw new UsageError(USAGE);
 }

@@ -30,11 +30,21 @@ export interface Config {
   profileCacheSize: number;
   /** How long the learned offer statistics are kept before they are read again. */
   statsCacheTtlMs: number;
+  /** How long Recommend waits for a customer's contact history; past it, offers under contact policies are dropped. */
+  policyHistoryTimeoutMs: number;
   /** How often buffered decision traces are written. */
   traceFlushMs: number;
   /** Decision traces held in memory waiting to be written; beyond it a trace is not recorded. */
   traceBufferSize: number;
   traceRetentionDays: number;
+  /** How long Respond waits for other interactions to share its commit (group commit window). */
+  respondBatchMaxWaitMs: number;
+  /** Interactions committed in one transaction at most; a full batch is committed without waiting. */
+  respondBatchMax: number;
+  /** Interaction commits in progress at once at most; later batches wait for a free slot. */
+  respondBatchConcurrency: number;
+  /** How long an Idempotency-Key of Respond is remembered. */
+  idempotencyKeyRetentionHours: number;
   logLevel: "debug" | "info" | "warn" | "error";
 }
 
@@ -99,9 +109,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     profileCacheTtlMs: integer(env, "PROFILE_CACHE_TTL_MS", 5_000, 0, 3_600_000),
     profileCacheSize: integer(env, "PROFILE_CACHE_SIZE", 100_000, 0, 10_000_000),
     statsCacheTtlMs: integer(env, "STATS_CACHE_TTL_MS", 1_000, 0, 60_000),
+    policyHistoryTimeoutMs: integer(env, "POLICY_HISTORY_TIMEOUT_MS", 200, 1, 60_000),
     traceFlushMs: integer(env, "TRACE_FLUSH_MS", 100, 5, 1_000),
     traceBufferSize: integer(env, "TRACE_BUFFER_SIZE", 20_000, 1, 1_000_000),
     traceRetentionDays: integer(env, "TRACE_RETENTION_DAYS", 30, 1, 3650),
+    respondBatchMaxWaitMs: integer(env, "RESPOND_BATCH_MAX_WAIT_MS", 2, 0, 1_000),
+    respondBatchMax: integer(env, "RESPOND_BATCH_MAX", 200, 1, 10_000),
+    respondBatchConcurrency: integer(env, "RESPOND_BATCH_CONCURRENCY", 2, 1, 64),
+    idempotencyKeyRetentionHours: integer(env, "IDEMPOTENCY_KEY_RETENTION_HOURS", 24, 1, 24 * 365),
     logLevel: logLevel as Config["logLevel"],
   };
 }

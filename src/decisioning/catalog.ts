@@ -4,6 +4,7 @@
 import { compileFormula, type Formula, FormulaSyntaxError } from "./formula.ts";
 import { compileTemplate, type Template } from "./template.ts";
 import type { Variant } from "./experiment.ts";
+import { type CompiledContactPolicies, type ContactPolicyDef, compileContactPolicies } from "./policies.ts";
 import type { PropensityMode } from "./propensity.ts";
 
 export interface CategoryDef {
@@ -112,6 +113,8 @@ export interface FlowDefinition {
     priorWeight?: number;
   };
   rank?: { perCategoryCap?: number };
+  /** Contact policies (frequency caps, cooldowns, outcome suppression, opt-outs), see policies.ts. */
+  policies?: ContactPolicyDef[];
 }
 
 export interface FlowDef {
@@ -183,6 +186,8 @@ export interface ResolvedFlow {
   priorWeight: number;
   perCategoryCap: number | null;
   candidates: CompiledOffer[];
+  /** Compiled contact policies; malformed stored ones are skipped and listed in `policies.issues`. */
+  policies: CompiledContactPolicies;
 }
 
 export interface CompiledCatalog {
@@ -268,6 +273,7 @@ function resolveFlow(def: FlowDef, offers: CompiledOffer[]): ResolvedFlow {
     priorWeight: d.score?.priorWeight ?? DEFAULT_PRIOR_WEIGHT,
     perCategoryCap: d.rank?.perCategoryCap ?? null,
     candidates,
+    policies: compileContactPolicies(d.policies),
   };
 }
 

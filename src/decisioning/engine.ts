@@ -6,6 +6,7 @@ import { assignVariant } from "./experiment.ts";
 import { type Evaluation, type FormulaScope, isTruthy, type Value } from "./formula.ts";
 import type { CompiledCatalog, CompiledCreative, CompiledOffer, ComputedField, ResolvedFlow } from "./catalog.ts";
 import { creativeKey } from "./catalog.ts";
+import { type ContactHistory, prepareContactPolicies } from "./policies.ts";
 import type { PropensityModel } from "./propensity.ts";
 
 export interface CustomerProfile {
@@ -28,6 +29,11 @@ export interface DecisionInput {
   random: () => number;
   /** Collect per-stage details for a decision trace. */
   explain: boolean;
+  /**
+   * The customer's contact history for the flow's contact policies: undefined when the flow has none,
+   * null when it could not be read (offers under a policy are then dropped: fail closed).
+   */
+  history?: ContactHistory | null;
 }
 
 export interface ExperimentChoice {
@@ -174,8 +180,19 @@ export function decide(input: DecisionInput): Decision {
     stages.push({ name: "compute", duration: performance.now() - t, computed });
   }
 
-  // filter: qualification rules; mandatory offers bypass them.
+  // filter: qualification rules, then contact policies; mandatory offers bypass the rules and every
+  // policy but the frequency caps.
   t = performance.now();
+  const policies =
+    flow.policies.policies.length > 0
+      ? prepareContactPolicies(
+          flow.policies,
+          input.history ?? null,
+          input.channelId,
+          input.now,
+          (id) => catalog.offerById.get(id)?.def.categoryId,
+        )
+      : null;
   const survivors: Candidate[] = [];
   for (const c of eligible) {
     const d = c.offer.def;
@@ -199,6 +216,11 @@ export function decide(input: DecisionInput): Decision {
         filtered.push(`${d.id} (propensity < ${q.minPropensity})`);
         continue;
       }
+    }
+    const refused = policies?.check(d.id, d.categoryId, d.mandatory);
+    if (refused) {
+      filtered.push(`${d.id} (${refused})`);
+      continue;
     }
     survivors.push(c);
   }
@@ -257,11 +279,14 @@ export function decide(input: DecisionInput): Decision {
   const recommendations: Recommendation[] = [];
   for (const c of survivors) {
     if (recommendations.length >= input.maxOffers) break;
+    // Offers shown together are impressions together: a shared frequency cap may admit only some.
+    if (policies && !policies.fits(c.offer.def.id, c.offer.def.categoryId)) continue;
     if (flow.perCategoryCap !== null) {
       const n = perCategory.get(c.offer.def.categoryId) ?? 0;
       if (n >= flow.perCategoryCap) continue;
       perCategory.set(c.offer.def.categoryId, n + 1);
     }
+    policies?.take(c.offer.def.id, c.offer.def.categoryId);
     const { creative, experiment } = chooseCreative(input, c);
     recommendations.push({
       offer: c.offer,

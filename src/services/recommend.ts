@@ -11,9 +11,12 @@ import {
   RecommendResponseSchema,
   RecommendationSchema,
 } from "../../gen/kaireon/v1/recommend_pb.ts";
+import type { ResolvedFlow } from "../decisioning/catalog.ts";
 import { decide, type StageRecord } from "../decisioning/engine.ts";
+import type { ContactHistory } from "../decisioning/policies.ts";
 import { notFound, validationError } from "../errors.ts";
 import { newTraceId } from "../ids.ts";
+import { loadContactHistory } from "../store/history.ts";
 import type { CallContext, ServiceDeps } from "./context.ts";
 import { MAX_ID_LENGTH, Violations } from "./validate.ts";
 
@@ -50,12 +53,16 @@ export async function recommend(deps: ServiceDeps, ctx: CallContext, req: Recomm
   if (!catalog.channels.has(req.channelId)) throw notFound("Channel");
   if (req.placement && !catalog.placements.get(req.channelId)?.has(req.placement)) throw notFound("Placement");
 
+  const now = deps.clock.now();
+  if (flow.policies.issues.length > 0) reportPolicyIssues(ctx, flow);
+  // Only flows with contact policies pay for the history read; it runs while the profile is enriched.
+  const history = flow.policies.policies.length > 0 ? readContactHistory(deps, ctx, flow, req.customerId, now) : undefined;
+
   const enrichStart = performance.now();
   const profile = (await deps.profiles.get(`${tenantId}\u0000${req.customerId}`)) ?? EMPTY_PROFILE;
   const enrichDuration = performance.now() - enrichStart;
   const propensity = await deps.propensity.get(tenantId);
 
-  const now = deps.clock.now();
   // Traces are recorded when asked for, and for a sampled fraction of the other calls.
   const rate = catalog.settings.traceSampleRate;
   const explain = req.trace || (rate > 0 && deps.random() < rate);
@@ -72,6 +79,7 @@ export async function recommend(deps: ServiceDeps, ctx: CallContext, req: Recomm
     now,
     random: deps.random,
     explain,
+    history: await history,
   });
 
   const res = create(RecommendResponseSchema, {
@@ -129,6 +137,57 @@ export async function recommend(deps: ServiceDeps, ctx: CallContext, req: Recomm
     else deps.metrics.tracesRefused.inc();
   }
   return res;
+}
+
+/** Flows whose malformed contact policies were already logged; the next catalog compile logs them again. */
+const reportedPolicyIssues = new WeakSet<ResolvedFlow>();
+
+function reportPolicyIssues(ctx: CallContext, flow: ResolvedFlow): void {
+  if (reportedPolicyIssues.has(flow)) return;
+  reportedPolicyIssues.add(flow);
+  ctx.log.warn("decision flow has malformed contact policies; they are skipped", {
+    decisionFlowId: flow.def.id,
+    issues: flow.policies.issues,
+  });
+}
+
+/**
+ * The customer's contact history within the flow's longest policy window, or null when it cannot be read
+ * in time: the engine then drops the offers under a policy (fail closed) and the request still succeeds.
+ */
+async function readContactHistory(
+  deps: ServiceDeps,
+  ctx: CallContext,
+  flow: ResolvedFlow,
+  customerId: string,
+  now: Date,
+): Promise<ContactHistory | null> {
+  const { policies } = flow;
+  const read = loadContactHistory(deps.db, {
+    tenantId: ctx.auth.tenantId,
+    customerId,
+    since: new Date(now.getTime() - policies.lookbackMs),
+    outcomeTypes: policies.outcomeTypes,
+    optOuts: policies.needsOptOuts,
+  });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), deps.config.policyHistoryTimeoutMs);
+  });
+  try {
+    const result = await Promise.race([read, timedOut]);
+    if (result !== "timeout") return result;
+    // The query cannot be cancelled through the pool; let it finish unobserved.
+    read.catch(() => {});
+    ctx.log.warn("contact history read timed out; offers under contact policies are dropped", {
+      timeoutMs: deps.config.policyHistoryTimeoutMs,
+    });
+  } catch (err) {
+    ctx.log.warn("contact history unavailable; offers under contact policies are dropped", { err });
+  } finally {
+    clearTimeout(timer);
+  }
+  return null;
 }
 
 function roundMs(ms: number): number {
