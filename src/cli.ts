@@ -7,15 +7,23 @@
 //   bun src/cli.ts keys create <tenant> [--name NAME] [--scopes decide,admin] [--expires-days N]
 //   bun src/cli.ts keys list <tenant>
 //   bun src/cli.ts keys revoke <tenant> <key id or prefix>
+//   bun src/cli.ts tenants set <id> [--trace-sample-rate 0..1] [--trace-retention-days N]
 //   bun src/cli.ts customers opt-in <tenant> <customer> <channel>
+//   bun src/cli.ts flows versions <tenant> <flow>
+//   bun src/cli.ts flows publish <tenant> <flow> --file definition.json [--name NAME] [--default]
+//   bun src/cli.ts flows rollback <tenant> <flow> <version>
 
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { openDatabase } from "./app.ts";
 import { loadConfig } from "./config.ts";
+import type { FlowDefinition } from "./decisioning/catalog.ts";
+import { validateFlowDefinition } from "./decisioning/flow-validation.ts";
 import { newApiKey, newApiKeyId } from "./ids.ts";
 import { hashApiKey } from "./services/auth.ts";
 import type { Db } from "./store/db.ts";
 import { clearOptOut } from "./store/history.ts";
+import { createFlow, listVersions, publishDraft, rollBack, saveDraft } from "./store/flows.ts";
 import { migrate } from "./store/migrate.ts";
 import {
   createTenant,
@@ -26,6 +34,7 @@ import {
   revokeApiKey,
   type Scope,
   setTenantStatus,
+  updateTenantSettings,
 } from "./store/tenants.ts";
 
 const USAGE = `usage:
@@ -35,7 +44,11 @@ const USAGE = `usage:
   keys create <tenant> [--name NAME] [--scopes decide,admin] [--expires-days N]
   keys list <tenant>
   keys revoke <tenant> <key id or prefix>
-  customers opt-in <tenant> <customer> <channel>`;
+  tenants set <id> [--trace-sample-rate 0..1] [--trace-retention-days N]
+  customers opt-in <tenant> <customer> <channel>
+  flows versions <tenant> <flow>
+  flows publish <tenant> <flow> --file definition.json [--name NAME] [--default]
+  flows rollback <tenant> <flow> <version>`;
 
 class UsageError extends Error {}
 
@@ -48,6 +61,10 @@ async function run(db: Db, pepper: string, argv: string[]): Promise<string> {
     args: argv,
     allowPositionals: true,
     options: {
+      file: { type: "string" },
+      default: { type: "boolean" },
+      "trace-sample-rate": { type: "string" },
+      "trace-retention-days": { type: "string" },
       name: { type: "string" },
       plan: { type: "string" },
       scopes: { type: "string" },
@@ -137,6 +154,65 @@ async function run(db: Db, pepper: string, argv: string[]): Promise<string> {
     return cleared
       ? `customer ${second} of tenant ${tenantId} is opted back into ${third}`
       : `customer ${second} of tenant ${tenantId} had no opt-out on ${third}; nothing to clear`;
+  }
+  if (group === "tenants" && action === "set") {
+    const id = await requireTenant(first);
+    const patch: Record<string, unknown> = {};
+    if (values["trace-sample-rate"] !== undefined) {
+      const rate = Number(values["trace-sample-rate"]);
+      if (!(rate >= 0 && rate <= 1)) throw new UsageError("--trace-sample-rate must be a number from 0 to 1");
+      patch.traceSampleRate = rate;
+    }
+    if (values["trace-retention-days"] !== undefined) {
+      const days = Number(values["trace-retention-days"]);
+      if (!Number.isInteger(days) || days < 1 || days > 3650)
+        throw new UsageError("--trace-retention-days must be a whole number from 1 to 3650");
+      patch.traceRetentionDays = days;
+    }
+    if (Object.keys(patch).length === 0) throw new UsageError("nothing to set");
+    await updateTenantSettings(db, id, patch);
+    return `tenant ${id}: ${JSON.stringify(patch)}`;
+  }
+  if (group === "flows" && action === "versions") {
+    const tenantId = await requireTenant(first);
+    if (!second) throw new UsageError("a flow id is required");
+    const versions = await listVersions(db, tenantId, second);
+    if (versions.length === 0) throw new UsageError(`flow ${second} has no versions in tenant ${tenantId}`);
+    return ["version\tstatus\tcreated\tpublished"]
+      .concat(versions.map((v) => [v.version, v.status, v.createdAt.toISOString(), v.publishedAt?.toISOString() ?? "-"].join("\t")))
+      .join("\n");
+  }
+  if (group === "flows" && action === "publish") {
+    const tenantId = await requireTenant(first);
+    if (!second || !ID_PATTERN.test(second)) throw new UsageError("flow id: lowercase letters, digits, _ and -, at most 63 characters");
+    if (!values.file) throw new UsageError("--file with the flow definition (JSON) is required");
+    let definition: unknown;
+    try {
+      definition = JSON.parse(readFileSync(values.file, "utf8"));
+    } catch (err) {
+      throw new UsageError(`cannot read ${values.file}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const problems = validateFlowDefinition(definition);
+    if (problems.length > 0) throw new UsageError(problems.map((p) => `${p.field}: ${p.message}`).join("\n"));
+    const version = await db.transaction(async (tx) => {
+      const exists = await tx.query("select 1 from decision_flows where tenant_id = $1 and id = $2", [tenantId, second]);
+      if (exists.length === 0)
+        await createFlow(tx, tenantId, { id: second, name: values.name ?? second, isDefault: values.default ?? false });
+      else if (values.default) {
+        await tx.query("update decision_flows set is_default = (id = $2) where tenant_id = $1", [tenantId, second]);
+      }
+      return saveDraft(tx, tenantId, second, definition as FlowDefinition);
+    });
+    const published = await publishDraft(db, tenantId, second);
+    return `published ${second} version ${published ?? version} for tenant ${tenantId}`;
+  }
+  if (group === "flows" && action === "rollback") {
+    const tenantId = await requireTenant(first);
+    const target = Number(positionals[3]);
+    if (!second || !Number.isInteger(target) || target < 1) throw new UsageError("usage: flows rollback <tenant> <flow> <version>");
+    const version = await rollBack(db, tenantId, second, target);
+    if (version === null) throw new UsageError(`flow ${second} has no published version ${target}`);
+    return `published version ${target}'s definition of ${second} as version ${version}`;
   }
   throw new UsageError(USAGE);
 }

@@ -3,7 +3,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHmac } from "node:crypto";
-import { authHeaders, BUN, postJson, ROOT, startTestService, type TestService } from "./harness.ts";
+import { authHeaders, postJson, runCli, startTestService, type TestService } from "./harness.ts";
 
 let svc: TestService;
 beforeAll(async () => {
@@ -13,16 +13,7 @@ afterAll(async () => {
   await svc.stop();
 });
 
-async function cli(...args: string[]) {
-  const proc = Bun.spawn([BUN, "src/cli.ts", ...args], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? "", DATABASE_URL: svc.db.url, API_KEY_PEPPER: svc.app.config.apiKeyPepper },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  return { stdout, stderr, code };
-}
+const cli = (...args: string[]) => runCli(svc, ...args);
 
 const recommend = (key: string, tenant: string) =>
   postJson(svc.http, "/api/v1/recommend", { customerId: "cust_12345", channelId: "ch_email" }, authHeaders(key, tenant));

@@ -8,7 +8,10 @@ import { loadConfig } from "../src/config.ts";
 import { createLogger } from "../src/log.ts";
 import { listVersions, publishDraft, rollBack, saveDraft } from "../src/store/flows.ts";
 import { updateTenantSettings } from "../src/store/tenants.ts";
-import { authHeaders, postJson, REDIS_URL, startTestService, type TestService, testEnv, waitFor } from "./harness.ts";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { authHeaders, postJson, REDIS_URL, runCli, startTestService, type TestService, testEnv, waitFor } from "./harness.ts";
 
 let svc: TestService;
 let second: App;
@@ -88,5 +91,43 @@ describe("tenant trace settings", () => {
     expect(rows[0]?.ttl).toBe(2 * 86_400);
     await updateTenantSettings(svc.app.deps.db, "demo", { traceSampleRate: 0 });
     await waitFor(async () => !(await postJson(svc.http, "/api/v1/recommend", plain)).json.traceId, 1000, 20);
+  });
+});
+
+describe("the flows CLI", () => {
+  test("refuses an invalid definition naming the field, publishes a valid one and lists versions", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "kaireon-flow-"));
+    try {
+      const bad = join(dir, "bad.json");
+      await writeFile(bad, JSON.stringify({ score: { propensity: "guess" }, policies: [{ type: "frequency_cap", max: 0 }] }));
+      const refused = await runCli(svc, "flows", "publish", "demo", "df_web", "--file", bad);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain("score.propensity");
+      expect(refused.stderr).toContain("policies[0]");
+
+      const good = join(dir, "good.json");
+      await writeFile(good, JSON.stringify({ candidates: { categoryIds: ["cat_deposits"] }, score: { propensity: "mean" } }));
+      const published = await runCli(svc, "flows", "publish", "demo", "df_web", "--file", good, "--name", "Web savings");
+      expect(published.code).toBe(0);
+      expect(published.stdout).toContain("version 1");
+      await waitFor(
+        async () => {
+          const res = await postJson(secondUrl, "/api/v1/recommend", {
+            customerId: "cust_12345",
+            channelId: "ch_web",
+            decisionFlowId: "df_web",
+          });
+          return res.status === 200 && res.json.recommendations.every((r: { categoryId: string }) => r.categoryId === "cat_deposits");
+        },
+        1000,
+        20,
+      );
+      const versions = await runCli(svc, "flows", "versions", "demo", "df_web");
+      expect(versions.stdout).toMatch(/^1\tpublished\t/m);
+      const settings = await runCli(svc, "tenants", "set", "demo", "--trace-sample-rate", "2");
+      expect(settings.code).toBe(2);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

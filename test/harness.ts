@@ -183,3 +183,15 @@ export async function spawnService(env: Record<string, string>, timeoutMs = 30_0
     exited: proc.exited,
   };
 }
+
+/** Runs the operator CLI against a test service's database. */
+export async function runCli(svc: TestService, ...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
+  const proc = Bun.spawn([BUN, "src/cli.ts", ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? "", DATABASE_URL: svc.db.url, API_KEY_PEPPER: svc.app.config.apiKeyPepper },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  return { stdout, stderr, code };
+}
