@@ -62,6 +62,7 @@ export interface StageRecord {
   scores?: Record<string, number>;
   factors?: Record<string, Record<string, number>>;
   finalOrder?: string[];
+  experiments?: Record<string, Record<string, unknown>>;
 }
 
 export interface Decision {
@@ -299,7 +300,9 @@ export function decide(input: DecisionInput): Decision {
     });
   }
   if (explain) {
-    stages.push({ name: "rank", duration: performance.now() - t, finalOrder: recommendations.map((r) => r.offer.def.id) });
+    const experiments: Record<string, Record<string, unknown>> = {};
+    for (const r of recommendations) if (r.experiment) experiments[r.offer.def.id] = { ...r.experiment, creativeId: r.creative.def.id };
+    stages.push({ name: "rank", duration: performance.now() - t, finalOrder: recommendations.map((r) => r.offer.def.id), experiments });
   }
   return { recommendations, stages };
 }

@@ -213,5 +213,6 @@ function stageMessage(s: StageRecord) {
     scores: s.scores ?? {},
     factors: s.factors as JsonObject | undefined,
     finalOrder: s.finalOrder ?? [],
+    experiments: s.experiments as JsonObject | undefined,
   });
 }

@@ -7,12 +7,14 @@ import { Code, type ConnectRouter, ConnectError, type ConnectRouterOptions, crea
 import { Health } from "../../gen/grpc/health/v1/health_pb.ts";
 import { DecisionTraceService } from "../../gen/kaireon/v1/decision_trace_pb.ts";
 import { ErrorDetailSchema } from "../../gen/kaireon/v1/errors_pb.ts";
+import { ExperimentService } from "../../gen/kaireon/v1/experiment_pb.ts";
 import { RecommendService } from "../../gen/kaireon/v1/recommend_pb.ts";
 import { RespondService } from "../../gen/kaireon/v1/respond_pb.ts";
 import { type AppError, type ErrorCode, toAppError, validationError } from "../errors.ts";
 import type { ApiKeyVerifier } from "../services/auth.ts";
 import type { CallContext, ServiceDeps } from "../services/context.ts";
 import { getDecisionTrace } from "../services/decision-trace.ts";
+import { createExperiment, getExperimentResults, updateExperiment } from "../services/experiments.ts";
 import { checkHealth, type Probe } from "../services/health.ts";
 import { recommend } from "../services/recommend.ts";
 import { respond } from "../services/respond.ts";
@@ -71,7 +73,8 @@ export function createInterceptor(deps: ServiceDeps, verifier: ApiKeyVerifier): 
       const invalid = req.header.get(INVALID_MESSAGE_HEADER);
       if (invalid) throw validationError([{ field: "", message: `request message is not valid protobuf: ${invalid}` }]);
       if (req.service.typeName !== Health.typeName) {
-        const auth = await verifier.verify(req.header.get("x-tenant-id"), req.header.get("x-api-key"), "decide");
+        const scope = req.service.typeName === ExperimentService.typeName ? "admin" : "decide";
+        const auth = await verifier.verify(req.header.get("x-tenant-id"), req.header.get("x-api-key"), scope);
         req.contextValues.set(callKey, { auth, requestId, log });
       }
       const res = await next(req);
@@ -106,6 +109,11 @@ export function registerServices(deps: ServiceDeps, probe: Probe) {
     });
     router.service(RespondService, {
       respond: (req, ctx) => respond(deps, contextOf(ctx.values), req),
+    });
+    router.service(ExperimentService, {
+      createExperiment: (req, ctx) => createExperiment(deps, contextOf(ctx.values), req),
+      updateExperiment: (req, ctx) => updateExperiment(deps, contextOf(ctx.values), req),
+      getExperimentResults: (req, ctx) => getExperimentResults(deps, contextOf(ctx.values), req),
     });
     router.service(DecisionTraceService, {
       getDecisionTrace: (req, ctx) => getDecisionTrace(deps, contextOf(ctx.values), req),

@@ -25,28 +25,11 @@ function describeType(f: DescField): string {
     return field.message.typeName === "google.protobuf.Timestamp" ? "an RFC 3339 timestamp string" : "an object";
   }
   if (field.fieldKind === "enum") return "a string";
-  switch (field.scalar) {
-    case ScalarType.STRING:
-    case ScalarType.BYTES:
-      return "a string";
-    case ScalarType.BOOL:
-      return "a boolean";
-    default:
-      return "a number";
-  }
+  return scalarName(field.scalar);
 }
 
-function typeMatches(f: DescField, value: unknown): boolean {
-  const field = jsonField(f);
-  if (field.fieldKind === "list") return Array.isArray(value);
-  if (field.fieldKind === "map") return typeof value === "object" && !Array.isArray(value);
-  if (field.fieldKind === "message") {
-    if (field.message.typeName === "google.protobuf.Timestamp") return typeof value === "string";
-    if (field.message.typeName === "google.protobuf.Value") return true;
-    return typeof value === "object" && !Array.isArray(value);
-  }
-  if (field.fieldKind === "enum") return typeof value === "string" || typeof value === "number";
-  switch (field.scalar) {
+function matchesScalar(scalar: ScalarType, value: unknown): boolean {
+  switch (scalar) {
     case ScalarType.STRING:
     case ScalarType.BYTES:
       return typeof value === "string";
@@ -57,6 +40,68 @@ function typeMatches(f: DescField, value: unknown): boolean {
       return typeof value === "number";
     default:
       return (typeof value === "number" && Number.isInteger(value)) || (typeof value === "string" && /^-?\d+$/.test(value));
+  }
+}
+
+function scalarName(scalar: ScalarType): string {
+  if (scalar === ScalarType.STRING || scalar === ScalarType.BYTES) return "a string";
+  if (scalar === ScalarType.BOOL) return "a boolean";
+  if (scalar === ScalarType.DOUBLE || scalar === ScalarType.FLOAT) return "a number";
+  return "a whole number";
+}
+
+function scalarMatches(field: DescField, value: unknown): boolean {
+  if (field.fieldKind === "message") {
+    if (field.message.typeName === "google.protobuf.Timestamp") return typeof value === "string";
+    if (field.message.typeName === "google.protobuf.Value") return true;
+    return typeof value === "object" && value !== null && !Array.isArray(value);
+  }
+  if (field.fieldKind === "enum") return typeof value === "string" || typeof value === "number";
+  if (field.fieldKind === "scalar") return matchesScalar(field.scalar, value);
+  return true;
+}
+
+/** A message of our own contract (not a well-known type) whose fields are checked one by one. */
+function nestedMessage(field: DescField): DescMessage | null {
+  if (field.fieldKind !== "message" && !(field.fieldKind === "list" && field.listKind === "message")) return null;
+  const message = field.message as DescMessage;
+  return message.typeName.startsWith("google.protobuf.") ? null : message;
+}
+
+/** Collects type mismatches of a JSON object against a message, with JSON paths like `variants[1].weight`. */
+function checkShape(schema: DescMessage, obj: Record<string, unknown>, prefix: string, out: FieldViolation[], depth: number): void {
+  if (depth > 32) return;
+  for (const f of schema.fields) {
+    const value = obj[f.jsonName] ?? obj[f.name];
+    if (value === undefined || value === null) continue;
+    const path = `${prefix}${f.jsonName}`;
+    const field = jsonField(f);
+    const nested = nestedMessage(field);
+    if (field.fieldKind === "list") {
+      if (!Array.isArray(value)) {
+        out.push({ field: path, message: `${path} must be an array` });
+        continue;
+      }
+      value.forEach((item, i) => {
+        const at = `${path}[${i}]`;
+        if (nested) {
+          if (typeof item !== "object" || item === null || Array.isArray(item)) out.push({ field: at, message: `${at} must be an object` });
+          else checkShape(nested, item as Record<string, unknown>, `${at}.`, out, depth + 1);
+        } else if (field.listKind === "scalar" && !matchesScalar(field.scalar, item)) {
+          out.push({ field: at, message: `${at} must be ${scalarName(field.scalar)}` });
+        }
+      });
+      continue;
+    }
+    if (field.fieldKind === "map") {
+      if (typeof value !== "object" || Array.isArray(value)) out.push({ field: path, message: `${path} must be an object` });
+      continue;
+    }
+    if (!scalarMatches(field, value)) {
+      out.push({ field: path, message: `${path} must be ${describeType(f)}` });
+      continue;
+    }
+    if (nested) checkShape(nested, value as Record<string, unknown>, `${path}.`, out, depth + 1);
   }
 }
 
@@ -74,11 +119,7 @@ export function decodeJsonMessage<Desc extends DescMessage>(schema: Desc, text: 
   }
   const obj = json as Record<string, unknown>;
   const violations: FieldViolation[] = [];
-  for (const field of schema.fields) {
-    const value = obj[field.jsonName] ?? obj[field.name];
-    if (value === undefined || value === null) continue;
-    if (!typeMatches(field, value)) violations.push({ field: field.jsonName, message: `${field.jsonName} must be ${describeType(field)}` });
-  }
+  checkShape(schema, obj, "", violations, 0);
   if (violations.length > 0) throw validationError(violations);
   try {
     return fromJson(schema, json as never, { ignoreUnknownFields: true });

@@ -5,13 +5,22 @@
 import { create, type MessageShape, toJson } from "@bufbuild/protobuf";
 import { Elysia } from "elysia";
 import { DecisionTraceSchema, GetDecisionTraceRequestSchema } from "../../gen/kaireon/v1/decision_trace_pb.ts";
+import {
+  CreateExperimentRequestSchema,
+  ExperimentSchema,
+  GetExperimentResultsRequestSchema,
+  GetExperimentResultsResponseSchema,
+  UpdateExperimentRequestSchema,
+} from "../../gen/kaireon/v1/experiment_pb.ts";
 import { RecommendRequestSchema, RecommendResponseSchema } from "../../gen/kaireon/v1/recommend_pb.ts";
 import { RespondRequestSchema, RespondResponseSchema } from "../../gen/kaireon/v1/respond_pb.ts";
 import { AppError, httpStatusOf, toAppError } from "../errors.ts";
 import type { ApiKeyVerifier } from "../services/auth.ts";
+import type { Scope } from "../store/tenants.ts";
 import type { CallContext, ServiceDeps } from "../services/context.ts";
 import type { Probe } from "../services/health.ts";
 import { getDecisionTrace } from "../services/decision-trace.ts";
+import { createExperiment, getExperimentResults, updateExperiment } from "../services/experiments.ts";
 import { recommend } from "../services/recommend.ts";
 import { respond } from "../services/respond.ts";
 import { decodeJsonMessage } from "./json.ts";
@@ -46,13 +55,27 @@ export async function readBodyText(request: Request, maxBytes: number): Promise<
   return text;
 }
 
+/** The optional ?phase= of experiment results: a whole number, or absent. */
+function phaseParam(raw: string | undefined): number | undefined {
+  if (raw === undefined || raw === "") return undefined;
+  const phase = Number(raw);
+  if (!Number.isInteger(phase) || phase < 1 || phase > 1_000_000) {
+    throw new AppError("VALIDATION_ERROR", "phase must be a whole number of at least 1", [{ field: "phase", message: "phase must be a whole number of at least 1" }]);
+  }
+  return phase;
+}
+
+function experimentJson(experiment: MessageShape<typeof ExperimentSchema> | undefined): unknown {
+  return experiment ? toJson(ExperimentSchema, experiment, { alwaysEmitImplicit: true }) : null;
+}
+
 /** Stage fields of a trace that belong to each stage; the rest are left out of the REST shape. */
 const STAGE_FIELDS: Record<string, string[]> = {
   enrich: ["input", "output"],
   compute: ["computed"],
   filter: ["candidatesIn", "candidatesOut", "filtered"],
   score: ["scores", "factors"],
-  rank: ["finalOrder"],
+  rank: ["finalOrder", "experiments"],
 };
 const ALL_STAGE_FIELDS = new Set(Object.values(STAGE_FIELDS).flat());
 
@@ -72,6 +95,7 @@ export function createRestApp(deps: ServiceDeps, verifier: ApiKeyVerifier, probe
   /** Runs one REST call: request id, size limit, auth, decode, service, encode, errors, metrics. */
   async function call<Req>(
     route: string,
+    scope: Scope,
     request: Request,
     decode: (body: string) => Req,
     run: (ctx: CallContext, req: Req) => Promise<unknown>,
@@ -80,7 +104,7 @@ export function createRestApp(deps: ServiceDeps, verifier: ApiKeyVerifier, probe
     const requestId = requestIdFrom(request.headers.get("x-request-id"));
     const log = deps.log.child({ requestId, transport: "rest", route });
     try {
-      const auth = await verifier.verify(request.headers.get("x-tenant-id"), request.headers.get("x-api-key"), "decide");
+      const auth = await verifier.verify(request.headers.get("x-tenant-id"), request.headers.get("x-api-key"), scope);
       const body = request.method === "GET" ? "" : await readBodyText(request, config.maxBodyBytes);
       const req = decode(body);
       const out = await run({ auth, requestId, log }, req);
@@ -99,6 +123,7 @@ export function createRestApp(deps: ServiceDeps, verifier: ApiKeyVerifier, probe
     .post("/api/v1/recommend", ({ request }) =>
       call(
         "/api/v1/recommend",
+        "decide",
         request,
         (body) => decodeJsonMessage(RecommendRequestSchema, body),
         async (ctx, req) => toJson(RecommendResponseSchema, await recommend(deps, ctx, req), { alwaysEmitImplicit: true }),
@@ -107,6 +132,7 @@ export function createRestApp(deps: ServiceDeps, verifier: ApiKeyVerifier, probe
     .post("/api/v1/respond", ({ request }) =>
       call(
         "/api/v1/respond",
+        "decide",
         request,
         (body) => decodeJsonMessage(RespondRequestSchema, body),
         async (ctx, req) => toJson(RespondResponseSchema, await respond(deps, ctx, req), { alwaysEmitImplicit: true }),
@@ -115,12 +141,40 @@ export function createRestApp(deps: ServiceDeps, verifier: ApiKeyVerifier, probe
     .get("/api/v1/decision-traces/:traceId", ({ request, params }) =>
       call(
         "/api/v1/decision-traces/:traceId",
+        "decide",
         request,
         () => create(GetDecisionTraceRequestSchema, { traceId: params.traceId }),
         async (ctx, req) => {
           const res = await getDecisionTrace(deps, ctx, req);
           return res.trace ? traceJson(res.trace) : null;
         },
+      ),
+    )
+    .post("/api/v1/experiments", ({ request }) =>
+      call(
+        "/api/v1/experiments",
+        "admin",
+        request,
+        (body) => decodeJsonMessage(CreateExperimentRequestSchema, body),
+        async (ctx, req) => experimentJson((await createExperiment(deps, ctx, req)).experiment),
+      ),
+    )
+    .patch("/api/v1/experiments/:experimentId", ({ request, params }) =>
+      call(
+        "/api/v1/experiments/:experimentId",
+        "admin",
+        request,
+        (body) => ({ ...decodeJsonMessage(UpdateExperimentRequestSchema, body), experimentId: params.experimentId }),
+        async (ctx, req) => experimentJson((await updateExperiment(deps, ctx, req)).experiment),
+      ),
+    )
+    .get("/api/v1/experiments/:experimentId/results", ({ request, params, query }) =>
+      call(
+        "/api/v1/experiments/:experimentId/results",
+        "admin",
+        request,
+        () => create(GetExperimentResultsRequestSchema, { experimentId: params.experimentId, phase: phaseParam(query.phase) }),
+        async (ctx, req) => toJson(GetExperimentResultsResponseSchema, await getExperimentResults(deps, ctx, req), { alwaysEmitImplicit: true }),
       ),
     )
     .get("/healthz", () => Response.json({ status: "ok" }))
