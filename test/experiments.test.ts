@@ -2,8 +2,9 @@
 // weights change, validation, tenancy and scopes, and the sample-ratio-mismatch flag.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import { ExperimentService } from "../gen/kaireon/v1/experiment_pb.ts";
 import { RecommendService } from "../gen/kaireon/v1/recommend_pb.ts";
 import { authHeaders, createTenantWithKey, DEMO_KEY, postJson, startTestService, type TestService } from "./harness.ts";
 
@@ -96,6 +97,31 @@ describe("results", () => {
     expect(control).not.toHaveProperty("uplift");
     expect(json.sampleRatio.degreesOfFreedom).toBe(1);
     expect(json.sampleRatio.mismatch).toBe(false);
+  });
+
+  test("the same results over gRPC", async () => {
+    const client = createClient(ExperimentService, createGrpcTransport({ baseUrl: svc.grpc }));
+    const res = await client.getExperimentResults(
+      { experimentId: "exp_cc_cta_test" },
+      { headers: { "x-tenant-id": "demo", "x-api-key": DEMO_KEY } },
+    );
+    const rest = (await getJson("/api/v1/experiments/exp_cc_cta_test/results")).json;
+    expect(res.variants.map((v) => [v.variant, v.impressions, v.conversions, v.pValue])).toEqual(
+      rest.variants.map((v: { variant: string; impressions: number; conversions: number; pValue: number }) => [
+        v.variant,
+        v.impressions,
+        v.conversions,
+        v.pValue,
+      ]),
+    );
+    expect(res.sampleRatio?.pValue).toBe(rest.sampleRatio.pValue);
+    const denied = await client
+      .getExperimentResults({ experimentId: "exp_cc_cta_test" }, { headers: { "x-tenant-id": "demo", "x-api-key": decideOnlyKey } })
+      .then(
+        () => null,
+        (e: unknown) => ConnectError.from(e).code,
+      );
+    expect(denied).toBe(Code.PermissionDenied);
   });
 
   test("another tenant's experiment is 404, a decide-only key is 403, a bad phase is 400", async () => {
