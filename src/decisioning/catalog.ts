@@ -171,6 +171,8 @@ export interface CompiledOffer {
   fit: { rule: ComputedField; relevance: number }[];
   /** What templates and formulas see as offer.*. */
   offerView: Record<string, unknown>;
+  /** Whether a qualification condition or fit rule names a computed field (so it must be evaluated first). */
+  rulesReadComputed: boolean;
 }
 
 export interface CompiledExperiment {
@@ -240,13 +242,17 @@ function compileOffer(def: OfferDef, category: CategoryDef | undefined): Compile
   for (const [name, source] of Object.entries(category?.computed ?? {})) formulas.set(name, source);
   for (const [name, source] of Object.entries(def.computed)) formulas.set(name, source);
   const q = def.qualification;
+  const condition = q.condition ? compileField("condition", q.condition) : null;
+  const fit = (q.fit ?? []).map((r, i) => ({ rule: compileField(`fit[${i}]`, r.when), relevance: r.relevance }));
+  const rules = [condition, ...fit.map((f) => f.rule)].filter((r): r is ComputedField => r !== null);
   return {
     def,
     category,
     fields: { ...(category?.fields ?? {}), ...def.fields },
     computed: [...formulas].map(([name, source]) => compileField(name, source)),
-    condition: q.condition ? compileField("condition", q.condition) : null,
-    fit: (q.fit ?? []).map((r, i) => ({ rule: compileField(`fit[${i}]`, r.when), relevance: r.relevance })),
+    condition,
+    fit,
+    rulesReadComputed: rules.some((r) => r.formula?.names.some((n) => formulas.has(n)) ?? false),
     offerView: { id: def.id, name: def.name, description: def.description, categoryId: def.categoryId, priority: def.priority },
   };
 }

@@ -195,6 +195,19 @@ describe("decide", () => {
     }
   });
 
+  test("rules may read computed values, with or without a trace", () => {
+    const catalog = catalogOf([
+      offer({ id: "low", fields: { base: 5 }, qualification: { condition: "doubled > 15" } }),
+      offer({ id: "high", fields: { base: 10 }, qualification: { condition: "doubled > 15" } }),
+      offer({ id: "plain", fields: { base: 1 } }),
+    ]);
+    for (const explain of [false, true]) {
+      const d = decide(input(catalog, { explain }));
+      expect(ids(d).sort()).toEqual(["high", "plain"]);
+      expect(d.recommendations.find((r) => r.offer.def.id === "plain")?.personalization).toEqual({ doubled: 2 });
+    }
+  });
+
   test("a bad stored formula yields null with its reason instead of failing the decision", () => {
     const catalog = catalogOf([offer({ id: "a", computed: { broken: "1 +", ratio: "base / 0" } })]);
     const d = decide(input(catalog));

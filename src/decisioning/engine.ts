@@ -74,7 +74,8 @@ interface Candidate {
   offer: CompiledOffer;
   creatives: CompiledCreative[];
   scope: FormulaScope;
-  values: Record<string, Value>;
+  /** Computed values, once evaluated (see computeValues). */
+  values: Record<string, Value> | null;
   issues: Record<string, string> | null;
   propensity: number;
   relevance: number;
@@ -138,6 +139,23 @@ function render(creative: CompiledCreative, scope: FormulaScope): Record<string,
   return content;
 }
 
+/** Evaluates the offer's computed fields into its scope (once), so that rules and templates can read them. */
+function computeValues(c: Candidate): Record<string, Value> {
+  if (c.values) return c.values;
+  const values: Record<string, Value> = {};
+  for (const field of c.offer.computed) {
+    const r = evaluate(field, c.scope);
+    values[field.name] = r.value;
+    c.scope.own[field.name] = r.value;
+    if (r.issue) {
+      c.issues ??= {};
+      c.issues[field.name] = r.issue;
+    }
+  }
+  c.values = values;
+  return values;
+}
+
 export function decide(input: DecisionInput): Decision {
   const { flow, catalog, explain } = input;
   const stages: StageRecord[] = [];
@@ -162,22 +180,18 @@ export function decide(input: DecisionInput): Decision {
     }
     const own: Record<string, unknown> = { ...offer.fields };
     const scope: FormulaScope = { own, customer, attributes: input.attributes, offer: offer.offerView };
-    const values: Record<string, Value> = {};
-    let issues: Record<string, string> | null = null;
-    for (const field of offer.computed) {
-      const r = evaluate(field, scope);
-      values[field.name] = r.value;
-      own[field.name] = r.value;
-      if (r.issue) {
-        issues ??= {};
-        issues[field.name] = r.issue;
-      }
-    }
-    eligible.push({ offer, creatives, scope, values, issues, propensity: 0, relevance: 1, score: 0 });
+    const c: Candidate = { offer, creatives, scope, values: null, issues: null, propensity: 0, relevance: 1, score: 0 };
+    // Computed values are evaluated now only when something before ranking reads them (a trace, a rule
+    // that names one); otherwise only for the offers that make the answer.
+    if (explain || offer.rulesReadComputed) computeValues(c);
+    eligible.push(c);
   }
   if (explain) {
     const computed: Record<string, Record<string, unknown>> = {};
-    for (const c of eligible) computed[c.offer.def.id] = c.issues ? { ...c.values, _issues: c.issues } : { ...c.values };
+    for (const c of eligible) {
+      const values = c.values ?? {};
+      computed[c.offer.def.id] = c.issues ? { ...values, _issues: c.issues } : { ...values };
+    }
     stages.push({ name: "compute", duration: performance.now() - t, computed });
   }
 
@@ -289,13 +303,14 @@ export function decide(input: DecisionInput): Decision {
     }
     policies?.take(c.offer.def.id, c.offer.def.categoryId);
     const { creative, experiment } = chooseCreative(input, c);
+    const personalization = computeValues(c);
     recommendations.push({
       offer: c.offer,
       creative,
       rank: recommendations.length + 1,
       score: c.score,
       content: render(creative, c.scope),
-      personalization: c.values,
+      personalization,
       experiment,
     });
   }
