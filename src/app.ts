@@ -10,6 +10,7 @@ import { ApiKeyVerifier } from "./services/auth.ts";
 import { createServiceDeps, type ServiceDeps } from "./services/context.ts";
 import { type Db, openEmbedded, openPostgres } from "./store/db.ts";
 import { CATALOG_CHANNEL } from "./store/flows.ts";
+import { deleteExpiredIdempotencyKeys } from "./store/idempotency-keys.ts";
 import { ensureInteractionPartitions, migrate } from "./store/migrate.ts";
 import { countTenants } from "./store/tenants.ts";
 import { deleteExpiredTraces } from "./store/traces.ts";
@@ -89,6 +90,9 @@ export async function startApp(config: Config, log: Logger = createLogger(config
     setInterval(() => verifier.flushUsage().catch((err) => log.warn("api key usage update failed", { err })), 10_000),
     setInterval(() => {
       deleteExpiredTraces(db, new Date()).catch((err) => log.warn("trace expiry failed", { err }));
+      deleteExpiredIdempotencyKeys(db, new Date(), config.idempotencyKeyRetentionHours * 3_600_000).catch((err) =>
+        log.warn("idempotency key expiry failed", { err }),
+      );
       db.transaction(async (tx) => {
         await tx.query("select pg_advisory_xact_lock(72150001)");
         await ensureInteractionPartitions(tx, new Date());
@@ -105,6 +109,8 @@ export async function startApp(config: Config, log: Logger = createLogger(config
     async stop() {
       for (const t of housekeeping) clearInterval(t);
       await listeners.shutdown();
+      // Commit what Respond has queued; it refuses new writes from here on.
+      await deps.interactions.close();
       const flushed = await Promise.race([deps.traces.flush().then(() => true), Bun.sleep(config.shutdownTimeoutMs).then(() => false)]);
       if (!flushed) log.error("decision traces not written before shutdown", { traces: deps.traces.buffered });
       await verifier.flushUsage().catch(() => {});

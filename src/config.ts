@@ -43,6 +43,8 @@ export interface Config {
   respondBatchMax: number;
   /** Interaction commits in progress at once at most; later batches wait for a free slot. */
   respondBatchConcurrency: number;
+  /** How long Respond waits for its commit before answering 503 (the commit may still complete). */
+  respondCommitTimeoutMs: number;
   /** How long an Idempotency-Key of Respond is remembered. */
   idempotencyKeyRetentionHours: number;
   logLevel: "debug" | "info" | "warn" | "error";
@@ -116,6 +118,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     respondBatchMaxWaitMs: integer(env, "RESPOND_BATCH_MAX_WAIT_MS", 2, 0, 1_000),
     respondBatchMax: integer(env, "RESPOND_BATCH_MAX", 200, 1, 10_000),
     respondBatchConcurrency: integer(env, "RESPOND_BATCH_CONCURRENCY", 2, 1, 64),
+    respondCommitTimeoutMs: integer(env, "RESPOND_COMMIT_TIMEOUT_MS", 10_000, 100, 600_000),
     idempotencyKeyRetentionHours: integer(env, "IDEMPOTENCY_KEY_RETENTION_HOURS", 24, 1, 24 * 365),
     logLevel: logLevel as Config["logLevel"],
   };

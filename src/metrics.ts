@@ -97,12 +97,31 @@ export class Metrics {
   readonly errors = new Counter("kaireon_errors_total", "Failed requests by error code and transport.");
   readonly decisions = new Counter("kaireon_decisions_total", "Recommend answers, by whether they held offers.");
   readonly interactions = new Counter("kaireon_interactions_total", "Interactions recorded, by outcome type.");
+  readonly interactionCommits = new Counter(
+    "kaireon_interaction_commits_total",
+    "Interaction transactions (group commits), by result (ok or error).",
+  );
+  readonly interactionBatchSize = new Histogram(
+    "kaireon_interaction_batch_size",
+    "Interactions per committed transaction.",
+    [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
+  );
   readonly cache = new Counter("kaireon_cache_lookups_total", "Cache lookups by cache and result (hit or miss).");
   readonly tracesDropped = new Counter("kaireon_traces_dropped_total", "Decision traces given up after repeated write failures.");
   readonly tracesRefused = new Counter("kaireon_traces_refused_total", "Decision traces not recorded because the write buffer was full.");
 
   render(): string {
-    return `${[this.requestDuration, this.errors, this.decisions, this.interactions, this.cache, this.tracesDropped, this.tracesRefused]
+    return `${[
+      this.requestDuration,
+      this.errors,
+      this.decisions,
+      this.interactions,
+      this.interactionCommits,
+      this.interactionBatchSize,
+      this.cache,
+      this.tracesDropped,
+      this.tracesRefused,
+    ]
       .map((m) => m.render())
       .join("\n")}\n`;
   }

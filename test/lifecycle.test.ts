@@ -50,7 +50,10 @@ describe("start-up", () => {
           .find((l) => l.includes('"msg":"database ready"')) ?? "",
     );
     // Exactly one of the two applied the migration; the other found nothing to do.
-    expect(applied.filter((l) => l.includes('"migrationsApplied":["001_init.sql","002_feedback_and_policies.sql","003_experiment_phases.sql"]')).length).toBe(1);
+    expect(
+      applied.filter((l) => l.includes('"migrationsApplied":["001_init.sql","002_feedback_and_policies.sql","003_experiment_phases.sql"]'))
+        .length,
+    ).toBe(1);
     expect(applied.filter((l) => l.includes('"migrationsApplied":[]')).length).toBe(1);
     const tenants = await db.sql`select id from tenants`;
     expect(tenants.map((t) => t.id)).toEqual(["demo"]);

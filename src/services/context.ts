@@ -9,7 +9,7 @@ import type { Metrics } from "../metrics.ts";
 import { LoadingCache } from "../store/cache.ts";
 import { loadCatalog } from "../store/catalog.ts";
 import type { Db } from "../store/db.ts";
-import { loadStats } from "../store/interactions.ts";
+import { InteractionWriter, loadStats } from "../store/interactions.ts";
 import { loadProfile } from "../store/profiles.ts";
 import { TraceWriter } from "../store/traces.ts";
 import type { AuthContext } from "./auth.ts";
@@ -18,6 +18,8 @@ export interface CallContext {
   auth: AuthContext;
   requestId: string;
   log: Logger;
+  /** The caller's Idempotency-Key (REST header, gRPC/Connect metadata `idempotency-key`), when sent. */
+  idempotencyKey?: string;
 }
 
 export interface Clock {
@@ -35,6 +37,8 @@ export interface ServiceDeps {
   propensity: LoadingCache<PropensityModel>;
   profiles: LoadingCache<CustomerProfile | null>;
   traces: TraceWriter;
+  /** Group commit of interactions; `close()` it at shutdown after the listeners stopped. */
+  interactions: InteractionWriter;
 }
 
 export function createServiceDeps(opts: {
@@ -83,6 +87,17 @@ export function createServiceDeps(opts: {
         return loadProfile(db, key.slice(0, sep), key.slice(sep + 1));
       },
     ),
+    interactions: new InteractionWriter(db, {
+      maxWaitMs: config.respondBatchMaxWaitMs,
+      maxBatch: config.respondBatchMax,
+      concurrency: config.respondBatchConcurrency,
+      commitTimeoutMs: config.respondCommitTimeoutMs,
+      onCommit: (interactions, ok, err) => {
+        metrics.interactionCommits.inc({ result: ok ? "ok" : "error" });
+        if (ok) metrics.interactionBatchSize.observe({}, interactions);
+        else log.warn("interaction commit failed", { err, interactions });
+      },
+    }),
     traces: new TraceWriter(db, {
       flushMs: config.traceFlushMs,
       maxBatch: 500,

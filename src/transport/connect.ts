@@ -75,7 +75,8 @@ export function createInterceptor(deps: ServiceDeps, verifier: ApiKeyVerifier): 
       if (req.service.typeName !== Health.typeName) {
         const scope = req.service.typeName === ExperimentService.typeName ? "admin" : "decide";
         const auth = await verifier.verify(req.header.get("x-tenant-id"), req.header.get("x-api-key"), scope);
-        req.contextValues.set(callKey, { auth, requestId, log });
+        const idempotencyKey = req.header.get("idempotency-key") ?? undefined;
+        req.contextValues.set(callKey, { auth, requestId, log, idempotencyKey });
       }
       const res = await next(req);
       res.header.set("x-request-id", requestId);

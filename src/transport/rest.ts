@@ -60,7 +60,9 @@ function phaseParam(raw: string | undefined): number | undefined {
   if (raw === undefined || raw === "") return undefined;
   const phase = Number(raw);
   if (!Number.isInteger(phase) || phase < 1 || phase > 1_000_000) {
-    throw new AppError("VALIDATION_ERROR", "phase must be a whole number of at least 1", [{ field: "phase", message: "phase must be a whole number of at least 1" }]);
+    throw new AppError("VALIDATION_ERROR", "phase must be a whole number of at least 1", [
+      { field: "phase", message: "phase must be a whole number of at least 1" },
+    ]);
   }
   return phase;
 }
@@ -107,7 +109,8 @@ export function createRestApp(deps: ServiceDeps, verifier: ApiKeyVerifier, probe
       const auth = await verifier.verify(request.headers.get("x-tenant-id"), request.headers.get("x-api-key"), scope);
       const body = request.method === "GET" ? "" : await readBodyText(request, config.maxBodyBytes);
       const req = decode(body);
-      const out = await run({ auth, requestId, log }, req);
+      const idempotencyKey = request.headers.get("idempotency-key") ?? undefined;
+      const out = await run({ auth, requestId, log, idempotencyKey }, req);
       return jsonResponse(200, out, requestId);
     } catch (err) {
       const appError = toAppError(err);
@@ -174,7 +177,8 @@ export function createRestApp(deps: ServiceDeps, verifier: ApiKeyVerifier, probe
         "admin",
         request,
         () => create(GetExperimentResultsRequestSchema, { experimentId: params.experimentId, phase: phaseParam(query.phase) }),
-        async (ctx, req) => toJson(GetExperimentResultsResponseSchema, await getExperimentResults(deps, ctx, req), { alwaysEmitImplicit: true }),
+        async (ctx, req) =>
+          toJson(GetExperimentResultsResponseSchema, await getExperimentResults(deps, ctx, req), { alwaysEmitImplicit: true }),
       ),
     )
     .get("/healthz", () => Response.json({ status: "ok" }))
