@@ -47,6 +47,8 @@ export interface Recommendation {
   creative: CompiledCreative;
   rank: number;
   score: number;
+  /** The propensity the score was computed with. */
+  propensity: number;
   content: Record<string, unknown>;
   personalization: Record<string, Value>;
   experiment: ExperimentChoice | null;
@@ -309,6 +311,7 @@ export function decide(input: DecisionInput): Decision {
       creative,
       rank: recommendations.length + 1,
       score: c.score,
+      propensity: c.propensity,
       content: render(creative, c.scope),
       personalization,
       experiment,

@@ -12,10 +12,10 @@ import {
   RecommendationSchema,
 } from "../../gen/kaireon/v1/recommend_pb.ts";
 import type { ResolvedFlow } from "../decisioning/catalog.ts";
-import { decide, type StageRecord } from "../decisioning/engine.ts";
+import { decide, type Recommendation as EngineRecommendation, type StageRecord } from "../decisioning/engine.ts";
 import type { ContactHistory } from "../decisioning/policies.ts";
-import { notFound, validationError } from "../errors.ts";
-import { newTraceId } from "../ids.ts";
+import { AppError, notFound, validationError } from "../errors.ts";
+import { newInteractionId, newTraceId } from "../ids.ts";
 import { loadContactHistory } from "../store/history.ts";
 import type { CallContext, ServiceDeps } from "./context.ts";
 import { MAX_ID_LENGTH, Violations } from "./validate.ts";
@@ -50,7 +50,8 @@ export async function recommend(deps: ServiceDeps, ctx: CallContext, req: Recomm
   const flowId = req.decisionFlowId || catalog.defaultFlowId;
   const flow = flowId ? catalog.flows.get(flowId) : undefined;
   if (!flow || flow.def.version === null) throw notFound("Decision flow");
-  if (!catalog.channels.has(req.channelId)) throw notFound("Channel");
+  const channel = catalog.channels.get(req.channelId);
+  if (!channel) throw notFound("Channel");
   if (req.placement && !catalog.placements.get(req.channelId)?.has(req.placement)) throw notFound("Placement");
 
   const now = deps.clock.now();
@@ -136,7 +137,49 @@ export async function recommend(deps: ServiceDeps, ctx: CallContext, req: Recomm
     if (taken) res.traceId = traceId;
     else deps.metrics.tracesRefused.inc();
   }
+
+  if (channel.implicitImpressions && decision.recommendations.length > 0) {
+    await recordImplicitImpressions(deps, tenantId, req, res.traceId ?? null, decision.recommendations, now);
+  }
   return res;
+}
+
+/**
+ * For channels whose clients cannot report impressions, every recommended offer counts as shown. The
+ * impressions are committed before the answer leaves, so contact policies see them on the next call; if
+ * they cannot be, the answer is refused rather than given uncounted.
+ */
+async function recordImplicitImpressions(
+  deps: ServiceDeps,
+  tenantId: string,
+  req: RecommendRequest,
+  traceId: string | null,
+  recommendations: EngineRecommendation[],
+  now: Date,
+): Promise<void> {
+  try {
+    await deps.interactions.write(
+      recommendations.map((r) => ({
+        id: newInteractionId(),
+        tenantId,
+        customerId: req.customerId,
+        offerId: r.offer.def.id,
+        channelId: req.channelId,
+        creativeId: r.creative.def.id,
+        outcomeType: "impression",
+        outcomeClass: "impression" as const,
+        traceId,
+        metadata: { implicit: true, rank: r.rank },
+        recordedAt: now,
+        propensity: r.propensity,
+        score: r.score,
+      })),
+    );
+  } catch (err) {
+    throw err instanceof AppError ? err : new AppError("UNAVAILABLE", "Impressions could not be recorded; try again");
+  }
+  const model = deps.propensity.peek(tenantId);
+  for (const r of recommendations) model?.record(r.offer.def.id, r.offer.def.categoryId, req.channelId, { impressions: 1, positives: 0 });
 }
 
 /** Flows whose malformed contact policies were already logged; the next catalog compile logs them again. */
