@@ -9,6 +9,8 @@
 //   bun src/cli.ts keys revoke <tenant> <key id or prefix>
 //   bun src/cli.ts tenants set <id> [--trace-sample-rate 0..1] [--trace-retention-days N]
 //   bun src/cli.ts customers opt-in <tenant> <customer> <channel>
+//   bun src/cli.ts outcomes add <tenant> <type> --class positive|negative|neutral
+//   bun src/cli.ts outcomes list <tenant>
 //   bun src/cli.ts flows versions <tenant> <flow>
 //   bun src/cli.ts flows publish <tenant> <flow> --file definition.json [--name NAME] [--default]
 //   bun src/cli.ts flows rollback <tenant> <flow> <version>
@@ -21,10 +23,12 @@ import type { FlowDefinition } from "./decisioning/catalog.ts";
 import { validateFlowDefinition } from "./decisioning/flow-validation.ts";
 import { newApiKey, newApiKeyId } from "./ids.ts";
 import { hashApiKey } from "./services/auth.ts";
+import { OUTCOME_TYPES } from "./services/respond.ts";
 import type { Db } from "./store/db.ts";
 import { clearOptOut } from "./store/history.ts";
 import { createFlow, listVersions, publishDraft, rollBack, saveDraft } from "./store/flows.ts";
 import { migrate } from "./store/migrate.ts";
+import { listOutcomeTypes, registerOutcomeType } from "./store/outcome-types.ts";
 import {
   createTenant,
   getTenant,
@@ -46,6 +50,8 @@ const USAGE = `usage:
   keys revoke <tenant> <key id or prefix>
   tenants set <id> [--trace-sample-rate 0..1] [--trace-retention-days N]
   customers opt-in <tenant> <customer> <channel>
+  outcomes add <tenant> <type> --class positive|negative|neutral
+  outcomes list <tenant>
   flows versions <tenant> <flow>
   flows publish <tenant> <flow> --file definition.json [--name NAME] [--default]
   flows rollback <tenant> <flow> <version>`;
@@ -62,6 +68,7 @@ async function run(db: Db, pepper: string, argv: string[]): Promise<string> {
     allowPositionals: true,
     options: {
       file: { type: "string" },
+      class: { type: "string" },
       default: { type: "boolean" },
       "trace-sample-rate": { type: "string" },
       "trace-retention-days": { type: "string" },
@@ -172,6 +179,26 @@ async function run(db: Db, pepper: string, argv: string[]): Promise<string> {
     if (Object.keys(patch).length === 0) throw new UsageError("nothing to set");
     await updateTenantSettings(db, id, patch);
     return `tenant ${id}: ${JSON.stringify(patch)}`;
+  }
+  if (group === "outcomes" && action === "add") {
+    const tenantId = await requireTenant(first);
+    if (!second || !/^[a-z][a-z0-9_]{0,63}$/.test(second))
+      throw new UsageError("outcome type: lowercase letters, digits and _, at most 64 characters");
+    if (second in OUTCOME_TYPES) throw new UsageError(`${second} is a built-in outcome type`);
+    const classification = values.class;
+    if (classification !== "positive" && classification !== "negative" && classification !== "neutral") {
+      throw new UsageError("--class must be positive, negative or neutral");
+    }
+    await registerOutcomeType(db, tenantId, { id: second, classification });
+    return `outcome type ${second} (${classification}) registered for tenant ${tenantId}`;
+  }
+  if (group === "outcomes" && action === "list") {
+    const tenantId = await requireTenant(first);
+    const custom = await listOutcomeTypes(db, tenantId);
+    return Object.entries(OUTCOME_TYPES)
+      .map(([id, c]) => `${id}\t${c}\tbuilt-in`)
+      .concat(custom.map((o) => `${o.id}\t${o.classification}\tregistered`))
+      .join("\n");
   }
   if (group === "flows" && action === "versions") {
     const tenantId = await requireTenant(first);

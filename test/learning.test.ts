@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { offerWithDefaults } from "../src/decisioning/catalog.ts";
 import { insertCatalog } from "../src/store/catalog.ts";
-import { authHeaders, createTenantWithKey, postJson, startTestService, type TestService } from "./harness.ts";
+import { authHeaders, createTenantWithKey, postJson, runCli, startTestService, type TestService, waitFor } from "./harness.ts";
 
 let svc: TestService;
 let headers: Record<string, string>;
@@ -81,4 +81,27 @@ describe("Thompson sampling", () => {
     const stats = await svc.db.sql`select sum(impressions)::int as n from offer_channel_stats where tenant_id = 'sim'`;
     expect(stats[0]?.n).toBe(5000);
   }, 120_000);
+});
+
+describe("tenant outcome types", () => {
+  test("a registered positive outcome is accepted by Respond and raises propensity like a click", async () => {
+    const body = { customerId: "sim_x", offerId: "offer_low", channelId: "web", outcomeType: "purchase" };
+    const refused = await postJson(svc.http, "/api/v1/respond", body, headers);
+    expect(refused.status).toBe(400);
+    expect(refused.json.details[0].field).toBe("outcomeType");
+
+    const added = await runCli(svc, "outcomes", "add", "sim", "purchase", "--class", "positive");
+    expect(added.code).toBe(0);
+    expect((await runCli(svc, "outcomes", "add", "sim", "click", "--class", "negative")).code).toBe(2);
+    const before = svc.app.deps.propensity.peek("sim")?.posterior("offer_low", "cat_sim", "web", 10).mean ?? 0;
+    const accepted = await waitFor(async () => {
+      const res = await postJson(svc.http, "/api/v1/respond", body, headers);
+      return res.status === 200 ? res : null;
+    }, 2000);
+    expect(accepted.json.outcomeType).toBe("purchase");
+    const after = svc.app.deps.propensity.peek("sim")?.posterior("offer_low", "cat_sim", "web", 10).mean ?? 0;
+    expect(after).toBeGreaterThan(before);
+    const listed = await runCli(svc, "outcomes", "list", "sim");
+    expect(listed.stdout).toContain("purchase\tpositive\tregistered");
+  });
 });

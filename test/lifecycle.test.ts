@@ -41,7 +41,7 @@ describe("start-up", () => {
       expect(rec.status).toBe(200);
     }
     const migrations = await db.sql`select version from schema_migrations`;
-    expect(migrations.map((r) => r.version)).toEqual([1, 2, 3]);
+    expect(migrations.map((r) => r.version)).toEqual([1, 2, 3, 4]);
     const applied = [a, b].map(
       (s) =>
         s
@@ -51,8 +51,11 @@ describe("start-up", () => {
     );
     // Exactly one of the two applied the migration; the other found nothing to do.
     expect(
-      applied.filter((l) => l.includes('"migrationsApplied":["001_init.sql","002_feedback_and_policies.sql","003_experiment_phases.sql"]'))
-        .length,
+      applied.filter((l) =>
+        l.includes(
+          '"migrationsApplied":["001_init.sql","002_feedback_and_policies.sql","003_experiment_phases.sql","004_outcome_types.sql"]',
+        ),
+      ).length,
     ).toBe(1);
     expect(applied.filter((l) => l.includes('"migrationsApplied":[]')).length).toBe(1);
     const tenants = await db.sql`select id from tenants`;

@@ -136,8 +136,15 @@ export interface TenantSettings {
 
 export const DEFAULT_TENANT_SETTINGS: TenantSettings = { traceSampleRate: 0, traceRetentionDays: null };
 
+/** An outcome type a tenant registered, and how it moves learning. */
+export interface OutcomeTypeDef {
+  id: string;
+  classification: "positive" | "negative" | "neutral";
+}
+
 export interface CatalogDefinition {
   settings?: TenantSettings;
+  outcomeTypes?: OutcomeTypeDef[];
   categories: CategoryDef[];
   offers: OfferDef[];
   channels: ChannelDef[];
@@ -194,6 +201,8 @@ export interface ResolvedFlow {
 
 export interface CompiledCatalog {
   settings: TenantSettings;
+  /** Tenant-registered outcome types → classification. */
+  outcomeTypes: Map<string, OutcomeTypeDef["classification"]>;
   offers: CompiledOffer[];
   offerById: Map<string, CompiledOffer>;
   channels: Map<string, ChannelDef>;
@@ -339,6 +348,7 @@ export function compileCatalog(def: CatalogDefinition): CompiledCatalog {
   const defaultFlow = def.flows.find((f) => f.isDefault);
   return {
     settings: def.settings ?? DEFAULT_TENANT_SETTINGS,
+    outcomeTypes: new Map((def.outcomeTypes ?? []).map((o) => [o.id, o.classification])),
     offers,
     offerById,
     channels: new Map(def.channels.map((c) => [c.id, c])),

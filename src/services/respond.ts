@@ -38,9 +38,6 @@ function validate(req: RespondRequest, idempotencyKey: string | undefined): void
   v.requireString("offerId", req.offerId, MAX_ID_LENGTH);
   v.requireString("channelId", req.channelId, MAX_ID_LENGTH);
   v.requireString("outcomeType", req.outcomeType, 64);
-  if (req.outcomeType && !(req.outcomeType in OUTCOME_TYPES)) {
-    v.add("outcomeType", `outcomeType must be one of ${Object.keys(OUTCOME_TYPES).join(", ")}`);
-  }
   v.maxLength("creativeId", req.creativeId, MAX_ID_LENGTH);
   v.maxLength("traceId", req.traceId, MAX_ID_LENGTH);
   // PostgreSQL text cannot hold NUL: refuse it here rather than fail the write.
@@ -103,6 +100,14 @@ export async function respond(deps: ServiceDeps, ctx: CallContext, req: RespondR
     // The cached catalog may predate the offer or channel: look once more before refusing.
     catalog = await deps.catalogs.refresh(tenantId);
   }
+  if (!(req.outcomeType in OUTCOME_TYPES) && !catalog.outcomeTypes.has(req.outcomeType)) {
+    // A type registered moments ago may not be in the cached catalog yet.
+    catalog = await deps.catalogs.refresh(tenantId);
+    if (!catalog.outcomeTypes.has(req.outcomeType)) {
+      const known = [...Object.keys(OUTCOME_TYPES), ...catalog.outcomeTypes.keys()].join(", ");
+      throw validationError([{ field: "outcomeType", message: `outcomeType must be one of ${known}` }]);
+    }
+  }
   if (!catalog.offerById.has(req.offerId)) throw notFound("Offer");
   if (!catalog.channels.has(req.channelId)) throw notFound("Channel");
 
@@ -117,7 +122,7 @@ export async function respond(deps: ServiceDeps, ctx: CallContext, req: RespondR
     traceId: req.traceId,
     recordedAt: timestampFromDate(recordedAt),
   });
-  const outcomeClass = OUTCOME_TYPES[req.outcomeType] ?? "neutral";
+  const outcomeClass = OUTCOME_TYPES[req.outcomeType] ?? catalog.outcomeTypes.get(req.outcomeType) ?? "neutral";
   const interaction: NewInteraction = {
     id: res.id,
     tenantId,

@@ -11,6 +11,7 @@ import type {
   FlowDefinition,
   OfferDef,
   PlacementDef,
+  OutcomeTypeDef,
   QualificationDef,
   TenantSettings,
 } from "../decisioning/catalog.ts";
@@ -31,8 +32,9 @@ export function tenantSettings(raw: Record<string, unknown>): TenantSettings {
 }
 
 export async function loadCatalog(db: Queryable, tenantId: string): Promise<CatalogDefinition> {
-  const [tenants, categories, offers, channels, placements, creatives, experiments, flows] = await Promise.all([
+  const [tenants, outcomeTypes, categories, offers, channels, placements, creatives, experiments, flows] = await Promise.all([
     db.query<R>("select settings from tenants where id = $1", [tenantId]),
+    db.query<R>("select id, classification from outcome_types where tenant_id = $1", [tenantId]),
     db.query<R>("select id, name, fields, computed from categories where tenant_id = $1", [tenantId]),
     db.query<R>(
       `select id, category_id, name, description, status, starts_at, ends_at, priority, business_value, weight,
@@ -58,6 +60,7 @@ export async function loadCatalog(db: Queryable, tenantId: string): Promise<Cata
   ]);
   return {
     settings: tenantSettings((tenants[0]?.settings ?? {}) as Record<string, unknown>),
+    outcomeTypes: outcomeTypes.map((r) => ({ id: r.id as string, classification: r.classification as OutcomeTypeDef["classification"] })),
     categories: categories.map(
       (r): CategoryDef => ({
         id: r.id as string,
