@@ -8,6 +8,7 @@ import { newApiKey, newApiKeyId } from "./ids.ts";
 import { type FlowVersionInput, insertCatalog } from "./store/catalog.ts";
 import type { Db, Queryable } from "./store/db.ts";
 import { insertApiKey } from "./store/tenants.ts";
+import { seededRandom } from "./random.ts";
 
 export const DEMO_TENANT = "demo";
 
@@ -275,21 +276,10 @@ export const demoCatalog: Omit<CatalogDefinition, "flows"> & { flows: FlowVersio
   ],
 };
 
-/** A small deterministic generator, so every fresh demo has the same synthetic customers. */
-function mulberry32(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const FIRST_NAMES = ["Alex", "Maria", "James", "Aisha", "Chen", "Olivia", "Noah", "Fatima", "Liam", "Sofia", "Kenji", "Emma"];
 
 export function demoCustomers(count: number) {
-  const rand = mulberry32(20260310);
+  const rand = seededRandom(20260310);
   const customers = [
     {
       customer_id: "cust_12345",
@@ -324,7 +314,7 @@ export function demoCustomers(count: number) {
  */
 export function demoExperimentHistory(now: Date) {
   const experiment = demoCatalog.experiments[0] as (typeof demoCatalog.experiments)[number];
-  const rand = mulberry32(20260311);
+  const rand = seededRandom(20260311);
   const rates: Record<string, number> = { control: 0.06, variant_a: 0.075 };
   const rows: { id: string; customer_id: string; creative_id: string; outcome_type: string; recorded_at: string }[] = [];
   for (let i = 0; i < 2000; i++) {

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { offerWithDefaults } from "../src/decisioning/catalog.ts";
 import { insertCatalog } from "../src/store/catalog.ts";
 import { authHeaders, createTenantWithKey, postJson, runCli, startTestService, type TestService, waitFor } from "./harness.ts";
+import { seededRandom } from "../src/random.ts";
 
 let svc: TestService;
 let headers: Record<string, string>;
@@ -41,20 +42,9 @@ afterAll(async () => {
   await svc.stop();
 });
 
-/** A seeded generator, so the synthetic customers behave the same on every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe("Thompson sampling", () => {
   test("after 5,000 decisions the 10% offer is shown in at least 70% of the last 1,000", async () => {
-    const customers = mulberry32(7);
+    const customers = seededRandom(7);
     const shown: string[] = new Array(5000);
     let next = 0;
     // Eight customers at a time, like a small live channel.
