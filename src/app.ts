@@ -50,6 +50,8 @@ export async function startApp(config: Config, log: Logger = createLogger(config
     }
   }
 
+  // No offline queue: while Redis is down a command fails at once, so the rate limiter falls back to its
+  // in-process window instead of waiting for a reconnect.
   const redis = config.redisUrl
     ? new Redis(config.redisUrl, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000 })
     : null;
@@ -59,7 +61,7 @@ export async function startApp(config: Config, log: Logger = createLogger(config
   }
 
   const metrics = new Metrics();
-  const deps = createServiceDeps({ config, db, log, metrics });
+  const deps = createServiceDeps({ config, db, log, metrics, redis });
   const verifier = new ApiKeyVerifier(db, metrics, { pepper: config.apiKeyPepper, ttlMs: config.apiKeyCacheTtlMs, maxEntries: 100_000 });
   const probe = {
     async ready() {
@@ -114,6 +116,7 @@ export async function startApp(config: Config, log: Logger = createLogger(config
       const flushed = await Promise.race([deps.traces.flush().then(() => true), Bun.sleep(config.shutdownTimeoutMs).then(() => false)]);
       if (!flushed) log.error("decision traces not written before shutdown", { traces: deps.traces.buffered });
       await verifier.flushUsage().catch(() => {});
+      deps.limits.close();
       redis?.disconnect();
       await db.close();
     },

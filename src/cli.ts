@@ -8,6 +8,7 @@
 //   bun src/cli.ts keys list <tenant>
 //   bun src/cli.ts keys revoke <tenant> <key id or prefix>
 //   bun src/cli.ts tenants set <id> [--trace-sample-rate 0..1] [--trace-retention-days N]
+//                                  [--plan P] [--rate-limit N|plan] [--respond-rate-limit N|plan] [--monthly-quota N|plan]
 //   bun src/cli.ts customers opt-in <tenant> <customer> <channel>
 //   bun src/cli.ts outcomes add <tenant> <type> --class positive|negative|neutral
 //   bun src/cli.ts outcomes list <tenant>
@@ -49,6 +50,8 @@ const USAGE = `usage:
   keys list <tenant>
   keys revoke <tenant> <key id or prefix>
   tenants set <id> [--trace-sample-rate 0..1] [--trace-retention-days N]
+                   [--plan community|professional|enterprise] [--rate-limit N|plan]
+                   [--respond-rate-limit N|plan] [--monthly-quota N|plan]
   customers opt-in <tenant> <customer> <channel>
   outcomes add <tenant> <type> --class positive|negative|neutral
   outcomes list <tenant>
@@ -72,6 +75,9 @@ async function run(db: Db, pepper: string, argv: string[]): Promise<string> {
       default: { type: "boolean" },
       "trace-sample-rate": { type: "string" },
       "trace-retention-days": { type: "string" },
+      "rate-limit": { type: "string" },
+      "respond-rate-limit": { type: "string" },
+      "monthly-quota": { type: "string" },
       name: { type: "string" },
       plan: { type: "string" },
       scopes: { type: "string" },
@@ -176,9 +182,26 @@ async function run(db: Db, pepper: string, argv: string[]): Promise<string> {
         throw new UsageError("--trace-retention-days must be a whole number from 1 to 3650");
       patch.traceRetentionDays = days;
     }
-    if (Object.keys(patch).length === 0) throw new UsageError("nothing to set");
-    await updateTenantSettings(db, id, patch);
-    return `tenant ${id}: ${JSON.stringify(patch)}`;
+    // "plan" clears a tenant's own number, so its plan's applies again.
+    const limit = (option: string, setting: string, min: number) => {
+      const raw = values[option as keyof typeof values];
+      if (raw === undefined || typeof raw !== "string") return;
+      if (raw === "plan") {
+        patch[setting] = null;
+        return;
+      }
+      const n = Number(raw);
+      if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`--${option} must be a whole number of at least ${min}, or plan`);
+      patch[setting] = n;
+    };
+    limit("rate-limit", "rateLimitPerMinute", 1);
+    limit("respond-rate-limit", "respondRateLimitPerMinute", 1);
+    limit("monthly-quota", "monthlyDecisionQuota", 0);
+    const plan = values.plan;
+    if (plan !== undefined && !PLANS.includes(plan)) throw new UsageError(`plan must be one of ${PLANS.join(", ")}`);
+    if (Object.keys(patch).length === 0 && plan === undefined) throw new UsageError("nothing to set");
+    await updateTenantSettings(db, id, patch, plan);
+    return `tenant ${id}: ${JSON.stringify(plan === undefined ? patch : { plan, ...patch })}`;
   }
   if (group === "outcomes" && action === "add") {
     const tenantId = await requireTenant(first);

@@ -9,6 +9,28 @@ export interface Config {
   dataDir: string;
   databasePoolSize: number;
   redisUrl: string | undefined;
+  /** Prefix of every Redis key, so that deployments (and test runs) sharing a Redis never collide. */
+  redisKeyPrefix: string;
+  /** Per-tenant rate limits and monthly decision quotas; off only for load tests. */
+  rateLimitEnabled: boolean;
+  /** Length of the sliding window the per-minute limits are counted over. */
+  rateLimitWindowMs: number;
+  /** How long a check waits for Redis before the in-process window answers instead. */
+  rateLimitRedisTimeoutMs: number;
+  /** After a Redis timeout, how long checks use the in-process window before trying Redis again. */
+  rateLimitRedisRetryMs: number;
+  /** Refuse calls (503) rather than limit per instance when Redis cannot be reached. */
+  rateLimitFailClosed: boolean;
+  /** At most one "falling back" log line per this interval. */
+  rateLimitFallbackLogIntervalMs: number;
+  /** Replaces every plan's limit for tenants without their own (test and load environments). */
+  rateLimitOverridePerMinute: number | null;
+  /** Limit of enterprise tenants without their own `rateLimitPerMinute` setting. */
+  enterpriseRateLimitPerMinute: number;
+  /** Replaces every plan's monthly decision quota for tenants without their own. */
+  monthlyDecisionQuotaOverride: number | null;
+  /** Monthly decision quota of enterprise tenants without their own `monthlyDecisionQuota` setting. */
+  enterpriseMonthlyDecisionQuota: number;
   apiKeyPepper: string;
   pepperIsDevelopment: boolean;
   seedDemo: boolean;
@@ -64,12 +86,26 @@ function integer(env: Record<string, string | undefined>, name: string, fallback
   return value;
 }
 
+function optionalInteger(env: Record<string, string | undefined>, name: string, min: number, max: number): number | null {
+  const raw = env[name];
+  return raw === undefined || raw === "" ? null : integer(env, name, 0, min, max);
+}
+
 function boolean(env: Record<string, string | undefined>, name: string, fallback: boolean): boolean {
   const raw = env[name];
   if (raw === undefined || raw === "") return fallback;
   if (["1", "true", "yes", "on"].includes(raw.toLowerCase())) return true;
   if (["0", "false", "no", "off"].includes(raw.toLowerCase())) return false;
   throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+}
+
+function redisKeyPrefix(env: Record<string, string | undefined>): string {
+  const prefix = env.REDIS_KEY_PREFIX || "kaireon";
+  // Braces would break the {tenant} hash tag that keeps a tenant's keys in one cluster slot.
+  if (!/^[A-Za-z0-9_:.-]{1,64}$/.test(prefix)) {
+    throw new ConfigError("REDIS_KEY_PREFIX must be 1 to 64 letters, digits, _ : . or -");
+  }
+  return prefix;
 }
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
@@ -98,6 +134,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     dataDir: env.DATA_DIR || "./.data",
     databasePoolSize: integer(env, "DATABASE_POOL_SIZE", 10, 1, 200),
     redisUrl: env.REDIS_URL || undefined,
+    redisKeyPrefix: redisKeyPrefix(env),
+    rateLimitEnabled: boolean(env, "RATE_LIMIT_ENABLED", true),
+    rateLimitWindowMs: integer(env, "RATE_LIMIT_WINDOW_MS", 60_000, 100, 3_600_000),
+    rateLimitRedisTimeoutMs: integer(env, "RATE_LIMIT_REDIS_TIMEOUT_MS", 50, 1, 10_000),
+    rateLimitRedisRetryMs: integer(env, "RATE_LIMIT_REDIS_RETRY_MS", 1_000, 0, 600_000),
+    rateLimitFailClosed: boolean(env, "RATE_LIMIT_FAIL_CLOSED", false),
+    rateLimitFallbackLogIntervalMs: integer(env, "RATE_LIMIT_FALLBACK_LOG_INTERVAL_MS", 60_000, 0, 3_600_000),
+    rateLimitOverridePerMinute: optionalInteger(env, "RATE_LIMIT_OVERRIDE_PER_MINUTE", 1, 100_000_000),
+    enterpriseRateLimitPerMinute: integer(env, "ENTERPRISE_RATE_LIMIT_PER_MINUTE", 10_000, 1, 100_000_000),
+    monthlyDecisionQuotaOverride: optionalInteger(env, "MONTHLY_DECISION_QUOTA_OVERRIDE", 0, 1_000_000_000_000),
+    enterpriseMonthlyDecisionQuota: integer(env, "ENTERPRISE_MONTHLY_DECISION_QUOTA", 10_000_000, 0, 1_000_000_000_000),
     apiKeyPepper: pepper || DEVELOPMENT_PEPPER,
     pepperIsDevelopment: !pepper,
     seedDemo: boolean(env, "SEED_DEMO", true),

@@ -108,6 +108,10 @@ export class Metrics {
   );
   readonly cache = new Counter("kaireon_cache_lookups_total", "Cache lookups by cache and result (hit or miss).");
   readonly tracesDropped = new Counter("kaireon_traces_dropped_total", "Decision traces given up after repeated write failures.");
+  readonly rateLimitFallback = new Counter(
+    "kaireon_rate_limit_fallback_total",
+    "Rate-limit checks answered without Redis (unreachable, error or timeout), by reason and mode (open or closed).",
+  );
   readonly tracesRefused = new Counter("kaireon_traces_refused_total", "Decision traces not recorded because the write buffer was full.");
 
   render(): string {
@@ -121,6 +125,7 @@ export class Metrics {
       this.cache,
       this.tracesDropped,
       this.tracesRefused,
+      this.rateLimitFallback,
     ]
       .map((m) => m.render())
       .join("\n")}\n`;

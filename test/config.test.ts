@@ -17,6 +17,10 @@ describe("loadConfig", () => {
     expect(c.seedDemo).toBe(true);
     expect(c.pepperIsDevelopment).toBe(true);
     expect(c.apiKeyCacheTtlMs).toBeLessThanOrEqual(15_000);
+    expect(c.redisKeyPrefix).toBe("kaireon");
+    expect([c.rateLimitEnabled, c.rateLimitWindowMs, c.rateLimitRedisTimeoutMs, c.rateLimitFailClosed]).toEqual([true, 60_000, 50, false]);
+    // Production keeps the plans' limits and quotas unless an operator overrides them.
+    expect([c.rateLimitOverridePerMinute, c.monthlyDecisionQuotaOverride]).toEqual([null, null]);
   });
 
   test("refuses to start in production without a pepper, and refuses malformed values", () => {
@@ -26,6 +30,8 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ SEED_DEMO: "maybe" })).toThrow("SEED_DEMO must be true or false");
     expect(() => loadConfig({ DEMO_API_KEY: "short" })).toThrow("DEMO_API_KEY");
     expect(() => loadConfig({ API_KEY_CACHE_TTL_MS: "60000" })).toThrow("API_KEY_CACHE_TTL_MS");
+    expect(() => loadConfig({ REDIS_KEY_PREFIX: "a{b}" })).toThrow("REDIS_KEY_PREFIX");
+    expect(() => loadConfig({ RATE_LIMIT_OVERRIDE_PER_MINUTE: "0" })).toThrow("RATE_LIMIT_OVERRIDE_PER_MINUTE");
   });
 });
 

@@ -76,6 +76,9 @@ export interface TestService {
   stop(): Promise<void>;
 }
 
+/** This test process's Redis keys; instances started by one test file share them, runs never do. */
+export const TEST_KEY_PREFIX = `kaireon_test_${randomBase62(10)}`;
+
 export function testEnv(extra: Record<string, string> = {}): Record<string, string> {
   return {
     NODE_ENV: "test",
@@ -85,6 +88,11 @@ export function testEnv(extra: Record<string, string> = {}): Record<string, stri
     API_KEY_PEPPER: "test-pepper-0123456789abcdef",
     DEMO_API_KEY: DEMO_KEY,
     LOG_LEVEL: "error",
+    REDIS_KEY_PREFIX: TEST_KEY_PREFIX,
+    // Tests send bursts far beyond the plans' per-minute limits and quotas; test/rate-limits.test.ts
+    // clears these to exercise the plans themselves.
+    RATE_LIMIT_OVERRIDE_PER_MINUTE: "10000000",
+    MONTHLY_DECISION_QUOTA_OVERRIDE: "1000000000",
     ...extra,
   };
 }

@@ -5,7 +5,16 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createTestDatabase, DEMO_KEY, postJson, REDIS_URL, spawnService, TUTORIAL_RECOMMEND, type TestDatabase } from "./harness.ts";
+import {
+  createTestDatabase,
+  DEMO_KEY,
+  TEST_KEY_PREFIX,
+  postJson,
+  REDIS_URL,
+  spawnService,
+  TUTORIAL_RECOMMEND,
+  type TestDatabase,
+} from "./harness.ts";
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterAll(async () => {
@@ -20,6 +29,9 @@ function serviceEnv(extra: Record<string, string>): Record<string, string> {
     API_KEY_PEPPER: "lifecycle-pepper-0123456789",
     LOG_LEVEL: "info",
     REDIS_URL,
+    REDIS_KEY_PREFIX: TEST_KEY_PREFIX,
+    RATE_LIMIT_OVERRIDE_PER_MINUTE: "10000000",
+    MONTHLY_DECISION_QUOTA_OVERRIDE: "1000000000",
     ...extra,
   };
 }

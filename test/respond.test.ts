@@ -21,6 +21,7 @@ import {
   REDIS_URL,
   type SpawnedService,
   spawnService,
+  TEST_KEY_PREFIX,
   startTestService,
   type TestService,
   testEnv,
@@ -473,6 +474,8 @@ describe("durability", () => {
       LOG_LEVEL: "info",
       REDIS_URL,
       DATABASE_URL: db.url,
+      REDIS_KEY_PREFIX: TEST_KEY_PREFIX,
+      RATE_LIMIT_OVERRIDE_PER_MINUTE: "10000000",
     };
     const first = await spawnService(env);
     processes.push(first);

@@ -132,9 +132,24 @@ export interface TenantSettings {
   traceSampleRate: number;
   /** Days a decision trace is kept; null means the service's default. */
   traceRetentionDays: number | null;
+  /** The tenant's plan (`tenants.plan`): community, professional or enterprise. */
+  plan: string;
+  /** Requests per rate-limit window of this tenant; null means its plan's. */
+  rateLimitPerMinute: number | null;
+  /** A separate window for Respond calls; null means Respond shares the tenant's window. */
+  respondRateLimitPerMinute: number | null;
+  /** Non-empty Recommend answers per calendar month (UTC); null means its plan's. */
+  monthlyDecisionQuota: number | null;
 }
 
-export const DEFAULT_TENANT_SETTINGS: TenantSettings = { traceSampleRate: 0, traceRetentionDays: null };
+export const DEFAULT_TENANT_SETTINGS: TenantSettings = {
+  traceSampleRate: 0,
+  traceRetentionDays: null,
+  plan: "community",
+  rateLimitPerMinute: null,
+  respondRateLimitPerMinute: null,
+  monthlyDecisionQuota: null,
+};
 
 /** An outcome type a tenant registered, and how it moves learning. */
 export interface OutcomeTypeDef {

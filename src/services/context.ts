@@ -1,5 +1,6 @@
 // What every service function needs, built once by the composition root, and what each call carries.
 
+import type Redis from "ioredis";
 import type { Config } from "../config.ts";
 import { type CompiledCatalog, compileCatalog } from "../decisioning/catalog.ts";
 import type { CustomerProfile } from "../decisioning/engine.ts";
@@ -13,6 +14,7 @@ import { InteractionWriter, loadStats } from "../store/interactions.ts";
 import { loadProfile } from "../store/profiles.ts";
 import { TraceWriter } from "../store/traces.ts";
 import type { AuthContext } from "./auth.ts";
+import { TenantLimits } from "./limits.ts";
 
 export interface CallContext {
   auth: AuthContext;
@@ -20,6 +22,8 @@ export interface CallContext {
   log: Logger;
   /** The caller's Idempotency-Key (REST header, gRPC/Connect metadata `idempotency-key`), when sent. */
   idempotencyKey?: string;
+  /** Decisions counted for the tenant this month, as the rate-limit check saw them; unset when limits are off. */
+  decisionsUsed?: number;
 }
 
 export interface Clock {
@@ -39,6 +43,8 @@ export interface ServiceDeps {
   traces: TraceWriter;
   /** Group commit of interactions; `close()` it at shutdown after the listeners stopped. */
   interactions: InteractionWriter;
+  /** Per-tenant rate limits and monthly decision quotas; `close()` it at shutdown. */
+  limits: TenantLimits;
 }
 
 export function createServiceDeps(opts: {
@@ -46,29 +52,33 @@ export function createServiceDeps(opts: {
   db: Db;
   log: Logger;
   metrics: Metrics;
+  redis?: Redis | null;
   clock?: Clock;
   random?: () => number;
 }): ServiceDeps {
   const { config, db, log, metrics } = opts;
   const onRefreshError = (cache: string) => (err: unknown) => log.error("cache refresh failed", { cache, err });
+  const clock = opts.clock ?? { now: () => new Date() };
+  const catalogs = new LoadingCache<CompiledCatalog>(
+    {
+      name: "catalog",
+      ttlMs: config.catalogCacheTtlMs,
+      maxEntries: 10_000,
+      staleWhileRevalidate: true,
+      metrics,
+      onRefreshError: onRefreshError("catalog"),
+    },
+    async (tenantId) => compileCatalog(await loadCatalog(db, tenantId)),
+  );
   return {
     config,
     db,
     log,
     metrics,
-    clock: opts.clock ?? { now: () => new Date() },
+    clock,
     random: opts.random ?? Math.random,
-    catalogs: new LoadingCache(
-      {
-        name: "catalog",
-        ttlMs: config.catalogCacheTtlMs,
-        maxEntries: 10_000,
-        staleWhileRevalidate: true,
-        metrics,
-        onRefreshError: onRefreshError("catalog"),
-      },
-      async (tenantId) => compileCatalog(await loadCatalog(db, tenantId)),
-    ),
+    catalogs,
+    limits: new TenantLimits({ config, redis: opts.redis ?? null, catalogs, metrics, log, now: () => clock.now() }),
     propensity: new LoadingCache(
       {
         name: "propensity",

@@ -53,6 +53,9 @@ export async function recommend(deps: ServiceDeps, ctx: CallContext, req: Recomm
   const channel = catalog.channels.get(req.channelId);
   if (!channel) throw notFound("Channel");
   if (req.placement && !catalog.placements.get(req.channelId)?.has(req.placement)) throw notFound("Placement");
+  // The month's count came with the transport's rate-limit check, so the quota costs no extra round trip.
+  const quota = deps.limits.monthlyQuota(catalog.settings);
+  if (ctx.decisionsUsed !== undefined && ctx.decisionsUsed >= quota) throw deps.limits.quotaExceeded(quota);
 
   const now = deps.clock.now();
   if (flow.policies.issues.length > 0) reportPolicyIssues(ctx, flow);
@@ -103,6 +106,8 @@ export async function recommend(deps: ServiceDeps, ctx: CallContext, req: Recomm
     ),
   });
   deps.metrics.decisions.inc({ outcome: res.recommendations.length > 0 ? "offers" : "empty" });
+  // Only an answer with offers is a decision the tenant pays for.
+  if (res.recommendations.length > 0) deps.limits.countDecision(tenantId);
 
   if (explain) {
     const traceId = newTraceId();

@@ -22,18 +22,24 @@ import { insertExperiment } from "./experiments.ts";
 type R = Record<string, unknown>;
 
 /** Reads the decision-path settings out of a tenant's settings document, ignoring what is malformed. */
-export function tenantSettings(raw: Record<string, unknown>): TenantSettings {
+export function tenantSettings(raw: Record<string, unknown>, plan: string = DEFAULT_TENANT_SETTINGS.plan): TenantSettings {
   const rate = raw.traceSampleRate;
   const days = raw.traceRetentionDays;
+  // A limit set to null (or anything malformed) falls back to the plan's.
+  const count = (v: unknown, min: number) => (typeof v === "number" && Number.isSafeInteger(v) && v >= min ? v : null);
   return {
     traceSampleRate: typeof rate === "number" && rate >= 0 && rate <= 1 ? rate : DEFAULT_TENANT_SETTINGS.traceSampleRate,
     traceRetentionDays: typeof days === "number" && Number.isInteger(days) && days >= 1 && days <= 3650 ? days : null,
+    plan,
+    rateLimitPerMinute: count(raw.rateLimitPerMinute, 1),
+    respondRateLimitPerMinute: count(raw.respondRateLimitPerMinute, 1),
+    monthlyDecisionQuota: count(raw.monthlyDecisionQuota, 0),
   };
 }
 
 export async function loadCatalog(db: Queryable, tenantId: string): Promise<CatalogDefinition> {
   const [tenants, outcomeTypes, categories, offers, channels, placements, creatives, experiments, flows] = await Promise.all([
-    db.query<R>("select settings from tenants where id = $1", [tenantId]),
+    db.query<R>("select plan, settings from tenants where id = $1", [tenantId]),
     db.query<R>("select id, classification from outcome_types where tenant_id = $1", [tenantId]),
     db.query<R>("select id, name, fields, computed from categories where tenant_id = $1", [tenantId]),
     db.query<R>(
@@ -59,7 +65,7 @@ export async function loadCatalog(db: Queryable, tenantId: string): Promise<Cata
     ),
   ]);
   return {
-    settings: tenantSettings((tenants[0]?.settings ?? {}) as Record<string, unknown>),
+    settings: tenantSettings((tenants[0]?.settings ?? {}) as Record<string, unknown>, tenants[0]?.plan as string | undefined),
     outcomeTypes: outcomeTypes.map((r) => ({ id: r.id as string, classification: r.classification as OutcomeTypeDef["classification"] })),
     categories: categories.map(
       (r): CategoryDef => ({

@@ -129,10 +129,16 @@ export async function touchApiKeys(db: Queryable, keyIds: string[]): Promise<voi
   await db.query("update api_keys set last_used_at = now() where id = any($1::text[])", [keyIds]);
 }
 
-/** Merges settings into a tenant's settings document and tells every instance to reload. */
-export async function updateTenantSettings(db: Db, id: string, patch: Record<string, unknown>): Promise<boolean> {
+/**
+ * Merges settings into a tenant's settings document (and sets its plan, when given) and tells every
+ * instance to reload; rate limits and quotas follow within moments.
+ */
+export async function updateTenantSettings(db: Db, id: string, patch: Record<string, unknown>, plan?: string): Promise<boolean> {
   return db.transaction(async (tx) => {
-    const rows = await tx.query("update tenants set settings = settings || $2::jsonb where id = $1 returning id", [id, patch]);
+    const rows = await tx.query(
+      "update tenants set settings = settings || $2::jsonb, plan = coalesce($3, plan) where id = $1 returning id",
+      [id, patch, plan ?? null],
+    );
     if (rows.length === 0) return false;
     await notifyCatalogChanged(tx, id);
     return true;

@@ -10,7 +10,7 @@ import { ErrorDetailSchema } from "../../gen/kaireon/v1/errors_pb.ts";
 import { ExperimentService } from "../../gen/kaireon/v1/experiment_pb.ts";
 import { RecommendService } from "../../gen/kaireon/v1/recommend_pb.ts";
 import { RespondService } from "../../gen/kaireon/v1/respond_pb.ts";
-import { type AppError, type ErrorCode, toAppError, validationError } from "../errors.ts";
+import { AppError, type ErrorCode, toAppError, validationError } from "../errors.ts";
 import type { ApiKeyVerifier } from "../services/auth.ts";
 import type { CallContext, ServiceDeps } from "../services/context.ts";
 import { getDecisionTrace } from "../services/decision-trace.ts";
@@ -69,17 +69,21 @@ export function createInterceptor(deps: ServiceDeps, verifier: ApiKeyVerifier): 
     const route = `/${req.service.typeName}/${req.method.name}`;
     const log = deps.log.child({ requestId, transport, route });
     let status = "OK";
+    let limitHeaders: Record<string, string> = {};
     try {
       const invalid = req.header.get(INVALID_MESSAGE_HEADER);
       if (invalid) throw validationError([{ field: "", message: `request message is not valid protobuf: ${invalid}` }]);
       if (req.service.typeName !== Health.typeName) {
         const scope = req.service.typeName === ExperimentService.typeName ? "admin" : "decide";
         const auth = await verifier.verify(req.header.get("x-tenant-id"), req.header.get("x-api-key"), scope);
+        const limits = await deps.limits.check(auth.tenantId, req.service.typeName === RespondService.typeName ? "respond" : "default");
+        limitHeaders = limits.headers;
         const idempotencyKey = req.header.get("idempotency-key") ?? undefined;
-        req.contextValues.set(callKey, { auth, requestId, log, idempotencyKey });
+        req.contextValues.set(callKey, { auth, requestId, log, idempotencyKey, decisionsUsed: limits.decisionsUsed });
       }
       const res = await next(req);
       res.header.set("x-request-id", requestId);
+      for (const [name, value] of Object.entries(limitHeaders)) res.header.set(name, value);
       return res;
     } catch (err) {
       if (err instanceof ConnectError) {
@@ -88,7 +92,11 @@ export function createInterceptor(deps: ServiceDeps, verifier: ApiKeyVerifier): 
         err.metadata.set("x-request-id", requestId);
         throw err;
       }
-      const appError = toAppError(err);
+      let appError = toAppError(err);
+      // A refusal after the limit check (a quota, a bad request) still tells the caller where its window stands.
+      if (Object.keys(limitHeaders).length > 0) {
+        appError = new AppError(appError.code, appError.message, appError.details, { ...limitHeaders, ...appError.headers });
+      }
       status = appError.code;
       deps.metrics.errors.inc({ code: appError.code, transport });
       if (appError.code === "INTERNAL_ERROR") log.error("request failed", { err });

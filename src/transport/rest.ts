@@ -32,13 +32,11 @@ export function jsonResponse(status: number, body: unknown, requestId: string, e
   return new Response(JSON.stringify(body), { status, headers: { ...JSON_HEADERS, "x-request-id": requestId, ...extra } });
 }
 
-export function errorResponse(err: AppError, requestId: string): Response {
-  return jsonResponse(
-    httpStatusOf[err.code],
-    { error: err.message, code: err.code, details: err.details, requestId },
-    requestId,
-    err.headers,
-  );
+export function errorResponse(err: AppError, requestId: string, extraHeaders: Record<string, string> = {}): Response {
+  return jsonResponse(httpStatusOf[err.code], { error: err.message, code: err.code, details: err.details, requestId }, requestId, {
+    ...extraHeaders,
+    ...err.headers,
+  });
 }
 
 /**
@@ -105,18 +103,22 @@ export function createRestApp(deps: ServiceDeps, verifier: ApiKeyVerifier, probe
     const started = performance.now();
     const requestId = requestIdFrom(request.headers.get("x-request-id"));
     const log = deps.log.child({ requestId, transport: "rest", route });
+    let limitHeaders: Record<string, string> = {};
     try {
       const auth = await verifier.verify(request.headers.get("x-tenant-id"), request.headers.get("x-api-key"), scope);
+      const limits = await deps.limits.check(auth.tenantId, route === "/api/v1/respond" ? "respond" : "default");
+      limitHeaders = limits.headers;
       const body = request.method === "GET" ? "" : await readBodyText(request, config.maxBodyBytes);
       const req = decode(body);
       const idempotencyKey = request.headers.get("idempotency-key") ?? undefined;
-      const out = await run({ auth, requestId, log, idempotencyKey }, req);
-      return jsonResponse(200, out, requestId);
+      const out = await run({ auth, requestId, log, idempotencyKey, decisionsUsed: limits.decisionsUsed }, req);
+      return jsonResponse(200, out, requestId, limits.headers);
     } catch (err) {
       const appError = toAppError(err);
       metrics.errors.inc({ code: appError.code, transport: "rest" });
       if (appError.code === "INTERNAL_ERROR") log.error("request failed", { err });
-      return errorResponse(appError, requestId);
+      // A refusal after the limit check (a quota, a bad request) still tells the caller where its window stands.
+      return errorResponse(appError, requestId, limitHeaders);
     } finally {
       metrics.requestDuration.observe({ route, transport: "rest" }, (performance.now() - started) / 1000);
     }

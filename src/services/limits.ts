@@ -1,0 +1,223 @@
+// Per-tenant rate limits and monthly decision quotas (SPEC §6), transport-free: the REST layer and the
+// Connect interceptor call `check` once per authenticated call; Recommend enforces the quota and counts.
+//
+// Quota accounting: the check script returns this month's counter with the rate decision (no extra round
+// trip), Recommend refuses when it has reached the quota, and a non-empty answer sends a fire-and-forget
+// increment before the answer leaves. Overshoot is therefore bounded by the Recommends already past their
+// check, across all instances, when the counter reaches the quota (those in flight at that moment): each
+// was admitted on a count below the quota and still counts. Sequential calls on one instance are exact,
+// because the increment is queued on the same connection ahead of the next check.
+
+import type Redis from "ioredis";
+import type { Config } from "../config.ts";
+import type { CompiledCatalog, TenantSettings } from "../decisioning/catalog.ts";
+import { AppError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
+import type { LoadingCache } from "../store/cache.ts";
+import { MemoryWindows, RedisWindows, type WindowResult } from "../store/rate-window.ts";
+
+/** Requests per window by plan; enterprise (and any tenant) can be given its own in its settings. */
+export const PLAN_RATE_LIMITS: Record<string, number> = { community: 100, professional: 1_000 };
+export const PLAN_MONTHLY_QUOTAS: Record<string, number> = { community: 10_000, professional: 500_000 };
+
+/** Calls that get a window of their own when the tenant's settings give them a limit. */
+export type LimitBucket = "respond" | "default";
+
+export interface LimitCheck {
+  /** Headers for the answer, success or not: RateLimit-Policy and RateLimit. */
+  headers: Record<string, string>;
+  /** Decisions counted for the tenant this month (UTC), for Recommend's quota check. */
+  decisionsUsed: number;
+}
+
+const UNLIMITED: LimitCheck = { headers: {}, decisionsUsed: 0 };
+
+class RedisTimeout extends Error {}
+
+/** The calendar month (UTC) a decision counts in. */
+export function monthOf(date: Date): string {
+  return date.toISOString().slice(0, 7);
+}
+
+export class TenantLimits {
+  private readonly memory = new MemoryWindows();
+  private readonly redisWindows: RedisWindows | null;
+  /** Decisions this instance counted that Redis has not (Redis unset, or the increment failed). */
+  private readonly uncounted = new Map<string, number>();
+  /** This month's counter as Redis last reported it, for quota checks while Redis is unreachable. */
+  private readonly lastUsed = new Map<string, number>();
+  private redisSkippedUntil = 0;
+  private fallingBack = false;
+  private lastFallbackLog = 0;
+  private readonly sweeper: ReturnType<typeof setInterval>;
+
+  constructor(
+    private readonly deps: {
+      config: Config;
+      redis: Redis | null;
+      catalogs: LoadingCache<CompiledCatalog>;
+      metrics: Metrics;
+      log: Logger;
+      now?: () => Date;
+    },
+  ) {
+    this.redisWindows = deps.redis ? new RedisWindows(deps.redis, deps.config.redisKeyPrefix) : null;
+    this.sweeper = setInterval(() => this.memory.sweep(deps.config.rateLimitWindowMs), 60_000);
+    this.sweeper.unref?.();
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+  }
+
+  private now(): Date {
+    return this.deps.now?.() ?? new Date();
+  }
+
+  /** The window's limit: the tenant's own, else the operator's override, else the plan's. */
+  rateLimit(settings: TenantSettings, bucket: LimitBucket): { bucket: string; limit: number } {
+    if (bucket === "respond" && settings.respondRateLimitPerMinute !== null) {
+      return { bucket: "respond", limit: settings.respondRateLimitPerMinute };
+    }
+    const { config } = this.deps;
+    const limit =
+      settings.rateLimitPerMinute ??
+      config.rateLimitOverridePerMinute ??
+      (settings.plan === "enterprise"
+        ? config.enterpriseRateLimitPerMinute
+        : (PLAN_RATE_LIMITS[settings.plan] ?? PLAN_RATE_LIMITS.community));
+    return { bucket: "", limit: limit as number };
+  }
+
+  monthlyQuota(settings: TenantSettings): number {
+    const { config } = this.deps;
+    const quota =
+      settings.monthlyDecisionQuota ??
+      config.monthlyDecisionQuotaOverride ??
+      (settings.plan === "enterprise"
+        ? config.enterpriseMonthlyDecisionQuota
+        : (PLAN_MONTHLY_QUOTAS[settings.plan] ?? PLAN_MONTHLY_QUOTAS.community));
+    return quota as number;
+  }
+
+  /** Admits one call of a tenant or throws RATE_LIMITED (or UNAVAILABLE when failing closed). */
+  async check(tenantId: string, bucketOf: LimitBucket): Promise<LimitCheck> {
+    const { config } = this.deps;
+    if (!config.rateLimitEnabled) return UNLIMITED;
+    const { settings } = await this.deps.catalogs.get(tenantId);
+    const { bucket, limit } = this.rateLimit(settings, bucketOf);
+    const month = monthOf(this.now());
+    const counterKey = `${tenantId}\u0000${month}`;
+    let result: WindowResult | null = null;
+    if (this.redisWindows && Date.now() >= this.redisSkippedUntil) {
+      result = await this.checkRedis(tenantId, bucket, limit, month, counterKey);
+    }
+    if (!result) {
+      if (this.redisWindows && config.rateLimitFailClosed) {
+        throw new AppError("UNAVAILABLE", "Rate limits cannot be checked right now; try again shortly", [], { "retry-after": "1" });
+      }
+      const local = this.memory.check(`${tenantId}\u0000${bucket}`, limit, config.rateLimitWindowMs);
+      result = { ...local, decisionsUsed: (this.lastUsed.get(counterKey) ?? 0) + (this.uncounted.get(counterKey) ?? 0) };
+    }
+    const headers = this.headersOf(result);
+    if (!result.allowed) {
+      // Whole seconds rounded up: a caller that waits exactly this long finds a free slot.
+      headers["retry-after"] = String(Math.max(1, Math.ceil(result.resetMs / 1000)));
+      throw new AppError("RATE_LIMITED", `Rate limit of ${limit} requests per ${this.windowSeconds()} s exceeded`, [], headers);
+    }
+    return { headers, decisionsUsed: result.decisionsUsed };
+  }
+
+  /** Counts one non-empty Recommend answer; never waits for Redis. */
+  countDecision(tenantId: string): void {
+    if (!this.deps.config.rateLimitEnabled) return;
+    const month = monthOf(this.now());
+    const counterKey = `${tenantId}\u0000${month}`;
+    const keepLocally = () => this.uncounted.set(counterKey, (this.uncounted.get(counterKey) ?? 0) + 1);
+    if (!this.redisWindows || this.deps.redis?.status !== "ready") {
+      keepLocally();
+      return;
+    }
+    // Not sent (connection lost): counted locally and carried to Redis by a later check.
+    this.redisWindows.countDecisions(tenantId, month, 1).then((n) => this.lastUsed.set(counterKey, n), keepLocally);
+  }
+
+  /** QUOTA_EXCEEDED, with Retry-After pointing at the start of next month (UTC). */
+  quotaExceeded(quota: number): AppError {
+    const now = this.now();
+    const next = Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1);
+    return new AppError("QUOTA_EXCEEDED", `Monthly decision quota of ${quota} reached`, [], {
+      "retry-after": String(Math.ceil((next - now.getTime()) / 1000)),
+    });
+  }
+
+  private windowSeconds(): number {
+    return Math.ceil(this.deps.config.rateLimitWindowMs / 1000);
+  }
+
+  private headersOf(r: WindowResult): Record<string, string> {
+    return {
+      "ratelimit-policy": `${r.limit};w=${this.windowSeconds()}`,
+      ratelimit: `limit=${r.limit}, remaining=${r.remaining}, reset=${Math.ceil(r.resetMs / 1000)}`,
+    };
+  }
+
+  /** The shared window's answer, or null when Redis is unreachable or slower than the timeout. */
+  private async checkRedis(
+    tenantId: string,
+    bucket: string,
+    limit: number,
+    month: string,
+    counterKey: string,
+  ): Promise<WindowResult | null> {
+    const { config, redis } = this.deps;
+    if (redis?.status !== "ready") {
+      this.fellBack("unreachable", null);
+      return null;
+    }
+    const pending = this.uncounted.get(counterKey) ?? 0;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      // A timer that fires late because this process was busy (a burst) must not blame Redis for a reply
+      // already waiting in the socket: give pending I/O one turn of the event loop before giving up.
+      timer = setTimeout(() => setImmediate(() => reject(new RedisTimeout())), config.rateLimitRedisTimeoutMs);
+    });
+    const call = (this.redisWindows as RedisWindows).check(tenantId, bucket, limit, config.rateLimitWindowMs, month, pending);
+    try {
+      if (pending > 0) this.uncounted.set(counterKey, (this.uncounted.get(counterKey) ?? 0) - pending);
+      const result = await Promise.race([call, timeout]);
+      this.lastUsed.set(counterKey, result.decisionsUsed);
+      if (this.fallingBack) {
+        this.fallingBack = false;
+        this.deps.log.info("rate limits are shared through Redis again");
+      }
+      return result;
+    } catch (err) {
+      call.catch(() => {});
+      // A timed-out script may still run and count the carried decisions; an error means it never ran.
+      if (!(err instanceof RedisTimeout) && pending > 0) this.uncounted.set(counterKey, (this.uncounted.get(counterKey) ?? 0) + pending);
+      // While Redis is slow, skip it for a moment rather than make every call wait out the timeout.
+      if (err instanceof RedisTimeout) this.redisSkippedUntil = Date.now() + config.rateLimitRedisRetryMs;
+      this.fellBack(err instanceof RedisTimeout ? "timeout" : "error", err);
+      return null;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private fellBack(reason: string, err: unknown): void {
+    const { config, metrics, log } = this.deps;
+    metrics.rateLimitFallback.inc({ reason, mode: config.rateLimitFailClosed ? "closed" : "open" });
+    this.fallingBack = true;
+    const now = Date.now();
+    if (now - this.lastFallbackLog < config.rateLimitFallbackLogIntervalMs) return;
+    this.lastFallbackLog = now;
+    log.warn(
+      config.rateLimitFailClosed
+        ? "Redis unavailable for rate limits; refusing calls (RATE_LIMIT_FAIL_CLOSED)"
+        : "Redis unavailable for rate limits; each instance limits on its own until it returns",
+      { reason, err: err instanceof Error ? err.message : undefined, timeoutMs: config.rateLimitRedisTimeoutMs },
+    );
+  }
+}
