@@ -26,6 +26,7 @@
 #   BENCH_OUT     directory for raw outputs and the summary (a new temporary directory)
 #   CPU_PROF=1    run the service under `bun --cpu-prof --cpu-prof-md`; one profile per scenario in BENCH_OUT
 #                 (written only when the service exits on SIGTERM within STOP_WAIT)
+#   LIMITER=off   run without the per-tenant rate limiter (on by default, with limits the load cannot reach)
 #   BUN           the bun binary (node_modules/.bin/bun)
 set -euo pipefail
 
@@ -47,6 +48,7 @@ SCENARIOS="${SCENARIOS:-healthz rest rest_trace grpc grpc_trace}"
 TRACE_WAIT="${TRACE_WAIT:-15}"
 STOP_WAIT="${STOP_WAIT:-10}"
 CPU_PROF="${CPU_PROF:-0}"
+LIMITER="${LIMITER:-on}"
 OUT="${BENCH_OUT:-$(mktemp -d /tmp/kaireon-bench.XXXXXX)}"
 mkdir -p "$OUT"
 
@@ -131,7 +133,11 @@ console.log(a, b);')
   local flags=()
   [[ "$CPU_PROF" == "1" ]] && flags=(--cpu-prof --cpu-prof-md --cpu-prof-dir="$OUT" --cpu-prof-name="$s")
   log "$s: starting the service (REST :$PORT, gRPC :$GRPC_PORT)"
-  env NODE_ENV=production HOST=127.0.0.1 PORT="$PORT" GRPC_PORT="$GRPC_PORT" \
+  # The rate limiter runs as in production (one Redis script per call), but with limits far above what
+  # the load can reach, so the run measures decisions rather than 429s; LIMITER=off turns it off.
+  local limiter=(RATE_LIMIT_OVERRIDE_PER_MINUTE=100000000 MONTHLY_DECISION_QUOTA_OVERRIDE=1000000000000 REDIS_KEY_PREFIX="kaireon-bench-$$-$s")
+  [[ "$LIMITER" == "off" ]] && limiter=(RATE_LIMIT_ENABLED=false)
+  env NODE_ENV=production HOST=127.0.0.1 PORT="$PORT" GRPC_PORT="$GRPC_PORT" "${limiter[@]}" \
     DATABASE_URL="$DB_URL" REDIS_URL="$REDIS_URL" DEMO_API_KEY="$API_KEY" API_KEY_PEPPER="$PEPPER" LOG_LEVEL=warn \
     "$BUN" "${flags[@]}" src/main.ts >"$OUT/$s.service.log" 2>&1 &
   SVC_PID=$!
