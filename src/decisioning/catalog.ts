@@ -225,8 +225,8 @@ export interface CompiledCatalog {
   placements: Map<string, Set<string>>;
   /** `${offerId}\0${channelId}` → active creatives, ordered by id. */
   creatives: Map<string, CompiledCreative[]>;
-  /** `${offerId}\0${channelId}\0${placementId}` → the active creatives for that placement or for any. */
-  creativesByPlacement: Map<string, CompiledCreative[]>;
+  /** channelId, or placementKey(channelId, placementId) → offer id → the active creatives usable there. */
+  creativeIndex: Map<string, Map<string, CompiledCreative[]>>;
   /** `${offerId}\0${channelId}` → the running experiment. */
   experiments: Map<string, CompiledExperiment>;
   /** Creatives that only an experiment may choose (its non-control variants). */
@@ -239,11 +239,18 @@ export interface CompiledCatalog {
 export const DEFAULT_WEIGHTS: ScoreWeights = { propensity: 0.4, relevance: 0.2, impact: 0.3, emphasis: 0.1 };
 export const DEFAULT_PRIOR_WEIGHT = 10;
 
-export function compileField(name: string, source: string): ComputedField {
+export function compileField(name: string, source: string, cache?: Map<string, Formula | string>): ComputedField {
+  // Compiled formulas are stateless, so one compile serves every offer that shares the source text
+  // (a category's formula is shared by all its offers).
+  const known = cache?.get(source);
+  if (known !== undefined) return typeof known === "string" ? { name, formula: null, error: known } : { name, formula: known };
   try {
-    return { name, formula: compileFormula(source) };
+    const formula = compileFormula(source);
+    cache?.set(source, formula);
+    return { name, formula };
   } catch (err) {
     const message = err instanceof FormulaSyntaxError ? err.message : String(err);
+    cache?.set(source, message);
     return { name, formula: null, error: message };
   }
 }
@@ -261,19 +268,19 @@ function compileCreative(def: CreativeDef): CompiledCreative {
   return { def, templates };
 }
 
-function compileOffer(def: OfferDef, category: CategoryDef | undefined): CompiledOffer {
+function compileOffer(def: OfferDef, category: CategoryDef | undefined, formulaCache: Map<string, Formula | string>): CompiledOffer {
   const formulas = new Map<string, string>();
   for (const [name, source] of Object.entries(category?.computed ?? {})) formulas.set(name, source);
   for (const [name, source] of Object.entries(def.computed)) formulas.set(name, source);
   const q = def.qualification;
-  const condition = q.condition ? compileField("condition", q.condition) : null;
-  const fit = (q.fit ?? []).map((r, i) => ({ rule: compileField(`fit[${i}]`, r.when), relevance: r.relevance }));
+  const condition = q.condition ? compileField("condition", q.condition, formulaCache) : null;
+  const fit = (q.fit ?? []).map((r, i) => ({ rule: compileField(`fit[${i}]`, r.when, formulaCache), relevance: r.relevance }));
   const rules = [condition, ...fit.map((f) => f.rule)].filter((r): r is ComputedField => r !== null);
   return {
     def,
     category,
     fields: { ...(category?.fields ?? {}), ...def.fields },
-    computed: [...formulas].map(([name, source]) => compileField(name, source)),
+    computed: [...formulas].map(([name, source]) => compileField(name, source, formulaCache)),
     condition,
     fit,
     rulesReadComputed: rules.some((r) => r.formula?.names.some((n) => formulas.has(n)) ?? false),
@@ -311,9 +318,10 @@ const key = (offerId: string, channelId: string) => `${offerId}\u0000${channelId
 
 export function compileCatalog(def: CatalogDefinition): CompiledCatalog {
   const categories = new Map(def.categories.map((c) => [c.id, c]));
+  const formulaCache = new Map<string, Formula | string>();
   const offers = [...def.offers]
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-    .map((o) => compileOffer(o, categories.get(o.categoryId)));
+    .map((o) => compileOffer(o, categories.get(o.categoryId), formulaCache));
   const offerById = new Map(offers.map((o) => [o.def.id, o]));
 
   const placements = new Map<string, Set<string>>();
@@ -335,12 +343,28 @@ export function compileCatalog(def: CatalogDefinition): CompiledCatalog {
     else creatives.set(k, [compiled]);
   }
 
-  const creativesByPlacement = new Map<string, CompiledCreative[]>();
+  // Per channel (and per channel and placement): offer id → the creatives it can show there. A decision
+  // looks up its channel once, then each offer by id, without building keys per candidate.
+  const creativeIndex = new Map<string, Map<string, CompiledCreative[]>>();
+  const indexFor = (k: string) => {
+    let m = creativeIndex.get(k);
+    if (!m) {
+      m = new Map();
+      creativeIndex.set(k, m);
+    }
+    return m;
+  };
+  for (const list of creatives.values()) {
+    const first = list[0] as CompiledCreative;
+    indexFor(first.def.channelId).set(first.def.offerId, list);
+  }
   for (const p of def.placements) {
-    for (const o of offers) {
-      const all = creatives.get(key(o.def.id, p.channelId));
-      const fit = all?.filter((c) => c.def.placementId === null || c.def.placementId === p.id);
-      if (fit?.length) creativesByPlacement.set(`${key(o.def.id, p.channelId)}\u0000${p.id}`, fit);
+    const byOffer = indexFor(placementKey(p.channelId, p.id));
+    for (const list of creatives.values()) {
+      const first = list[0] as CompiledCreative;
+      if (first.def.channelId !== p.channelId) continue;
+      const fit = list.filter((c) => c.def.placementId === null || c.def.placementId === p.id);
+      if (fit.length > 0) byOffer.set(first.def.offerId, fit);
     }
   }
 
@@ -369,13 +393,17 @@ export function compileCatalog(def: CatalogDefinition): CompiledCatalog {
     channels: new Map(def.channels.map((c) => [c.id, c])),
     placements,
     creatives,
-    creativesByPlacement,
+    creativeIndex,
     experiments,
     experimentOnlyCreatives,
     flows,
     defaultFlowId: defaultFlow?.id ?? null,
     maxBusinessValue: offers.reduce((m, o) => Math.max(m, o.def.businessValue), 0),
   };
+}
+
+export function placementKey(channelId: string, placementId: string): string {
+  return `${channelId}\u0000${placementId}`;
 }
 
 export function creativeKey(offerId: string, channelId: string): string {

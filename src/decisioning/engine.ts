@@ -5,7 +5,7 @@
 import { assignVariant } from "./experiment.ts";
 import { type Evaluation, type FormulaScope, isTruthy, type Value } from "./formula.ts";
 import type { CompiledCatalog, CompiledCreative, CompiledOffer, ComputedField, ResolvedFlow } from "./catalog.ts";
-import { creativeKey } from "./catalog.ts";
+import { creativeKey, placementKey } from "./catalog.ts";
 import { type ContactHistory, prepareContactPolicies } from "./policies.ts";
 import type { PropensityModel } from "./propensity.ts";
 
@@ -94,12 +94,6 @@ function evaluate(field: ComputedField, scope: FormulaScope): Evaluation {
 
 const NO_CREATIVES: CompiledCreative[] = [];
 
-function creativesFor(input: DecisionInput, offer: CompiledOffer): CompiledCreative[] {
-  const k = creativeKey(offer.def.id, input.channelId);
-  const found = input.placement ? input.catalog.creativesByPlacement.get(`${k}\u0000${input.placement}`) : input.catalog.creatives.get(k);
-  return found ?? NO_CREATIVES;
-}
-
 function externalPropensity(attributes: Record<string, unknown>, offerId: string): number | null {
   const scores = attributes.propensityScores;
   if (!scores || typeof scores !== "object") return null;
@@ -167,17 +161,20 @@ export function decide(input: DecisionInput): Decision {
   // compute: only for offers that could be shown at all on this channel now; the rest are recorded as
   // filtered without spending formula evaluations on them.
   let t = performance.now();
+  // Reasons are only collected for a trace: with thousands of candidates, building them costs real time.
   const filtered: string[] = [];
+  const drop = explain ? (id: string, reason: string) => filtered.push(`${id} (${reason})`) : () => 0;
   const eligible: Candidate[] = [];
+  const creativesHere = catalog.creativeIndex.get(input.placement ? placementKey(input.channelId, input.placement) : input.channelId);
   for (const offer of flow.candidates) {
     const reason = scheduleReason(offer, input.now);
     if (reason) {
-      filtered.push(`${offer.def.id} (${reason})`);
+      drop(offer.def.id, reason);
       continue;
     }
-    const creatives = creativesFor(input, offer);
+    const creatives = creativesHere?.get(offer.def.id) ?? NO_CREATIVES;
     if (creatives.length === 0) {
-      filtered.push(`${offer.def.id} (no_creative)`);
+      drop(offer.def.id, "no_creative");
       continue;
     }
     const own: Record<string, unknown> = { ...offer.fields };
@@ -219,24 +216,24 @@ export function decide(input: DecisionInput): Decision {
       ext ?? input.propensity.estimate(d.id, d.categoryId, input.channelId, flow.propensityMode, flow.priorWeight, input.random);
     if (!d.mandatory) {
       if (q.segment && !segments.includes(q.segment)) {
-        filtered.push(`${d.id} (segment_required)`);
+        drop(d.id, "segment_required");
         continue;
       }
       if (c.offer.condition) {
         const r = evaluate(c.offer.condition, c.scope);
         if (!isTruthy(r.value)) {
-          filtered.push(`${d.id} (condition_failed${r.issue ? `: ${r.issue}` : ""})`);
+          drop(d.id, `condition_failed${r.issue ? `: ${r.issue}` : ""}`);
           continue;
         }
       }
       if (q.minPropensity !== undefined && c.propensity < q.minPropensity) {
-        filtered.push(`${d.id} (propensity < ${q.minPropensity})`);
+        drop(d.id, `propensity < ${q.minPropensity}`);
         continue;
       }
     }
     const refused = policies?.check(d.id, d.categoryId, d.mandatory);
     if (refused) {
-      filtered.push(`${d.id} (${refused})`);
+      drop(d.id, refused);
       continue;
     }
     survivors.push(c);

@@ -27,6 +27,15 @@ function add(map: Map<string, OutcomeCounts>, key: string, row: OutcomeCounts): 
   }
 }
 
+function nested(map: Map<string, Map<string, OutcomeCounts>>, key: string): Map<string, OutcomeCounts> {
+  let inner = map.get(key);
+  if (!inner) {
+    inner = new Map();
+    map.set(key, inner);
+  }
+  return inner;
+}
+
 /** Clicks may be reported without their impression; a positive always implies a trial. */
 function trials(c: OutcomeCounts): number {
   return Math.max(c.impressions, c.positives);
@@ -44,31 +53,29 @@ export interface Posterior {
 }
 
 export class PropensityModel {
-  private readonly offers = new Map<string, OutcomeCounts>();
-  private readonly categories = new Map<string, OutcomeCounts>();
+  // Nested by channel so that a lookup builds no key strings: it runs for every candidate of a decision.
+  private readonly offers = new Map<string, Map<string, OutcomeCounts>>();
+  private readonly categories = new Map<string, Map<string, OutcomeCounts>>();
   private readonly channels = new Map<string, OutcomeCounts>();
 
   constructor(rows: readonly StatsRow[]) {
-    for (const row of rows) {
-      add(this.offers, `${row.offerId}\u0000${row.channelId}`, row);
-      add(this.categories, `${row.categoryId}\u0000${row.channelId}`, row);
-      add(this.channels, row.channelId, row);
-    }
+    for (const row of rows) this.record(row.offerId, row.categoryId, row.channelId, row);
   }
 
   /** Counts one more outcome, so this instance learns at once instead of at the next reload. */
   record(offerId: string, categoryId: string, channelId: string, outcome: OutcomeCounts): void {
-    add(this.offers, `${offerId}\u0000${channelId}`, outcome);
-    add(this.categories, `${categoryId}\u0000${channelId}`, outcome);
+    add(nested(this.offers, channelId), offerId, outcome);
+    add(nested(this.categories, channelId), categoryId, outcome);
     add(this.channels, channelId, outcome);
   }
 
   posterior(offerId: string, categoryId: string, channelId: string, priorWeight: number): Posterior {
     const channelRate = smoothed(this.channels.get(channelId), NO_EVIDENCE_RATE, priorWeight);
-    const categoryRate = smoothed(this.categories.get(`${categoryId}\u0000${channelId}`), channelRate, priorWeight);
-    const own = this.offers.get(`${offerId}\u0000${channelId}`) ?? { impressions: 0, positives: 0 };
-    const alpha = own.positives + priorWeight * categoryRate;
-    const beta = trials(own) - own.positives + priorWeight * (1 - categoryRate);
+    const categoryRate = smoothed(this.categories.get(channelId)?.get(categoryId), channelRate, priorWeight);
+    const own = this.offers.get(channelId)?.get(offerId);
+    const positives = own?.positives ?? 0;
+    const alpha = positives + priorWeight * categoryRate;
+    const beta = (own ? trials(own) : 0) - positives + priorWeight * (1 - categoryRate);
     return { alpha, beta, mean: alpha / (alpha + beta) };
   }
 
