@@ -158,7 +158,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     profileCacheTtlMs: integer(env, "PROFILE_CACHE_TTL_MS", 5_000, 0, 3_600_000),
     profileCacheSize: integer(env, "PROFILE_CACHE_SIZE", 100_000, 0, 10_000_000),
     statsCacheTtlMs: integer(env, "STATS_CACHE_TTL_MS", 1_000, 0, 60_000),
-    policyHistoryTimeoutMs: integer(env, "POLICY_HISTORY_TIMEOUT_MS", 200, 1, 60_000),
+    policyHistoryTimeoutMs: integer(env, "POLICY_HISTORY_TIMEOUT_MS", 1_000, 1, 60_000),
     traceFlushMs: integer(env, "TRACE_FLUSH_MS", 100, 5, 1_000),
     traceBufferSize: integer(env, "TRACE_BUFFER_SIZE", 20_000, 1, 1_000_000),
     traceRetentionDays: integer(env, "TRACE_RETENTION_DAYS", 30, 1, 3650),

@@ -220,7 +220,9 @@ async function readContactHistory(
   });
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timedOut = new Promise<"timeout">((resolve) => {
-    timer = setTimeout(() => resolve("timeout"), deps.config.policyHistoryTimeoutMs);
+    // When the timer fires, the answer may already sit in the socket unread because the event loop was busy
+    // (not because the database was slow): give pending I/O one turn before declaring the timeout.
+    timer = setTimeout(() => setImmediate(() => resolve("timeout")), deps.config.policyHistoryTimeoutMs);
   });
   try {
     const result = await Promise.race([read, timedOut]);
