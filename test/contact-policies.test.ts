@@ -279,7 +279,7 @@ describe("fail closed", () => {
   test("a history read slower than POLICY_HISTORY_TIMEOUT_MS fails closed in time", async () => {
     const flow = await flowWithPolicies("df_slow_history", cardsCap);
     clockMs = Date.now();
-    expect(svc.app.config.policyHistoryTimeoutMs).toBe(200);
+    expect(svc.app.config.policyHistoryTimeoutMs).toBe(1000);
     // Holding an exclusive lock on the interactions makes the history read wait for it.
     await svc.db.sql.begin(async (tx) => {
       await tx`lock table interactions in access exclusive mode`;
@@ -290,7 +290,7 @@ describe("fail closed", () => {
         decisionFlowId: flow,
         maxOffers: 50,
       });
-      expect(performance.now() - started).toBeLessThan(2_000);
+      expect(performance.now() - started).toBeLessThan(3_000);
       expect(res.status).toBe(200);
       const offers = res.json.recommendations.map((r: { offerId: string }) => r.offerId);
       expect(offers).not.toContain("act_platinum_cc");
