@@ -67,26 +67,13 @@ done
 # Every load run is bounded: the tools' own duration, and a hard kill shortly after as a safety net.
 HARD_LIMIT=$((DURATION + WARMUP + 30))
 
-log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 SVC_PID=""
 DB_CREATED=0
 NOTES=()
 
-stop_service() {
-  [[ -n "$SVC_PID" ]] || return 0
-  if kill -0 "$SVC_PID" 2>/dev/null; then
-    kill -TERM "$SVC_PID" 2>/dev/null || true
-    local i
-    for ((i = 0; i < STOP_WAIT * 5; i++)); do kill -0 "$SVC_PID" 2>/dev/null || break; sleep 0.2; done
-    if kill -0 "$SVC_PID" 2>/dev/null; then
-      NOTES+=("${CURRENT:-service}: did not exit within ${STOP_WAIT}s of SIGTERM; killed")
-      kill -KILL "$SVC_PID" 2>/dev/null || true
-    fi
-  fi
-  wait "$SVC_PID" 2>/dev/null || true
-  SVC_PID=""
-}
 
 cleanup() {
   local rc=$?
