@@ -37,6 +37,8 @@ export interface Config {
   demoApiKey: string | undefined;
   /** Largest request body or message accepted, in bytes. */
   maxBodyBytes: number;
+  /** Longest line of a customer NDJSON import, in bytes (the import body itself is unbounded). */
+  importMaxLineBytes: number;
   /** Ceiling on a caller's gRPC/Connect deadline, and the deadline applied when none is sent. */
   maxDeadlineMs: number;
   /** Connections idle longer than this are closed. */
@@ -150,6 +152,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     seedDemo: boolean(env, "SEED_DEMO", true),
     demoApiKey,
     maxBodyBytes: integer(env, "MAX_BODY_BYTES", 256 * 1024, 1024, 64 * 1024 * 1024),
+    importMaxLineBytes: integer(env, "IMPORT_MAX_LINE_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
     maxDeadlineMs: integer(env, "MAX_DEADLINE_MS", 30_000, 100, 600_000),
     idleTimeoutSeconds: integer(env, "IDLE_TIMEOUT_SECONDS", 60, 1, 255),
     shutdownTimeoutMs: integer(env, "SHUTDOWN_TIMEOUT_MS", 15_000, 0, 600_000),

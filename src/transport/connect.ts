@@ -5,6 +5,7 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, type ConnectRouter, ConnectError, type ConnectRouterOptions, createContextKey, type Interceptor } from "@connectrpc/connect";
 import { Health } from "../../gen/grpc/health/v1/health_pb.ts";
+import { CustomerService } from "../../gen/kaireon/v1/customer_pb.ts";
 import { DecisionTraceService } from "../../gen/kaireon/v1/decision_trace_pb.ts";
 import { ErrorDetailSchema } from "../../gen/kaireon/v1/errors_pb.ts";
 import { ExperimentService } from "../../gen/kaireon/v1/experiment_pb.ts";
@@ -13,6 +14,7 @@ import { RespondService } from "../../gen/kaireon/v1/respond_pb.ts";
 import { AppError, type ErrorCode, toAppError, validationError } from "../errors.ts";
 import type { ApiKeyVerifier } from "../services/auth.ts";
 import type { CallContext, ServiceDeps } from "../services/context.ts";
+import { deleteCustomer, getCustomer, upsertCustomer } from "../services/customers.ts";
 import { getDecisionTrace } from "../services/decision-trace.ts";
 import { createExperiment, getExperimentResults, updateExperiment } from "../services/experiments.ts";
 import { checkHealth, type Probe } from "../services/health.ts";
@@ -35,6 +37,9 @@ export const connectCodeOf: Record<ErrorCode, Code> = {
 
 /** Set by the dispatcher when a binary message did not decode; never trusted from the caller. */
 export const INVALID_MESSAGE_HEADER = "x-kaireon-invalid-message";
+
+/** Services that need an admin key; every other (but Health) needs a decide key. */
+const ADMIN_SERVICES = new Set([ExperimentService.typeName, CustomerService.typeName]);
 
 const callKey = createContextKey<CallContext | undefined>(undefined, { description: "kaireon call context" });
 
@@ -74,7 +79,7 @@ export function createInterceptor(deps: ServiceDeps, verifier: ApiKeyVerifier): 
       const invalid = req.header.get(INVALID_MESSAGE_HEADER);
       if (invalid) throw validationError([{ field: "", message: `request message is not valid protobuf: ${invalid}` }]);
       if (req.service.typeName !== Health.typeName) {
-        const scope = req.service.typeName === ExperimentService.typeName ? "admin" : "decide";
+        const scope = ADMIN_SERVICES.has(req.service.typeName) ? "admin" : "decide";
         const auth = await verifier.verify(req.header.get("x-tenant-id"), req.header.get("x-api-key"), scope);
         const limits = await deps.limits.check(auth.tenantId, req.service.typeName === RespondService.typeName ? "respond" : "default");
         limitHeaders = limits.headers;
@@ -123,6 +128,11 @@ export function registerServices(deps: ServiceDeps, probe: Probe) {
       createExperiment: (req, ctx) => createExperiment(deps, contextOf(ctx.values), req),
       updateExperiment: (req, ctx) => updateExperiment(deps, contextOf(ctx.values), req),
       getExperimentResults: (req, ctx) => getExperimentResults(deps, contextOf(ctx.values), req),
+    });
+    router.service(CustomerService, {
+      upsertCustomer: (req, ctx) => upsertCustomer(deps, contextOf(ctx.values), req),
+      getCustomer: (req, ctx) => getCustomer(deps, contextOf(ctx.values), req),
+      deleteCustomer: (req, ctx) => deleteCustomer(deps, contextOf(ctx.values), req),
     });
     router.service(DecisionTraceService, {
       getDecisionTrace: (req, ctx) => getDecisionTrace(deps, contextOf(ctx.values), req),

@@ -4,6 +4,13 @@
 
 import { create, type MessageShape, toJson } from "@bufbuild/protobuf";
 import { Elysia } from "elysia";
+import {
+  CustomerSchema,
+  DeleteCustomerRequestSchema,
+  DeleteCustomerResponseSchema,
+  GetCustomerRequestSchema,
+  UpsertCustomerRequestSchema,
+} from "../../gen/kaireon/v1/customer_pb.ts";
 import { DecisionTraceSchema, GetDecisionTraceRequestSchema } from "../../gen/kaireon/v1/decision_trace_pb.ts";
 import {
   CreateExperimentRequestSchema,
@@ -19,11 +26,13 @@ import type { ApiKeyVerifier } from "../services/auth.ts";
 import type { Scope } from "../store/tenants.ts";
 import type { CallContext, ServiceDeps } from "../services/context.ts";
 import type { Probe } from "../services/health.ts";
+import { deleteCustomer, getCustomer, importCustomers, upsertCustomer } from "../services/customers.ts";
 import { getDecisionTrace } from "../services/decision-trace.ts";
 import { createExperiment, getExperimentResults, updateExperiment } from "../services/experiments.ts";
 import { recommend } from "../services/recommend.ts";
 import { respond } from "../services/respond.ts";
 import { decodeJsonMessage } from "./json.ts";
+import { ndjsonLines } from "./ndjson.ts";
 import { requestIdFrom } from "./request-id.ts";
 
 const JSON_HEADERS = { "content-type": "application/json; charset=utf-8" };
@@ -41,17 +50,35 @@ export function errorResponse(err: AppError, requestId: string, extraHeaders: Re
 
 /**
  * Reads the body as text within the size limit. A declared length over the limit is refused before
- * reading; Bun.serve's maxRequestBodySize bounds what an undeclared (chunked) body can buffer.
+ * reading; an undeclared (chunked) body is counted as it streams in and refused once it passes the limit,
+ * so nothing beyond the limit is ever buffered (Bun.serve's own ceiling is lifted for the streamed import).
  */
 export async function readBodyText(request: Request, maxBytes: number): Promise<string> {
   const tooLarge = () => new AppError("PAYLOAD_TOO_LARGE", `Request body exceeds ${maxBytes} bytes`);
   const declared = request.headers.get("content-length");
   if (declared !== null && Number(declared) > maxBytes) throw tooLarge();
-  const text = await request.text();
-  // Only an undeclared (chunked) body needs counting; a declared one was checked above.
-  if (declared === null && Buffer.byteLength(text, "utf8") > maxBytes) throw tooLarge();
-  return text;
+  if (!request.body) return "";
+  // A declared length was checked above, and request.text() is much cheaper than a reader loop; only an
+  // undeclared (chunked) body is counted as it arrives, since the listener itself no longer caps bodies.
+  if (declared !== null) return request.text();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  const reader = request.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    parts.push(value);
+  }
+  return Buffer.concat(parts, size).toString("utf8");
 }
+
+/** The NDJSON content types the customer import accepts. */
+const NDJSON_TYPES = ["application/x-ndjson", "application/ndjson", "application/jsonl"];
 
 /** The optional ?phase= of experiment results: a whole number, or absent. */
 function phaseParam(raw: string | undefined): number | undefined {
@@ -67,6 +94,10 @@ function phaseParam(raw: string | undefined): number | undefined {
 
 function experimentJson(experiment: MessageShape<typeof ExperimentSchema> | undefined): unknown {
   return experiment ? toJson(ExperimentSchema, experiment, { alwaysEmitImplicit: true }) : null;
+}
+
+function customerJson(customer: MessageShape<typeof CustomerSchema> | undefined): unknown {
+  return customer ? toJson(CustomerSchema, customer, { alwaysEmitImplicit: true }) : null;
 }
 
 /** Stage fields of a trace that belong to each stage; the rest are left out of the REST shape. */
@@ -99,6 +130,8 @@ export function createRestApp(deps: ServiceDeps, verifier: ApiKeyVerifier, probe
     request: Request,
     decode: (body: string) => Req,
     run: (ctx: CallContext, req: Req) => Promise<unknown>,
+    /** "stream": the route reads `request.body` itself, without the body size limit. */
+    body: "json" | "stream" = "json",
   ): Promise<Response> {
     const started = performance.now();
     const requestId = requestIdFrom(request.headers.get("x-request-id"));
@@ -108,8 +141,8 @@ export function createRestApp(deps: ServiceDeps, verifier: ApiKeyVerifier, probe
       const auth = await verifier.verify(request.headers.get("x-tenant-id"), request.headers.get("x-api-key"), scope);
       const limits = await deps.limits.check(auth.tenantId, route === "/api/v1/respond" ? "respond" : "default");
       limitHeaders = limits.headers;
-      const body = request.method === "GET" ? "" : await readBodyText(request, config.maxBodyBytes);
-      const req = decode(body);
+      const text = request.method === "GET" || body === "stream" ? "" : await readBodyText(request, config.maxBodyBytes);
+      const req = decode(text);
       const idempotencyKey = request.headers.get("idempotency-key") ?? undefined;
       const out = await run({ auth, requestId, log, idempotencyKey, decisionsUsed: limits.decisionsUsed }, req);
       return jsonResponse(200, out, requestId, limits.headers);
@@ -181,6 +214,50 @@ export function createRestApp(deps: ServiceDeps, verifier: ApiKeyVerifier, probe
         () => create(GetExperimentResultsRequestSchema, { experimentId: params.experimentId, phase: phaseParam(query.phase) }),
         async (ctx, req) =>
           toJson(GetExperimentResultsResponseSchema, await getExperimentResults(deps, ctx, req), { alwaysEmitImplicit: true }),
+      ),
+    )
+    .put("/api/v1/customers/:customerId", ({ request, params }) =>
+      call(
+        "/api/v1/customers/:customerId",
+        "admin",
+        request,
+        (body) => ({ ...decodeJsonMessage(UpsertCustomerRequestSchema, body), customerId: params.customerId }),
+        async (ctx, req) => customerJson((await upsertCustomer(deps, ctx, req)).customer),
+      ),
+    )
+    .get("/api/v1/customers/:customerId", ({ request, params }) =>
+      call(
+        "/api/v1/customers/:customerId",
+        "admin",
+        request,
+        () => create(GetCustomerRequestSchema, { customerId: params.customerId }),
+        async (ctx, req) => customerJson((await getCustomer(deps, ctx, req)).customer),
+      ),
+    )
+    .delete("/api/v1/customers/:customerId", ({ request, params }) =>
+      call(
+        "/api/v1/customers/:customerId",
+        "admin",
+        request,
+        () => create(DeleteCustomerRequestSchema, { customerId: params.customerId }),
+        async (ctx, req) => toJson(DeleteCustomerResponseSchema, await deleteCustomer(deps, ctx, req), { alwaysEmitImplicit: true }),
+      ),
+    )
+    .post("/api/v1/customers/import", ({ request }) =>
+      call(
+        "/api/v1/customers/import",
+        "admin",
+        request,
+        () => {
+          const type = (request.headers.get("content-type") ?? "").split(";", 1)[0]?.trim().toLowerCase() ?? "";
+          if (!NDJSON_TYPES.includes(type)) {
+            const message = `content-type must be ${NDJSON_TYPES[0]}`;
+            throw new AppError("VALIDATION_ERROR", message, [{ field: "content-type", message }]);
+          }
+          return null;
+        },
+        (ctx) => importCustomers(deps, ctx, ndjsonLines(request.body, config.importMaxLineBytes)),
+        "stream",
       ),
     )
     .get("/healthz", () => Response.json({ status: "ok" }))

@@ -46,9 +46,10 @@ export async function startListeners(deps: ServiceDeps, verifier: ApiKeyVerifier
     hostname: config.host,
     port: config.port,
     idleTimeout: config.idleTimeoutSeconds,
-    // A hard ceiling well above the configured limit; the handlers enforce the limit itself, so the
-    // caller gets the error in its protocol's shape.
-    maxRequestBodySize: config.maxBodyBytes * 4 + 64 * 1024,
+    // No ceiling here: the customer import streams bodies of any size line by line, and every other
+    // handler enforces MAX_BODY_BYTES itself while reading (REST counts a chunked body as it streams,
+    // Connect its readMaxBytes), so the caller gets the error in its protocol's shape.
+    maxRequestBodySize: Number.MAX_SAFE_INTEGER,
     development: false,
     async fetch(request) {
       inFlight++;
