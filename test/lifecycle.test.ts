@@ -14,6 +14,7 @@ import {
   spawnService,
   TUTORIAL_RECOMMEND,
   type TestDatabase,
+  waitFor,
 } from "./harness.ts";
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -138,7 +139,8 @@ describe("embedded database", () => {
     cleanups.push(() => {
       svc.proc.kill("SIGKILL");
     });
-    const key = svc.output().match(/krn_[0-9A-Za-z]{32,}/)?.[0];
+    // The key is printed just after the listeners start: wait for it rather than race the output pipe.
+    const key = await waitFor(async () => svc.output().match(/krn_[0-9A-Za-z]{32,}/)?.[0], 10_000);
     expect(key).toBeDefined();
     expect(svc.output()).toContain('"kind":"embedded"');
     expect(svc.output()).toContain("API_KEY_PEPPER is not set");
