@@ -53,7 +53,13 @@ export async function startApp(config: Config, log: Logger = createLogger(config
   // No offline queue: while Redis is down a command fails at once, so the rate limiter falls back to its
   // in-process window instead of waiting for a reconnect.
   const redis = config.redisUrl
-    ? new Redis(config.redisUrl, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, enableAutoPipelining: true })
+    ? new Redis(config.redisUrl, {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 1,
+        connectTimeout: 2000,
+        enableAutoPipelining: true,
+      })
     : null;
   if (redis) {
     redis.on("error", (err) => log.warn("redis error", { err: err.message }));

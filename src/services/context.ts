@@ -16,6 +16,12 @@ import { TraceWriter } from "../store/traces.ts";
 import type { AuthContext } from "./auth.ts";
 import { TenantLimits } from "./limits.ts";
 
+/**
+ * How old a cached catalog may be when a request names something it lacks before it is re-read. Changes
+ * made through the service arrive by NOTIFY anyway; this covers the moment before one lands.
+ */
+export const CATALOG_RECHECK_MS = 1_000;
+
 export interface CallContext {
   auth: AuthContext;
   requestId: string;

@@ -31,7 +31,7 @@ import {
   updateExperiment as storeUpdateExperiment,
 } from "../store/experiments.ts";
 import { notifyCatalogChanged } from "../store/flows.ts";
-import type { CallContext, ServiceDeps } from "./context.ts";
+import { CATALOG_RECHECK_MS, type CallContext, type ServiceDeps } from "./context.ts";
 import { MAX_ID_LENGTH, Violations } from "./validate.ts";
 
 const STATUSES: ExperimentStatus[] = ["draft", "running", "stopped"];
@@ -98,7 +98,7 @@ export async function createExperiment(
   if (status !== "draft" && status !== "running") v.add("status", "status of a new experiment must be draft or running");
   const goal = req.goal || "conversion";
   v.maxLength("goal", goal, 64);
-  const catalog = await deps.catalogs.refresh(tenantId);
+  const catalog = await deps.catalogs.getFresh(tenantId, CATALOG_RECHECK_MS);
   if (req.offerId && !catalog.offerById.has(req.offerId)) v.add("offerId", `offer ${req.offerId} does not exist`);
   if (req.channelId && !catalog.channels.has(req.channelId)) v.add("channelId", `channel ${req.channelId} does not exist`);
   if (v.list.length === 0) checkVariants(v, req.variants, catalog, req.offerId, req.channelId);
@@ -148,7 +148,7 @@ export async function updateExperiment(
   if (!current) throw notFound("Experiment");
   const v = new Violations();
   if (req.status && !STATUSES.includes(req.status as ExperimentStatus)) v.add("status", `status must be one of ${STATUSES.join(", ")}`);
-  const catalog = await deps.catalogs.refresh(tenantId);
+  const catalog = await deps.catalogs.getFresh(tenantId, CATALOG_RECHECK_MS);
   if (req.variants.length > 0) checkVariants(v, req.variants, catalog, current.offerId, current.channelId);
   if (v.list.length > 0) throw validationError(v.list);
   if (req.status === "running" && current.status !== "running") {

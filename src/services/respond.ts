@@ -16,7 +16,7 @@ import {
   type OutcomeClass,
   type WriteResult,
 } from "../store/interactions.ts";
-import type { CallContext, ServiceDeps } from "./context.ts";
+import { CATALOG_RECHECK_MS, type CallContext, type ServiceDeps } from "./context.ts";
 import { checkIdempotencyKey, IDEMPOTENCY_KEY_FIELD, requestHash } from "./idempotency.ts";
 import { MAX_ID_LENGTH, Violations } from "./validate.ts";
 
@@ -98,11 +98,11 @@ export async function respond(deps: ServiceDeps, ctx: CallContext, req: RespondR
   let catalog = await deps.catalogs.get(tenantId);
   if (!catalog.offerById.has(req.offerId) || !catalog.channels.has(req.channelId)) {
     // The cached catalog may predate the offer or channel: look once more before refusing.
-    catalog = await deps.catalogs.refresh(tenantId);
+    catalog = await deps.catalogs.getFresh(tenantId, CATALOG_RECHECK_MS);
   }
   if (!(req.outcomeType in OUTCOME_TYPES) && !catalog.outcomeTypes.has(req.outcomeType)) {
     // A type registered moments ago may not be in the cached catalog yet.
-    catalog = await deps.catalogs.refresh(tenantId);
+    catalog = await deps.catalogs.getFresh(tenantId, CATALOG_RECHECK_MS);
     if (!catalog.outcomeTypes.has(req.outcomeType)) {
       const known = [...Object.keys(OUTCOME_TYPES), ...catalog.outcomeTypes.keys()].join(", ");
       throw validationError([{ field: "outcomeType", message: `outcomeType must be one of ${known}` }]);

@@ -20,6 +20,7 @@ export interface LoadingCacheOptions<V> {
 interface Entry<V> {
   value: V;
   until: number;
+  loadedAt: number;
 }
 
 export class LoadingCache<V> {
@@ -50,6 +51,16 @@ export class LoadingCache<V> {
     return this.refresh(key);
   }
 
+  /**
+   * The value as of at most `maxAgeMs` ago: reloads only an older entry. For callers that suspect the cache
+   * is behind (a missing id) without letting every such request — a client's typo, say — cost a reload.
+   */
+  async getFresh(key: string, maxAgeMs: number): Promise<V> {
+    const e = this.entries.get(key);
+    if (e && this.now() - e.loadedAt <= maxAgeMs) return e.value;
+    return this.refresh(key);
+  }
+
   /** Loads the key now (sharing a load already under way) and stores the result. */
   refresh(key: string): Promise<V> {
     const pending = this.inflight.get(key);
@@ -74,7 +85,8 @@ export class LoadingCache<V> {
       const oldest = this.entries.keys().next();
       if (!oldest.done) this.entries.delete(oldest.value);
     }
-    if (this.opts.maxEntries > 0) this.entries.set(key, { value, until: this.now() + this.opts.ttlMs });
+    const now = this.now();
+    if (this.opts.maxEntries > 0) this.entries.set(key, { value, until: now + this.opts.ttlMs, loadedAt: now });
   }
 
   /** The cached value, fresh or stale, without loading. */
