@@ -69,6 +69,7 @@ export async function startApp(config: Config, log: Logger = createLogger(config
   const metrics = new Metrics();
   const deps = createServiceDeps({ config, db, log, metrics, redis });
   const verifier = new ApiKeyVerifier(db, metrics, { pepper: config.apiKeyPepper, ttlMs: config.apiKeyCacheTtlMs, maxEntries: 100_000 });
+  deps.forgetApiKey = (hash) => verifier.forget(hash);
   const probe = {
     async ready() {
       const checks: Record<string, string> = {};

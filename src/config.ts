@@ -39,6 +39,8 @@ export interface Config {
   maxBodyBytes: number;
   /** Longest line of a customer NDJSON import, in bytes (the import body itself is unbounded). */
   importMaxLineBytes: number;
+  /** Largest catalog document an import accepts, in bytes (REST body or Connect/gRPC message). */
+  catalogMaxBytes: number;
   /** Ceiling on a caller's gRPC/Connect deadline, and the deadline applied when none is sent. */
   maxDeadlineMs: number;
   /** Connections idle longer than this are closed. */
@@ -153,6 +155,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     demoApiKey,
     maxBodyBytes: integer(env, "MAX_BODY_BYTES", 256 * 1024, 1024, 64 * 1024 * 1024),
     importMaxLineBytes: integer(env, "IMPORT_MAX_LINE_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
+    catalogMaxBytes: integer(env, "CATALOG_MAX_BYTES", 32 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     maxDeadlineMs: integer(env, "MAX_DEADLINE_MS", 30_000, 100, 600_000),
     idleTimeoutSeconds: integer(env, "IDLE_TIMEOUT_SECONDS", 60, 1, 255),
     shutdownTimeoutMs: integer(env, "SHUTDOWN_TIMEOUT_MS", 15_000, 0, 600_000),

@@ -25,6 +25,11 @@ export class AppError extends Error {
     readonly details: FieldViolation[] = [],
     /** Extra response headers (Retry-After and the like), sent as gRPC metadata on gRPC. */
     readonly headers: Record<string, string> = {},
+    /**
+     * A CONFLICT from a concurrent change (a stale version) rather than an existing resource: gRPC says
+     * `aborted` (re-read and retry) instead of `already_exists`.
+     */
+    readonly conflict: "exists" | "aborted" = "exists",
   ) {
     super(message);
     this.name = "AppError";

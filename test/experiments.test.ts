@@ -215,7 +215,11 @@ describe("lifecycle", () => {
     ]);
     expect(phase1.json.variants[1].uplift).toBeCloseTo(150, 9);
 
+    // A change names the version it was made against; an old one is refused.
+    const stale = await patchJson("/api/v1/experiments/exp_web_cashback", { status: "stopped", version: created.json.version + 1 });
+    expect(stale.status).toBe(409);
     const reweighted = await patchJson("/api/v1/experiments/exp_web_cashback", {
+      version: created.json.version,
       variants: [
         { variant: "control", creativeId: "treat_cashback_web", weight: 20 },
         { variant: "headline_b", creativeId: "treat_cashback_web_b", weight: 80 },
@@ -237,10 +241,10 @@ describe("lifecycle", () => {
     expect(cashback.experiment.experimentId).toBe("exp_web_cashback");
     expect([20, 80]).toContain(cashback.experiment.weight);
 
-    const stopped = await patchJson("/api/v1/experiments/exp_web_cashback", { status: "stopped" });
+    const stopped = await patchJson("/api/v1/experiments/exp_web_cashback", { status: "stopped", version: reweighted.json.version });
     expect(stopped.json.status).toBe("stopped");
     expect(stopped.json.phase).toBe(2);
-    const bogus = await patchJson("/api/v1/experiments/exp_web_cashback", { status: "paused" });
+    const bogus = await patchJson("/api/v1/experiments/exp_web_cashback", { status: "paused", version: stopped.json.version });
     expect(bogus.status).toBe(400);
     expect(bogus.json.details[0].field).toBe("status");
   });

@@ -4,7 +4,7 @@
 import { compileFormula, type Formula, FormulaSyntaxError } from "./formula.ts";
 import { compileTemplate, type Template } from "./template.ts";
 import type { Variant } from "./experiment.ts";
-import { type CompiledContactPolicies, type ContactPolicyDef, compileContactPolicies } from "./policies.ts";
+import { type CompiledContactPolicies, type ContactPolicyDef, combineContactPolicies, compileContactPolicies } from "./policies.ts";
 import type { PropensityMode } from "./propensity.ts";
 
 export interface CategoryDef {
@@ -29,6 +29,25 @@ export interface QualificationDef {
   /** The offer is dropped when its propensity is below this. */
   minPropensity?: number;
   fit?: FitRule[];
+}
+
+/**
+ * A qualification rule of the tenant's: the checks of a QualificationDef (fit rules aside) applied to the
+ * offers it names, by id or by category (either matches; naming none means every offer).
+ */
+export interface QualificationRuleDef {
+  id: string;
+  offerIds?: string[];
+  categoryIds?: string[];
+  segment?: string;
+  condition?: string;
+  minPropensity?: number;
+}
+
+/** A tenant-wide contact policy: applied by every decision flow, beside the flow's own. */
+export interface ContactPolicyRecordDef {
+  id: string;
+  policy: ContactPolicyDef;
 }
 
 export interface OfferDef {
@@ -160,6 +179,10 @@ export interface OutcomeTypeDef {
 export interface CatalogDefinition {
   settings?: TenantSettings;
   outcomeTypes?: OutcomeTypeDef[];
+  /** Active tenant-wide contact policies. */
+  contactPolicies?: ContactPolicyRecordDef[];
+  /** Active tenant-wide qualification rules. */
+  qualificationRules?: QualificationRuleDef[];
   categories: CategoryDef[];
   offers: OfferDef[];
   channels: ChannelDef[];
@@ -182,6 +205,15 @@ export interface CompiledCreative {
   templates: [string, Template | null][];
 }
 
+/** One set of qualification checks: the offer's own (id null) or a tenant rule's. */
+export interface CompiledQualification {
+  /** The tenant rule's id; null for the offer's own qualification. */
+  ruleId: string | null;
+  segment: string | undefined;
+  condition: ComputedField | null;
+  minPropensity: number | undefined;
+}
+
 export interface CompiledOffer {
   def: OfferDef;
   category: CategoryDef | undefined;
@@ -189,7 +221,8 @@ export interface CompiledOffer {
   fields: Record<string, unknown>;
   /** Category computed fields first, then the offer's (an offer's formula replaces its category's). */
   computed: ComputedField[];
-  condition: ComputedField | null;
+  /** The offer's own qualification first, then the tenant rules that apply to it, in id order. */
+  qualifications: CompiledQualification[];
   fit: { rule: ComputedField; relevance: number }[];
   /** What templates and formulas see as offer.*. */
   offerView: Record<string, unknown>;
@@ -268,27 +301,56 @@ function compileCreative(def: CreativeDef): CompiledCreative {
   return { def, templates };
 }
 
-function compileOffer(def: OfferDef, category: CategoryDef | undefined, formulaCache: Map<string, Formula | string>): CompiledOffer {
+function compileQualification(
+  ruleId: string | null,
+  q: Pick<QualificationDef, "segment" | "condition" | "minPropensity">,
+  formulaCache: Map<string, Formula | string>,
+): CompiledQualification | null {
+  if (!q.segment && !q.condition && q.minPropensity === undefined) return null;
+  return {
+    ruleId,
+    segment: q.segment || undefined,
+    condition: q.condition ? compileField(ruleId ? `rule ${ruleId}` : "condition", q.condition, formulaCache) : null,
+    minPropensity: q.minPropensity,
+  };
+}
+
+/** Whether a tenant rule applies to an offer. */
+function ruleCovers(rule: QualificationRuleDef, offer: OfferDef): boolean {
+  const byOffer = rule.offerIds?.length ? rule.offerIds.includes(offer.id) : false;
+  const byCategory = rule.categoryIds?.length ? rule.categoryIds.includes(offer.categoryId) : false;
+  return (!rule.offerIds?.length && !rule.categoryIds?.length) || byOffer || byCategory;
+}
+
+function compileOffer(
+  def: OfferDef,
+  category: CategoryDef | undefined,
+  rules: QualificationRuleDef[],
+  formulaCache: Map<string, Formula | string>,
+): CompiledOffer {
   const formulas = new Map<string, string>();
   for (const [name, source] of Object.entries(category?.computed ?? {})) formulas.set(name, source);
   for (const [name, source] of Object.entries(def.computed)) formulas.set(name, source);
   const q = def.qualification;
-  const condition = q.condition ? compileField("condition", q.condition, formulaCache) : null;
+  const qualifications = [
+    compileQualification(null, q, formulaCache),
+    ...rules.filter((r) => ruleCovers(r, def)).map((r) => compileQualification(r.id, r, formulaCache)),
+  ].filter((x): x is CompiledQualification => x !== null);
   const fit = (q.fit ?? []).map((r, i) => ({ rule: compileField(`fit[${i}]`, r.when, formulaCache), relevance: r.relevance }));
-  const rules = [condition, ...fit.map((f) => f.rule)].filter((r): r is ComputedField => r !== null);
+  const ruleFields = [...qualifications.map((x) => x.condition), ...fit.map((f) => f.rule)].filter((r): r is ComputedField => r !== null);
   return {
     def,
     category,
     fields: { ...(category?.fields ?? {}), ...def.fields },
     computed: [...formulas].map(([name, source]) => compileField(name, source, formulaCache)),
-    condition,
+    qualifications,
     fit,
-    rulesReadComputed: rules.some((r) => r.formula?.names.some((n) => formulas.has(n)) ?? false),
+    rulesReadComputed: ruleFields.some((r) => r.formula?.names.some((n) => formulas.has(n)) ?? false),
     offerView: { id: def.id, name: def.name, description: def.description, categoryId: def.categoryId, priority: def.priority },
   };
 }
 
-function resolveFlow(def: FlowDef, offers: CompiledOffer[]): ResolvedFlow {
+function resolveFlow(def: FlowDef, offers: CompiledOffer[], tenantPolicies: CompiledContactPolicies): ResolvedFlow {
   const d = def.definition;
   const w = { ...DEFAULT_WEIGHTS, ...(d.score?.weights ?? {}) };
   const total = w.propensity + w.relevance + w.impact + w.emphasis;
@@ -310,7 +372,7 @@ function resolveFlow(def: FlowDef, offers: CompiledOffer[]): ResolvedFlow {
     priorWeight: d.score?.priorWeight ?? DEFAULT_PRIOR_WEIGHT,
     perCategoryCap: d.rank?.perCategoryCap ?? null,
     candidates,
-    policies: compileContactPolicies(d.policies),
+    policies: combineContactPolicies(compileContactPolicies(d.policies), tenantPolicies),
   };
 }
 
@@ -319,9 +381,10 @@ const key = (offerId: string, channelId: string) => `${offerId}\u0000${channelId
 export function compileCatalog(def: CatalogDefinition): CompiledCatalog {
   const categories = new Map(def.categories.map((c) => [c.id, c]));
   const formulaCache = new Map<string, Formula | string>();
+  const rules = [...(def.qualificationRules ?? [])].sort((a, b) => (a.id < b.id ? -1 : 1));
   const offers = [...def.offers]
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-    .map((o) => compileOffer(o, categories.get(o.categoryId), formulaCache));
+    .map((o) => compileOffer(o, categories.get(o.categoryId), rules, formulaCache));
   const offerById = new Map(offers.map((o) => [o.def.id, o]));
 
   const placements = new Map<string, Set<string>>();
@@ -383,7 +446,13 @@ export function compileCatalog(def: CatalogDefinition): CompiledCatalog {
     experiments.set(key(e.offerId, e.channelId), { def: e, creatives: byId });
   }
 
-  const flows = new Map(def.flows.map((f) => [f.id, resolveFlow(f, offers)]));
+  const tenantPolicyList = [...(def.contactPolicies ?? [])].sort((a, b) => (a.id < b.id ? -1 : 1));
+  const tenantPolicies = compileContactPolicies(tenantPolicyList.map((p) => p.policy));
+  // Issues name the policy by its id rather than its place in a list nobody wrote.
+  tenantPolicies.issues = tenantPolicies.issues.map((issue) =>
+    issue.replace(/^policies\[(\d+)\]/, (_, i: string) => `contact policy ${tenantPolicyList[Number(i)]?.id ?? i}`),
+  );
+  const flows = new Map(def.flows.map((f) => [f.id, resolveFlow(f, offers, tenantPolicies)]));
   const defaultFlow = def.flows.find((f) => f.isDefault);
   return {
     settings: def.settings ?? DEFAULT_TENANT_SETTINGS,

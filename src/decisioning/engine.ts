@@ -152,6 +152,21 @@ function computeValues(c: Candidate): Record<string, Value> {
   return values;
 }
 
+/** Why the offer's own qualification or a tenant rule refuses the candidate, or null when all pass. */
+function disqualification(c: Candidate, segments: string[]): string | null {
+  for (const q of c.offer.qualifications) {
+    let reason: string | null = null;
+    if (q.segment && !segments.includes(q.segment)) reason = "segment_required";
+    else if (q.condition) {
+      const r = evaluate(q.condition, c.scope);
+      if (!isTruthy(r.value)) reason = `condition_failed${r.issue ? `: ${r.issue}` : ""}`;
+    }
+    if (!reason && q.minPropensity !== undefined && c.propensity < q.minPropensity) reason = `propensity < ${q.minPropensity}`;
+    if (reason) return q.ruleId ? `${reason}, rule ${q.ruleId}` : reason;
+  }
+  return null;
+}
+
 export function decide(input: DecisionInput): Decision {
   const { flow, catalog, explain } = input;
   const stages: StageRecord[] = [];
@@ -210,24 +225,13 @@ export function decide(input: DecisionInput): Decision {
   const survivors: Candidate[] = [];
   for (const c of eligible) {
     const d = c.offer.def;
-    const q = d.qualification;
     const ext = externalPropensity(input.attributes, d.id);
     c.propensity =
       ext ?? input.propensity.estimate(d.id, d.categoryId, input.channelId, flow.propensityMode, flow.priorWeight, input.random);
     if (!d.mandatory) {
-      if (q.segment && !segments.includes(q.segment)) {
-        drop(d.id, "segment_required");
-        continue;
-      }
-      if (c.offer.condition) {
-        const r = evaluate(c.offer.condition, c.scope);
-        if (!isTruthy(r.value)) {
-          drop(d.id, `condition_failed${r.issue ? `: ${r.issue}` : ""}`);
-          continue;
-        }
-      }
-      if (q.minPropensity !== undefined && c.propensity < q.minPropensity) {
-        drop(d.id, `propensity < ${q.minPropensity}`);
+      const refusal = disqualification(c, segments);
+      if (refusal) {
+        drop(d.id, refusal);
         continue;
       }
     }

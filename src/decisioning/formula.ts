@@ -23,6 +23,8 @@ export interface Formula {
   readonly source: string;
   /** Every referenced name as written, deduplicated, in order of first appearance. */
   readonly names: readonly string[];
+  /** Where each name first appears (0-based offset), so a check of names can point at one. */
+  readonly namePositions: ReadonlyMap<string, number>;
   evaluate(scope: FormulaScope): Evaluation;
 }
 
@@ -478,12 +480,12 @@ function describe(token: Token): string {
 class Parser {
   private index = 0;
   private depth = 0;
-  private readonly seen = new Set<string>();
+  readonly seen = new Map<string, number>();
 
   constructor(private readonly tokens: readonly Token[]) {}
 
   get names(): string[] {
-    return [...this.seen];
+    return [...this.seen.keys()];
   }
 
   parse(): Node {
@@ -592,7 +594,7 @@ class Parser {
   private name(token: Token): Node {
     const problem = checkName(token.text);
     if (problem) throw new FormulaSyntaxError(problem.reason, token.pos + problem.position);
-    this.seen.add(token.text);
+    if (!this.seen.has(token.text)) this.seen.set(token.text, token.pos);
     return nameNode(token.text);
   }
 
@@ -628,6 +630,7 @@ export function compileFormula(source: string): Formula {
   return {
     source,
     names,
+    namePositions: parser.seen,
     evaluate(scope: FormulaScope): Evaluation {
       const ctx: Context = { scope, issue: undefined };
       let value: Value;

@@ -166,6 +166,18 @@ export function compileContactPolicies(raw: unknown): CompiledContactPolicies {
   return compiled;
 }
 
+/** A flow's own policies together with the tenant's: every policy of both applies. */
+export function combineContactPolicies(own: CompiledContactPolicies, tenant: CompiledContactPolicies): CompiledContactPolicies {
+  if (tenant.policies.length === 0 && tenant.issues.length === 0) return own;
+  return {
+    policies: [...own.policies, ...tenant.policies],
+    issues: [...own.issues, ...tenant.issues],
+    lookbackMs: Math.max(own.lookbackMs, tenant.lookbackMs),
+    outcomeTypes: [...new Set([...own.outcomeTypes, ...tenant.outcomeTypes])].sort(),
+    needsOptOuts: own.needsOptOuts || tenant.needsOptOuts,
+  };
+}
+
 /** The policies prepared for one request: per-candidate checks and the shared cap budgets. */
 export interface ContactPolicyGate {
   /** Why the offer may not be shown now, or null when every policy allows it. */

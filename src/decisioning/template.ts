@@ -8,6 +8,8 @@ export interface Template {
   readonly source: string;
   /** Every referenced name as written, deduplicated, in order of first appearance. */
   readonly names: readonly string[];
+  /** Where each name first appears (0-based offset). */
+  readonly namePositions: ReadonlyMap<string, number>;
   render(scope: FormulaScope): string;
 }
 
@@ -26,6 +28,7 @@ type Part = string | ((scope: FormulaScope) => string);
 
 interface Placeholder {
   name: string;
+  at: number;
   fallback: string;
   end: number;
 }
@@ -65,7 +68,7 @@ function parsePlaceholder(source: string, open: number): Placeholder {
     i = skipSpace(source, scanned.end);
   }
   if (!source.startsWith("}}", i)) throw unexpected(source, i, open, "'}}'");
-  return { name, fallback, end: i + 2 };
+  return { name, at: nameStart, fallback, end: i + 2 };
 }
 
 /** Absent and null values take the fallback; an empty string is a present value and renders as "". */
@@ -97,23 +100,24 @@ function placeholderGetter({ name, fallback }: Placeholder): (scope: FormulaScop
 }
 
 export function compileTemplate(source: string): Template {
-  if (!source.includes("{{")) return { source, names: Object.freeze([]), render: () => source };
+  if (!source.includes("{{")) return { source, names: Object.freeze([]), namePositions: new Map(), render: () => source };
 
   const parts: Part[] = [];
-  const names = new Set<string>();
+  const names = new Map<string, number>();
   let cursor = 0;
   for (let open = source.indexOf("{{"); open !== -1; open = source.indexOf("{{", cursor)) {
     if (open > cursor) parts.push(source.slice(cursor, open));
     const placeholder = parsePlaceholder(source, open);
     parts.push(placeholderGetter(placeholder));
-    names.add(placeholder.name);
+    if (!names.has(placeholder.name)) names.set(placeholder.name, placeholder.at);
     cursor = placeholder.end;
   }
   if (cursor < source.length) parts.push(source.slice(cursor));
 
   return {
     source,
-    names: Object.freeze([...names]),
+    names: Object.freeze([...names.keys()]),
+    namePositions: names,
     render(scope: FormulaScope): string {
       let out = "";
       for (const part of parts) out += typeof part === "string" ? part : part(scope);

@@ -79,6 +79,11 @@ export class ApiKeyVerifier {
     return lookup;
   }
 
+  /** Drops a key from this instance's cache (it was just revoked here); other instances follow within the TTL. */
+  forget(hash: string): void {
+    this.cache.delete(hash);
+  }
+
   /** Records last-use times for the keys seen since the previous call (called on a timer). */
   async flushUsage(): Promise<void> {
     if (this.used.size === 0) return;

@@ -51,6 +51,8 @@ export interface ServiceDeps {
   interactions: InteractionWriter;
   /** Per-tenant rate limits and monthly decision quotas; `close()` it at shutdown. */
   limits: TenantLimits;
+  /** Drops a revoked key (by hash) from this instance's key cache; set by the app once the verifier exists. */
+  forgetApiKey: (hash: string) => void;
 }
 
 export function createServiceDeps(opts: {
@@ -84,6 +86,7 @@ export function createServiceDeps(opts: {
     clock,
     random: opts.random ?? Math.random,
     catalogs,
+    forgetApiKey: () => {},
     limits: new TenantLimits({ config, redis: opts.redis ?? null, catalogs, metrics, log, now: () => clock.now() }),
     propensity: new LoadingCache(
       {

@@ -19,14 +19,8 @@ import {
   UpsertCustomerResponseSchema,
 } from "../../gen/kaireon/v1/customer_pb.ts";
 import { notFound, validationError } from "../errors.ts";
-import {
-  type Actor,
-  eraseCustomer,
-  getCustomerProfile,
-  type ProfileInput,
-  type ProfileRecord,
-  upsertProfiles,
-} from "../store/customers.ts";
+import type { Actor } from "../store/audit.ts";
+import { eraseCustomer, getCustomerProfile, type ProfileInput, type ProfileRecord, upsertProfiles } from "../store/customers.ts";
 import type { CallContext, ServiceDeps } from "./context.ts";
 import { MAX_ID_LENGTH, Violations } from "./validate.ts";
 

@@ -13,8 +13,10 @@ import type {
   PlacementDef,
   OutcomeTypeDef,
   QualificationDef,
+  QualificationRuleDef,
   TenantSettings,
 } from "../decisioning/catalog.ts";
+import type { ContactPolicyDef } from "../decisioning/policies.ts";
 import { DEFAULT_TENANT_SETTINGS } from "../decisioning/catalog.ts";
 import type { Queryable } from "./db.ts";
 import { insertExperiment } from "./experiments.ts";
@@ -38,35 +40,51 @@ export function tenantSettings(raw: Record<string, unknown>, plan: string = DEFA
 }
 
 export async function loadCatalog(db: Queryable, tenantId: string): Promise<CatalogDefinition> {
-  const [tenants, outcomeTypes, categories, offers, channels, placements, creatives, experiments, flows] = await Promise.all([
-    db.query<R>("select plan, settings from tenants where id = $1", [tenantId]),
-    db.query<R>("select id, classification from outcome_types where tenant_id = $1", [tenantId]),
-    db.query<R>("select id, name, fields, computed from categories where tenant_id = $1", [tenantId]),
-    db.query<R>(
-      `select id, category_id, name, description, status, starts_at, ends_at, priority, business_value, weight,
-              mandatory, fields, computed, qualification
-         from offers where tenant_id = $1`,
-      [tenantId],
-    ),
-    db.query<R>("select id, name, type, implicit_impressions from channels where tenant_id = $1", [tenantId]),
-    db.query<R>("select channel_id, id, name from placements where tenant_id = $1", [tenantId]),
-    db.query<R>("select id, offer_id, channel_id, placement_id, name, status, content from creatives where tenant_id = $1", [tenantId]),
-    db.query<R>("select id, offer_id, channel_id, status, variants from experiments where tenant_id = $1", [tenantId]),
-    db.query<R>(
-      `select f.id, f.name, f.is_default, v.version, v.definition
-         from decision_flows f
-         left join lateral (
-           select version, definition from decision_flow_versions
-            where tenant_id = f.tenant_id and flow_id = f.id and status = 'published'
-            order by version desc limit 1
-         ) v on true
-        where f.tenant_id = $1`,
-      [tenantId],
-    ),
-  ]);
+  // Deleted rows stay for the history that names them, but are no longer part of any decision.
+  const [tenants, outcomeTypes, categories, offers, channels, placements, creatives, experiments, flows, policies, rules] =
+    await Promise.all([
+      db.query<R>("select plan, settings from tenants where id = $1", [tenantId]),
+      db.query<R>("select id, classification from outcome_types where tenant_id = $1 and deleted_at is null", [tenantId]),
+      db.query<R>("select id, name, fields, computed from categories where tenant_id = $1 and deleted_at is null", [tenantId]),
+      db.query<R>(
+        `select id, category_id, name, description, status, starts_at, ends_at, priority, business_value, weight,
+                mandatory, fields, computed, qualification
+           from offers where tenant_id = $1 and deleted_at is null`,
+        [tenantId],
+      ),
+      db.query<R>("select id, name, type, implicit_impressions from channels where tenant_id = $1 and deleted_at is null", [tenantId]),
+      db.query<R>("select channel_id, id, name from placements where tenant_id = $1 and deleted_at is null", [tenantId]),
+      db.query<R>(
+        `select id, offer_id, channel_id, placement_id, name, status, content from creatives
+          where tenant_id = $1 and deleted_at is null`,
+        [tenantId],
+      ),
+      db.query<R>("select id, offer_id, channel_id, status, variants from experiments where tenant_id = $1 and deleted_at is null", [
+        tenantId,
+      ]),
+      db.query<R>(
+        `select f.id, f.name, f.is_default, v.version, v.definition
+           from decision_flows f
+           left join lateral (
+             select version, definition from decision_flow_versions
+              where tenant_id = f.tenant_id and flow_id = f.id and status = 'published'
+              order by version desc limit 1
+           ) v on true
+          where f.tenant_id = $1 and f.deleted_at is null`,
+        [tenantId],
+      ),
+      db.query<R>("select id, definition from contact_policies where tenant_id = $1 and status = 'active' and deleted_at is null", [
+        tenantId,
+      ]),
+      db.query<R>("select id, definition from qualification_rules where tenant_id = $1 and status = 'active' and deleted_at is null", [
+        tenantId,
+      ]),
+    ]);
   return {
     settings: tenantSettings((tenants[0]?.settings ?? {}) as Record<string, unknown>, tenants[0]?.plan as string | undefined),
     outcomeTypes: outcomeTypes.map((r) => ({ id: r.id as string, classification: r.classification as OutcomeTypeDef["classification"] })),
+    contactPolicies: policies.map((r) => ({ id: r.id as string, policy: r.definition as ContactPolicyDef })),
+    qualificationRules: rules.map((r) => ({ ...(r.definition as Omit<QualificationRuleDef, "id">), id: r.id as string })),
     categories: categories.map(
       (r): CategoryDef => ({
         id: r.id as string,

@@ -2,6 +2,7 @@
 // touches (which attributes changed, not their values, so the audit log never keeps what an erasure
 // removed), and the erasure of everything stored about one customer.
 
+import { type Actor, appendAudit } from "./audit.ts";
 import type { Queryable } from "./db.ts";
 
 export interface ProfileInput {
@@ -12,13 +13,6 @@ export interface ProfileInput {
 
 export interface ProfileRecord extends ProfileInput {
   updatedAt: Date;
-}
-
-export interface Actor {
-  tenantId: string;
-  keyId: string;
-  /** Recorded with each audit row, e.g. the request id of an import. */
-  requestId: string;
 }
 
 interface ProfileRow {
@@ -111,10 +105,11 @@ export async function eraseCustomer(tx: Queryable, actor: Actor, customerId: str
     traces: await count("delete from decision_traces where tenant_id = $1 and customer_id = $2"),
     optOuts: await count("delete from contact_opt_outs where tenant_id = $1 and customer_id = $2"),
   };
-  await tx.query(
-    `insert into audit_log (tenant_id, actor_key_id, action, resource_type, resource_id, details)
-     values ($1, $2, 'customer.erase', 'customer', $3, $4)`,
-    [actor.tenantId, actor.keyId, customerId, { deleted: erased, requestId: actor.requestId }],
-  );
+  await appendAudit(tx, actor, {
+    action: "customer.erase",
+    resourceType: "customer",
+    resourceId: customerId,
+    details: { deleted: erased },
+  });
   return erased;
 }

@@ -1,8 +1,7 @@
 // Experiments, their phases and the interaction counts their results are computed from.
 
 import type { Variant } from "../decisioning/experiment.ts";
-import type { Db, Queryable } from "./db.ts";
-import { notifyCatalogChanged } from "./flows.ts";
+import type { Queryable } from "./db.ts";
 
 export type ExperimentStatus = "draft" | "running" | "stopped";
 
@@ -80,60 +79,67 @@ function sameSplit(a: Variant[], b: Variant[]): boolean {
 }
 
 /**
- * Updates status and variants. A changed split of an experiment that has run starts a new phase, so each
- * phase's results come from one split only. Returns the updated record, or null when it does not exist.
+ * Keeps the phases in step with a write of the experiment (prev null: created, or brought back after a
+ * delete). A changed split of an experiment that has run starts a new phase, so each phase's results
+ * come from one split only; before it runs, the first phase simply takes the new split.
  */
-export async function updateExperiment(
-  db: Db,
+export async function recordPhaseChange(
+  tx: Queryable,
   tenantId: string,
-  id: string,
-  change: { status?: ExperimentStatus; variants?: Variant[] },
-): Promise<ExperimentRecord | null> {
-  return db.transaction(async (tx) => {
-    const rows = await tx.query<Record<string, unknown>>(
-      "select id, offer_id, channel_id, status, goal, variants from experiments where tenant_id = $1 and id = $2 for update",
-      [tenantId, id],
-    );
-    if (!rows[0]) return null;
-    const current = toExperiment(rows[0]);
-    const variants = change.variants ?? current.variants;
-    const status = change.status ?? current.status;
-    if (!sameSplit(variants, current.variants)) {
-      const ran = current.status !== "draft";
-      if (ran) {
-        await tx.query("update experiment_phases set ended_at = now() where tenant_id = $1 and experiment_id = $2 and ended_at is null", [
-          tenantId,
-          id,
-        ]);
-        await tx.query(
-          `insert into experiment_phases (tenant_id, experiment_id, phase, variants)
-           select $1, $2, max(phase) + 1, $3 from experiment_phases where tenant_id = $1 and experiment_id = $2`,
-          [tenantId, id, variants],
-        );
-      } else {
-        // Nothing was shown yet: the first phase simply takes the new split.
-        await tx.query("update experiment_phases set variants = $3, started_at = now() where tenant_id = $1 and experiment_id = $2", [
-          tenantId,
-          id,
-          variants,
-        ]);
-      }
-    }
-    if (status === "running" && current.status === "draft") {
-      await tx.query("update experiment_phases set started_at = now() where tenant_id = $1 and experiment_id = $2 and phase = 1", [
-        tenantId,
-        id,
-      ]);
-    }
-    await tx.query("update experiments set status = $3, variants = $4, updated_at = now() where tenant_id = $1 and id = $2", [
+  next: { id: string; status: ExperimentStatus; variants: Variant[] },
+  prev: { status: ExperimentStatus; variants: Variant[] } | null,
+): Promise<void> {
+  const id = next.id;
+  const endOpen = () =>
+    tx.query("update experiment_phases set ended_at = now() where tenant_id = $1 and experiment_id = $2 and ended_at is null", [
       tenantId,
       id,
-      status,
-      variants,
     ]);
-    await notifyCatalogChanged(tx, tenantId);
-    return { ...current, status, variants };
-  });
+  const startNew = () =>
+    tx.query(
+      `insert into experiment_phases (tenant_id, experiment_id, phase, variants)
+       select $1, $2, coalesce(max(phase), 0) + 1, $3 from experiment_phases where tenant_id = $1 and experiment_id = $2`,
+      [tenantId, id, next.variants],
+    );
+  if (!prev) {
+    await endOpen();
+    await startNew();
+    return;
+  }
+  if (!sameSplit(next.variants, prev.variants)) {
+    if (prev.status !== "draft") {
+      await endOpen();
+      await startNew();
+    } else {
+      await tx.query(
+        "update experiment_phases set variants = $3, started_at = now() where tenant_id = $1 and experiment_id = $2 and ended_at is null",
+        [tenantId, id, next.variants],
+      );
+    }
+  }
+  if (next.status === "running" && prev.status === "draft") {
+    await tx.query("update experiment_phases set started_at = now() where tenant_id = $1 and experiment_id = $2 and ended_at is null", [
+      tenantId,
+      id,
+    ]);
+  }
+}
+
+/** Ends the experiment's open phase (the experiment is being deleted). */
+export async function endPhase(tx: Queryable, tenantId: string, id: string): Promise<void> {
+  await tx.query("update experiment_phases set ended_at = now() where tenant_id = $1 and experiment_id = $2 and ended_at is null", [
+    tenantId,
+    id,
+  ]);
+}
+
+/** The current phase number of each experiment. */
+export async function currentPhases(db: Queryable, tenantId: string, ids: string[]): Promise<Map<string, number>> {
+  const rows = await db.query<{ experiment_id: string; phase: number }>(
+    "select experiment_id, max(phase)::int as phase from experiment_phases where tenant_id = $1 and experiment_id = any($2::text[]) group by experiment_id",
+    [tenantId, ids],
+  );
+  return new Map(rows.map((r) => [r.experiment_id, Number(r.phase)]));
 }
 
 export interface CreativeCounts {

@@ -96,13 +96,10 @@ export async function findKeyByHash(db: Queryable, hash: string): Promise<KeyLoo
   };
 }
 
-export async function listApiKeys(db: Queryable, tenantId: string): Promise<ApiKeyRecord[]> {
-  const rows = await db.query<Record<string, unknown>>(
-    `select id, tenant_id, prefix, name, scopes, created_at, expires_at, revoked_at, last_used_at
-       from api_keys where tenant_id = $1 order by created_at, id`,
-    [tenantId],
-  );
-  return rows.map((r) => ({
+const KEY_COLUMNS = "id, tenant_id, prefix, name, scopes, created_at, expires_at, revoked_at, last_used_at";
+
+function toKeyRecord(r: Record<string, unknown>): ApiKeyRecord {
+  return {
     id: r.id as string,
     tenantId: r.tenant_id as string,
     prefix: r.prefix as string,
@@ -112,7 +109,45 @@ export async function listApiKeys(db: Queryable, tenantId: string): Promise<ApiK
     expiresAt: (r.expires_at as Date | null) ?? null,
     revokedAt: (r.revoked_at as Date | null) ?? null,
     lastUsedAt: (r.last_used_at as Date | null) ?? null,
-  }));
+  };
+}
+
+export async function listApiKeys(db: Queryable, tenantId: string): Promise<ApiKeyRecord[]> {
+  const rows = await db.query<Record<string, unknown>>(`select ${KEY_COLUMNS} from api_keys where tenant_id = $1 order by created_at, id`, [
+    tenantId,
+  ]);
+  return rows.map(toKeyRecord);
+}
+
+/** One page of a tenant's keys in id order, revoked ones included; `more` tells whether another follows. */
+export async function listApiKeysPage(
+  db: Queryable,
+  tenantId: string,
+  after: string | null,
+  limit: number,
+): Promise<{ keys: ApiKeyRecord[]; more: boolean }> {
+  const rows = await db.query<Record<string, unknown>>(
+    `select ${KEY_COLUMNS} from api_keys where tenant_id = $1 and ($2::text is null or id > $2) order by id limit $3`,
+    [tenantId, after, limit + 1],
+  );
+  return { keys: rows.slice(0, limit).map(toKeyRecord), more: rows.length > limit };
+}
+
+export async function getApiKey(db: Queryable, tenantId: string, id: string): Promise<ApiKeyRecord | null> {
+  const rows = await db.query<Record<string, unknown>>(`select ${KEY_COLUMNS} from api_keys where tenant_id = $1 and id = $2`, [
+    tenantId,
+    id,
+  ]);
+  return rows[0] ? toKeyRecord(rows[0]) : null;
+}
+
+/** Revokes one key by id (already revoked: left as it was). Returns the key and its hash, or null when the tenant has no such key. */
+export async function revokeApiKeyById(db: Queryable, tenantId: string, id: string): Promise<{ key: ApiKeyRecord; hash: string } | null> {
+  const rows = await db.query<Record<string, unknown>>(
+    `update api_keys set revoked_at = coalesce(revoked_at, now()) where tenant_id = $1 and id = $2 returning ${KEY_COLUMNS}, key_hash`,
+    [tenantId, id],
+  );
+  return rows[0] ? { key: toKeyRecord(rows[0]), hash: rows[0].key_hash as string } : null;
 }
 
 /** Revokes a key by its id or its display prefix, within one tenant. */

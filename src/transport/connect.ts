@@ -2,24 +2,70 @@
 // interceptor that does for every call what the REST layer does for every route (request id,
 // authentication, error mapping, metrics and logs).
 
-import { create } from "@bufbuild/protobuf";
-import { Code, type ConnectRouter, ConnectError, type ConnectRouterOptions, createContextKey, type Interceptor } from "@connectrpc/connect";
+import { create, type DescMessage, type DescService } from "@bufbuild/protobuf";
+import {
+  Code,
+  type ConnectRouter,
+  ConnectError,
+  type ConnectRouterOptions,
+  createContextKey,
+  type HandlerContext,
+  type Interceptor,
+} from "@connectrpc/connect";
 import { Health } from "../../gen/grpc/health/v1/health_pb.ts";
+import { ApiKeyService } from "../../gen/kaireon/v1/api_key_pb.ts";
+import { CatalogService } from "../../gen/kaireon/v1/catalog_pb.ts";
+import { CategoryService } from "../../gen/kaireon/v1/category_pb.ts";
+import { ChannelService } from "../../gen/kaireon/v1/channel_pb.ts";
+import { ContactPolicyService } from "../../gen/kaireon/v1/contact_policy_pb.ts";
+import { CreativeService } from "../../gen/kaireon/v1/creative_pb.ts";
 import { CustomerService } from "../../gen/kaireon/v1/customer_pb.ts";
+import { DecisionFlowService } from "../../gen/kaireon/v1/decision_flow_pb.ts";
 import { DecisionTraceService } from "../../gen/kaireon/v1/decision_trace_pb.ts";
 import { ErrorDetailSchema } from "../../gen/kaireon/v1/errors_pb.ts";
 import { ExperimentService } from "../../gen/kaireon/v1/experiment_pb.ts";
+import { OfferService } from "../../gen/kaireon/v1/offer_pb.ts";
+import { OutcomeTypeService } from "../../gen/kaireon/v1/outcome_type_pb.ts";
+import { PlacementService } from "../../gen/kaireon/v1/placement_pb.ts";
+import { QualificationRuleService } from "../../gen/kaireon/v1/qualification_rule_pb.ts";
 import { RecommendService } from "../../gen/kaireon/v1/recommend_pb.ts";
 import { RespondService } from "../../gen/kaireon/v1/respond_pb.ts";
+import { TenantSettingsService } from "../../gen/kaireon/v1/tenant_settings_pb.ts";
 import { AppError, type ErrorCode, toAppError, validationError } from "../errors.ts";
+import { createApiKey, getApiKeyInfo, listApiKeys, revokeApiKey } from "../services/api-keys.ts";
 import type { ApiKeyVerifier } from "../services/auth.ts";
+import { exportCatalog, importCatalog } from "../services/catalog.ts";
 import type { CallContext, ServiceDeps } from "../services/context.ts";
 import { deleteCustomer, getCustomer, upsertCustomer } from "../services/customers.ts";
 import { getDecisionTrace } from "../services/decision-trace.ts";
+import { listDecisionFlowVersions, publishDecisionFlow, rollBackDecisionFlow } from "../services/decision-flows.ts";
 import { createExperiment, getExperimentResults, updateExperiment } from "../services/experiments.ts";
 import { checkHealth, type Probe } from "../services/health.ts";
+import {
+  categoryKind,
+  channelKind,
+  contactPolicyKind,
+  creativeKind,
+  decisionFlowKind,
+  experimentKind,
+  offerKind,
+  outcomeTypeKind,
+  placementKind,
+  qualificationRuleKind,
+} from "../services/kinds/index.ts";
 import { recommend } from "../services/recommend.ts";
+import {
+  createResource,
+  deleteResource,
+  getResource,
+  keyOf,
+  listResources,
+  type Resource,
+  type ResourceKind,
+  updateResource,
+} from "../services/resources.ts";
 import { respond } from "../services/respond.ts";
+import { getTenantSettings, updateTenantSettings } from "../services/tenant-settings.ts";
 import { requestIdFrom } from "./request-id.ts";
 
 export const connectCodeOf: Record<ErrorCode, Code> = {
@@ -38,8 +84,8 @@ export const connectCodeOf: Record<ErrorCode, Code> = {
 /** Set by the dispatcher when a binary message did not decode; never trusted from the caller. */
 export const INVALID_MESSAGE_HEADER = "x-kaireon-invalid-message";
 
-/** Services that need an admin key; every other (but Health) needs a decide key. */
-const ADMIN_SERVICES = new Set([ExperimentService.typeName, CustomerService.typeName]);
+/** Services a decide key may call; every other (but Health) needs an admin key. */
+const DECIDE_SERVICES = new Set([RecommendService.typeName, RespondService.typeName, DecisionTraceService.typeName]);
 
 const callKey = createContextKey<CallContext | undefined>(undefined, { description: "kaireon call context" });
 
@@ -47,7 +93,8 @@ export function toConnectError(err: AppError, requestId: string): ConnectError {
   const metadata = new Headers(err.headers);
   metadata.set("x-request-id", requestId);
   metadata.set("x-error-code", err.code);
-  return new ConnectError(err.message, connectCodeOf[err.code], metadata, [
+  const code = err.code === "CONFLICT" && err.conflict === "aborted" ? Code.Aborted : connectCodeOf[err.code];
+  return new ConnectError(err.message, code, metadata, [
     { desc: ErrorDetailSchema, value: create(ErrorDetailSchema, { code: err.code, details: err.details, requestId }) },
   ]);
 }
@@ -79,7 +126,7 @@ export function createInterceptor(deps: ServiceDeps, verifier: ApiKeyVerifier): 
       const invalid = req.header.get(INVALID_MESSAGE_HEADER);
       if (invalid) throw validationError([{ field: "", message: `request message is not valid protobuf: ${invalid}` }]);
       if (req.service.typeName !== Health.typeName) {
-        const scope = ADMIN_SERVICES.has(req.service.typeName) ? "admin" : "decide";
+        const scope = DECIDE_SERVICES.has(req.service.typeName) ? "decide" : "admin";
         const auth = await verifier.verify(req.header.get("x-tenant-id"), req.header.get("x-api-key"), scope);
         const limits = await deps.limits.check(auth.tenantId, req.service.typeName === RespondService.typeName ? "respond" : "default");
         limitHeaders = limits.headers;
@@ -100,7 +147,13 @@ export function createInterceptor(deps: ServiceDeps, verifier: ApiKeyVerifier): 
       let appError = toAppError(err);
       // A refusal after the limit check (a quota, a bad request) still tells the caller where its window stands.
       if (Object.keys(limitHeaders).length > 0) {
-        appError = new AppError(appError.code, appError.message, appError.details, { ...limitHeaders, ...appError.headers });
+        appError = new AppError(
+          appError.code,
+          appError.message,
+          appError.details,
+          { ...limitHeaders, ...appError.headers },
+          appError.conflict,
+        );
       }
       status = appError.code;
       deps.metrics.errors.inc({ code: appError.code, transport });
@@ -114,6 +167,56 @@ export function createInterceptor(deps: ServiceDeps, verifier: ApiKeyVerifier): 
   };
 }
 
+type Handler = (req: Resource, ctx: HandlerContext) => Promise<unknown>;
+
+/** The field of a request or response message that holds the resource (or, repeated, a page of them). */
+function fieldOf(message: DescMessage, kind: ResourceKind): string {
+  const field = message.fields.find(
+    (f) => (f.fieldKind === "message" || f.fieldKind === "list") && f.message?.typeName === kind.schema.typeName,
+  );
+  // The contract pairs every resource service with its message; a mismatch is a wiring bug.
+  if (!field) throw new Error(`${message.typeName} has no ${kind.schema.typeName} field`);
+  return field.localName;
+}
+
+/** Create, Get, List, Update and Delete of a resource service, on the generic resource functions. */
+function resourceService(
+  deps: ServiceDeps,
+  service: DescService,
+  kind: ResourceKind,
+  verbs = ["Create", "Get", "List", "Update", "Delete"],
+): Record<string, Handler> {
+  const impl: Record<string, Handler> = {};
+  for (const m of service.methods) {
+    const verb = /^(Create|Get|List|Update|Delete)/.exec(m.name)?.[1];
+    if (!verb || !verbs.includes(verb) || m.name.startsWith(`${verb}${service.name.replace(/Service$/, "")}Results`)) continue;
+    const wrap = (fn: (ctx: CallContext, req: Resource) => Promise<Record<string, unknown>>): Handler => {
+      return async (req, hctx) => create(m.output, (await fn(contextOf(hctx.values), req)) as never);
+    };
+    if (verb === "Create") {
+      const field = fieldOf(m.input, kind);
+      impl[m.localName] = wrap(async (ctx, req) => ({ [field]: await createResource(deps, ctx, kind, req[field]) }));
+    } else if (verb === "Get") {
+      impl[m.localName] = wrap(async (ctx, req) => ({ [fieldOf(m.output, kind)]: await getResource(deps, ctx, kind, keyOf(kind, req)) }));
+    } else if (verb === "List") {
+      impl[m.localName] = wrap(async (ctx, req) => {
+        const page = await listResources(deps, ctx, kind, req as never);
+        return { [fieldOf(m.output, kind)]: page.items, nextCursor: page.nextCursor };
+      });
+    } else if (verb === "Update") {
+      const field = fieldOf(m.input, kind);
+      impl[m.localName] = wrap(async (ctx, req) => ({
+        [field]: await updateResource(deps, ctx, kind, req[field], req.updateMask?.paths ?? []),
+      }));
+    } else if (verb === "Delete") {
+      impl[m.localName] = wrap(async (ctx, req) => ({
+        [fieldOf(m.output, kind)]: await deleteResource(deps, ctx, kind, keyOf(kind, req), req.version ?? 0),
+      }));
+    }
+  }
+  return impl;
+}
+
 export function registerServices(deps: ServiceDeps, probe: Probe) {
   return (router: ConnectRouter) => {
     // Health checks come from infrastructure without API keys; the interceptor lets them through.
@@ -125,10 +228,48 @@ export function registerServices(deps: ServiceDeps, probe: Probe) {
       respond: (req, ctx) => respond(deps, contextOf(ctx.values), req),
     });
     router.service(ExperimentService, {
+      // Create and update keep the contract's flat requests (below); the rest are the resource's.
+      ...resourceService(deps, ExperimentService, experimentKind, ["Get", "List", "Delete"]),
       createExperiment: (req, ctx) => createExperiment(deps, contextOf(ctx.values), req),
       updateExperiment: (req, ctx) => updateExperiment(deps, contextOf(ctx.values), req),
       getExperimentResults: (req, ctx) => getExperimentResults(deps, contextOf(ctx.values), req),
     });
+    const resources: [DescService, ResourceKind][] = [
+      [CategoryService, categoryKind],
+      [OfferService, offerKind],
+      [ChannelService, channelKind],
+      [PlacementService, placementKind],
+      [CreativeService, creativeKind],
+      [ContactPolicyService, contactPolicyKind],
+      [QualificationRuleService, qualificationRuleKind],
+      [OutcomeTypeService, outcomeTypeKind],
+    ];
+    for (const [service, kind] of resources) router.service(service, resourceService(deps, service, kind) as never);
+    router.service(DecisionFlowService, {
+      ...(resourceService(deps, DecisionFlowService, decisionFlowKind) as object),
+      publishDecisionFlow: (req, ctx) => publishDecisionFlow(deps, contextOf(ctx.values), req),
+      listDecisionFlowVersions: (req, ctx) => listDecisionFlowVersions(deps, contextOf(ctx.values), req),
+      rollBackDecisionFlow: (req, ctx) => rollBackDecisionFlow(deps, contextOf(ctx.values), req),
+    });
+    router.service(TenantSettingsService, {
+      getTenantSettings: (_req, ctx) => getTenantSettings(deps, contextOf(ctx.values)),
+      updateTenantSettings: (req, ctx) => updateTenantSettings(deps, contextOf(ctx.values), req),
+    });
+    router.service(ApiKeyService, {
+      createApiKey: (req, ctx) => createApiKey(deps, contextOf(ctx.values), req),
+      getApiKey: (req, ctx) => getApiKeyInfo(deps, contextOf(ctx.values), req),
+      listApiKeys: (req, ctx) => listApiKeys(deps, contextOf(ctx.values), req),
+      revokeApiKey: (req, ctx) => revokeApiKey(deps, contextOf(ctx.values), req),
+    });
+    router.service(
+      CatalogService,
+      {
+        exportCatalog: (_req, ctx) => exportCatalog(deps, contextOf(ctx.values)),
+        importCatalog: (req, ctx) => importCatalog(deps, contextOf(ctx.values), req),
+      },
+      // A catalog document may be far larger than any other message.
+      { readMaxBytes: deps.config.catalogMaxBytes },
+    );
     router.service(CustomerService, {
       upsertCustomer: (req, ctx) => upsertCustomer(deps, contextOf(ctx.values), req),
       getCustomer: (req, ctx) => getCustomer(deps, contextOf(ctx.values), req),

@@ -105,7 +105,8 @@ function checkShape(schema: DescMessage, obj: Record<string, unknown>, prefix: s
   }
 }
 
-export function decodeJsonMessage<Desc extends DescMessage>(schema: Desc, text: string): MessageShape<Desc> {
+/** Parses a request body that must be a JSON object (an empty body is an empty object). */
+export function parseJsonObject(text: string): Record<string, unknown> {
   let json: unknown;
   try {
     json = text.trim() === "" ? {} : JSON.parse(text);
@@ -117,7 +118,12 @@ export function decodeJsonMessage<Desc extends DescMessage>(schema: Desc, text: 
       { field: "", message: "Request body must be a JSON object" },
     ]);
   }
-  const obj = json as Record<string, unknown>;
+  return json as Record<string, unknown>;
+}
+
+export function decodeJsonMessage<Desc extends DescMessage>(schema: Desc, text: string): MessageShape<Desc> {
+  const obj = parseJsonObject(text);
+  const json: unknown = obj;
   const violations: FieldViolation[] = [];
   checkShape(schema, obj, "", violations, 0);
   if (violations.length > 0) throw validationError(violations);

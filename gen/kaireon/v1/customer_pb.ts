@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file kaireon/v1/customer.proto.
  */
 export const file_kaireon_v1_customer: GenFile = /*@__PURE__*/
-  fileDesc("ChlrYWlyZW9uL3YxL2N1c3RvbWVyLnByb3RvEgprYWlyZW9uLnYxIo4BCghDdXN0b21lchITCgtjdXN0b21lcl9pZBgBIAEoCRIrCgphdHRyaWJ1dGVzGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIQCghzZWdtZW50cxgDIAMoCRIuCgp1cGRhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJrChVVcHNlcnRDdXN0b21lclJlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkSKwoKYXR0cmlidXRlcxgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEAoIc2VnbWVudHMYAyADKAkiQAoWVXBzZXJ0Q3VzdG9tZXJSZXNwb25zZRImCghjdXN0b21lchgBIAEoCzIULmthaXJlb24udjEuQ3VzdG9tZXIiKQoSR2V0Q3VzdG9tZXJSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJIj0KE0dldEN1c3RvbWVyUmVzcG9uc2USJgoIY3VzdG9tZXIYASABKAsyFC5rYWlyZW9uLnYxLkN1c3RvbWVyIiwKFURlbGV0ZUN1c3RvbWVyUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCSJYCg1EZWxldGVkQ291bnRzEg8KB3Byb2ZpbGUYASABKAUSFAoMaW50ZXJhY3Rpb25zGAIgASgFEg4KBnRyYWNlcxgDIAEoBRIQCghvcHRfb3V0cxgEIAEoBSJZChZEZWxldGVDdXN0b21lclJlc3BvbnNlEhMKC2N1c3RvbWVyX2lkGAEgASgJEioKB2RlbGV0ZWQYAiABKAsyGS5rYWlyZW9uLnYxLkRlbGV0ZWRDb3VudHMykwIKD0N1c3RvbWVyU2VydmljZRJXCg5VcHNlcnRDdXN0b21lchIhLmthaXJlb24udjEuVXBzZXJ0Q3VzdG9tZXJSZXF1ZXN0GiIua2FpcmVvbi52MS5VcHNlcnRDdXN0b21lclJlc3BvbnNlEk4KC0dldEN1c3RvbWVyEh4ua2FpcmVvbi52MS5HZXRDdXN0b21lclJlcXVlc3QaHy5rYWlyZW9uLnYxLkdldEN1c3RvbWVyUmVzcG9uc2USVwoORGVsZXRlQ3VzdG9tZXISIS5rYWlyZW9uLnYxLkRlbGV0ZUN1c3RvbWVyUmVxdWVzdBoiLmthaXJlb24udjEuRGVsZXRlQ3VzdG9tZXJSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChlrYWlyZW9uL3YxL2N1c3RvbWVyLnByb3RvEgprYWlyZW9uLnYxIo4BCghDdXN0b21lchITCgtjdXN0b21lcl9pZBgBIAEoCRIrCgphdHRyaWJ1dGVzGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIQCghzZWdtZW50cxgDIAMoCRIuCgp1cGRhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJrChVVcHNlcnRDdXN0b21lclJlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkSKwoKYXR0cmlidXRlcxgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEAoIc2VnbWVudHMYAyADKAkiQAoWVXBzZXJ0Q3VzdG9tZXJSZXNwb25zZRImCghjdXN0b21lchgBIAEoCzIULmthaXJlb24udjEuQ3VzdG9tZXIiKQoSR2V0Q3VzdG9tZXJSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJIj0KE0dldEN1c3RvbWVyUmVzcG9uc2USJgoIY3VzdG9tZXIYASABKAsyFC5rYWlyZW9uLnYxLkN1c3RvbWVyIiwKFURlbGV0ZUN1c3RvbWVyUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCSJYCg1EZWxldGVkQ291bnRzEg8KB3Byb2ZpbGUYASABKAUSFAoMaW50ZXJhY3Rpb25zGAIgASgFEg4KBnRyYWNlcxgDIAEoBRIQCghvcHRfb3V0cxgEIAEoBSJZChZEZWxldGVDdXN0b21lclJlc3BvbnNlEhMKC2N1c3RvbWVyX2lkGAEgASgJEioKB2RlbGV0ZWQYAiABKAsyGS5rYWlyZW9uLnYxLkRlbGV0ZWRDb3VudHMilwEKFEN1c3RvbWVySW1wb3J0UmVwb3J0EhEKCXByb2Nlc3NlZBgBIAEoBRIRCglzdWNjZWVkZWQYAiABKAUSDgoGZmFpbGVkGAMgASgFEi8KBmVycm9ycxgEIAMoCzIfLmthaXJlb24udjEuQ3VzdG9tZXJJbXBvcnRFcnJvchIYChBlcnJvcnNfdHJ1bmNhdGVkGAUgASgIIjQKE0N1c3RvbWVySW1wb3J0RXJyb3ISDAoEbGluZRgBIAEoBRIPCgdtZXNzYWdlGAIgASgJMpMCCg9DdXN0b21lclNlcnZpY2USVwoOVXBzZXJ0Q3VzdG9tZXISIS5rYWlyZW9uLnYxLlVwc2VydEN1c3RvbWVyUmVxdWVzdBoiLmthaXJlb24udjEuVXBzZXJ0Q3VzdG9tZXJSZXNwb25zZRJOCgtHZXRDdXN0b21lchIeLmthaXJlb24udjEuR2V0Q3VzdG9tZXJSZXF1ZXN0Gh8ua2FpcmVvbi52MS5HZXRDdXN0b21lclJlc3BvbnNlElcKDkRlbGV0ZUN1c3RvbWVyEiEua2FpcmVvbi52MS5EZWxldGVDdXN0b21lclJlcXVlc3QaIi5rYWlyZW9uLnYxLkRlbGV0ZUN1c3RvbWVyUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message kaireon.v1.Customer
@@ -200,6 +200,75 @@ export type DeleteCustomerResponse = Message<"kaireon.v1.DeleteCustomerResponse"
  */
 export const DeleteCustomerResponseSchema: GenMessage<DeleteCustomerResponse> = /*@__PURE__*/
   messageDesc(file_kaireon_v1_customer, 7);
+
+/**
+ * The answer to a streamed NDJSON import (REST POST /api/v1/customers/import).
+ *
+ * @generated from message kaireon.v1.CustomerImportReport
+ */
+export type CustomerImportReport = Message<"kaireon.v1.CustomerImportReport"> & {
+  /**
+   * Lines read, blank ones aside.
+   *
+   * @generated from field: int32 processed = 1;
+   */
+  processed: number;
+
+  /**
+   * @generated from field: int32 succeeded = 2;
+   */
+  succeeded: number;
+
+  /**
+   * @generated from field: int32 failed = 3;
+   */
+  failed: number;
+
+  /**
+   * The first 1,000 failed lines.
+   *
+   * @generated from field: repeated kaireon.v1.CustomerImportError errors = 4;
+   */
+  errors: CustomerImportError[];
+
+  /**
+   * More lines failed than are listed.
+   *
+   * @generated from field: bool errors_truncated = 5;
+   */
+  errorsTruncated: boolean;
+};
+
+/**
+ * Describes the message kaireon.v1.CustomerImportReport.
+ * Use `create(CustomerImportReportSchema)` to create a new message.
+ */
+export const CustomerImportReportSchema: GenMessage<CustomerImportReport> = /*@__PURE__*/
+  messageDesc(file_kaireon_v1_customer, 8);
+
+/**
+ * @generated from message kaireon.v1.CustomerImportError
+ */
+export type CustomerImportError = Message<"kaireon.v1.CustomerImportError"> & {
+  /**
+   * 1-based line number.
+   *
+   * @generated from field: int32 line = 1;
+   */
+  line: number;
+
+  /**
+   * @generated from field: string message = 2;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message kaireon.v1.CustomerImportError.
+ * Use `create(CustomerImportErrorSchema)` to create a new message.
+ */
+export const CustomerImportErrorSchema: GenMessage<CustomerImportError> = /*@__PURE__*/
+  messageDesc(file_kaireon_v1_customer, 9);
 
 /**
  * CustomerService manages the customer profiles whose attributes and segments the enrich stage adds to

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file kaireon/v1/experiment.proto.
  */
 export const file_kaireon_v1_experiment: GenFile = /*@__PURE__*/
-  fileDesc("ChtrYWlyZW9uL3YxL2V4cGVyaW1lbnQucHJvdG8SCmthaXJlb24udjEipwEKCkV4cGVyaW1lbnQSFQoNZXhwZXJpbWVudF9pZBgBIAEoCRIQCghvZmZlcl9pZBgCIAEoCRISCgpjaGFubmVsX2lkGAMgASgJEg4KBnN0YXR1cxgEIAEoCRIMCgRnb2FsGAUgASgJEi8KCHZhcmlhbnRzGAYgAygLMh0ua2FpcmVvbi52MS5FeHBlcmltZW50VmFyaWFudBINCgVwaGFzZRgHIAEoBSJJChFFeHBlcmltZW50VmFyaWFudBIPCgd2YXJpYW50GAEgASgJEhMKC2NyZWF0aXZlX2lkGAIgASgJEg4KBndlaWdodBgDIAEoBSKlAQoXQ3JlYXRlRXhwZXJpbWVudFJlcXVlc3QSFQoNZXhwZXJpbWVudF9pZBgBIAEoCRIQCghvZmZlcl9pZBgCIAEoCRISCgpjaGFubmVsX2lkGAMgASgJEg4KBnN0YXR1cxgEIAEoCRIMCgRnb2FsGAUgASgJEi8KCHZhcmlhbnRzGAYgAygLMh0ua2FpcmVvbi52MS5FeHBlcmltZW50VmFyaWFudCJGChhDcmVhdGVFeHBlcmltZW50UmVzcG9uc2USKgoKZXhwZXJpbWVudBgBIAEoCzIWLmthaXJlb24udjEuRXhwZXJpbWVudCJxChdVcGRhdGVFeHBlcmltZW50UmVxdWVzdBIVCg1leHBlcmltZW50X2lkGAEgASgJEg4KBnN0YXR1cxgCIAEoCRIvCgh2YXJpYW50cxgDIAMoCzIdLmthaXJlb24udjEuRXhwZXJpbWVudFZhcmlhbnQiRgoYVXBkYXRlRXhwZXJpbWVudFJlc3BvbnNlEioKCmV4cGVyaW1lbnQYASABKAsyFi5rYWlyZW9uLnYxLkV4cGVyaW1lbnQiYAobR2V0RXhwZXJpbWVudFJlc3VsdHNSZXF1ZXN0EhUKDWV4cGVyaW1lbnRfaWQYASABKAkSKgoFcGhhc2UYAiABKAsyGy5nb29nbGUucHJvdG9idWYuSW50MzJWYWx1ZSKfAgocR2V0RXhwZXJpbWVudFJlc3VsdHNSZXNwb25zZRIVCg1leHBlcmltZW50X2lkGAEgASgJEhAKCG9mZmVyX2lkGAIgASgJEhIKCmNoYW5uZWxfaWQYAyABKAkSDgoGc3RhdHVzGAQgASgJEg0KBXBoYXNlGAUgASgFEjQKEHBoYXNlX3N0YXJ0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGdvYWwYByABKAkSKwoIdmFyaWFudHMYCCADKAsyGS5rYWlyZW9uLnYxLlZhcmlhbnRSZXN1bHQSMgoMc2FtcGxlX3JhdGlvGAkgASgLMhwua2FpcmVvbi52MS5TYW1wbGVSYXRpb0NoZWNrIoQDCg1WYXJpYW50UmVzdWx0Eg8KB3ZhcmlhbnQYASABKAkSEwoLY3JlYXRpdmVfaWQYAiABKAkSDgoGd2VpZ2h0GAMgASgFEhMKC2ltcHJlc3Npb25zGAQgASgFEhMKC2NvbnZlcnNpb25zGAUgASgFEjUKD2NvbnZlcnNpb25fcmF0ZRgGIAEoCzIcLmdvb2dsZS5wcm90b2J1Zi5Eb3VibGVWYWx1ZRI7ChNjb25maWRlbmNlX2ludGVydmFsGAcgASgLMh4ua2FpcmVvbi52MS5Db25maWRlbmNlSW50ZXJ2YWwSLAoGdXBsaWZ0GAggASgLMhwuZ29vZ2xlLnByb3RvYnVmLkRvdWJsZVZhbHVlEi0KB3pfc2NvcmUYCSABKAsyHC5nb29nbGUucHJvdG9idWYuRG91YmxlVmFsdWUSLQoHcF92YWx1ZRgKIAEoCzIcLmdvb2dsZS5wcm90b2J1Zi5Eb3VibGVWYWx1ZRITCgtzaWduaWZpY2FudBgLIAEoCCIvChJDb25maWRlbmNlSW50ZXJ2YWwSCwoDbG93GAEgASgBEgwKBGhpZ2gYAiABKAEiZgoQU2FtcGxlUmF0aW9DaGVjaxITCgtjaGlfc3F1YXJlZBgBIAEoARIaChJkZWdyZWVzX29mX2ZyZWVkb20YAiABKAUSDwoHcF92YWx1ZRgDIAEoARIQCghtaXNtYXRjaBgEIAEoCDK8AgoRRXhwZXJpbWVudFNlcnZpY2USXQoQQ3JlYXRlRXhwZXJpbWVudBIjLmthaXJlb24udjEuQ3JlYXRlRXhwZXJpbWVudFJlcXVlc3QaJC5rYWlyZW9uLnYxLkNyZWF0ZUV4cGVyaW1lbnRSZXNwb25zZRJdChBVcGRhdGVFeHBlcmltZW50EiMua2FpcmVvbi52MS5VcGRhdGVFeHBlcmltZW50UmVxdWVzdBokLmthaXJlb24udjEuVXBkYXRlRXhwZXJpbWVudFJlc3BvbnNlEmkKFEdldEV4cGVyaW1lbnRSZXN1bHRzEicua2FpcmVvbi52MS5HZXRFeHBlcmltZW50UmVzdWx0c1JlcXVlc3QaKC5rYWlyZW9uLnYxLkdldEV4cGVyaW1lbnRSZXN1bHRzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_google_protobuf_wrappers]);
+  fileDesc("ChtrYWlyZW9uL3YxL2V4cGVyaW1lbnQucHJvdG8SCmthaXJlb24udjEiyAIKCkV4cGVyaW1lbnQSFQoNZXhwZXJpbWVudF9pZBgBIAEoCRIQCghvZmZlcl9pZBgCIAEoCRISCgpjaGFubmVsX2lkGAMgASgJEg4KBnN0YXR1cxgEIAEoCRIMCgRnb2FsGAUgASgJEi8KCHZhcmlhbnRzGAYgAygLMh0ua2FpcmVvbi52MS5FeHBlcmltZW50VmFyaWFudBINCgVwaGFzZRgHIAEoBRIPCgd2ZXJzaW9uGAggASgFEi4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmRlbGV0ZWRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkkKEUV4cGVyaW1lbnRWYXJpYW50Eg8KB3ZhcmlhbnQYASABKAkSEwoLY3JlYXRpdmVfaWQYAiABKAkSDgoGd2VpZ2h0GAMgASgFIqUBChdDcmVhdGVFeHBlcmltZW50UmVxdWVzdBIVCg1leHBlcmltZW50X2lkGAEgASgJEhAKCG9mZmVyX2lkGAIgASgJEhIKCmNoYW5uZWxfaWQYAyABKAkSDgoGc3RhdHVzGAQgASgJEgwKBGdvYWwYBSABKAkSLwoIdmFyaWFudHMYBiADKAsyHS5rYWlyZW9uLnYxLkV4cGVyaW1lbnRWYXJpYW50IkYKGENyZWF0ZUV4cGVyaW1lbnRSZXNwb25zZRIqCgpleHBlcmltZW50GAEgASgLMhYua2FpcmVvbi52MS5FeHBlcmltZW50Ii0KFEdldEV4cGVyaW1lbnRSZXF1ZXN0EhUKDWV4cGVyaW1lbnRfaWQYASABKAkiQwoVR2V0RXhwZXJpbWVudFJlc3BvbnNlEioKCmV4cGVyaW1lbnQYASABKAsyFi5rYWlyZW9uLnYxLkV4cGVyaW1lbnQiNwoWTGlzdEV4cGVyaW1lbnRzUmVxdWVzdBINCgVsaW1pdBgBIAEoBRIOCgZjdXJzb3IYAiABKAkiWwoXTGlzdEV4cGVyaW1lbnRzUmVzcG9uc2USKwoLZXhwZXJpbWVudHMYASADKAsyFi5rYWlyZW9uLnYxLkV4cGVyaW1lbnQSEwoLbmV4dF9jdXJzb3IYAiABKAkiggEKF1VwZGF0ZUV4cGVyaW1lbnRSZXF1ZXN0EhUKDWV4cGVyaW1lbnRfaWQYASABKAkSDgoGc3RhdHVzGAIgASgJEi8KCHZhcmlhbnRzGAMgAygLMh0ua2FpcmVvbi52MS5FeHBlcmltZW50VmFyaWFudBIPCgd2ZXJzaW9uGAQgASgFIkEKF0RlbGV0ZUV4cGVyaW1lbnRSZXF1ZXN0EhUKDWV4cGVyaW1lbnRfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoBSJGChhEZWxldGVFeHBlcmltZW50UmVzcG9uc2USKgoKZXhwZXJpbWVudBgBIAEoCzIWLmthaXJlb24udjEuRXhwZXJpbWVudCJGChhVcGRhdGVFeHBlcmltZW50UmVzcG9uc2USKgoKZXhwZXJpbWVudBgBIAEoCzIWLmthaXJlb24udjEuRXhwZXJpbWVudCJgChtHZXRFeHBlcmltZW50UmVzdWx0c1JlcXVlc3QSFQoNZXhwZXJpbWVudF9pZBgBIAEoCRIqCgVwaGFzZRgCIAEoCzIbLmdvb2dsZS5wcm90b2J1Zi5JbnQzMlZhbHVlIp8CChxHZXRFeHBlcmltZW50UmVzdWx0c1Jlc3BvbnNlEhUKDWV4cGVyaW1lbnRfaWQYASABKAkSEAoIb2ZmZXJfaWQYAiABKAkSEgoKY2hhbm5lbF9pZBgDIAEoCRIOCgZzdGF0dXMYBCABKAkSDQoFcGhhc2UYBSABKAUSNAoQcGhhc2Vfc3RhcnRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEZ29hbBgHIAEoCRIrCgh2YXJpYW50cxgIIAMoCzIZLmthaXJlb24udjEuVmFyaWFudFJlc3VsdBIyCgxzYW1wbGVfcmF0aW8YCSABKAsyHC5rYWlyZW9uLnYxLlNhbXBsZVJhdGlvQ2hlY2sihAMKDVZhcmlhbnRSZXN1bHQSDwoHdmFyaWFudBgBIAEoCRITCgtjcmVhdGl2ZV9pZBgCIAEoCRIOCgZ3ZWlnaHQYAyABKAUSEwoLaW1wcmVzc2lvbnMYBCABKAUSEwoLY29udmVyc2lvbnMYBSABKAUSNQoPY29udmVyc2lvbl9yYXRlGAYgASgLMhwuZ29vZ2xlLnByb3RvYnVmLkRvdWJsZVZhbHVlEjsKE2NvbmZpZGVuY2VfaW50ZXJ2YWwYByABKAsyHi5rYWlyZW9uLnYxLkNvbmZpZGVuY2VJbnRlcnZhbBIsCgZ1cGxpZnQYCCABKAsyHC5nb29nbGUucHJvdG9idWYuRG91YmxlVmFsdWUSLQoHel9zY29yZRgJIAEoCzIcLmdvb2dsZS5wcm90b2J1Zi5Eb3VibGVWYWx1ZRItCgdwX3ZhbHVlGAogASgLMhwuZ29vZ2xlLnByb3RvYnVmLkRvdWJsZVZhbHVlEhMKC3NpZ25pZmljYW50GAsgASgIIi8KEkNvbmZpZGVuY2VJbnRlcnZhbBILCgNsb3cYASABKAESDAoEaGlnaBgCIAEoASJmChBTYW1wbGVSYXRpb0NoZWNrEhMKC2NoaV9zcXVhcmVkGAEgASgBEhoKEmRlZ3JlZXNfb2ZfZnJlZWRvbRgCIAEoBRIPCgdwX3ZhbHVlGAMgASgBEhAKCG1pc21hdGNoGAQgASgIMs0EChFFeHBlcmltZW50U2VydmljZRJdChBDcmVhdGVFeHBlcmltZW50EiMua2FpcmVvbi52MS5DcmVhdGVFeHBlcmltZW50UmVxdWVzdBokLmthaXJlb24udjEuQ3JlYXRlRXhwZXJpbWVudFJlc3BvbnNlElQKDUdldEV4cGVyaW1lbnQSIC5rYWlyZW9uLnYxLkdldEV4cGVyaW1lbnRSZXF1ZXN0GiEua2FpcmVvbi52MS5HZXRFeHBlcmltZW50UmVzcG9uc2USWgoPTGlzdEV4cGVyaW1lbnRzEiIua2FpcmVvbi52MS5MaXN0RXhwZXJpbWVudHNSZXF1ZXN0GiMua2FpcmVvbi52MS5MaXN0RXhwZXJpbWVudHNSZXNwb25zZRJdChBVcGRhdGVFeHBlcmltZW50EiMua2FpcmVvbi52MS5VcGRhdGVFeHBlcmltZW50UmVxdWVzdBokLmthaXJlb24udjEuVXBkYXRlRXhwZXJpbWVudFJlc3BvbnNlEl0KEERlbGV0ZUV4cGVyaW1lbnQSIy5rYWlyZW9uLnYxLkRlbGV0ZUV4cGVyaW1lbnRSZXF1ZXN0GiQua2FpcmVvbi52MS5EZWxldGVFeHBlcmltZW50UmVzcG9uc2USaQoUR2V0RXhwZXJpbWVudFJlc3VsdHMSJy5rYWlyZW9uLnYxLkdldEV4cGVyaW1lbnRSZXN1bHRzUmVxdWVzdBooLmthaXJlb24udjEuR2V0RXhwZXJpbWVudFJlc3VsdHNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_google_protobuf_wrappers]);
 
 /**
  * @generated from message kaireon.v1.Experiment
@@ -60,6 +60,30 @@ export type Experiment = Message<"kaireon.v1.Experiment"> & {
    * @generated from field: int32 phase = 7;
    */
   phase: number;
+
+  /**
+   * Starts at 1 and grows with every write; an update must send the version it read.
+   *
+   * @generated from field: int32 version = 8;
+   */
+  version: number;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 9;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp updated_at = 10;
+   */
+  updatedAt?: Timestamp | undefined;
+
+  /**
+   * Set on the answer to a delete.
+   *
+   * @generated from field: google.protobuf.Timestamp deleted_at = 11;
+   */
+  deletedAt?: Timestamp | undefined;
 };
 
 /**
@@ -160,6 +184,92 @@ export const CreateExperimentResponseSchema: GenMessage<CreateExperimentResponse
   messageDesc(file_kaireon_v1_experiment, 3);
 
 /**
+ * @generated from message kaireon.v1.GetExperimentRequest
+ */
+export type GetExperimentRequest = Message<"kaireon.v1.GetExperimentRequest"> & {
+  /**
+   * @generated from field: string experiment_id = 1;
+   */
+  experimentId: string;
+};
+
+/**
+ * Describes the message kaireon.v1.GetExperimentRequest.
+ * Use `create(GetExperimentRequestSchema)` to create a new message.
+ */
+export const GetExperimentRequestSchema: GenMessage<GetExperimentRequest> = /*@__PURE__*/
+  messageDesc(file_kaireon_v1_experiment, 4);
+
+/**
+ * @generated from message kaireon.v1.GetExperimentResponse
+ */
+export type GetExperimentResponse = Message<"kaireon.v1.GetExperimentResponse"> & {
+  /**
+   * @generated from field: kaireon.v1.Experiment experiment = 1;
+   */
+  experiment?: Experiment | undefined;
+};
+
+/**
+ * Describes the message kaireon.v1.GetExperimentResponse.
+ * Use `create(GetExperimentResponseSchema)` to create a new message.
+ */
+export const GetExperimentResponseSchema: GenMessage<GetExperimentResponse> = /*@__PURE__*/
+  messageDesc(file_kaireon_v1_experiment, 5);
+
+/**
+ * @generated from message kaireon.v1.ListExperimentsRequest
+ */
+export type ListExperimentsRequest = Message<"kaireon.v1.ListExperimentsRequest"> & {
+  /**
+   * 1 to 100; 50 when unset.
+   *
+   * @generated from field: int32 limit = 1;
+   */
+  limit: number;
+
+  /**
+   * The next_cursor of the previous page; empty for the first page.
+   *
+   * @generated from field: string cursor = 2;
+   */
+  cursor: string;
+};
+
+/**
+ * Describes the message kaireon.v1.ListExperimentsRequest.
+ * Use `create(ListExperimentsRequestSchema)` to create a new message.
+ */
+export const ListExperimentsRequestSchema: GenMessage<ListExperimentsRequest> = /*@__PURE__*/
+  messageDesc(file_kaireon_v1_experiment, 6);
+
+/**
+ * @generated from message kaireon.v1.ListExperimentsResponse
+ */
+export type ListExperimentsResponse = Message<"kaireon.v1.ListExperimentsResponse"> & {
+  /**
+   * Ordered by id.
+   *
+   * @generated from field: repeated kaireon.v1.Experiment experiments = 1;
+   */
+  experiments: Experiment[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_cursor = 2;
+   */
+  nextCursor: string;
+};
+
+/**
+ * Describes the message kaireon.v1.ListExperimentsResponse.
+ * Use `create(ListExperimentsResponseSchema)` to create a new message.
+ */
+export const ListExperimentsResponseSchema: GenMessage<ListExperimentsResponse> = /*@__PURE__*/
+  messageDesc(file_kaireon_v1_experiment, 7);
+
+/**
  * @generated from message kaireon.v1.UpdateExperimentRequest
  */
 export type UpdateExperimentRequest = Message<"kaireon.v1.UpdateExperimentRequest"> & {
@@ -181,6 +291,13 @@ export type UpdateExperimentRequest = Message<"kaireon.v1.UpdateExperimentReques
    * @generated from field: repeated kaireon.v1.ExperimentVariant variants = 3;
    */
   variants: ExperimentVariant[];
+
+  /**
+   * The version read; required.
+   *
+   * @generated from field: int32 version = 4;
+   */
+  version: number;
 };
 
 /**
@@ -188,7 +305,48 @@ export type UpdateExperimentRequest = Message<"kaireon.v1.UpdateExperimentReques
  * Use `create(UpdateExperimentRequestSchema)` to create a new message.
  */
 export const UpdateExperimentRequestSchema: GenMessage<UpdateExperimentRequest> = /*@__PURE__*/
-  messageDesc(file_kaireon_v1_experiment, 4);
+  messageDesc(file_kaireon_v1_experiment, 8);
+
+/**
+ * @generated from message kaireon.v1.DeleteExperimentRequest
+ */
+export type DeleteExperimentRequest = Message<"kaireon.v1.DeleteExperimentRequest"> & {
+  /**
+   * @generated from field: string experiment_id = 1;
+   */
+  experimentId: string;
+
+  /**
+   * When set, the delete is refused unless it is the current version.
+   *
+   * @generated from field: int32 version = 2;
+   */
+  version: number;
+};
+
+/**
+ * Describes the message kaireon.v1.DeleteExperimentRequest.
+ * Use `create(DeleteExperimentRequestSchema)` to create a new message.
+ */
+export const DeleteExperimentRequestSchema: GenMessage<DeleteExperimentRequest> = /*@__PURE__*/
+  messageDesc(file_kaireon_v1_experiment, 9);
+
+/**
+ * @generated from message kaireon.v1.DeleteExperimentResponse
+ */
+export type DeleteExperimentResponse = Message<"kaireon.v1.DeleteExperimentResponse"> & {
+  /**
+   * @generated from field: kaireon.v1.Experiment experiment = 1;
+   */
+  experiment?: Experiment | undefined;
+};
+
+/**
+ * Describes the message kaireon.v1.DeleteExperimentResponse.
+ * Use `create(DeleteExperimentResponseSchema)` to create a new message.
+ */
+export const DeleteExperimentResponseSchema: GenMessage<DeleteExperimentResponse> = /*@__PURE__*/
+  messageDesc(file_kaireon_v1_experiment, 10);
 
 /**
  * @generated from message kaireon.v1.UpdateExperimentResponse
@@ -205,7 +363,7 @@ export type UpdateExperimentResponse = Message<"kaireon.v1.UpdateExperimentRespo
  * Use `create(UpdateExperimentResponseSchema)` to create a new message.
  */
 export const UpdateExperimentResponseSchema: GenMessage<UpdateExperimentResponse> = /*@__PURE__*/
-  messageDesc(file_kaireon_v1_experiment, 5);
+  messageDesc(file_kaireon_v1_experiment, 11);
 
 /**
  * @generated from message kaireon.v1.GetExperimentResultsRequest
@@ -229,7 +387,7 @@ export type GetExperimentResultsRequest = Message<"kaireon.v1.GetExperimentResul
  * Use `create(GetExperimentResultsRequestSchema)` to create a new message.
  */
 export const GetExperimentResultsRequestSchema: GenMessage<GetExperimentResultsRequest> = /*@__PURE__*/
-  messageDesc(file_kaireon_v1_experiment, 6);
+  messageDesc(file_kaireon_v1_experiment, 12);
 
 /**
  * @generated from message kaireon.v1.GetExperimentResultsResponse
@@ -294,7 +452,7 @@ export type GetExperimentResultsResponse = Message<"kaireon.v1.GetExperimentResu
  * Use `create(GetExperimentResultsResponseSchema)` to create a new message.
  */
 export const GetExperimentResultsResponseSchema: GenMessage<GetExperimentResultsResponse> = /*@__PURE__*/
-  messageDesc(file_kaireon_v1_experiment, 7);
+  messageDesc(file_kaireon_v1_experiment, 13);
 
 /**
  * @generated from message kaireon.v1.VariantResult
@@ -372,7 +530,7 @@ export type VariantResult = Message<"kaireon.v1.VariantResult"> & {
  * Use `create(VariantResultSchema)` to create a new message.
  */
 export const VariantResultSchema: GenMessage<VariantResult> = /*@__PURE__*/
-  messageDesc(file_kaireon_v1_experiment, 8);
+  messageDesc(file_kaireon_v1_experiment, 14);
 
 /**
  * @generated from message kaireon.v1.ConfidenceInterval
@@ -394,7 +552,7 @@ export type ConfidenceInterval = Message<"kaireon.v1.ConfidenceInterval"> & {
  * Use `create(ConfidenceIntervalSchema)` to create a new message.
  */
 export const ConfidenceIntervalSchema: GenMessage<ConfidenceInterval> = /*@__PURE__*/
-  messageDesc(file_kaireon_v1_experiment, 9);
+  messageDesc(file_kaireon_v1_experiment, 15);
 
 /**
  * Chi-squared test of the observed impressions against the configured weights.
@@ -430,12 +588,13 @@ export type SampleRatioCheck = Message<"kaireon.v1.SampleRatioCheck"> & {
  * Use `create(SampleRatioCheckSchema)` to create a new message.
  */
 export const SampleRatioCheckSchema: GenMessage<SampleRatioCheck> = /*@__PURE__*/
-  messageDesc(file_kaireon_v1_experiment, 10);
+  messageDesc(file_kaireon_v1_experiment, 16);
 
 /**
  * ExperimentService splits one offer's creatives on a channel between a control and variants, and
  * reports how they perform. Assignment is a stable hash of "experimentId:customerId", so a customer
  * always sees the same variant.
+ * It needs an admin key; every write is audited.
  *
  * @generated from service kaireon.v1.ExperimentService
  */
@@ -449,6 +608,22 @@ export const ExperimentService: GenService<{
     output: typeof CreateExperimentResponseSchema;
   },
   /**
+   * @generated from rpc kaireon.v1.ExperimentService.GetExperiment
+   */
+  getExperiment: {
+    methodKind: "unary";
+    input: typeof GetExperimentRequestSchema;
+    output: typeof GetExperimentResponseSchema;
+  },
+  /**
+   * @generated from rpc kaireon.v1.ExperimentService.ListExperiments
+   */
+  listExperiments: {
+    methodKind: "unary";
+    input: typeof ListExperimentsRequestSchema;
+    output: typeof ListExperimentsResponseSchema;
+  },
+  /**
    * Changes status or weights. New weights on an experiment that has run start a new phase.
    *
    * @generated from rpc kaireon.v1.ExperimentService.UpdateExperiment
@@ -457,6 +632,16 @@ export const ExperimentService: GenService<{
     methodKind: "unary";
     input: typeof UpdateExperimentRequestSchema;
     output: typeof UpdateExperimentResponseSchema;
+  },
+  /**
+   * Stops the experiment and removes it from the catalog; its results stay readable.
+   *
+   * @generated from rpc kaireon.v1.ExperimentService.DeleteExperiment
+   */
+  deleteExperiment: {
+    methodKind: "unary";
+    input: typeof DeleteExperimentRequestSchema;
+    output: typeof DeleteExperimentResponseSchema;
   },
   /**
    * @generated from rpc kaireon.v1.ExperimentService.GetExperimentResults

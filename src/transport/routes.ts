@@ -1,0 +1,795 @@
+// Every REST route under /api/v1, as data: method, path, scope, the contract's messages it reads and
+// answers, and the service function it calls. The REST app mounts these, and the OpenAPI document is
+// generated from the same list, so the two cannot disagree.
+
+import { create, type DescMessage, type DescService, type MessageShape, toJson } from "@bufbuild/protobuf";
+import { FieldMaskSchema } from "@bufbuild/protobuf/wkt";
+import {
+  ApiKeyService,
+  ApiKeySchema,
+  CreateApiKeyRequestSchema,
+  CreateApiKeyResponseSchema,
+  ListApiKeysRequestSchema,
+  ListApiKeysResponseSchema,
+} from "../../gen/kaireon/v1/api_key_pb.ts";
+import { CatalogDocumentSchema, CatalogService, ImportCatalogResponseSchema } from "../../gen/kaireon/v1/catalog_pb.ts";
+import {
+  CategoryService,
+  ListCategoriesRequestSchema,
+  ListCategoriesResponseSchema,
+} from "../../gen/kaireon/v1/category_pb.ts";
+import { ChannelService, ListChannelsRequestSchema, ListChannelsResponseSchema } from "../../gen/kaireon/v1/channel_pb.ts";
+import {
+  ContactPolicyService,
+  ListContactPoliciesRequestSchema,
+  ListContactPoliciesResponseSchema,
+} from "../../gen/kaireon/v1/contact_policy_pb.ts";
+import {
+  CreativeService,
+  ListCreativesRequestSchema,
+  ListCreativesResponseSchema,
+} from "../../gen/kaireon/v1/creative_pb.ts";
+import {
+  CustomerImportReportSchema,
+  CustomerSchema,
+  CustomerService,
+  DeleteCustomerResponseSchema,
+  UpsertCustomerRequestSchema,
+} from "../../gen/kaireon/v1/customer_pb.ts";
+import {
+  DecisionFlowSchema,
+  DecisionFlowService,
+  ListDecisionFlowsRequestSchema,
+  ListDecisionFlowsResponseSchema,
+  ListDecisionFlowVersionsResponseSchema,
+  PublishDecisionFlowRequestSchema,
+  RollBackDecisionFlowRequestSchema,
+} from "../../gen/kaireon/v1/decision_flow_pb.ts";
+import { DecisionTraceSchema, DecisionTraceService } from "../../gen/kaireon/v1/decision_trace_pb.ts";
+import {
+  CreateExperimentRequestSchema,
+  ExperimentSchema,
+  ExperimentService,
+  GetExperimentResultsResponseSchema,
+  ListExperimentsRequestSchema,
+  ListExperimentsResponseSchema,
+  UpdateExperimentRequestSchema,
+} from "../../gen/kaireon/v1/experiment_pb.ts";
+import { ListOffersRequestSchema, ListOffersResponseSchema, OfferService } from "../../gen/kaireon/v1/offer_pb.ts";
+import {
+  ListOutcomeTypesRequestSchema,
+  ListOutcomeTypesResponseSchema,
+  OutcomeTypeService,
+} from "../../gen/kaireon/v1/outcome_type_pb.ts";
+import {
+  ListPlacementsRequestSchema,
+  ListPlacementsResponseSchema,
+  PlacementService,
+} from "../../gen/kaireon/v1/placement_pb.ts";
+import {
+  ListQualificationRulesRequestSchema,
+  ListQualificationRulesResponseSchema,
+  QualificationRuleService,
+} from "../../gen/kaireon/v1/qualification_rule_pb.ts";
+import { RecommendRequestSchema, RecommendResponseSchema, RecommendService } from "../../gen/kaireon/v1/recommend_pb.ts";
+import { RespondRequestSchema, RespondResponseSchema, RespondService } from "../../gen/kaireon/v1/respond_pb.ts";
+import { TenantSettingsSchema, TenantSettingsService } from "../../gen/kaireon/v1/tenant_settings_pb.ts";
+import { AppError, validationError } from "../errors.ts";
+import { createApiKey, getApiKeyInfo, listApiKeys, revokeApiKey } from "../services/api-keys.ts";
+import { exportCatalog, importCatalog } from "../services/catalog.ts";
+import type { CallContext, ServiceDeps } from "../services/context.ts";
+import { deleteCustomer, getCustomer, importCustomers, upsertCustomer } from "../services/customers.ts";
+import { getDecisionTrace } from "../services/decision-trace.ts";
+import { listDecisionFlowVersions, publishDecisionFlow, rollBackDecisionFlow } from "../services/decision-flows.ts";
+import { createExperiment, getExperimentResults, updateExperiment } from "../services/experiments.ts";
+import {
+  categoryKind,
+  channelKind,
+  contactPolicyKind,
+  creativeKind,
+  decisionFlowKind,
+  experimentKind,
+  offerKind,
+  outcomeTypeKind,
+  placementKind,
+  qualificationRuleKind,
+} from "../services/kinds/index.ts";
+import { recommend } from "../services/recommend.ts";
+import {
+  createResource,
+  deleteResource,
+  getResource,
+  listResources,
+  type Resource,
+  type ResourceKind,
+  updateResource,
+} from "../services/resources.ts";
+import { respond } from "../services/respond.ts";
+import { getTenantSettings, updateTenantSettings } from "../services/tenant-settings.ts";
+import type { Scope } from "../store/tenants.ts";
+import { decodeJsonMessage, parseJsonObject } from "./json.ts";
+import { ndjsonLines } from "./ndjson.ts";
+import { traceJson } from "./trace-json.ts";
+
+export type HttpMethod = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+
+export interface QueryParam {
+  name: string;
+  type: "string" | "integer";
+  description: string;
+}
+
+export interface RouteInput {
+  request: Request;
+  params: Record<string, string>;
+  query: Record<string, string | undefined>;
+  /** The JSON body as text ("" for routes without one, or that stream it). */
+  body: string;
+}
+
+export interface RestRoute {
+  method: HttpMethod;
+  /** Elysia-style path: /api/v1/offers/:offerId. */
+  path: string;
+  /** The OpenAPI operationId, e.g. createOffer. */
+  operationId: string;
+  /** The contract's RPC that does the same over gRPC and Connect, e.g. kaireon.v1.OfferService/CreateOffer. */
+  rpc?: string;
+  summary: string;
+  tag: string;
+  scope: Scope;
+  /** The message the JSON body decodes into, "ndjson" for a streamed import, or none. */
+  body?: DescMessage | "ndjson";
+  /** Largest body accepted, when not MAX_BODY_BYTES. */
+  maxBodyBytes?: (deps: ServiceDeps) => number;
+  query?: QueryParam[];
+  /** The message of the answer's JSON body. */
+  response: DescMessage;
+  /** Which rate-limit window the call takes a slot of. */
+  bucket?: "respond";
+  run(ctx: CallContext, input: RouteInput): Promise<unknown>;
+}
+
+const json = <D extends DescMessage>(schema: D, message: MessageShape<D> | undefined) =>
+  message ? toJson(schema, message, { alwaysEmitImplicit: true }) : null;
+
+/** Query parameters of a list request, from its message: limit, cursor and any filter the path does not fix. */
+function listQuery(schema: DescMessage, pathParams: string[]): QueryParam[] {
+  return schema.fields
+    .filter((f) => !pathParams.includes(f.jsonName))
+    .map((f) => ({
+      name: f.jsonName,
+      type: f.fieldKind === "scalar" && f.scalar !== 9 ? ("integer" as const) : ("string" as const),
+      description:
+        f.jsonName === "limit"
+          ? "page size, 1 to 100 (50)"
+          : f.jsonName === "cursor"
+            ? "nextCursor of the previous page"
+            : `only those of this ${f.jsonName}`,
+    }));
+}
+
+/** Builds a request message from query parameters and path parameters, checking whole numbers. */
+function fromQuery(
+  schema: DescMessage,
+  query: Record<string, string | undefined>,
+  params: Record<string, string>,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const f of schema.fields) {
+    const raw = params[f.jsonName] ?? query[f.jsonName];
+    if (raw === undefined || raw === "") continue;
+    if (f.fieldKind === "scalar" && f.scalar !== 9) {
+      if (!/^\d{1,9}$/.test(raw)) throw validationError([{ field: f.jsonName, message: `${f.jsonName} must be a whole number` }]);
+      out[f.localName] = Number(raw);
+    } else out[f.localName] = raw;
+  }
+  return out;
+}
+
+function pathParamsOf(path: string): string[] {
+  return [...path.matchAll(/:([A-Za-z]+)/g)].map((m) => m[1] as string);
+}
+
+interface ResourceRouteOptions {
+  kind: ResourceKind;
+  service: DescService;
+  /** The collection's path, e.g. /api/v1/offers or /api/v1/channels/:channelId/placements. */
+  collection: string;
+  tag: string;
+  listRequest: DescMessage;
+  listResponse: DescMessage;
+  /** The list response field holding the page. */
+  listField: string;
+  /** Plural for summaries: "offers". */
+  plural: string;
+}
+
+const jsonNameOf = (kind: ResourceKind, local: string) => kind.schema.fields.find((f) => f.localName === local)?.jsonName ?? local;
+
+/** The body of a create or update with the key taken from the path; a body that names another key is refused. */
+function withPathKey(kind: ResourceKind, body: string, params: Record<string, string>, requireAll: boolean) {
+  const message = decodeJsonMessage(kind.schema, body) as Record<string, unknown>;
+  const v: { field: string; message: string }[] = [];
+  for (const f of kind.keyFields) {
+    const name = jsonNameOf(kind, f);
+    const fromPath = params[name];
+    if (fromPath === undefined) {
+      if (requireAll && !message[f]) v.push({ field: name, message: `${name} is required` });
+      continue;
+    }
+    if (message[f] && message[f] !== fromPath)
+      v.push({ field: name, message: `${name} in the body (${message[f]}) differs from the path (${fromPath})` });
+    message[f] = fromPath;
+  }
+  if (v.length > 0) throw validationError(v);
+  return message;
+}
+
+/** Create, list, get, replace, patch and delete of one resource kind. */
+function resourceRoutes(deps: ServiceDeps, o: ResourceRouteOptions): RestRoute[] {
+  const { kind } = o;
+  const name = o.service.typeName;
+  const M = kind.schema.name;
+  const keyNames = kind.keyFields.map((f) => jsonNameOf(kind, f));
+  const item = `${o.collection}/:${keyNames[keyNames.length - 1]}`;
+  const keyFrom = (params: Record<string, string>) => keyNames.map((k) => params[k] ?? "");
+  const out = (r: unknown) => json(kind.schema, r as never);
+  const article = (word: string) => (/^[aeiou]/i.test(word) ? "an" : "a");
+  const noun = kind.label.toLowerCase();
+  const listMethod = o.service.methods.find((m) => m.name.startsWith("List"))?.name ?? `List${M}`;
+  return [
+    {
+      method: "POST",
+      path: o.collection,
+      operationId: `create${M}`,
+      rpc: `${name}/Create${M}`,
+      summary: `Create ${article(noun)} ${noun}`,
+      tag: o.tag,
+      scope: "admin",
+      body: kind.schema,
+      response: kind.schema,
+      run: async (ctx, { body, params }) => out(await createResource(deps, ctx, kind, withPathKey(kind, body, params, false))),
+    },
+    {
+      method: "GET",
+      path: o.collection,
+      operationId: lowerFirst(listMethod),
+      rpc: `${name}/${listMethod}`,
+      summary: `List ${o.plural}, in id order, a page at a time`,
+      tag: o.tag,
+      scope: "admin",
+      query: listQuery(o.listRequest, pathParamsOf(o.collection)),
+      response: o.listResponse,
+      run: async (ctx, { query, params }) => {
+        const req = create(o.listRequest, fromQuery(o.listRequest, query, params) as never) as unknown as Resource & {
+          limit: number;
+          cursor: string;
+        };
+        const page = await listResources(deps, ctx, kind, req);
+        return toJson(o.listResponse, create(o.listResponse, { [o.listField]: page.items, nextCursor: page.nextCursor } as never), {
+          alwaysEmitImplicit: true,
+        });
+      },
+    },
+    {
+      method: "GET",
+      path: item,
+      operationId: `get${M}`,
+      rpc: `${name}/Get${M}`,
+      summary: `Get ${article(noun)} ${noun}`,
+      tag: o.tag,
+      scope: "admin",
+      response: kind.schema,
+      run: async (ctx, { params }) => out(await getResource(deps, ctx, kind, keyFrom(params))),
+    },
+    {
+      method: "PUT",
+      path: item,
+      operationId: `replace${M}`,
+      rpc: `${name}/Update${M}`,
+      summary: `Replace ${article(noun)} ${noun} (send the version you read)`,
+      tag: o.tag,
+      scope: "admin",
+      body: kind.schema,
+      response: kind.schema,
+      run: async (ctx, { body, params }) => out(await updateResource(deps, ctx, kind, withPathKey(kind, body, params, true), [])),
+    },
+    {
+      method: "PATCH",
+      path: item,
+      operationId: `update${M}`,
+      rpc: `${name}/Update${M}`,
+      summary: `Change the top-level fields the body names (send the version you read)`,
+      tag: o.tag,
+      scope: "admin",
+      body: kind.schema,
+      response: kind.schema,
+      run: async (ctx, { body, params }) => {
+        const sent = withPathKey(kind, body, params, true);
+        const ignored = new Set(["version", ...keyNames]);
+        const mask = Object.keys(parseJsonObject(body)).filter((k) => !ignored.has(k));
+        if (mask.length === 0) throw validationError([{ field: "", message: "the body names no field to change" }]);
+        return out(await updateResource(deps, ctx, kind, sent, mask));
+      },
+    },
+    {
+      method: "DELETE",
+      path: item,
+      operationId: `delete${M}`,
+      rpc: `${name}/Delete${M}`,
+      summary: `Delete ${article(noun)} ${noun}`,
+      tag: o.tag,
+      scope: "admin",
+      query: [{ name: "version", type: "integer", description: "refuse the delete unless this is the current version" }],
+      response: kind.schema,
+      run: async (ctx, { params, query }) => out(await deleteResource(deps, ctx, kind, keyFrom(params), wholeParam(query, "version") ?? 0)),
+    },
+  ];
+}
+
+const lowerFirst = (s: string) => s.charAt(0).toLowerCase() + s.slice(1);
+
+/** An optional whole-number query parameter. */
+function wholeParam(query: Record<string, string | undefined>, name: string): number | undefined {
+  const raw = query[name];
+  if (raw === undefined || raw === "") return undefined;
+  if (!/^\d{1,9}$/.test(raw)) throw validationError([{ field: name, message: `${name} must be a whole number` }]);
+  return Number(raw);
+}
+
+/** The NDJSON content types the customer import accepts. */
+const NDJSON_TYPES = ["application/x-ndjson", "application/ndjson", "application/jsonl"];
+
+export function apiRoutes(deps: ServiceDeps): RestRoute[] {
+  const v1 = "/api/v1";
+  return [
+    {
+      method: "POST",
+      path: `${v1}/recommend`,
+      operationId: "recommend",
+      rpc: `${RecommendService.typeName}/Recommend`,
+      summary: "Ranked, personalized offers for a customer on a channel",
+      tag: "Decisions",
+      scope: "decide",
+      body: RecommendRequestSchema,
+      response: RecommendResponseSchema,
+      run: async (ctx, { body }) =>
+        json(RecommendResponseSchema, await recommend(deps, ctx, decodeJsonMessage(RecommendRequestSchema, body))),
+    },
+    {
+      method: "POST",
+      path: `${v1}/respond`,
+      operationId: "respond",
+      rpc: `${RespondService.typeName}/Respond`,
+      summary: "Record how the customer reacted (answered once committed; Idempotency-Key header for safe retries)",
+      tag: "Decisions",
+      scope: "decide",
+      bucket: "respond",
+      body: RespondRequestSchema,
+      response: RespondResponseSchema,
+      run: async (ctx, { body }) => json(RespondResponseSchema, await respond(deps, ctx, decodeJsonMessage(RespondRequestSchema, body))),
+    },
+    {
+      method: "GET",
+      path: `${v1}/decision-traces/:traceId`,
+      operationId: "getDecisionTrace",
+      rpc: `${DecisionTraceService.typeName}/GetDecisionTrace`,
+      summary: "How a decision was made, stage by stage",
+      tag: "Decisions",
+      scope: "decide",
+      response: DecisionTraceSchema,
+      run: async (ctx, { params }) => {
+        const res = await getDecisionTrace(deps, ctx, { traceId: params.traceId ?? "" } as never);
+        return res.trace ? traceJson(res.trace) : null;
+      },
+    },
+    ...resourceRoutes(deps, {
+      kind: categoryKind,
+      service: CategoryService,
+      collection: `${v1}/categories`,
+      tag: "Catalog",
+      listRequest: ListCategoriesRequestSchema,
+      listResponse: ListCategoriesResponseSchema,
+      listField: "categories",
+      plural: "categories",
+    }),
+    ...resourceRoutes(deps, {
+      kind: offerKind,
+      service: OfferService,
+      collection: `${v1}/offers`,
+      tag: "Catalog",
+      listRequest: ListOffersRequestSchema,
+      listResponse: ListOffersResponseSchema,
+      listField: "offers",
+      plural: "offers",
+    }),
+    ...resourceRoutes(deps, {
+      kind: channelKind,
+      service: ChannelService,
+      collection: `${v1}/channels`,
+      tag: "Catalog",
+      listRequest: ListChannelsRequestSchema,
+      listResponse: ListChannelsResponseSchema,
+      listField: "channels",
+      plural: "channels",
+    }),
+    ...resourceRoutes(deps, {
+      kind: placementKind,
+      service: PlacementService,
+      collection: `${v1}/channels/:channelId/placements`,
+      tag: "Catalog",
+      listRequest: ListPlacementsRequestSchema,
+      listResponse: ListPlacementsResponseSchema,
+      listField: "placements",
+      plural: "the channel's placements",
+    }),
+    ...resourceRoutes(deps, {
+      kind: creativeKind,
+      service: CreativeService,
+      collection: `${v1}/creatives`,
+      tag: "Catalog",
+      listRequest: ListCreativesRequestSchema,
+      listResponse: ListCreativesResponseSchema,
+      listField: "creatives",
+      plural: "creatives",
+    }),
+    ...resourceRoutes(deps, {
+      kind: contactPolicyKind,
+      service: ContactPolicyService,
+      collection: `${v1}/contact-policies`,
+      tag: "Rules",
+      listRequest: ListContactPoliciesRequestSchema,
+      listResponse: ListContactPoliciesResponseSchema,
+      listField: "contactPolicies",
+      plural: "contact policies",
+    }),
+    ...resourceRoutes(deps, {
+      kind: qualificationRuleKind,
+      service: QualificationRuleService,
+      collection: `${v1}/qualification-rules`,
+      tag: "Rules",
+      listRequest: ListQualificationRulesRequestSchema,
+      listResponse: ListQualificationRulesResponseSchema,
+      listField: "qualificationRules",
+      plural: "qualification rules",
+    }),
+    ...resourceRoutes(deps, {
+      kind: outcomeTypeKind,
+      service: OutcomeTypeService,
+      collection: `${v1}/outcome-types`,
+      tag: "Rules",
+      listRequest: ListOutcomeTypesRequestSchema,
+      listResponse: ListOutcomeTypesResponseSchema,
+      listField: "outcomeTypes",
+      plural: "outcome types",
+    }),
+    ...resourceRoutes(deps, {
+      kind: decisionFlowKind,
+      service: DecisionFlowService,
+      collection: `${v1}/decision-flows`,
+      tag: "Decision flows",
+      listRequest: ListDecisionFlowsRequestSchema,
+      listResponse: ListDecisionFlowsResponseSchema,
+      listField: "decisionFlows",
+      plural: "decision flows",
+    }),
+    {
+      method: "POST",
+      path: `${v1}/decision-flows/:decisionFlowId/publish`,
+      operationId: "publishDecisionFlow",
+      rpc: `${DecisionFlowService.typeName}/PublishDecisionFlow`,
+      summary: "Publish the draft as the newest version (body: the version you read)",
+      tag: "Decision flows",
+      scope: "admin",
+      body: PublishDecisionFlowRequestSchema,
+      response: DecisionFlowSchema,
+      run: async (ctx, { body, params }) => {
+        const req = { ...decodeJsonMessage(PublishDecisionFlowRequestSchema, body), decisionFlowId: params.decisionFlowId ?? "" };
+        return json(DecisionFlowSchema, (await publishDecisionFlow(deps, ctx, req)).decisionFlow);
+      },
+    },
+    {
+      method: "GET",
+      path: `${v1}/decision-flows/:decisionFlowId/versions`,
+      operationId: "listDecisionFlowVersions",
+      rpc: `${DecisionFlowService.typeName}/ListDecisionFlowVersions`,
+      summary: "Every version of a flow, oldest first",
+      tag: "Decision flows",
+      scope: "admin",
+      response: ListDecisionFlowVersionsResponseSchema,
+      run: async (ctx, { params }) =>
+        json(
+          ListDecisionFlowVersionsResponseSchema,
+          await listDecisionFlowVersions(deps, ctx, { decisionFlowId: params.decisionFlowId ?? "" } as never),
+        ),
+    },
+    {
+      method: "POST",
+      path: `${v1}/decision-flows/:decisionFlowId/rollback`,
+      operationId: "rollBackDecisionFlow",
+      rpc: `${DecisionFlowService.typeName}/RollBackDecisionFlow`,
+      summary: "Publish an earlier version's definition anew (body: toVersion and the version you read)",
+      tag: "Decision flows",
+      scope: "admin",
+      body: RollBackDecisionFlowRequestSchema,
+      response: DecisionFlowSchema,
+      run: async (ctx, { body, params }) => {
+        const req = { ...decodeJsonMessage(RollBackDecisionFlowRequestSchema, body), decisionFlowId: params.decisionFlowId ?? "" };
+        return json(DecisionFlowSchema, (await rollBackDecisionFlow(deps, ctx, req)).decisionFlow);
+      },
+    },
+    {
+      method: "POST",
+      path: `${v1}/experiments`,
+      operationId: "createExperiment",
+      rpc: `${ExperimentService.typeName}/CreateExperiment`,
+      summary: "Create an experiment",
+      tag: "Experiments",
+      scope: "admin",
+      body: CreateExperimentRequestSchema,
+      response: ExperimentSchema,
+      run: async (ctx, { body }) =>
+        json(ExperimentSchema, (await createExperiment(deps, ctx, decodeJsonMessage(CreateExperimentRequestSchema, body))).experiment),
+    },
+    {
+      method: "GET",
+      path: `${v1}/experiments`,
+      operationId: "listExperiments",
+      rpc: `${ExperimentService.typeName}/ListExperiments`,
+      summary: "List experiments, in id order, a page at a time",
+      tag: "Experiments",
+      scope: "admin",
+      query: listQuery(ListExperimentsRequestSchema, []),
+      response: ListExperimentsResponseSchema,
+      run: async (ctx, { query }) => {
+        const page = await listResources(
+          deps,
+          ctx,
+          experimentKind,
+          create(ListExperimentsRequestSchema, fromQuery(ListExperimentsRequestSchema, query, {})),
+        );
+        return json(
+          ListExperimentsResponseSchema,
+          create(ListExperimentsResponseSchema, { experiments: page.items as never, nextCursor: page.nextCursor }),
+        );
+      },
+    },
+    {
+      method: "GET",
+      path: `${v1}/experiments/:experimentId`,
+      operationId: "getExperiment",
+      rpc: `${ExperimentService.typeName}/GetExperiment`,
+      summary: "Get an experiment",
+      tag: "Experiments",
+      scope: "admin",
+      response: ExperimentSchema,
+      run: async (ctx, { params }) =>
+        json(ExperimentSchema, (await getResource(deps, ctx, experimentKind, [params.experimentId ?? ""])) as never),
+    },
+    {
+      method: "PATCH",
+      path: `${v1}/experiments/:experimentId`,
+      operationId: "updateExperiment",
+      rpc: `${ExperimentService.typeName}/UpdateExperiment`,
+      summary: "Change an experiment's status or variants (send the version you read)",
+      tag: "Experiments",
+      scope: "admin",
+      body: UpdateExperimentRequestSchema,
+      response: ExperimentSchema,
+      run: async (ctx, { body, params }) => {
+        const req = { ...decodeJsonMessage(UpdateExperimentRequestSchema, body), experimentId: params.experimentId ?? "" };
+        return json(ExperimentSchema, (await updateExperiment(deps, ctx, req)).experiment);
+      },
+    },
+    {
+      method: "DELETE",
+      path: `${v1}/experiments/:experimentId`,
+      operationId: "deleteExperiment",
+      rpc: `${ExperimentService.typeName}/DeleteExperiment`,
+      summary: "Stop an experiment and remove it from the catalog; its results stay readable",
+      tag: "Experiments",
+      scope: "admin",
+      query: [{ name: "version", type: "integer", description: "refuse the delete unless this is the current version" }],
+      response: ExperimentSchema,
+      run: async (ctx, { params, query }) =>
+        json(
+          ExperimentSchema,
+          (await deleteResource(deps, ctx, experimentKind, [params.experimentId ?? ""], wholeParam(query, "version") ?? 0)) as never,
+        ),
+    },
+    {
+      method: "GET",
+      path: `${v1}/experiments/:experimentId/results`,
+      operationId: "getExperimentResults",
+      rpc: `${ExperimentService.typeName}/GetExperimentResults`,
+      summary: "Per-variant results of a phase, with significance and a sample-ratio check",
+      tag: "Experiments",
+      scope: "admin",
+      query: [{ name: "phase", type: "integer", description: "the phase to report (the current one when absent)" }],
+      response: GetExperimentResultsResponseSchema,
+      run: async (ctx, { params, query }) =>
+        json(
+          GetExperimentResultsResponseSchema,
+          await getExperimentResults(deps, ctx, { experimentId: params.experimentId ?? "", phase: wholeParam(query, "phase") } as never),
+        ),
+    },
+    {
+      method: "PUT",
+      path: `${v1}/customers/:customerId`,
+      operationId: "upsertCustomer",
+      rpc: `${CustomerService.typeName}/UpsertCustomer`,
+      summary: "Create or replace a customer's profile",
+      tag: "Customers",
+      scope: "admin",
+      body: UpsertCustomerRequestSchema,
+      response: CustomerSchema,
+      run: async (ctx, { body, params }) => {
+        const req = { ...decodeJsonMessage(UpsertCustomerRequestSchema, body), customerId: params.customerId ?? "" };
+        return json(CustomerSchema, (await upsertCustomer(deps, ctx, req)).customer);
+      },
+    },
+    {
+      method: "GET",
+      path: `${v1}/customers/:customerId`,
+      operationId: "getCustomer",
+      rpc: `${CustomerService.typeName}/GetCustomer`,
+      summary: "Get a customer's profile",
+      tag: "Customers",
+      scope: "admin",
+      response: CustomerSchema,
+      run: async (ctx, { params }) =>
+        json(CustomerSchema, (await getCustomer(deps, ctx, { customerId: params.customerId ?? "" } as never)).customer),
+    },
+    {
+      method: "DELETE",
+      path: `${v1}/customers/:customerId`,
+      operationId: "deleteCustomer",
+      rpc: `${CustomerService.typeName}/DeleteCustomer`,
+      summary: "Erase a customer: profile, interactions, decision traces and opt-outs",
+      tag: "Customers",
+      scope: "admin",
+      response: DeleteCustomerResponseSchema,
+      run: async (ctx, { params }) =>
+        json(DeleteCustomerResponseSchema, await deleteCustomer(deps, ctx, { customerId: params.customerId ?? "" } as never)),
+    },
+    {
+      method: "POST",
+      path: `${v1}/customers/import`,
+      operationId: "importCustomers",
+      summary: "Import profiles from NDJSON of any size, streamed; bad lines are reported by number",
+      tag: "Customers",
+      scope: "admin",
+      body: "ndjson",
+      response: CustomerImportReportSchema,
+      run: async (ctx, { request }) => {
+        const type = (request.headers.get("content-type") ?? "").split(";", 1)[0]?.trim().toLowerCase() ?? "";
+        if (!NDJSON_TYPES.includes(type)) {
+          const message = `content-type must be ${NDJSON_TYPES[0]}`;
+          throw new AppError("VALIDATION_ERROR", message, [{ field: "content-type", message }]);
+        }
+        const report = await importCustomers(deps, ctx, ndjsonLines(request.body, deps.config.importMaxLineBytes));
+        return json(CustomerImportReportSchema, create(CustomerImportReportSchema, report));
+      },
+    },
+    {
+      method: "GET",
+      path: `${v1}/catalog`,
+      operationId: "exportCatalog",
+      rpc: `${CatalogService.typeName}/ExportCatalog`,
+      summary: "The whole catalog as one document",
+      tag: "Catalog",
+      scope: "admin",
+      response: CatalogDocumentSchema,
+      run: async (ctx) => json(CatalogDocumentSchema, (await exportCatalog(deps, ctx)).catalog),
+    },
+    {
+      method: "POST",
+      path: `${v1}/catalog/import`,
+      operationId: "importCatalog",
+      rpc: `${CatalogService.typeName}/ImportCatalog`,
+      summary: "Apply a catalog document: all of it in one transaction, or none of it on any error",
+      tag: "Catalog",
+      scope: "admin",
+      body: CatalogDocumentSchema,
+      maxBodyBytes: (d) => d.config.catalogMaxBytes,
+      response: ImportCatalogResponseSchema,
+      run: async (ctx, { body }) =>
+        json(
+          ImportCatalogResponseSchema,
+          await importCatalog(deps, ctx, { catalog: decodeJsonMessage(CatalogDocumentSchema, body) } as never),
+        ),
+    },
+    {
+      method: "GET",
+      path: `${v1}/settings`,
+      operationId: "getTenantSettings",
+      rpc: `${TenantSettingsService.typeName}/GetTenantSettings`,
+      summary: "The tenant's plan, limits and trace settings",
+      tag: "Tenant",
+      scope: "admin",
+      response: TenantSettingsSchema,
+      run: async (ctx) => json(TenantSettingsSchema, (await getTenantSettings(deps, ctx)).tenantSettings),
+    },
+    ...(["PUT", "PATCH"] as const).map(
+      (method): RestRoute => ({
+        method,
+        path: `${v1}/settings`,
+        operationId: method === "PUT" ? "replaceTenantSettings" : "updateTenantSettings",
+        rpc: `${TenantSettingsService.typeName}/UpdateTenantSettings`,
+        summary:
+          method === "PUT"
+            ? "Replace the tenant's settings (send the version you read)"
+            : "Change the settings the body names (send the version you read)",
+        tag: "Tenant",
+        scope: "admin",
+        body: TenantSettingsSchema,
+        response: TenantSettingsSchema,
+        run: async (ctx, { body }) => {
+          const sent = decodeJsonMessage(TenantSettingsSchema, body);
+          const paths = method === "PATCH" ? Object.keys(parseJsonObject(body)).filter((k) => k !== "version") : [];
+          if (method === "PATCH" && paths.length === 0)
+            throw validationError([{ field: "", message: "the body names no setting to change" }]);
+          const res = await updateTenantSettings(deps, ctx, {
+            tenantSettings: sent,
+            updateMask: create(FieldMaskSchema, { paths }),
+          } as never);
+          return json(TenantSettingsSchema, res.tenantSettings);
+        },
+      }),
+    ),
+    {
+      method: "POST",
+      path: `${v1}/api-keys`,
+      operationId: "createApiKey",
+      rpc: `${ApiKeyService.typeName}/CreateApiKey`,
+      summary: "Create an API key; the key is in this answer only",
+      tag: "Tenant",
+      scope: "admin",
+      body: CreateApiKeyRequestSchema,
+      response: CreateApiKeyResponseSchema,
+      run: async (ctx, { body }) =>
+        json(CreateApiKeyResponseSchema, await createApiKey(deps, ctx, decodeJsonMessage(CreateApiKeyRequestSchema, body))),
+    },
+    {
+      method: "GET",
+      path: `${v1}/api-keys`,
+      operationId: "listApiKeys",
+      rpc: `${ApiKeyService.typeName}/ListApiKeys`,
+      summary: "List API keys (prefix, name, scopes, last use, expiry), revoked ones included",
+      tag: "Tenant",
+      scope: "admin",
+      query: listQuery(ListApiKeysRequestSchema, []),
+      response: ListApiKeysResponseSchema,
+      run: async (ctx, { query }) =>
+        json(
+          ListApiKeysResponseSchema,
+          await listApiKeys(deps, ctx, create(ListApiKeysRequestSchema, fromQuery(ListApiKeysRequestSchema, query, {}))),
+        ),
+    },
+    {
+      method: "GET",
+      path: `${v1}/api-keys/:apiKeyId`,
+      operationId: "getApiKey",
+      rpc: `${ApiKeyService.typeName}/GetApiKey`,
+      summary: "Get an API key's details",
+      tag: "Tenant",
+      scope: "admin",
+      response: ApiKeySchema,
+      run: async (ctx, { params }) =>
+        json(ApiKeySchema, (await getApiKeyInfo(deps, ctx, { apiKeyId: params.apiKeyId ?? "" } as never)).apiKey),
+    },
+    {
+      method: "DELETE",
+      path: `${v1}/api-keys/:apiKeyId`,
+      operationId: "revokeApiKey",
+      rpc: `${ApiKeyService.typeName}/RevokeApiKey`,
+      summary: "Revoke an API key: refused everywhere within 15 seconds",
+      tag: "Tenant",
+      scope: "admin",
+      response: ApiKeySchema,
+      run: async (ctx, { params }) =>
+        json(ApiKeySchema, (await revokeApiKey(deps, ctx, { apiKeyId: params.apiKeyId ?? "" } as never)).apiKey),
+    },
+  ];
+}
