@@ -1,5 +1,6 @@
-// Operator command line: tenants and API keys, against the same database the service uses
-// (DATABASE_URL, or the embedded database under DATA_DIR).
+// Operator command line, against the same database the service uses (DATABASE_URL, or the embedded
+// database under DATA_DIR). Tenants are created here; everything a tenant owns goes through the same
+// service functions as the API (same checks, same audit log, with "cli" as the actor).
 //
 //   bun src/cli.ts tenants create <id> [--name NAME] [--plan community|professional|enterprise]
 //   bun src/cli.ts tenants list
@@ -15,32 +16,34 @@
 //   bun src/cli.ts flows versions <tenant> <flow>
 //   bun src/cli.ts flows publish <tenant> <flow> --file definition.json [--name NAME] [--default]
 //   bun src/cli.ts flows rollback <tenant> <flow> <version>
+//   bun src/cli.ts catalog export <tenant> [--file catalog.json]
+//   bun src/cli.ts catalog import <tenant> --file catalog.json
 
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { type create, fromJson, type JsonObject, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { CatalogDocumentSchema } from "../gen/kaireon/v1/catalog_pb.ts";
+import { TenantSettingsSchema } from "../gen/kaireon/v1/tenant_settings_pb.ts";
 import { openDatabase } from "./app.ts";
 import { loadConfig } from "./config.ts";
-import type { FlowDefinition } from "./decisioning/catalog.ts";
-import { validateFlowDefinition } from "./decisioning/flow-validation.ts";
-import { newApiKey, newApiKeyId } from "./ids.ts";
-import { hashApiKey } from "./services/auth.ts";
+import { AppError } from "./errors.ts";
+import { randomBase62 } from "./ids.ts";
+import { createLogger } from "./log.ts";
+import { Metrics } from "./metrics.ts";
+import { issueApiKey, SCOPES } from "./services/api-keys.ts";
+import { exportCatalog, importCatalog } from "./services/catalog.ts";
+import { type CallContext, createServiceDeps, type ServiceDeps } from "./services/context.ts";
+import { publishDecisionFlow, rollBackDecisionFlow } from "./services/decision-flows.ts";
+import { decisionFlowKind, outcomeTypeKind } from "./services/kinds/index.ts";
+import { createResource, getResource, updateResource } from "./services/resources.ts";
 import { OUTCOME_TYPES } from "./services/respond.ts";
-import type { Db } from "./store/db.ts";
+import { getTenantSettings, PLANS, updateTenantSettings } from "./services/tenant-settings.ts";
+import { appendAudit } from "./store/audit.ts";
 import { clearOptOut } from "./store/history.ts";
-import { createFlow, listVersions, publishDraft, rollBack, saveDraft } from "./store/flows.ts";
+import { listVersions } from "./store/flows.ts";
 import { migrate } from "./store/migrate.ts";
-import { listOutcomeTypes, registerOutcomeType } from "./store/outcome-types.ts";
-import {
-  createTenant,
-  getTenant,
-  insertApiKey,
-  listApiKeys,
-  listTenants,
-  revokeApiKey,
-  type Scope,
-  setTenantStatus,
-  updateTenantSettings,
-} from "./store/tenants.ts";
+import { listOutcomeTypes } from "./store/outcome-types.ts";
+import { createTenant, getTenant, listApiKeys, listTenants, revokeApiKey, type Scope, setTenantStatus } from "./store/tenants.ts";
 
 const USAGE = `usage:
   tenants create <id> [--name NAME] [--plan community|professional|enterprise]
@@ -57,15 +60,31 @@ const USAGE = `usage:
   outcomes list <tenant>
   flows versions <tenant> <flow>
   flows publish <tenant> <flow> --file definition.json [--name NAME] [--default]
-  flows rollback <tenant> <flow> <version>`;
+  flows rollback <tenant> <flow> <version>
+  catalog export <tenant> [--file catalog.json]
+  catalog import <tenant> --file catalog.json`;
 
 class UsageError extends Error {}
 
-const ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
-const PLANS = ["community", "professional", "enterprise"];
-const SCOPES: Scope[] = ["decide", "admin"];
+const TENANT_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
-async function run(db: Db, pepper: string, argv: string[]): Promise<string> {
+/** What a write from the command line is recorded as: key "cli", a request id of its own. */
+function operatorContext(deps: ServiceDeps, tenantId: string): CallContext {
+  const requestId = `cli_${randomBase62(16)}`;
+  return { auth: { tenantId, keyId: "cli", scopes: ["admin"] }, requestId, log: deps.log.child({ requestId, transport: "cli" }) };
+}
+
+function readJsonFile(path: string | undefined, what: string): unknown {
+  if (!path) throw new UsageError(`--file with the ${what} (JSON) is required`);
+  try {
+    return JSON.parse(readFileSync(path, "utf8"));
+  } catch (err) {
+    throw new UsageError(`cannot read ${path}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+async function run(deps: ServiceDeps, argv: string[]): Promise<string> {
+  const { db } = deps;
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -88,11 +107,11 @@ async function run(db: Db, pepper: string, argv: string[]): Promise<string> {
   const requireTenant = async (id: string | undefined) => {
     if (!id) throw new UsageError("a tenant id is required");
     if (!(await getTenant(db, id))) throw new UsageError(`tenant ${id} does not exist`);
-    return id;
+    return operatorContext(deps, id);
   };
 
   if (group === "tenants" && action === "create") {
-    if (!first || !ID_PATTERN.test(first)) throw new UsageError("tenant id: lowercase letters, digits, _ and -, at most 63 characters");
+    if (!first || !TENANT_ID.test(first)) throw new UsageError("tenant id: lowercase letters, digits, _ and -, at most 63 characters");
     const plan = values.plan ?? "community";
     if (!PLANS.includes(plan)) throw new UsageError(`plan must be one of ${PLANS.join(", ")}`);
     if (await getTenant(db, first)) throw new UsageError(`tenant ${first} already exists`);
@@ -104,36 +123,40 @@ async function run(db: Db, pepper: string, argv: string[]): Promise<string> {
     return rows.map((t) => `${t.id}\t${t.status}\t${t.plan}\t${t.name}`).join("\n");
   }
   if (group === "tenants" && (action === "suspend" || action === "activate")) {
-    const id = await requireTenant(first);
-    await setTenantStatus(db, id, action === "suspend" ? "suspended" : "active");
-    return `tenant ${id} is ${action === "suspend" ? "suspended" : "active"}`;
+    const ctx = await requireTenant(first);
+    const status = action === "suspend" ? "suspended" : "active";
+    await db.transaction(async (tx) => {
+      await setTenantStatus(tx, ctx.auth.tenantId, status);
+      await appendAudit(
+        tx,
+        { tenantId: ctx.auth.tenantId, keyId: "cli", requestId: ctx.requestId },
+        {
+          action: `tenant.${action}`,
+          resourceType: "tenant",
+          resourceId: ctx.auth.tenantId,
+          details: {},
+        },
+      );
+    });
+    return `tenant ${ctx.auth.tenantId} is ${status}`;
   }
   if (group === "keys" && action === "create") {
-    const tenantId = await requireTenant(first);
-    const scopes = (values.scopes ?? "decide,admin").split(",").map((s) => s.trim()) as Scope[];
-    if (scopes.length === 0 || scopes.some((s) => !SCOPES.includes(s))) throw new UsageError(`scopes must be among ${SCOPES.join(", ")}`);
+    const ctx = await requireTenant(first);
+    const scopes = (values.scopes ?? "decide,admin").split(",").map((s) => s.trim());
+    if (scopes.some((s) => !SCOPES.includes(s as Scope))) throw new UsageError(`scopes must be among ${SCOPES.join(", ")}`);
     let expiresAt: Date | null = null;
     if (values["expires-days"] !== undefined) {
       const days = Number(values["expires-days"]);
       if (!Number.isInteger(days) || days < 1 || days > 3650) throw new UsageError("--expires-days must be a whole number from 1 to 3650");
       expiresAt = new Date(Date.now() + days * 86_400_000);
     }
-    const key = newApiKey();
-    const id = newApiKeyId();
-    await insertApiKey(db, {
-      id,
-      tenantId,
-      hash: hashApiKey(key, pepper),
-      prefix: key.slice(0, 12),
-      name: values.name ?? "",
-      scopes,
-      expiresAt,
-    });
-    return `created key ${id} for tenant ${tenantId} (scopes ${scopes.join(",")})\n${key}\nStore it now: it cannot be shown again.`;
+    const actor = { tenantId: ctx.auth.tenantId, keyId: "cli", requestId: ctx.requestId };
+    const { key, record } = await issueApiKey(deps, actor, { name: values.name ?? "", scopes, expiresAt });
+    return `created key ${record.id} for tenant ${record.tenantId} (scopes ${record.scopes.join(",")})\n${key}\nStore it now: it cannot be shown again.`;
   }
   if (group === "keys" && action === "list") {
-    const tenantId = await requireTenant(first);
-    const rows = await listApiKeys(db, tenantId);
+    const ctx = await requireTenant(first);
+    const rows = await listApiKeys(db, ctx.auth.tenantId);
     const iso = (d: Date | null) => (d ? d.toISOString() : "-");
     return ["id\tprefix\tname\tscopes\tcreated\tlast_used\texpires\trevoked"]
       .concat(
@@ -153,130 +176,189 @@ async function run(db: Db, pepper: string, argv: string[]): Promise<string> {
       .join("\n");
   }
   if (group === "keys" && action === "revoke") {
-    const tenantId = await requireTenant(first);
+    const ctx = await requireTenant(first);
     if (!second) throw new UsageError("a key id or prefix is required");
-    const n = await revokeApiKey(db, tenantId, second);
-    if (n === 0) throw new UsageError(`no active key ${second} in tenant ${tenantId}`);
+    const n = await db.transaction(async (tx) => {
+      const count = await revokeApiKey(tx, ctx.auth.tenantId, second);
+      if (count > 0) {
+        await appendAudit(
+          tx,
+          { tenantId: ctx.auth.tenantId, keyId: "cli", requestId: ctx.requestId },
+          {
+            action: "api_key.revoke",
+            resourceType: "api_key",
+            resourceId: second,
+            details: { keys: count },
+          },
+        );
+      }
+      return count;
+    });
+    if (n === 0) throw new UsageError(`no active key ${second} in tenant ${ctx.auth.tenantId}`);
     return `revoked ${n} key${n === 1 ? "" : "s"}; cached copies stop working within 15 seconds`;
   }
   if (group === "customers" && action === "opt-in") {
-    const tenantId = await requireTenant(first);
+    const ctx = await requireTenant(first);
     if (!second || !third) throw new UsageError("a customer id and a channel id are required");
     // Clearing is idempotent: a customer who never opted out is already opted in.
-    const cleared = await clearOptOut(db, tenantId, second, third);
+    const cleared = await clearOptOut(db, ctx.auth.tenantId, second, third);
     return cleared
-      ? `customer ${second} of tenant ${tenantId} is opted back into ${third}`
-      : `customer ${second} of tenant ${tenantId} had no opt-out on ${third}; nothing to clear`;
+      ? `customer ${second} of tenant ${ctx.auth.tenantId} is opted back into ${third}`
+      : `customer ${second} of tenant ${ctx.auth.tenantId} had no opt-out on ${third}; nothing to clear`;
   }
   if (group === "tenants" && action === "set") {
-    const id = await requireTenant(first);
-    const patch: Record<string, unknown> = {};
-    if (values["trace-sample-rate"] !== undefined) {
-      const rate = Number(values["trace-sample-rate"]);
-      if (!(rate >= 0 && rate <= 1)) throw new UsageError("--trace-sample-rate must be a number from 0 to 1");
-      patch.traceSampleRate = rate;
-    }
-    if (values["trace-retention-days"] !== undefined) {
-      const days = Number(values["trace-retention-days"]);
-      if (!Number.isInteger(days) || days < 1 || days > 3650)
-        throw new UsageError("--trace-retention-days must be a whole number from 1 to 3650");
-      patch.traceRetentionDays = days;
-    }
-    // "plan" clears a tenant's own number, so its plan's applies again.
-    const limit = (option: string, setting: string, min: number) => {
+    const ctx = await requireTenant(first);
+    const current = (await getTenantSettings(deps, ctx)).tenantSettings;
+    const change: Record<string, unknown> = {};
+    const number = (option: string, setting: string, whole: boolean) => {
       const raw = values[option as keyof typeof values];
       if (raw === undefined || typeof raw !== "string") return;
-      if (raw === "plan") {
-        patch[setting] = null;
-        return;
+      // "plan" clears a tenant's own number, so its plan's applies again.
+      if (raw === "plan" && whole) change[setting] = null;
+      else {
+        const n = Number(raw);
+        if (raw.trim() === "" || !Number.isFinite(n) || (whole && !Number.isSafeInteger(n))) {
+          throw new UsageError(`--${option} must be a ${whole ? "whole number, or plan" : "number"}`);
+        }
+        change[setting] = setting === "monthlyDecisionQuota" ? String(n) : n;
       }
-      const n = Number(raw);
-      if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`--${option} must be a whole number of at least ${min}, or plan`);
-      patch[setting] = n;
     };
-    limit("rate-limit", "rateLimitPerMinute", 1);
-    limit("respond-rate-limit", "respondRateLimitPerMinute", 1);
-    limit("monthly-quota", "monthlyDecisionQuota", 0);
-    const plan = values.plan;
-    if (plan !== undefined && !PLANS.includes(plan)) throw new UsageError(`plan must be one of ${PLANS.join(", ")}`);
-    if (Object.keys(patch).length === 0 && plan === undefined) throw new UsageError("nothing to set");
-    await updateTenantSettings(db, id, patch, plan);
-    return `tenant ${id}: ${JSON.stringify(plan === undefined ? patch : { plan, ...patch })}`;
+    number("trace-sample-rate", "traceSampleRate", false);
+    number("trace-retention-days", "traceRetentionDays", true);
+    number("rate-limit", "rateLimitPerMinute", true);
+    number("respond-rate-limit", "respondRateLimitPerMinute", true);
+    number("monthly-quota", "monthlyDecisionQuota", true);
+    if (values.plan !== undefined) change.plan = values.plan;
+    if (Object.keys(change).length === 0) throw new UsageError("nothing to set");
+    const sent = fromJson(TenantSettingsSchema, {
+      ...(toJson(TenantSettingsSchema, current as never) as JsonObject),
+      ...change,
+    } as JsonValue);
+    const res = await updateTenantSettings(deps, ctx, {
+      tenantSettings: sent,
+      updateMask: { paths: Object.keys(change) },
+    } as never);
+    return `tenant ${ctx.auth.tenantId}: ${JSON.stringify(toJson(TenantSettingsSchema, res.tenantSettings as never))}`;
   }
   if (group === "outcomes" && action === "add") {
-    const tenantId = await requireTenant(first);
-    if (!second || !/^[a-z][a-z0-9_]{0,63}$/.test(second))
-      throw new UsageError("outcome type: lowercase letters, digits and _, at most 64 characters");
+    const ctx = await requireTenant(first);
+    if (!second) throw new UsageError("an outcome type is required");
     if (second in OUTCOME_TYPES) throw new UsageError(`${second} is a built-in outcome type`);
     const classification = values.class;
     if (classification !== "positive" && classification !== "negative" && classification !== "neutral") {
       throw new UsageError("--class must be positive, negative or neutral");
     }
-    await registerOutcomeType(db, tenantId, { id: second, classification });
-    return `outcome type ${second} (${classification}) registered for tenant ${tenantId}`;
+    // Registers it, or reclassifies one registered before.
+    const existing = await getResource(deps, ctx, outcomeTypeKind, [second]).catch(() => null);
+    if (existing) await updateResource(deps, ctx, outcomeTypeKind, { outcomeType: second, classification, version: existing.version }, []);
+    else await createResource(deps, ctx, outcomeTypeKind, { outcomeType: second, classification });
+    return `outcome type ${second} (${classification}) registered for tenant ${ctx.auth.tenantId}`;
   }
   if (group === "outcomes" && action === "list") {
-    const tenantId = await requireTenant(first);
-    const custom = await listOutcomeTypes(db, tenantId);
+    const ctx = await requireTenant(first);
+    const custom = await listOutcomeTypes(db, ctx.auth.tenantId);
     return Object.entries(OUTCOME_TYPES)
       .map(([id, c]) => `${id}\t${c}\tbuilt-in`)
       .concat(custom.map((o) => `${o.id}\t${o.classification}\tregistered`))
       .join("\n");
   }
   if (group === "flows" && action === "versions") {
-    const tenantId = await requireTenant(first);
+    const ctx = await requireTenant(first);
     if (!second) throw new UsageError("a flow id is required");
-    const versions = await listVersions(db, tenantId, second);
-    if (versions.length === 0) throw new UsageError(`flow ${second} has no versions in tenant ${tenantId}`);
+    const versions = await listVersions(db, ctx.auth.tenantId, second);
+    if (versions.length === 0) throw new UsageError(`flow ${second} has no versions in tenant ${ctx.auth.tenantId}`);
     return ["version\tstatus\tcreated\tpublished"]
       .concat(versions.map((v) => [v.version, v.status, v.createdAt.toISOString(), v.publishedAt?.toISOString() ?? "-"].join("\t")))
       .join("\n");
   }
   if (group === "flows" && action === "publish") {
-    const tenantId = await requireTenant(first);
-    if (!second || !ID_PATTERN.test(second)) throw new UsageError("flow id: lowercase letters, digits, _ and -, at most 63 characters");
-    if (!values.file) throw new UsageError("--file with the flow definition (JSON) is required");
-    let definition: unknown;
-    try {
-      definition = JSON.parse(readFileSync(values.file, "utf8"));
-    } catch (err) {
-      throw new UsageError(`cannot read ${values.file}: ${err instanceof Error ? err.message : String(err)}`);
-    }
-    const problems = validateFlowDefinition(definition);
-    if (problems.length > 0) throw new UsageError(problems.map((p) => `${p.field}: ${p.message}`).join("\n"));
-    const version = await db.transaction(async (tx) => {
-      const exists = await tx.query("select 1 from decision_flows where tenant_id = $1 and id = $2", [tenantId, second]);
-      if (exists.length === 0)
-        await createFlow(tx, tenantId, { id: second, name: values.name ?? second, isDefault: values.default ?? false });
-      else if (values.default) {
-        await tx.query("update decision_flows set is_default = (id = $2) where tenant_id = $1", [tenantId, second]);
-      }
-      return saveDraft(tx, tenantId, second, definition as FlowDefinition);
-    });
-    const published = await publishDraft(db, tenantId, second);
-    return `published ${second} version ${published ?? version} for tenant ${tenantId}`;
+    const ctx = await requireTenant(first);
+    if (!second) throw new UsageError("a flow id is required");
+    const definition = readJsonFile(values.file, "flow definition") as JsonObject;
+    const existing = await getResource(deps, ctx, decisionFlowKind, [second]).catch(() => null);
+    const saved = existing
+      ? await updateResource(
+          deps,
+          ctx,
+          decisionFlowKind,
+          {
+            decisionFlowId: second,
+            definition,
+            isDefault: values.default ?? existing.isDefault,
+            name: values.name ?? existing.name,
+            version: existing.version,
+          },
+          ["definition", "is_default", "name"],
+        )
+      : await createResource(deps, ctx, decisionFlowKind, {
+          decisionFlowId: second,
+          name: values.name ?? second,
+          isDefault: values.default ?? false,
+          definition,
+        });
+    if (!saved.draftVersion) return `${second} version ${saved.publishedVersion} already has this definition`;
+    const res = await publishDecisionFlow(deps, ctx, { decisionFlowId: second, version: saved.version } as never);
+    return `published ${second} version ${res.decisionFlow?.publishedVersion} for tenant ${ctx.auth.tenantId}`;
   }
   if (group === "flows" && action === "rollback") {
-    const tenantId = await requireTenant(first);
+    const ctx = await requireTenant(first);
     const target = Number(positionals[3]);
     if (!second || !Number.isInteger(target) || target < 1) throw new UsageError("usage: flows rollback <tenant> <flow> <version>");
-    const version = await rollBack(db, tenantId, second, target);
-    if (version === null) throw new UsageError(`flow ${second} has no published version ${target}`);
-    return `published version ${target}'s definition of ${second} as version ${version}`;
+    const flow = await getResource(deps, ctx, decisionFlowKind, [second]);
+    const res = await rollBackDecisionFlow(deps, ctx, { decisionFlowId: second, toVersion: target, version: flow.version } as never);
+    return `published version ${target}'s definition of ${second} as version ${res.decisionFlow?.publishedVersion}`;
+  }
+  if (group === "catalog" && action === "export") {
+    const ctx = await requireTenant(first);
+    const json = JSON.stringify(toJson(CatalogDocumentSchema, (await exportCatalog(deps, ctx)).catalog as never), null, 2);
+    if (!values.file) return json;
+    writeFileSync(values.file, `${json}\n`);
+    return `catalog of tenant ${ctx.auth.tenantId} written to ${values.file}`;
+  }
+  if (group === "catalog" && action === "import") {
+    const ctx = await requireTenant(first);
+    const raw = readJsonFile(values.file, "catalog document");
+    let catalog: ReturnType<typeof create<typeof CatalogDocumentSchema>>;
+    try {
+      catalog = fromJson(CatalogDocumentSchema, raw as JsonValue, { ignoreUnknownFields: true });
+    } catch (err) {
+      throw new UsageError(`${values.file} is not a catalog document: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const res = await importCatalog(deps, ctx, { catalog } as never);
+    return res.results.map((r) => `${r.kind}\tcreated ${r.created}\tupdated ${r.updated}\tunchanged ${r.unchanged}`).join("\n");
   }
   throw new UsageError(USAGE);
 }
 
+/** A refusal from a service: its message and every field it names, one per line. */
+function describeRefusal(err: AppError): string {
+  const lines =
+    err.details.length > 0 ? err.details.map((d) => (d.message.startsWith(d.field) ? d.message : `${d.field}: ${d.message}`)) : [];
+  return [err.message, ...lines.filter((l) => l !== err.message)].join("\n");
+}
+
 const config = loadConfig();
 const db = await openDatabase(config);
+const deps = createServiceDeps({
+  config,
+  db,
+  log: createLogger(config.logLevel === "info" ? "warn" : config.logLevel),
+  metrics: new Metrics(),
+});
 let code = 0;
 try {
   await migrate(db);
-  process.stdout.write(`${await run(db, config.apiKeyPepper, process.argv.slice(2))}\n`);
+  process.stdout.write(`${await run(deps, process.argv.slice(2))}\n`);
 } catch (err) {
-  process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
-  code = err instanceof UsageError || (err instanceof Error && err.name === "TypeError") ? 2 : 1;
+  if (err instanceof AppError && err.code !== "INTERNAL_ERROR") {
+    process.stderr.write(`${describeRefusal(err)}\n`);
+    code = 2;
+  } else {
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+    code = err instanceof UsageError || (err instanceof Error && err.name === "TypeError") ? 2 : 1;
+  }
 } finally {
+  deps.limits.close();
   await db.close();
 }
 process.exit(code);

@@ -20,16 +20,6 @@ export async function notifyCatalogChanged(tx: Queryable, tenantId: string): Pro
   await tx.query("select pg_notify($1, $2)", [CATALOG_CHANNEL, tenantId]);
 }
 
-export async function createFlow(tx: Queryable, tenantId: string, flow: { id: string; name: string; isDefault: boolean }): Promise<void> {
-  if (flow.isDefault) await tx.query("update decision_flows set is_default = false where tenant_id = $1 and is_default", [tenantId]);
-  await tx.query("insert into decision_flows (tenant_id, id, name, is_default) values ($1, $2, $3, $4)", [
-    tenantId,
-    flow.id,
-    flow.name,
-    flow.isDefault,
-  ]);
-}
-
 /** Creates or replaces the flow's draft; returns its version number. */
 export async function saveDraft(tx: Queryable, tenantId: string, flowId: string, definition: FlowDefinition): Promise<number> {
   // Serialise writers of one flow so two drafts cannot take the same version number.

@@ -171,7 +171,7 @@ export async function touchApiKeys(db: Queryable, keyIds: string[]): Promise<voi
 export async function updateTenantSettings(db: Db, id: string, patch: Record<string, unknown>, plan?: string): Promise<boolean> {
   return db.transaction(async (tx) => {
     const rows = await tx.query(
-      "update tenants set settings = settings || $2::jsonb, plan = coalesce($3, plan) where id = $1 returning id",
+      "update tenants set settings = settings || $2::jsonb, plan = coalesce($3, plan), version = version + 1, updated_at = now() where id = $1 returning id",
       [id, patch, plan ?? null],
     );
     if (rows.length === 0) return false;

@@ -13,22 +13,14 @@ import {
   ListApiKeysResponseSchema,
 } from "../../gen/kaireon/v1/api_key_pb.ts";
 import { CatalogDocumentSchema, CatalogService, ImportCatalogResponseSchema } from "../../gen/kaireon/v1/catalog_pb.ts";
-import {
-  CategoryService,
-  ListCategoriesRequestSchema,
-  ListCategoriesResponseSchema,
-} from "../../gen/kaireon/v1/category_pb.ts";
+import { CategoryService, ListCategoriesRequestSchema, ListCategoriesResponseSchema } from "../../gen/kaireon/v1/category_pb.ts";
 import { ChannelService, ListChannelsRequestSchema, ListChannelsResponseSchema } from "../../gen/kaireon/v1/channel_pb.ts";
 import {
   ContactPolicyService,
   ListContactPoliciesRequestSchema,
   ListContactPoliciesResponseSchema,
 } from "../../gen/kaireon/v1/contact_policy_pb.ts";
-import {
-  CreativeService,
-  ListCreativesRequestSchema,
-  ListCreativesResponseSchema,
-} from "../../gen/kaireon/v1/creative_pb.ts";
+import { CreativeService, ListCreativesRequestSchema, ListCreativesResponseSchema } from "../../gen/kaireon/v1/creative_pb.ts";
 import {
   CustomerImportReportSchema,
   CustomerSchema,
@@ -56,16 +48,8 @@ import {
   UpdateExperimentRequestSchema,
 } from "../../gen/kaireon/v1/experiment_pb.ts";
 import { ListOffersRequestSchema, ListOffersResponseSchema, OfferService } from "../../gen/kaireon/v1/offer_pb.ts";
-import {
-  ListOutcomeTypesRequestSchema,
-  ListOutcomeTypesResponseSchema,
-  OutcomeTypeService,
-} from "../../gen/kaireon/v1/outcome_type_pb.ts";
-import {
-  ListPlacementsRequestSchema,
-  ListPlacementsResponseSchema,
-  PlacementService,
-} from "../../gen/kaireon/v1/placement_pb.ts";
+import { ListOutcomeTypesRequestSchema, ListOutcomeTypesResponseSchema, OutcomeTypeService } from "../../gen/kaireon/v1/outcome_type_pb.ts";
+import { ListPlacementsRequestSchema, ListPlacementsResponseSchema, PlacementService } from "../../gen/kaireon/v1/placement_pb.ts";
 import {
   ListQualificationRulesRequestSchema,
   ListQualificationRulesResponseSchema,

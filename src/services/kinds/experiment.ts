@@ -66,11 +66,13 @@ export const experimentKind: ResourceKind = {
     else if (!(r.goal in OUTCOME_TYPES) && (await refs.missing("outcome_types", [r.goal])).length > 0) {
       v.add("goal", `outcome type ${r.goal} does not exist`);
     }
+    const before = v.list.length;
     if (!r.offerId) v.add("offerId", "offerId is required");
     else if (!(await refs.offer(r.offerId))) v.add("offerId", `offer ${r.offerId} does not exist`);
     if (!r.channelId) v.add("channelId", "channelId is required");
     else if (!(await refs.channel(r.channelId))) v.add("channelId", `channel ${r.channelId} does not exist`);
-    if (v.list.length === 0) await checkVariants(v, refs, r.variants, r.offerId, r.channelId);
+    // The variants are judged against the offer's creatives on the channel, so only once both exist.
+    if (v.list.length === before) await checkVariants(v, refs, r.variants, r.offerId, r.channelId);
     if (v.list.length > 0 || r.status !== "running") return;
     // One running experiment per offer and channel: two would compete for the same impressions.
     const others = await tx.query<{ id: string }>(
