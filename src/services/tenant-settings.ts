@@ -2,7 +2,7 @@
 // retention. A write names the version it read, is audited, and reaches every instance within a second
 // (the catalog reload that carries the settings).
 
-import { create } from "@bufbuild/protobuf";
+import { clone, create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   type GetTenantSettingsResponse,
@@ -123,7 +123,7 @@ export async function updateTenantSettings(
     const row = await readTenant(tx, tenantId, true);
     const prev = toMessage(deps, row);
     checkVersion("Tenant settings", sent.version, prev.version);
-    const next = create(TenantSettingsSchema, prev);
+    const next = clone(TenantSettingsSchema, prev);
     const take = mask.length > 0 ? masked.map((f) => f?.localName as (typeof WRITABLE)[number]) : WRITABLE;
     for (const f of take) (next as Record<string, unknown>)[f] = sent[f];
     check(next);
