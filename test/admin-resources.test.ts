@@ -422,6 +422,20 @@ describe("references", () => {
     expect(res.status).toBe(404);
   });
 
+  test("a patch changes what it can and ignores the rest: unknown and read-only fields, as read", async () => {
+    const read = await send("GET", "/api/v1/offers/act_student_refi");
+    const patched = await send("PATCH", "/api/v1/offers/act_student_refi", {
+      ...read.json,
+      priority: 46,
+      createdAt: "2000-01-01T00:00:00Z",
+      nonsense: 1,
+    });
+    expect(patched.status).toBe(200);
+    expect(patched.json).toEqual({ ...read.json, priority: 46, version: read.json.version + 1, updatedAt: patched.json.updatedAt });
+    const nothing = await send("PATCH", "/api/v1/offers/act_student_refi", { nonsense: 1, version: patched.json.version });
+    expect(nothing.status).toBe(400);
+  });
+
   test("a bad cursor, limit or mask is a validation error", async () => {
     expect((await send("GET", "/api/v1/offers?cursor=nonsense")).json.details[0].field).toBe("cursor");
     expect((await send("GET", "/api/v1/offers?limit=101")).json.details[0].field).toBe("limit");

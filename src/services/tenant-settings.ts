@@ -22,7 +22,7 @@ import { actorOf, canonicalJson, catalogWrite, checkVersion } from "./resources.
 import { Violations } from "./validate.ts";
 
 export const PLANS = ["community", "professional", "enterprise"];
-const WRITABLE = [
+export const WRITABLE_SETTINGS = [
   "name",
   "plan",
   "rateLimitPerMinute",
@@ -115,7 +115,7 @@ export async function updateTenantSettings(
   const masked = mask.map((p) => fields.find((f) => f.name === p || f.jsonName === p));
   mask.forEach((p, i) => {
     const f = masked[i];
-    if (!f || !(WRITABLE as readonly string[]).includes(f.localName)) v.add("updateMask", `updateMask: ${p} is not a writable setting`);
+    if (!f || !(WRITABLE_SETTINGS as readonly string[]).includes(f.localName)) v.add("updateMask", `updateMask: ${p} is not a writable setting`);
   });
   if (v.list.length > 0) throw validationError(v.list);
   const tenantId = ctx.auth.tenantId;
@@ -124,7 +124,7 @@ export async function updateTenantSettings(
     const prev = toMessage(deps, row);
     checkVersion("Tenant settings", sent.version, prev.version);
     const next = clone(TenantSettingsSchema, prev);
-    const take = mask.length > 0 ? masked.map((f) => f?.localName as (typeof WRITABLE)[number]) : WRITABLE;
+    const take = mask.length > 0 ? masked.map((f) => f?.localName as (typeof WRITABLE_SETTINGS)[number]) : WRITABLE_SETTINGS;
     for (const f of take) (next as Record<string, unknown>)[f] = sent[f];
     check(next);
     const before = { name: prev.name, plan: prev.plan, ...settingsDocument(prev) } as R;

@@ -84,12 +84,13 @@ import {
   deleteResource,
   getResource,
   listResources,
+  META_FIELDS,
   type Resource,
   type ResourceKind,
   updateResource,
 } from "../services/resources.ts";
 import { respond } from "../services/respond.ts";
-import { getTenantSettings, updateTenantSettings } from "../services/tenant-settings.ts";
+import { getTenantSettings, updateTenantSettings, WRITABLE_SETTINGS } from "../services/tenant-settings.ts";
 import type { Scope } from "../store/tenants.ts";
 import { decodeJsonMessage, parseJsonObject } from "./json.ts";
 import { ndjsonLines } from "./ndjson.ts";
@@ -291,8 +292,10 @@ function resourceRoutes(deps: ServiceDeps, o: ResourceRouteOptions): RestRoute[]
       response: kind.schema,
       run: async (ctx, { body, params }) => {
         const sent = withPathKey(kind, body, params, true);
-        const ignored = new Set(["version", ...keyNames]);
-        const mask = Object.keys(parseJsonObject(body)).filter((k) => !ignored.has(k));
+        // The fields a patch can change; anything else in the body is ignored, as unknown fields are everywhere.
+        const readOnly = new Set([...META_FIELDS, ...(kind.readOnly ?? []), ...kind.keyFields].map((f) => jsonNameOf(kind, f)));
+        const writable = new Set(kind.schema.fields.map((f) => f.jsonName).filter((n) => !readOnly.has(n)));
+        const mask = Object.keys(parseJsonObject(body)).filter((k) => writable.has(k));
         if (mask.length === 0) throw validationError([{ field: "", message: "the body names no field to change" }]);
         return out(await updateResource(deps, ctx, kind, sent, mask));
       },
@@ -711,7 +714,7 @@ export function apiRoutes(deps: ServiceDeps): RestRoute[] {
         response: TenantSettingsSchema,
         run: async (ctx, { body }) => {
           const sent = decodeJsonMessage(TenantSettingsSchema, body);
-          const paths = method === "PATCH" ? Object.keys(parseJsonObject(body)).filter((k) => k !== "version") : [];
+          const paths = method === "PATCH" ? Object.keys(parseJsonObject(body)).filter((k) => WRITABLE_SETTINGS.includes(k as never)) : [];
           if (method === "PATCH" && paths.length === 0)
             throw validationError([{ field: "", message: "the body names no setting to change" }]);
           const res = await updateTenantSettings(deps, ctx, {
