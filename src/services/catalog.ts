@@ -123,6 +123,9 @@ export async function importCatalog(deps: ServiceDeps, ctx: CallContext, req: Im
   const tenantId = ctx.auth.tenantId;
   const actor = actorOf(ctx);
   const results = await catalogWrite(deps, tenantId, async (tx) => {
+    // Tables grow by thousands of rows inside this one transaction: plans made for their size at the
+    // start (a sequential scan of a small table) would make each lookup slower than the last.
+    await tx.query("set local plan_cache_mode = force_custom_plan");
     const errors: FieldViolation[] = [];
     const results: (Tally & { kind: string })[] = [];
     for (const { field, kind } of CATALOG_PARTS) {
@@ -138,18 +141,16 @@ export async function importCatalog(deps: ServiceDeps, ctx: CallContext, req: Im
           continue;
         }
         seen.add(id);
+        // A refused resource is refused by the checks, before anything of it is written, so the
+        // transaction stays usable for checking the rest; a database error ends the import.
         try {
-          // A savepoint per resource: a refused one leaves the transaction usable for checking the rest.
-          await tx.query("savepoint catalog_item");
           const { outcome } = await importOne(tx, actor, kind, item);
           tally[outcome]++;
           if (field === "decisionFlows" && (await publishImported(tx, tenantId, item)) && outcome === "unchanged") {
             tally.unchanged--;
             tally.updated++;
           }
-          await tx.query("release savepoint catalog_item");
         } catch (err) {
-          await tx.query("rollback to savepoint catalog_item");
           errors.push(...placed(err, at));
         }
       }
