@@ -12,6 +12,7 @@ import { ChannelService } from "../gen/kaireon/v1/channel_pb.ts";
 import { ContactPolicyService } from "../gen/kaireon/v1/contact_policy_pb.ts";
 import { CreativeService } from "../gen/kaireon/v1/creative_pb.ts";
 import { DecisionFlowService } from "../gen/kaireon/v1/decision_flow_pb.ts";
+import { ExperimentService } from "../gen/kaireon/v1/experiment_pb.ts";
 import { OfferService } from "../gen/kaireon/v1/offer_pb.ts";
 import { OutcomeTypeService } from "../gen/kaireon/v1/outcome_type_pb.ts";
 import { PlacementService } from "../gen/kaireon/v1/placement_pb.ts";
@@ -549,5 +550,17 @@ describe("gRPC", () => {
       expect(deleted[field].deletedAt).toBeTruthy();
       expect(await codeOf(call("Get", key))).toBe("NotFound");
     }
+  });
+
+  test("experiments: get, list and delete over gRPC", async () => {
+    const client = createClient(ExperimentService, createGrpcTransport({ baseUrl: svc.grpc }));
+    const got = await client.getExperiment({ experimentId: "exp_cc_cta_test" }, { headers });
+    expect(got.experiment).toMatchObject({ offerId: "act_platinum_cc", status: "running", phase: 1 });
+    const listed = await client.listExperiments({ limit: 1 }, { headers });
+    expect(listed.experiments.length).toBe(1);
+    expect(await codeOf(client.deleteExperiment({ experimentId: "exp_cc_cta_test", version: 99 }, { headers }))).toBe("Aborted");
+    expect(
+      await codeOf(client.getExperiment({ experimentId: "exp_cc_cta_test" }, { headers: { "x-tenant-id": "acme", "x-api-key": acmeKey } })),
+    ).toBe("NotFound");
   });
 });

@@ -163,6 +163,9 @@ describe("a tenant built through the API", () => {
   test("the decide key cannot administer; once revoked it is refused at once", async () => {
     expect((await send("GET", "/api/v1/offers", undefined, decide)).status).toBe(403);
     expect((await send("POST", "/api/v1/api-keys", { scopes: ["admin"] }, decide)).status).toBe(403);
+    expect((await send("GET", "/api/v1/settings", undefined, decide)).status).toBe(403);
+    expect((await send("GET", "/api/v1/catalog", undefined, decide)).status).toBe(403);
+    expect((await send("POST", "/api/v1/catalog/import", {}, decide)).status).toBe(403);
     const revoked = await ok(send("DELETE", `/api/v1/api-keys/${decideKeyId}`, undefined, admin));
     expect(revoked.revokedAt).toBeTruthy();
     expect((await send("POST", "/api/v1/recommend", { customerId: "ann", channelId: "app" }, decide)).status).toBe(401);

@@ -179,36 +179,35 @@ function fieldOf(message: DescMessage, kind: ResourceKind): string {
   return field.localName;
 }
 
-/** Create, Get, List, Update and Delete of a resource service, on the generic resource functions. */
-function resourceService(
-  deps: ServiceDeps,
-  service: DescService,
-  kind: ResourceKind,
-  verbs = ["Create", "Get", "List", "Update", "Delete"],
-): Record<string, Handler> {
+/**
+ * Create, Get, List, Update and Delete of a resource service, on the generic resource functions. A
+ * method is matched by its name (CreateOffer, ListOffers…) and its messages holding the resource.
+ */
+function resourceService(deps: ServiceDeps, service: DescService, kind: ResourceKind): Record<string, Handler> {
   const impl: Record<string, Handler> = {};
+  const M = kind.schema.name;
+  const holds = (message: DescMessage) =>
+    message.fields.some((f) => (f.fieldKind === "message" || f.fieldKind === "list") && f.message?.typeName === kind.schema.typeName);
   for (const m of service.methods) {
-    const verb = /^(Create|Get|List|Update|Delete)/.exec(m.name)?.[1];
-    if (!verb || !verbs.includes(verb) || m.name.startsWith(`${verb}${service.name.replace(/Service$/, "")}Results`)) continue;
     const wrap = (fn: (ctx: CallContext, req: Resource) => Promise<Record<string, unknown>>): Handler => {
       return async (req, hctx) => create(m.output, (await fn(contextOf(hctx.values), req)) as never);
     };
-    if (verb === "Create") {
+    if (m.name === `Create${M}` && holds(m.input)) {
       const field = fieldOf(m.input, kind);
       impl[m.localName] = wrap(async (ctx, req) => ({ [field]: await createResource(deps, ctx, kind, req[field]) }));
-    } else if (verb === "Get") {
+    } else if (m.name === `Get${M}`) {
       impl[m.localName] = wrap(async (ctx, req) => ({ [fieldOf(m.output, kind)]: await getResource(deps, ctx, kind, keyOf(kind, req)) }));
-    } else if (verb === "List") {
+    } else if (m.name.startsWith("List") && holds(m.output)) {
       impl[m.localName] = wrap(async (ctx, req) => {
         const page = await listResources(deps, ctx, kind, req as never);
         return { [fieldOf(m.output, kind)]: page.items, nextCursor: page.nextCursor };
       });
-    } else if (verb === "Update") {
+    } else if (m.name === `Update${M}` && holds(m.input)) {
       const field = fieldOf(m.input, kind);
       impl[m.localName] = wrap(async (ctx, req) => ({
         [field]: await updateResource(deps, ctx, kind, req[field], req.updateMask?.paths ?? []),
       }));
-    } else if (verb === "Delete") {
+    } else if (m.name === `Delete${M}`) {
       impl[m.localName] = wrap(async (ctx, req) => ({
         [fieldOf(m.output, kind)]: await deleteResource(deps, ctx, kind, keyOf(kind, req), req.version ?? 0),
       }));
@@ -229,7 +228,7 @@ export function registerServices(deps: ServiceDeps, probe: Probe) {
     });
     router.service(ExperimentService, {
       // Create and update keep the contract's flat requests (below); the rest are the resource's.
-      ...resourceService(deps, ExperimentService, experimentKind, ["Get", "List", "Delete"]),
+      ...resourceService(deps, ExperimentService, experimentKind),
       createExperiment: (req, ctx) => createExperiment(deps, contextOf(ctx.values), req),
       updateExperiment: (req, ctx) => updateExperiment(deps, contextOf(ctx.values), req),
       getExperimentResults: (req, ctx) => getExperimentResults(deps, contextOf(ctx.values), req),
