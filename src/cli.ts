@@ -21,9 +21,10 @@
 
 import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { type create, fromJson, type JsonObject, type JsonValue, toJson } from "@bufbuild/protobuf";
-import { CatalogDocumentSchema } from "../gen/kaireon/v1/catalog_pb.ts";
-import { TenantSettingsSchema } from "../gen/kaireon/v1/tenant_settings_pb.ts";
+import { create, fromJson, type JsonObject, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { CatalogDocumentSchema, ImportCatalogRequestSchema } from "../gen/kaireon/v1/catalog_pb.ts";
+import { PublishDecisionFlowRequestSchema, RollBackDecisionFlowRequestSchema } from "../gen/kaireon/v1/decision_flow_pb.ts";
+import { TenantSettingsSchema, UpdateTenantSettingsRequestSchema } from "../gen/kaireon/v1/tenant_settings_pb.ts";
 import { openDatabase } from "./app.ts";
 import { loadConfig } from "./config.ts";
 import { AppError } from "./errors.ts";
@@ -208,7 +209,7 @@ async function run(deps: ServiceDeps, argv: string[]): Promise<string> {
   }
   if (group === "tenants" && action === "set") {
     const ctx = await requireTenant(first);
-    const current = (await getTenantSettings(deps, ctx)).tenantSettings;
+    const current = (await getTenantSettings(deps, ctx)).tenantSettings ?? create(TenantSettingsSchema);
     const change: Record<string, unknown> = {};
     const number = (option: string, setting: string, whole: boolean) => {
       const raw = values[option as keyof typeof values];
@@ -231,14 +232,16 @@ async function run(deps: ServiceDeps, argv: string[]): Promise<string> {
     if (values.plan !== undefined) change.plan = values.plan;
     if (Object.keys(change).length === 0) throw new UsageError("nothing to set");
     const sent = fromJson(TenantSettingsSchema, {
-      ...(toJson(TenantSettingsSchema, current as never) as JsonObject),
+      ...(toJson(TenantSettingsSchema, current) as JsonObject),
       ...change,
     } as JsonValue);
-    const res = await updateTenantSettings(deps, ctx, {
-      tenantSettings: sent,
-      updateMask: { paths: Object.keys(change) },
-    } as never);
-    return `tenant ${ctx.auth.tenantId}: ${JSON.stringify(toJson(TenantSettingsSchema, res.tenantSettings as never))}`;
+    const res = await updateTenantSettings(
+      deps,
+      ctx,
+      create(UpdateTenantSettingsRequestSchema, { tenantSettings: sent, updateMask: { paths: Object.keys(change) } }),
+    );
+    const saved = res.tenantSettings ?? create(TenantSettingsSchema);
+    return `tenant ${ctx.auth.tenantId}: ${JSON.stringify(toJson(TenantSettingsSchema, saved))}`;
   }
   if (group === "outcomes" && action === "add") {
     const ctx = await requireTenant(first);
@@ -297,7 +300,11 @@ async function run(deps: ServiceDeps, argv: string[]): Promise<string> {
           definition,
         });
     if (!saved.draftVersion) return `${second} version ${saved.publishedVersion} already has this definition`;
-    const res = await publishDecisionFlow(deps, ctx, { decisionFlowId: second, version: saved.version } as never);
+    const res = await publishDecisionFlow(
+      deps,
+      ctx,
+      create(PublishDecisionFlowRequestSchema, { decisionFlowId: second, version: saved.version }),
+    );
     return `published ${second} version ${res.decisionFlow?.publishedVersion} for tenant ${ctx.auth.tenantId}`;
   }
   if (group === "flows" && action === "rollback") {
@@ -305,12 +312,17 @@ async function run(deps: ServiceDeps, argv: string[]): Promise<string> {
     const target = Number(positionals[3]);
     if (!second || !Number.isInteger(target) || target < 1) throw new UsageError("usage: flows rollback <tenant> <flow> <version>");
     const flow = await getResource(deps, ctx, decisionFlowKind, [second]);
-    const res = await rollBackDecisionFlow(deps, ctx, { decisionFlowId: second, toVersion: target, version: flow.version } as never);
+    const res = await rollBackDecisionFlow(
+      deps,
+      ctx,
+      create(RollBackDecisionFlowRequestSchema, { decisionFlowId: second, toVersion: target, version: flow.version }),
+    );
     return `published version ${target}'s definition of ${second} as version ${res.decisionFlow?.publishedVersion}`;
   }
   if (group === "catalog" && action === "export") {
     const ctx = await requireTenant(first);
-    const json = JSON.stringify(toJson(CatalogDocumentSchema, (await exportCatalog(deps, ctx)).catalog as never), null, 2);
+    const catalog = (await exportCatalog(deps, ctx)).catalog ?? create(CatalogDocumentSchema);
+    const json = JSON.stringify(toJson(CatalogDocumentSchema, catalog), null, 2);
     if (!values.file) return json;
     writeFileSync(values.file, `${json}\n`);
     return `catalog of tenant ${ctx.auth.tenantId} written to ${values.file}`;
@@ -318,13 +330,14 @@ async function run(deps: ServiceDeps, argv: string[]): Promise<string> {
   if (group === "catalog" && action === "import") {
     const ctx = await requireTenant(first);
     const raw = readJsonFile(values.file, "catalog document");
-    let catalog: ReturnType<typeof create<typeof CatalogDocumentSchema>>;
-    try {
-      catalog = fromJson(CatalogDocumentSchema, raw as JsonValue, { ignoreUnknownFields: true });
-    } catch (err) {
-      throw new UsageError(`${values.file} is not a catalog document: ${err instanceof Error ? err.message : String(err)}`);
-    }
-    const res = await importCatalog(deps, ctx, { catalog } as never);
+    const catalog = (() => {
+      try {
+        return fromJson(CatalogDocumentSchema, raw as JsonValue, { ignoreUnknownFields: true });
+      } catch (err) {
+        throw new UsageError(`${values.file} is not a catalog document: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    })();
+    const res = await importCatalog(deps, ctx, create(ImportCatalogRequestSchema, { catalog }));
     return res.results.map((r) => `${r.kind}\tcreated ${r.created}\tupdated ${r.updated}\tunchanged ${r.unchanged}`).join("\n");
   }
   throw new UsageError(USAGE);

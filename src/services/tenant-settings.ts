@@ -115,7 +115,8 @@ export async function updateTenantSettings(
   const masked = mask.map((p) => fields.find((f) => f.name === p || f.jsonName === p));
   mask.forEach((p, i) => {
     const f = masked[i];
-    if (!f || !(WRITABLE_SETTINGS as readonly string[]).includes(f.localName)) v.add("updateMask", `updateMask: ${p} is not a writable setting`);
+    if (!f || !(WRITABLE_SETTINGS as readonly string[]).includes(f.localName))
+      v.add("updateMask", `updateMask: ${p} is not a writable setting`);
   });
   if (v.list.length > 0) throw validationError(v.list);
   const tenantId = ctx.auth.tenantId;

@@ -2,17 +2,23 @@
 // answers, and the service function it calls. The REST app mounts these, and the OpenAPI document is
 // generated from the same list, so the two cannot disagree.
 
-import { create, type DescMessage, type DescService, type MessageShape, toJson } from "@bufbuild/protobuf";
-import { FieldMaskSchema } from "@bufbuild/protobuf/wkt";
+import { create, type DescMessage, type DescService, type MessageShape, ScalarType, toJson } from "@bufbuild/protobuf";
 import {
   ApiKeyService,
   ApiKeySchema,
   CreateApiKeyRequestSchema,
   CreateApiKeyResponseSchema,
+  GetApiKeyRequestSchema,
   ListApiKeysRequestSchema,
   ListApiKeysResponseSchema,
+  RevokeApiKeyRequestSchema,
 } from "../../gen/kaireon/v1/api_key_pb.ts";
-import { CatalogDocumentSchema, CatalogService, ImportCatalogResponseSchema } from "../../gen/kaireon/v1/catalog_pb.ts";
+import {
+  CatalogDocumentSchema,
+  CatalogService,
+  ImportCatalogRequestSchema,
+  ImportCatalogResponseSchema,
+} from "../../gen/kaireon/v1/catalog_pb.ts";
 import { CategoryService, ListCategoriesRequestSchema, ListCategoriesResponseSchema } from "../../gen/kaireon/v1/category_pb.ts";
 import { ChannelService, ListChannelsRequestSchema, ListChannelsResponseSchema } from "../../gen/kaireon/v1/channel_pb.ts";
 import {
@@ -25,7 +31,9 @@ import {
   CustomerImportReportSchema,
   CustomerSchema,
   CustomerService,
+  DeleteCustomerRequestSchema,
   DeleteCustomerResponseSchema,
+  GetCustomerRequestSchema,
   UpsertCustomerRequestSchema,
 } from "../../gen/kaireon/v1/customer_pb.ts";
 import {
@@ -33,15 +41,17 @@ import {
   DecisionFlowService,
   ListDecisionFlowsRequestSchema,
   ListDecisionFlowsResponseSchema,
+  ListDecisionFlowVersionsRequestSchema,
   ListDecisionFlowVersionsResponseSchema,
   PublishDecisionFlowRequestSchema,
   RollBackDecisionFlowRequestSchema,
 } from "../../gen/kaireon/v1/decision_flow_pb.ts";
-import { DecisionTraceSchema, DecisionTraceService } from "../../gen/kaireon/v1/decision_trace_pb.ts";
+import { DecisionTraceSchema, DecisionTraceService, GetDecisionTraceRequestSchema } from "../../gen/kaireon/v1/decision_trace_pb.ts";
 import {
   CreateExperimentRequestSchema,
   ExperimentSchema,
   ExperimentService,
+  GetExperimentResultsRequestSchema,
   GetExperimentResultsResponseSchema,
   ListExperimentsRequestSchema,
   ListExperimentsResponseSchema,
@@ -57,7 +67,7 @@ import {
 } from "../../gen/kaireon/v1/qualification_rule_pb.ts";
 import { RecommendRequestSchema, RecommendResponseSchema, RecommendService } from "../../gen/kaireon/v1/recommend_pb.ts";
 import { RespondRequestSchema, RespondResponseSchema, RespondService } from "../../gen/kaireon/v1/respond_pb.ts";
-import { TenantSettingsSchema, TenantSettingsService } from "../../gen/kaireon/v1/tenant_settings_pb.ts";
+import { TenantSettingsSchema, TenantSettingsService, UpdateTenantSettingsRequestSchema } from "../../gen/kaireon/v1/tenant_settings_pb.ts";
 import { AppError, validationError } from "../errors.ts";
 import { createApiKey, getApiKeyInfo, listApiKeys, revokeApiKey } from "../services/api-keys.ts";
 import { exportCatalog, importCatalog } from "../services/catalog.ts";
@@ -144,7 +154,7 @@ function listQuery(schema: DescMessage, pathParams: string[]): QueryParam[] {
     .filter((f) => !pathParams.includes(f.jsonName))
     .map((f) => ({
       name: f.jsonName,
-      type: f.fieldKind === "scalar" && f.scalar !== 9 ? ("integer" as const) : ("string" as const),
+      type: f.fieldKind === "scalar" && f.scalar !== ScalarType.STRING ? ("integer" as const) : ("string" as const),
       description:
         f.jsonName === "limit"
           ? "page size, 1 to 100 (50)"
@@ -164,7 +174,7 @@ function fromQuery(
   for (const f of schema.fields) {
     const raw = params[f.jsonName] ?? query[f.jsonName];
     if (raw === undefined || raw === "") continue;
-    if (f.fieldKind === "scalar" && f.scalar !== 9) {
+    if (f.fieldKind === "scalar" && f.scalar !== ScalarType.STRING) {
       if (!/^\d{1,9}$/.test(raw)) throw validationError([{ field: f.jsonName, message: `${f.jsonName} must be a whole number` }]);
       out[f.localName] = Number(raw);
     } else out[f.localName] = raw;
@@ -367,7 +377,7 @@ export function apiRoutes(deps: ServiceDeps): RestRoute[] {
       scope: "decide",
       response: DecisionTraceSchema,
       run: async (ctx, { params }) => {
-        const res = await getDecisionTrace(deps, ctx, { traceId: params.traceId ?? "" } as never);
+        const res = await getDecisionTrace(deps, ctx, create(GetDecisionTraceRequestSchema, { traceId: params.traceId ?? "" }));
         return res.trace ? traceJson(res.trace) : null;
       },
     },
@@ -488,7 +498,11 @@ export function apiRoutes(deps: ServiceDeps): RestRoute[] {
       run: async (ctx, { params }) =>
         json(
           ListDecisionFlowVersionsResponseSchema,
-          await listDecisionFlowVersions(deps, ctx, { decisionFlowId: params.decisionFlowId ?? "" } as never),
+          await listDecisionFlowVersions(
+            deps,
+            ctx,
+            create(ListDecisionFlowVersionsRequestSchema, { decisionFlowId: params.decisionFlowId ?? "" }),
+          ),
         ),
     },
     {
@@ -598,7 +612,11 @@ export function apiRoutes(deps: ServiceDeps): RestRoute[] {
       run: async (ctx, { params, query }) =>
         json(
           GetExperimentResultsResponseSchema,
-          await getExperimentResults(deps, ctx, { experimentId: params.experimentId ?? "", phase: wholeParam(query, "phase") } as never),
+          await getExperimentResults(
+            deps,
+            ctx,
+            create(GetExperimentResultsRequestSchema, { experimentId: params.experimentId ?? "", phase: wholeParam(query, "phase") }),
+          ),
         ),
     },
     {
@@ -626,7 +644,10 @@ export function apiRoutes(deps: ServiceDeps): RestRoute[] {
       scope: "admin",
       response: CustomerSchema,
       run: async (ctx, { params }) =>
-        json(CustomerSchema, (await getCustomer(deps, ctx, { customerId: params.customerId ?? "" } as never)).customer),
+        json(
+          CustomerSchema,
+          (await getCustomer(deps, ctx, create(GetCustomerRequestSchema, { customerId: params.customerId ?? "" }))).customer,
+        ),
     },
     {
       method: "DELETE",
@@ -638,7 +659,10 @@ export function apiRoutes(deps: ServiceDeps): RestRoute[] {
       scope: "admin",
       response: DeleteCustomerResponseSchema,
       run: async (ctx, { params }) =>
-        json(DeleteCustomerResponseSchema, await deleteCustomer(deps, ctx, { customerId: params.customerId ?? "" } as never)),
+        json(
+          DeleteCustomerResponseSchema,
+          await deleteCustomer(deps, ctx, create(DeleteCustomerRequestSchema, { customerId: params.customerId ?? "" })),
+        ),
     },
     {
       method: "POST",
@@ -684,7 +708,7 @@ export function apiRoutes(deps: ServiceDeps): RestRoute[] {
       run: async (ctx, { body }) =>
         json(
           ImportCatalogResponseSchema,
-          await importCatalog(deps, ctx, { catalog: decodeJsonMessage(CatalogDocumentSchema, body) } as never),
+          await importCatalog(deps, ctx, create(ImportCatalogRequestSchema, { catalog: decodeJsonMessage(CatalogDocumentSchema, body) })),
         ),
     },
     {
@@ -714,13 +738,17 @@ export function apiRoutes(deps: ServiceDeps): RestRoute[] {
         response: TenantSettingsSchema,
         run: async (ctx, { body }) => {
           const sent = decodeJsonMessage(TenantSettingsSchema, body);
-          const paths = method === "PATCH" ? Object.keys(parseJsonObject(body)).filter((k) => WRITABLE_SETTINGS.includes(k as never)) : [];
+          const paths =
+            method === "PATCH"
+              ? Object.keys(parseJsonObject(body)).filter((k) => (WRITABLE_SETTINGS as readonly string[]).includes(k))
+              : [];
           if (method === "PATCH" && paths.length === 0)
             throw validationError([{ field: "", message: "the body names no setting to change" }]);
-          const res = await updateTenantSettings(deps, ctx, {
-            tenantSettings: sent,
-            updateMask: create(FieldMaskSchema, { paths }),
-          } as never);
+          const res = await updateTenantSettings(
+            deps,
+            ctx,
+            create(UpdateTenantSettingsRequestSchema, { tenantSettings: sent, updateMask: { paths } }),
+          );
           return json(TenantSettingsSchema, res.tenantSettings);
         },
       }),
@@ -764,7 +792,7 @@ export function apiRoutes(deps: ServiceDeps): RestRoute[] {
       scope: "admin",
       response: ApiKeySchema,
       run: async (ctx, { params }) =>
-        json(ApiKeySchema, (await getApiKeyInfo(deps, ctx, { apiKeyId: params.apiKeyId ?? "" } as never)).apiKey),
+        json(ApiKeySchema, (await getApiKeyInfo(deps, ctx, create(GetApiKeyRequestSchema, { apiKeyId: params.apiKeyId ?? "" }))).apiKey),
     },
     {
       method: "DELETE",
@@ -776,7 +804,7 @@ export function apiRoutes(deps: ServiceDeps): RestRoute[] {
       scope: "admin",
       response: ApiKeySchema,
       run: async (ctx, { params }) =>
-        json(ApiKeySchema, (await revokeApiKey(deps, ctx, { apiKeyId: params.apiKeyId ?? "" } as never)).apiKey),
+        json(ApiKeySchema, (await revokeApiKey(deps, ctx, create(RevokeApiKeyRequestSchema, { apiKeyId: params.apiKeyId ?? "" }))).apiKey),
     },
   ];
 }
