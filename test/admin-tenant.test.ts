@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ApiKeyService } from "../gen/kaireon/v1/api_key_pb.ts";
+import { AuditLogService } from "../gen/kaireon/v1/audit_log_pb.ts";
 import { CatalogService } from "../gen/kaireon/v1/catalog_pb.ts";
 import { RecommendService } from "../gen/kaireon/v1/recommend_pb.ts";
 import { TenantSettingsService } from "../gen/kaireon/v1/tenant_settings_pb.ts";
@@ -182,6 +183,36 @@ describe("a tenant built through the API", () => {
         "api_key.revoke",
       ]),
     );
+  });
+});
+
+describe("the audit log", () => {
+  test("lists who changed what, newest first, for the tenant or one resource; REST and gRPC agree", async () => {
+    const northwind = (await svc.db.sql`select id from api_keys where tenant_id = 'northwind' and name = 'admin'`)[0]?.id;
+    const admin = authHeaders(
+      (await runCli(svc, "keys", "create", "northwind", "--scopes", "admin")).stdout.split("\n")[1] as string,
+      "northwind",
+    );
+    const gold = await ok(send("GET", "/api/v1/audit-log?resourceType=offer&resourceId=gold", undefined, admin));
+    expect(gold.entries.map((e: Json) => [e.action, e.actorKeyId])).toEqual([["offer.create", northwind]]);
+    expect(gold.entries[0].details.after).toMatchObject({ offerId: "gold", name: "Gold Card", priority: 90 });
+    expect(Date.parse(gold.entries[0].at)).toBeGreaterThan(Date.now() - 600_000);
+
+    const ids: string[] = [];
+    let cursor = "";
+    do {
+      const page = await ok(send("GET", `/api/v1/audit-log?limit=7${cursor ? `&cursor=${cursor}` : ""}`, undefined, admin));
+      ids.push(...page.entries.map((e: Json) => e.auditEntryId));
+      cursor = page.nextCursor;
+    } while (cursor);
+    expect(ids.length).toBeGreaterThan(20);
+    expect(ids.map(Number)).toEqual([...ids.map(Number)].sort((a, b) => b - a));
+    const client = createClient(AuditLogService, createGrpcTransport({ baseUrl: svc.grpc }));
+    const first = await client.listAuditEntries({ limit: 3 }, { headers: admin });
+    expect(first.entries.map((e) => e.auditEntryId)).toEqual(ids.slice(0, 3));
+    // Another tenant's entries are not there, and a decide key may not read them.
+    expect((await ok(send("GET", "/api/v1/audit-log?resourceType=offer&resourceId=gold"))).entries).toEqual([]);
+    expect((await send("GET", "/api/v1/audit-log?resourceId=gold", undefined, admin)).status).toBe(400);
   });
 });
 

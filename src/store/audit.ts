@@ -22,3 +22,38 @@ export async function appendAudit(
     [actor.tenantId, actor.keyId, entry.action, entry.resourceType, entry.resourceId, { ...entry.details, requestId: actor.requestId }],
   );
 }
+
+export interface AuditRecord {
+  id: string;
+  actorKeyId: string;
+  action: string;
+  resourceType: string;
+  resourceId: string;
+  details: Record<string, unknown>;
+  at: Date;
+}
+
+/** One page of a tenant's audit entries, newest first, optionally about one type of resource or one resource. */
+export async function listAudit(
+  db: Queryable,
+  tenantId: string,
+  q: { resourceType: string; resourceId: string; before: string | null; limit: number },
+): Promise<{ entries: AuditRecord[]; more: boolean }> {
+  const rows = await db.query<Record<string, unknown>>(
+    `select id::text as id, actor_key_id, action, resource_type, resource_id, details, at from audit_log
+      where tenant_id = $1 and ($2 = '' or resource_type = $2) and ($3 = '' or resource_id = $3)
+        and ($4::bigint is null or id < $4::bigint)
+      order by audit_log.id desc limit $5`,
+    [tenantId, q.resourceType, q.resourceId, q.before, q.limit + 1],
+  );
+  const entries = rows.slice(0, q.limit).map((r) => ({
+    id: r.id as string,
+    actorKeyId: r.actor_key_id as string,
+    action: r.action as string,
+    resourceType: r.resource_type as string,
+    resourceId: r.resource_id as string,
+    details: r.details as Record<string, unknown>,
+    at: r.at as Date,
+  }));
+  return { entries, more: rows.length > q.limit };
+}

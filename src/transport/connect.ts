@@ -14,6 +14,7 @@ import {
 } from "@connectrpc/connect";
 import { Health } from "../../gen/grpc/health/v1/health_pb.ts";
 import { ApiKeyService } from "../../gen/kaireon/v1/api_key_pb.ts";
+import { AuditLogService } from "../../gen/kaireon/v1/audit_log_pb.ts";
 import { CatalogService } from "../../gen/kaireon/v1/catalog_pb.ts";
 import { CategoryService } from "../../gen/kaireon/v1/category_pb.ts";
 import { ChannelService } from "../../gen/kaireon/v1/channel_pb.ts";
@@ -33,6 +34,7 @@ import { RespondService } from "../../gen/kaireon/v1/respond_pb.ts";
 import { TenantSettingsService } from "../../gen/kaireon/v1/tenant_settings_pb.ts";
 import { AppError, type ErrorCode, toAppError, validationError } from "../errors.ts";
 import { createApiKey, getApiKeyInfo, listApiKeys, revokeApiKey } from "../services/api-keys.ts";
+import { listAuditEntries } from "../services/audit-log.ts";
 import type { ApiKeyVerifier } from "../services/auth.ts";
 import { exportCatalog, importCatalog } from "../services/catalog.ts";
 import type { CallContext, ServiceDeps } from "../services/context.ts";
@@ -260,6 +262,7 @@ export function registerServices(deps: ServiceDeps, probe: Probe) {
       listApiKeys: (req, ctx) => listApiKeys(deps, contextOf(ctx.values), req),
       revokeApiKey: (req, ctx) => revokeApiKey(deps, contextOf(ctx.values), req),
     });
+    router.service(AuditLogService, { listAuditEntries: (req, ctx) => listAuditEntries(deps, contextOf(ctx.values), req) });
     router.service(
       CatalogService,
       {

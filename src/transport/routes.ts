@@ -19,6 +19,7 @@ import {
   ImportCatalogRequestSchema,
   ImportCatalogResponseSchema,
 } from "../../gen/kaireon/v1/catalog_pb.ts";
+import { AuditLogService, ListAuditEntriesRequestSchema, ListAuditEntriesResponseSchema } from "../../gen/kaireon/v1/audit_log_pb.ts";
 import { CategoryService, ListCategoriesRequestSchema, ListCategoriesResponseSchema } from "../../gen/kaireon/v1/category_pb.ts";
 import { ChannelService, ListChannelsRequestSchema, ListChannelsResponseSchema } from "../../gen/kaireon/v1/channel_pb.ts";
 import {
@@ -70,6 +71,7 @@ import { RespondRequestSchema, RespondResponseSchema, RespondService } from "../
 import { TenantSettingsSchema, TenantSettingsService, UpdateTenantSettingsRequestSchema } from "../../gen/kaireon/v1/tenant_settings_pb.ts";
 import { AppError, validationError } from "../errors.ts";
 import { createApiKey, getApiKeyInfo, listApiKeys, revokeApiKey } from "../services/api-keys.ts";
+import { listAuditEntries } from "../services/audit-log.ts";
 import { exportCatalog, importCatalog } from "../services/catalog.ts";
 import type { CallContext, ServiceDeps } from "../services/context.ts";
 import { deleteCustomer, getCustomer, importCustomers, upsertCustomer } from "../services/customers.ts";
@@ -805,6 +807,22 @@ export function apiRoutes(deps: ServiceDeps): RestRoute[] {
       response: ApiKeySchema,
       run: async (ctx, { params }) =>
         json(ApiKeySchema, (await revokeApiKey(deps, ctx, create(RevokeApiKeyRequestSchema, { apiKeyId: params.apiKeyId ?? "" }))).apiKey),
+    },
+    {
+      method: "GET",
+      path: `${v1}/audit-log`,
+      operationId: "listAuditEntries",
+      rpc: `${AuditLogService.typeName}/ListAuditEntries`,
+      summary: "The tenant's audit log, newest first: who changed what, and when",
+      tag: "Tenant",
+      scope: "admin",
+      query: listQuery(ListAuditEntriesRequestSchema, []),
+      response: ListAuditEntriesResponseSchema,
+      run: async (ctx, { query }) =>
+        json(
+          ListAuditEntriesResponseSchema,
+          await listAuditEntries(deps, ctx, create(ListAuditEntriesRequestSchema, fromQuery(ListAuditEntriesRequestSchema, query, {}))),
+        ),
     },
   ];
 }

@@ -72,3 +72,7 @@ create table qualification_rules (
 
 -- The admin API lists a tenant's keys page by page, and finds one by id within its tenant.
 create index api_keys_tenant_id on api_keys (tenant_id, id);
+
+-- The audit log is read newest first, for a tenant or one of its resources.
+create index audit_log_tenant_id on audit_log (tenant_id, id);
+create index audit_log_tenant_resource on audit_log (tenant_id, resource_type, resource_id, id);
