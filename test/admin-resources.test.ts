@@ -437,6 +437,22 @@ describe("references", () => {
     expect(nothing.status).toBe(400);
   });
 
+  test("of concurrent writers with the same version one wins; of concurrent creates of one id one wins", async () => {
+    const read = (await send("GET", "/api/v1/offers/act_personal_loan")).json;
+    const patches = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => send("PATCH", "/api/v1/offers/act_personal_loan", { priority: 10 + i, version: read.version })),
+    );
+    expect(patches.map((p) => p.status).sort()).toEqual([200, 409, 409, 409, 409, 409]);
+    const winner = patches.find((p) => p.status === 200)?.json;
+    expect((await send("GET", "/api/v1/offers/act_personal_loan")).json).toEqual(winner);
+    const creates = await Promise.all(
+      Array.from({ length: 6 }, () => send("POST", "/api/v1/channels", { channelId: "ch_race", name: "Race" })),
+    );
+    expect(creates.map((c) => c.status).sort()).toEqual([200, 409, 409, 409, 409, 409]);
+    const [audit] = await svc.db.sql`select count(*)::int as n from audit_log where resource_id = 'ch_race'`;
+    expect(audit?.n).toBe(1);
+  });
+
   test("a bad cursor, limit or mask is a validation error", async () => {
     expect((await send("GET", "/api/v1/offers?cursor=nonsense")).json.details[0].field).toBe("cursor");
     expect((await send("GET", "/api/v1/offers?limit=101")).json.details[0].field).toBe("limit");
