@@ -443,7 +443,7 @@ describe("references", () => {
       Array.from({ length: 6 }, (_, i) => send("PATCH", "/api/v1/offers/act_personal_loan", { priority: 10 + i, version: read.version })),
     );
     expect(patches.map((p) => p.status).sort()).toEqual([200, 409, 409, 409, 409, 409]);
-    const winner = patches.find((p) => p.status === 200)?.json;
+    const winner = patches.find((p) => p.status === 200)?.json as Json;
     expect((await send("GET", "/api/v1/offers/act_personal_loan")).json).toEqual(winner);
     const creates = await Promise.all(
       Array.from({ length: 6 }, () => send("POST", "/api/v1/channels", { channelId: "ch_race", name: "Race" })),

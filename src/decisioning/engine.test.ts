@@ -215,6 +215,55 @@ describe("decide", () => {
     const computed = d.stages.find((s) => s.name === "compute")?.computed?.a as Record<string, unknown>;
     expect(computed._issues).toEqual({ broken: expect.stringContaining("position"), ratio: "division by zero" });
   });
+
+  test("tenant qualification rules apply to the offers they name, after the offer's own; mandatory offers are exempt", () => {
+    const catalog = catalogOf(
+      [
+        offer({ id: "a1" }),
+        offer({ id: "a2", qualification: { segment: "vip" } }),
+        offer({ id: "b1", categoryId: "cat_b" }),
+        offer({ id: "b2", categoryId: "cat_b", mandatory: true }),
+      ],
+      {
+        qualificationRules: [
+          { id: "adults", categoryIds: ["cat_b"], condition: "customer.age >= 18" },
+          { id: "a2_floor", offerIds: ["a2"], minPropensity: 0.9 },
+          { id: "reads_computed", offerIds: ["a1"], condition: "doubled > 15" },
+        ],
+      },
+    );
+    const young = decide(input(catalog, { profile: { attributes: { age: 16 }, segments: [] } }));
+    expect(ids(young)).toEqual(["b2", "a1"]);
+    const filtered = young.stages.find((s) => s.name === "filter")?.filtered;
+    // The offer's own check is reported first; a rule's failure names the rule.
+    expect(filtered).toEqual(["a2 (segment_required)", "b1 (condition_failed, rule adults)"]);
+    const vip = decide(input(catalog, { profile: { attributes: { age: 30 }, segments: ["vip"] } }));
+    expect(ids(vip)).toEqual(["b2", "a1", "b1"]);
+    expect(vip.stages.find((s) => s.name === "filter")?.filtered).toEqual(["a2 (propensity < 0.9, rule a2_floor)"]);
+    // A rule naming nothing applies to every offer.
+    const all = catalogOf([offer({ id: "a1" }), offer({ id: "b1", categoryId: "cat_b" })], {
+      qualificationRules: [{ id: "members", segment: "member" }],
+    });
+    expect(ids(decide(input(all)))).toEqual([]);
+    expect(ids(decide(input(all, { profile: { attributes: {}, segments: ["member"] } })))).toEqual(["a1", "b1"]);
+  });
+
+  test("tenant contact policies apply beside each flow's own", () => {
+    const catalog = catalogOf([offer({ id: "a1" }), offer({ id: "a2" })], {
+      contactPolicies: [{ id: "quiet", policy: { type: "cooldown", hours: 24 } }],
+      flows: [{ id: "f", name: "f", isDefault: true, version: 1, definition: { policies: [{ type: "opt_out" }] } }],
+    });
+    const flow = catalog.flows.get("f");
+    expect(flow?.policies.policies.map((p) => p.type)).toEqual(["opt_out", "cooldown"]);
+    expect(flow?.policies.needsOptOuts).toBe(true);
+    const history = {
+      events: [{ offerId: "a1", channelId: "web", outcomeType: "impression", at: Date.parse("2026-05-31T20:00:00Z") }],
+      optedOutChannels: new Set<string>(),
+    };
+    expect(ids(decide(input(catalog, { history })))).toEqual(["a2"]);
+    const broken = catalogOf([offer({ id: "a1" })], { contactPolicies: [{ id: "odd", policy: { type: "sometimes" } as never }] });
+    expect(broken.flows.get("f")?.policies.issues).toEqual(['contact policy odd: unknown type "sometimes"; skipped']);
+  });
 });
 
 function catalogDefinition(offers: OfferDef[]): CatalogDefinition {
