@@ -1,5 +1,5 @@
 // Create, get, list, update and delete for every catalog resource of the admin API, written once: each
-// resource (services/catalog-kinds.ts) brings its table, its checks and its mapping between message and
+// resource (services/kinds/) brings its table, its checks and its mapping between message and
 // row. Every write validates fully before it changes anything, runs in one transaction with its audit
 // row, and tells every instance to reload the tenant's catalog.
 
@@ -111,7 +111,8 @@ function changes(before: Record<string, unknown>, after: Record<string, unknown>
   return out;
 }
 
-function jsonNameOf(kind: ResourceKind, localName: string): string {
+/** The JSON name of a field of the resource, by its local name. */
+export function jsonNameOf(kind: ResourceKind, localName: string): string {
   return kind.schema.fields.find((f) => f.localName === localName)?.jsonName ?? localName;
 }
 

@@ -95,6 +95,7 @@ import {
   createResource,
   deleteResource,
   getResource,
+  jsonNameOf,
   listResources,
   META_FIELDS,
   type Resource,
@@ -190,19 +191,14 @@ function pathParamsOf(path: string): string[] {
 
 interface ResourceRouteOptions {
   kind: ResourceKind;
+  /** The resource's gRPC service, whose List method gives the list's request and response messages. */
   service: DescService;
   /** The collection's path, e.g. /api/v1/offers or /api/v1/channels/:channelId/placements. */
   collection: string;
   tag: string;
-  listRequest: DescMessage;
-  listResponse: DescMessage;
-  /** The list response field holding the page. */
-  listField: string;
   /** Plural for summaries: "offers". */
   plural: string;
 }
-
-const jsonNameOf = (kind: ResourceKind, local: string) => kind.schema.fields.find((f) => f.localName === local)?.jsonName ?? local;
 
 /** The body of a create or update with the key taken from the path; a body that names another key is refused. */
 function withPathKey(kind: ResourceKind, body: string, params: Record<string, string>, requireAll: boolean) {
@@ -234,7 +230,10 @@ function resourceRoutes(deps: ServiceDeps, o: ResourceRouteOptions): RestRoute[]
   const out = (r: unknown) => json(kind.schema, r as never);
   const article = (word: string) => (/^[aeiou]/i.test(word) ? "an" : "a");
   const noun = kind.label.toLowerCase();
-  const listMethod = o.service.methods.find((m) => m.name.startsWith("List"))?.name ?? `List${M}`;
+  const list = o.service.methods.find((m) => m.name.startsWith("List"));
+  // The contract gives every resource service a List method; its absence is a wiring bug.
+  if (!list) throw new Error(`${name} has no List method`);
+  const listField = list.output.fields.find((f) => f.fieldKind === "list")?.localName as string;
   return [
     {
       method: "POST",
@@ -251,20 +250,20 @@ function resourceRoutes(deps: ServiceDeps, o: ResourceRouteOptions): RestRoute[]
     {
       method: "GET",
       path: o.collection,
-      operationId: lowerFirst(listMethod),
-      rpc: `${name}/${listMethod}`,
+      operationId: lowerFirst(list.name),
+      rpc: `${name}/${list.name}`,
       summary: `List ${o.plural}, in id order, a page at a time`,
       tag: o.tag,
       scope: "admin",
-      query: listQuery(o.listRequest, pathParamsOf(o.collection)),
-      response: o.listResponse,
+      query: listQuery(list.input, pathParamsOf(o.collection)),
+      response: list.output,
       run: async (ctx, { query, params }) => {
-        const req = create(o.listRequest, fromQuery(o.listRequest, query, params) as never) as unknown as Resource & {
+        const req = create(list.input, fromQuery(list.input, query, params) as never) as unknown as Resource & {
           limit: number;
           cursor: string;
         };
         const page = await listResources(deps, ctx, kind, req);
-        return toJson(o.listResponse, create(o.listResponse, { [o.listField]: page.items, nextCursor: page.nextCursor } as never), {
+        return toJson(list.output, create(list.output, { [listField]: page.items, nextCursor: page.nextCursor } as never), {
           alwaysEmitImplicit: true,
         });
       },
@@ -388,9 +387,6 @@ export function apiRoutes(deps: ServiceDeps): RestRoute[] {
       service: CategoryService,
       collection: `${v1}/categories`,
       tag: "Catalog",
-      listRequest: ListCategoriesRequestSchema,
-      listResponse: ListCategoriesResponseSchema,
-      listField: "categories",
       plural: "categories",
     }),
     ...resourceRoutes(deps, {
@@ -398,9 +394,6 @@ export function apiRoutes(deps: ServiceDeps): RestRoute[] {
       service: OfferService,
       collection: `${v1}/offers`,
       tag: "Catalog",
-      listRequest: ListOffersRequestSchema,
-      listResponse: ListOffersResponseSchema,
-      listField: "offers",
       plural: "offers",
     }),
     ...resourceRoutes(deps, {
@@ -408,9 +401,6 @@ export function apiRoutes(deps: ServiceDeps): RestRoute[] {
       service: ChannelService,
       collection: `${v1}/channels`,
       tag: "Catalog",
-      listRequest: ListChannelsRequestSchema,
-      listResponse: ListChannelsResponseSchema,
-      listField: "channels",
       plural: "channels",
     }),
     ...resourceRoutes(deps, {
@@ -418,9 +408,6 @@ export function apiRoutes(deps: ServiceDeps): RestRoute[] {
       service: PlacementService,
       collection: `${v1}/channels/:channelId/placements`,
       tag: "Catalog",
-      listRequest: ListPlacementsRequestSchema,
-      listResponse: ListPlacementsResponseSchema,
-      listField: "placements",
       plural: "the channel's placements",
     }),
     ...resourceRoutes(deps, {
@@ -428,9 +415,6 @@ export function apiRoutes(deps: ServiceDeps): RestRoute[] {
       service: CreativeService,
       collection: `${v1}/creatives`,
       tag: "Catalog",
-      listRequest: ListCreativesRequestSchema,
-      listResponse: ListCreativesResponseSchema,
-      listField: "creatives",
       plural: "creatives",
     }),
     ...resourceRoutes(deps, {
@@ -438,9 +422,6 @@ export function apiRoutes(deps: ServiceDeps): RestRoute[] {
       service: ContactPolicyService,
       collection: `${v1}/contact-policies`,
       tag: "Rules",
-      listRequest: ListContactPoliciesRequestSchema,
-      listResponse: ListContactPoliciesResponseSchema,
-      listField: "contactPolicies",
       plural: "contact policies",
     }),
     ...resourceRoutes(deps, {
@@ -448,9 +429,6 @@ export function apiRoutes(deps: ServiceDeps): RestRoute[] {
       service: QualificationRuleService,
       collection: `${v1}/qualification-rules`,
       tag: "Rules",
-      listRequest: ListQualificationRulesRequestSchema,
-      listResponse: ListQualificationRulesResponseSchema,
-      listField: "qualificationRules",
       plural: "qualification rules",
     }),
     ...resourceRoutes(deps, {
@@ -458,9 +436,6 @@ export function apiRoutes(deps: ServiceDeps): RestRoute[] {
       service: OutcomeTypeService,
       collection: `${v1}/outcome-types`,
       tag: "Rules",
-      listRequest: ListOutcomeTypesRequestSchema,
-      listResponse: ListOutcomeTypesResponseSchema,
-      listField: "outcomeTypes",
       plural: "outcome types",
     }),
     ...resourceRoutes(deps, {
@@ -468,9 +443,6 @@ export function apiRoutes(deps: ServiceDeps): RestRoute[] {
       service: DecisionFlowService,
       collection: `${v1}/decision-flows`,
       tag: "Decision flows",
-      listRequest: ListDecisionFlowsRequestSchema,
-      listResponse: ListDecisionFlowsResponseSchema,
-      listField: "decisionFlows",
       plural: "decision flows",
     }),
     {
