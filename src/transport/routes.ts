@@ -20,14 +20,10 @@ import {
   ImportCatalogResponseSchema,
 } from "../../gen/kaireon/v1/catalog_pb.ts";
 import { AuditLogService, ListAuditEntriesRequestSchema, ListAuditEntriesResponseSchema } from "../../gen/kaireon/v1/audit_log_pb.ts";
-import { CategoryService, ListCategoriesRequestSchema, ListCategoriesResponseSchema } from "../../gen/kaireon/v1/category_pb.ts";
-import { ChannelService, ListChannelsRequestSchema, ListChannelsResponseSchema } from "../../gen/kaireon/v1/channel_pb.ts";
-import {
-  ContactPolicyService,
-  ListContactPoliciesRequestSchema,
-  ListContactPoliciesResponseSchema,
-} from "../../gen/kaireon/v1/contact_policy_pb.ts";
-import { CreativeService, ListCreativesRequestSchema, ListCreativesResponseSchema } from "../../gen/kaireon/v1/creative_pb.ts";
+import { CategoryService } from "../../gen/kaireon/v1/category_pb.ts";
+import { ChannelService } from "../../gen/kaireon/v1/channel_pb.ts";
+import { ContactPolicyService } from "../../gen/kaireon/v1/contact_policy_pb.ts";
+import { CreativeService } from "../../gen/kaireon/v1/creative_pb.ts";
 import {
   CustomerImportReportSchema,
   CustomerSchema,
@@ -40,8 +36,6 @@ import {
 import {
   DecisionFlowSchema,
   DecisionFlowService,
-  ListDecisionFlowsRequestSchema,
-  ListDecisionFlowsResponseSchema,
   ListDecisionFlowVersionsRequestSchema,
   ListDecisionFlowVersionsResponseSchema,
   PublishDecisionFlowRequestSchema,
@@ -58,14 +52,10 @@ import {
   ListExperimentsResponseSchema,
   UpdateExperimentRequestSchema,
 } from "../../gen/kaireon/v1/experiment_pb.ts";
-import { ListOffersRequestSchema, ListOffersResponseSchema, OfferService } from "../../gen/kaireon/v1/offer_pb.ts";
-import { ListOutcomeTypesRequestSchema, ListOutcomeTypesResponseSchema, OutcomeTypeService } from "../../gen/kaireon/v1/outcome_type_pb.ts";
-import { ListPlacementsRequestSchema, ListPlacementsResponseSchema, PlacementService } from "../../gen/kaireon/v1/placement_pb.ts";
-import {
-  ListQualificationRulesRequestSchema,
-  ListQualificationRulesResponseSchema,
-  QualificationRuleService,
-} from "../../gen/kaireon/v1/qualification_rule_pb.ts";
+import { OfferService } from "../../gen/kaireon/v1/offer_pb.ts";
+import { OutcomeTypeService } from "../../gen/kaireon/v1/outcome_type_pb.ts";
+import { PlacementService } from "../../gen/kaireon/v1/placement_pb.ts";
+import { QualificationRuleService } from "../../gen/kaireon/v1/qualification_rule_pb.ts";
 import { RecommendRequestSchema, RecommendResponseSchema, RecommendService } from "../../gen/kaireon/v1/recommend_pb.ts";
 import { RespondRequestSchema, RespondResponseSchema, RespondService } from "../../gen/kaireon/v1/respond_pb.ts";
 import { TenantSettingsSchema, TenantSettingsService, UpdateTenantSettingsRequestSchema } from "../../gen/kaireon/v1/tenant_settings_pb.ts";
