@@ -332,22 +332,23 @@ export async function deleteResource(
 ): Promise<Resource> {
   requireKey(kind, key);
   const tenantId = ctx.auth.tenantId;
-  return catalogWrite(deps, tenantId, async (tx) => {
+  const deleted = await catalogWrite(deps, tenantId, async (tx) => {
     const row = await getRow(tx, kind.table, tenantId, key, { lock: true });
     if (!row) throw notFound(kind.label);
     const current = fromRow(kind, row);
     if (version) checkVersion(kind.label, version, current.version);
     const cascaded = (await kind.beforeDelete?.(tx, tenantId, current)) ?? {};
-    const deleted = await softDeleteRow(tx, kind.table, tenantId, key);
-    if (!deleted) throw notFound(kind.label);
+    const gone = await softDeleteRow(tx, kind.table, tenantId, key);
+    if (!gone) throw notFound(kind.label);
     await appendAudit(tx, actorOf(ctx), {
       action: `${kind.noun}.delete`,
       resourceType: kind.noun,
       resourceId: key.join("/"),
-      details: { version: Number(deleted.version), ...cascaded },
+      details: { version: Number(gone.version), ...cascaded },
     });
-    return fromRow(kind, deleted);
+    return fromRow(kind, gone);
   });
+  return (await decorated(kind, deps.db, tenantId, [deleted]))[0] as Resource;
 }
 
 /** A CONFLICT naming what still refers to a resource, so the caller knows what to change first. */
