@@ -55,25 +55,25 @@ describe("a tenant built through the API", () => {
 
   test("catalog, rules, flow, customers and a decide key, all over REST", async () => {
     admin = await operatorCreatesTenant("northwind");
-    const put = (path: string, body: Json) => ok(send("POST", `/api/v1/${path}`, body, admin));
+    const post = (path: string, body: Json) => ok(send("POST", `/api/v1/${path}`, body, admin));
     const settings = await ok(send("GET", "/api/v1/settings", undefined, admin));
     await ok(send("PATCH", "/api/v1/settings", { plan: "professional", version: settings.version }, admin));
 
-    await put("outcome-types", { outcomeType: "signup", classification: "positive" });
-    await put("categories", {
+    await post("outcome-types", { outcomeType: "signup", classification: "positive" });
+    await post("categories", {
       categoryId: "cards",
       name: "Cards",
       fields: { base_rate: 20 },
       computed: { rate: "round(base_rate - coalesce(customer.loyalty, 0) / 10, 2)" },
     });
-    await put("channels", { channelId: "app", name: "App", type: "mobile" });
-    await put("channels/app/placements", { placementId: "home", name: "Home screen" });
-    await put("offers", { offerId: "gold", categoryId: "cards", name: "Gold Card", priority: 90 });
-    await put("offers", { offerId: "silver", categoryId: "cards", name: "Silver Card", priority: 70, fields: { base_rate: 22 } });
-    await put("offers", { offerId: "vip_only", categoryId: "cards", name: "VIP Card", priority: 99, qualification: { segment: "vip" } });
-    await put("offers", { offerId: "student", categoryId: "cards", name: "Student Card", priority: 95 });
+    await post("channels", { channelId: "app", name: "App", type: "mobile" });
+    await post("channels/app/placements", { placementId: "home", name: "Home screen" });
+    await post("offers", { offerId: "gold", categoryId: "cards", name: "Gold Card", priority: 90 });
+    await post("offers", { offerId: "silver", categoryId: "cards", name: "Silver Card", priority: 70, fields: { base_rate: 22 } });
+    await post("offers", { offerId: "vip_only", categoryId: "cards", name: "VIP Card", priority: 99, qualification: { segment: "vip" } });
+    await post("offers", { offerId: "student", categoryId: "cards", name: "Student Card", priority: 95 });
     for (const offerId of ["gold", "silver", "vip_only", "student"]) {
-      await put("creatives", {
+      await post("creatives", {
         creativeId: `${offerId}_home`,
         offerId,
         channelId: "app",
@@ -82,13 +82,13 @@ describe("a tenant built through the API", () => {
         content: { title: "{{offer.name}}", body: 'Hi {{customer.first_name | "there"}}, {{rate}}% APR' },
       });
     }
-    await put("qualification-rules", {
+    await post("qualification-rules", {
       qualificationRuleId: "students",
       name: "Students only",
       offerIds: ["student"],
       condition: "customer.age < 26",
     });
-    await put("contact-policies", {
+    await post("contact-policies", {
       contactPolicyId: "once_a_day",
       name: "Once a day",
       type: "frequency_cap",
@@ -96,7 +96,7 @@ describe("a tenant built through the API", () => {
       max: 1,
       window: "day",
     });
-    const flow = await put("decision-flows", {
+    const flow = await post("decision-flows", {
       decisionFlowId: "main",
       name: "Main",
       isDefault: true,
