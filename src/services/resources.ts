@@ -3,7 +3,7 @@
 // row. Every write validates fully before it changes anything, runs in one transaction with its audit
 // row, and tells every instance to reload the tenant's catalog.
 
-import { clone, create, type DescField, type DescMessage, type MessageShape, toJson } from "@bufbuild/protobuf";
+import { clone, create, type DescField, type DescMessage, type DescService, type MessageShape, toJson } from "@bufbuild/protobuf";
 import { type Timestamp, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { AppError, notFound, validationError } from "../errors.ts";
 import { type Actor, appendAudit } from "../store/audit.ts";
@@ -26,6 +26,8 @@ export interface ResourceKind {
   /** For "… not found". */
   label: string;
   schema: DescMessage;
+  /** The contract's service for it (CreateOffer, GetOffer, ListOffers, UpdateOffer, DeleteOffer). */
+  service: DescService;
   table: TableSpec;
   /** The message fields (local names) holding the key, in the order of `table.keys`. */
   keyFields: string[];

@@ -2,7 +2,7 @@
 // interceptor that does for every call what the REST layer does for every route (request id,
 // authentication, error mapping, metrics and logs).
 
-import { create, type DescMessage, type DescService } from "@bufbuild/protobuf";
+import { create, type DescMessage } from "@bufbuild/protobuf";
 import {
   Code,
   type ConnectRouter,
@@ -16,19 +16,11 @@ import { Health } from "../../gen/grpc/health/v1/health_pb.ts";
 import { ApiKeyService } from "../../gen/kaireon/v1/api_key_pb.ts";
 import { AuditLogService } from "../../gen/kaireon/v1/audit_log_pb.ts";
 import { CatalogService } from "../../gen/kaireon/v1/catalog_pb.ts";
-import { CategoryService } from "../../gen/kaireon/v1/category_pb.ts";
-import { ChannelService } from "../../gen/kaireon/v1/channel_pb.ts";
-import { ContactPolicyService } from "../../gen/kaireon/v1/contact_policy_pb.ts";
-import { CreativeService } from "../../gen/kaireon/v1/creative_pb.ts";
 import { CustomerService } from "../../gen/kaireon/v1/customer_pb.ts";
 import { DecisionFlowService } from "../../gen/kaireon/v1/decision_flow_pb.ts";
 import { DecisionTraceService } from "../../gen/kaireon/v1/decision_trace_pb.ts";
 import { ErrorDetailSchema } from "../../gen/kaireon/v1/errors_pb.ts";
 import { ExperimentService } from "../../gen/kaireon/v1/experiment_pb.ts";
-import { OfferService } from "../../gen/kaireon/v1/offer_pb.ts";
-import { OutcomeTypeService } from "../../gen/kaireon/v1/outcome_type_pb.ts";
-import { PlacementService } from "../../gen/kaireon/v1/placement_pb.ts";
-import { QualificationRuleService } from "../../gen/kaireon/v1/qualification_rule_pb.ts";
 import { RecommendService } from "../../gen/kaireon/v1/recommend_pb.ts";
 import { RespondService } from "../../gen/kaireon/v1/respond_pb.ts";
 import { TenantSettingsService } from "../../gen/kaireon/v1/tenant_settings_pb.ts";
@@ -185,12 +177,12 @@ function fieldOf(message: DescMessage, kind: ResourceKind): string {
  * Create, Get, List, Update and Delete of a resource service, on the generic resource functions. A
  * method is matched by its name (CreateOffer, ListOffers…) and its messages holding the resource.
  */
-function resourceService(deps: ServiceDeps, service: DescService, kind: ResourceKind): Record<string, Handler> {
+function resourceService(deps: ServiceDeps, kind: ResourceKind): Record<string, Handler> {
   const impl: Record<string, Handler> = {};
   const M = kind.schema.name;
   const holds = (message: DescMessage) =>
     message.fields.some((f) => (f.fieldKind === "message" || f.fieldKind === "list") && f.message?.typeName === kind.schema.typeName);
-  for (const m of service.methods) {
+  for (const m of kind.service.methods) {
     const wrap = (fn: (ctx: CallContext, req: Resource) => Promise<Record<string, unknown>>): Handler => {
       return async (req, hctx) => create(m.output, (await fn(contextOf(hctx.values), req)) as never);
     };
@@ -230,24 +222,26 @@ export function registerServices(deps: ServiceDeps, probe: Probe) {
     });
     router.service(ExperimentService, {
       // Create and update keep the contract's flat requests (below); the rest are the resource's.
-      ...resourceService(deps, ExperimentService, experimentKind),
+      ...resourceService(deps, experimentKind),
       createExperiment: (req, ctx) => createExperiment(deps, contextOf(ctx.values), req),
       updateExperiment: (req, ctx) => updateExperiment(deps, contextOf(ctx.values), req),
       getExperimentResults: (req, ctx) => getExperimentResults(deps, contextOf(ctx.values), req),
     });
-    const resources: [DescService, ResourceKind][] = [
-      [CategoryService, categoryKind],
-      [OfferService, offerKind],
-      [ChannelService, channelKind],
-      [PlacementService, placementKind],
-      [CreativeService, creativeKind],
-      [ContactPolicyService, contactPolicyKind],
-      [QualificationRuleService, qualificationRuleKind],
-      [OutcomeTypeService, outcomeTypeKind],
-    ];
-    for (const [service, kind] of resources) router.service(service, resourceService(deps, service, kind) as never);
+    // Resources with nothing beyond create, get, list, update and delete.
+    for (const kind of [
+      categoryKind,
+      offerKind,
+      channelKind,
+      placementKind,
+      creativeKind,
+      contactPolicyKind,
+      qualificationRuleKind,
+      outcomeTypeKind,
+    ]) {
+      router.service(kind.service, resourceService(deps, kind) as never);
+    }
     router.service(DecisionFlowService, {
-      ...(resourceService(deps, DecisionFlowService, decisionFlowKind) as object),
+      ...(resourceService(deps, decisionFlowKind) as object),
       publishDecisionFlow: (req, ctx) => publishDecisionFlow(deps, contextOf(ctx.values), req),
       listDecisionFlowVersions: (req, ctx) => listDecisionFlowVersions(deps, contextOf(ctx.values), req),
       rollBackDecisionFlow: (req, ctx) => rollBackDecisionFlow(deps, contextOf(ctx.values), req),

@@ -2,7 +2,7 @@
 // answers, and the service function it calls. The REST app mounts these, and the OpenAPI document is
 // generated from the same list, so the two cannot disagree.
 
-import { create, type DescMessage, type DescService, type MessageShape, ScalarType, toJson } from "@bufbuild/protobuf";
+import { create, type DescMessage, type MessageShape, ScalarType, toJson } from "@bufbuild/protobuf";
 import {
   ApiKeyService,
   ApiKeySchema,
@@ -20,10 +20,6 @@ import {
   ImportCatalogResponseSchema,
 } from "../../gen/kaireon/v1/catalog_pb.ts";
 import { AuditLogService, ListAuditEntriesRequestSchema, ListAuditEntriesResponseSchema } from "../../gen/kaireon/v1/audit_log_pb.ts";
-import { CategoryService } from "../../gen/kaireon/v1/category_pb.ts";
-import { ChannelService } from "../../gen/kaireon/v1/channel_pb.ts";
-import { ContactPolicyService } from "../../gen/kaireon/v1/contact_policy_pb.ts";
-import { CreativeService } from "../../gen/kaireon/v1/creative_pb.ts";
 import {
   CustomerImportReportSchema,
   CustomerSchema,
@@ -52,10 +48,6 @@ import {
   ListExperimentsResponseSchema,
   UpdateExperimentRequestSchema,
 } from "../../gen/kaireon/v1/experiment_pb.ts";
-import { OfferService } from "../../gen/kaireon/v1/offer_pb.ts";
-import { OutcomeTypeService } from "../../gen/kaireon/v1/outcome_type_pb.ts";
-import { PlacementService } from "../../gen/kaireon/v1/placement_pb.ts";
-import { QualificationRuleService } from "../../gen/kaireon/v1/qualification_rule_pb.ts";
 import { RecommendRequestSchema, RecommendResponseSchema, RecommendService } from "../../gen/kaireon/v1/recommend_pb.ts";
 import { RespondRequestSchema, RespondResponseSchema, RespondService } from "../../gen/kaireon/v1/respond_pb.ts";
 import { TenantSettingsSchema, TenantSettingsService, UpdateTenantSettingsRequestSchema } from "../../gen/kaireon/v1/tenant_settings_pb.ts";
@@ -180,9 +172,8 @@ function pathParamsOf(path: string): string[] {
 }
 
 interface ResourceRouteOptions {
+  /** The resource; its gRPC service's List method gives the list's request and response messages. */
   kind: ResourceKind;
-  /** The resource's gRPC service, whose List method gives the list's request and response messages. */
-  service: DescService;
   /** The collection's path, e.g. /api/v1/offers or /api/v1/channels/:channelId/placements. */
   collection: string;
   tag: string;
@@ -212,7 +203,7 @@ function withPathKey(kind: ResourceKind, body: string, params: Record<string, st
 /** Create, list, get, replace, patch and delete of one resource kind. */
 function resourceRoutes(deps: ServiceDeps, o: ResourceRouteOptions): RestRoute[] {
   const { kind } = o;
-  const name = o.service.typeName;
+  const name = kind.service.typeName;
   const M = kind.schema.name;
   const keyNames = kind.keyFields.map((f) => jsonNameOf(kind, f));
   const item = `${o.collection}/:${keyNames[keyNames.length - 1]}`;
@@ -220,7 +211,7 @@ function resourceRoutes(deps: ServiceDeps, o: ResourceRouteOptions): RestRoute[]
   const out = (r: unknown) => json(kind.schema, r as never);
   const article = (word: string) => (/^[aeiou]/i.test(word) ? "an" : "a");
   const noun = kind.label.toLowerCase();
-  const list = o.service.methods.find((m) => m.name.startsWith("List"));
+  const list = kind.service.methods.find((m) => m.name.startsWith("List"));
   // The contract gives every resource service a List method; its absence is a wiring bug.
   if (!list) throw new Error(`${name} has no List method`);
   const listField = list.output.fields.find((f) => f.fieldKind === "list")?.localName as string;
@@ -374,63 +365,54 @@ export function apiRoutes(deps: ServiceDeps): RestRoute[] {
     },
     ...resourceRoutes(deps, {
       kind: categoryKind,
-      service: CategoryService,
       collection: `${v1}/categories`,
       tag: "Catalog",
       plural: "categories",
     }),
     ...resourceRoutes(deps, {
       kind: offerKind,
-      service: OfferService,
       collection: `${v1}/offers`,
       tag: "Catalog",
       plural: "offers",
     }),
     ...resourceRoutes(deps, {
       kind: channelKind,
-      service: ChannelService,
       collection: `${v1}/channels`,
       tag: "Catalog",
       plural: "channels",
     }),
     ...resourceRoutes(deps, {
       kind: placementKind,
-      service: PlacementService,
       collection: `${v1}/channels/:channelId/placements`,
       tag: "Catalog",
       plural: "the channel's placements",
     }),
     ...resourceRoutes(deps, {
       kind: creativeKind,
-      service: CreativeService,
       collection: `${v1}/creatives`,
       tag: "Catalog",
       plural: "creatives",
     }),
     ...resourceRoutes(deps, {
       kind: contactPolicyKind,
-      service: ContactPolicyService,
       collection: `${v1}/contact-policies`,
       tag: "Rules",
       plural: "contact policies",
     }),
     ...resourceRoutes(deps, {
       kind: qualificationRuleKind,
-      service: QualificationRuleService,
       collection: `${v1}/qualification-rules`,
       tag: "Rules",
       plural: "qualification rules",
     }),
     ...resourceRoutes(deps, {
       kind: outcomeTypeKind,
-      service: OutcomeTypeService,
       collection: `${v1}/outcome-types`,
       tag: "Rules",
       plural: "outcome types",
     }),
     ...resourceRoutes(deps, {
       kind: decisionFlowKind,
-      service: DecisionFlowService,
       collection: `${v1}/decision-flows`,
       tag: "Decision flows",
       plural: "decision flows",

@@ -1,7 +1,7 @@
 // Categories: custom fields and computed-field formulas shared by their offers.
 
 import { create, type JsonObject } from "@bufbuild/protobuf";
-import { CategorySchema } from "../../../gen/kaireon/v1/category_pb.ts";
+import { CategorySchema, CategoryService } from "../../../gen/kaireon/v1/category_pb.ts";
 import { liveReferences } from "../../store/resources.ts";
 import { type ResourceKind, stillReferenced } from "../resources.ts";
 import { computedFields, customFields, requireText, visibleNames } from "./checks.ts";
@@ -10,6 +10,7 @@ export const categoryKind: ResourceKind = {
   noun: "category",
   label: "Category",
   schema: CategorySchema,
+  service: CategoryService,
   table: { table: "categories", keys: ["id"], columns: ["name", "fields", "computed"] },
   keyFields: ["categoryId"],
   normalize(r) {

@@ -1,8 +1,8 @@
 // Channels, and the placements that belong to them.
 
 import { create } from "@bufbuild/protobuf";
-import { ChannelSchema } from "../../../gen/kaireon/v1/channel_pb.ts";
-import { PlacementSchema } from "../../../gen/kaireon/v1/placement_pb.ts";
+import { ChannelSchema, ChannelService } from "../../../gen/kaireon/v1/channel_pb.ts";
+import { PlacementSchema, PlacementService } from "../../../gen/kaireon/v1/placement_pb.ts";
 import { liveReferences, softDeleteWhere } from "../../store/resources.ts";
 import { type ResourceKind, stillReferenced } from "../resources.ts";
 import { requireText } from "./checks.ts";
@@ -11,6 +11,7 @@ export const channelKind: ResourceKind = {
   noun: "channel",
   label: "Channel",
   schema: ChannelSchema,
+  service: ChannelService,
   table: { table: "channels", keys: ["id"], columns: ["name", "type", "implicit_impressions"] },
   keyFields: ["channelId"],
   normalize(r) {
@@ -40,6 +41,7 @@ export const placementKind: ResourceKind = {
   noun: "placement",
   label: "Placement",
   schema: PlacementSchema,
+  service: PlacementService,
   table: { table: "placements", keys: ["channel_id", "id"], columns: ["name"] },
   keyFields: ["channelId", "placementId"],
   listFilters: { channelId: "channel_id" },

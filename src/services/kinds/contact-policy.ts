@@ -2,7 +2,7 @@
 // every decision flow applies beside its own. Stored as the policy a flow definition would hold.
 
 import { create } from "@bufbuild/protobuf";
-import { type ContactPolicy, ContactPolicySchema } from "../../../gen/kaireon/v1/contact_policy_pb.ts";
+import { type ContactPolicy, ContactPolicySchema, ContactPolicyService } from "../../../gen/kaireon/v1/contact_policy_pb.ts";
 import { compileContactPolicies, type ContactPolicyDef } from "../../decisioning/policies.ts";
 import type { CatalogRefs } from "../refs.ts";
 import type { Resource, ResourceKind } from "../resources.ts";
@@ -59,6 +59,7 @@ export const contactPolicyKind: ResourceKind = {
   noun: "contact_policy",
   label: "Contact policy",
   schema: ContactPolicySchema,
+  service: ContactPolicyService,
   table: { table: "contact_policies", keys: ["id"], columns: ["name", "status", "definition"] },
   keyFields: ["contactPolicyId"],
   normalize(r) {

@@ -1,7 +1,7 @@
 // Creatives: an offer's content on one channel (and optionally one placement), with template fields.
 
 import { create, type JsonObject } from "@bufbuild/protobuf";
-import { CreativeSchema } from "../../../gen/kaireon/v1/creative_pb.ts";
+import { CreativeSchema, CreativeService } from "../../../gen/kaireon/v1/creative_pb.ts";
 import { type ResourceKind, stillReferenced } from "../resources.ts";
 import { MAX_FIELDS, oneOf, requireText, templates, visibleNames } from "./checks.ts";
 import { OFFER_STATUSES } from "./offer.ts";
@@ -10,6 +10,7 @@ export const creativeKind: ResourceKind = {
   noun: "creative",
   label: "Creative",
   schema: CreativeSchema,
+  service: CreativeService,
   table: { table: "creatives", keys: ["id"], columns: ["offer_id", "channel_id", "placement_id", "name", "status", "content"] },
   keyFields: ["creativeId"],
   listFilters: { offerId: "offer_id" },

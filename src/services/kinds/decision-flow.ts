@@ -2,7 +2,7 @@
 // as the flow's draft. Publishing, versions and rollback are in services/decision-flows.ts.
 
 import { create, type JsonObject } from "@bufbuild/protobuf";
-import { DecisionFlowSchema } from "../../../gen/kaireon/v1/decision_flow_pb.ts";
+import { DecisionFlowSchema, DecisionFlowService } from "../../../gen/kaireon/v1/decision_flow_pb.ts";
 import type { FlowDefinition } from "../../decisioning/catalog.ts";
 import { validateFlowDefinition } from "../../decisioning/flow-validation.ts";
 import type { Queryable } from "../../store/db.ts";
@@ -36,6 +36,7 @@ export const decisionFlowKind: ResourceKind = {
   noun: "decision_flow",
   label: "Decision flow",
   schema: DecisionFlowSchema,
+  service: DecisionFlowService,
   table: { table: "decision_flows", keys: ["id"], columns: ["name", "is_default"] },
   keyFields: ["decisionFlowId"],
   readOnly: ["draftVersion", "publishedVersion", "publishedDefinition"],

@@ -2,7 +2,7 @@
 // experiment's phases in step (store/experiments.ts); results are in services/experiments.ts.
 
 import { create } from "@bufbuild/protobuf";
-import { ExperimentSchema, type ExperimentVariant } from "../../../gen/kaireon/v1/experiment_pb.ts";
+import { ExperimentSchema, ExperimentService, type ExperimentVariant } from "../../../gen/kaireon/v1/experiment_pb.ts";
 import type { Variant } from "../../decisioning/experiment.ts";
 import { AppError } from "../../errors.ts";
 import { currentPhases, endPhase, type ExperimentStatus, recordPhaseChange } from "../../store/experiments.ts";
@@ -52,6 +52,7 @@ export const experimentKind: ResourceKind = {
   noun: "experiment",
   label: "Experiment",
   schema: ExperimentSchema,
+  service: ExperimentService,
   table: { table: "experiments", keys: ["id"], columns: ["offer_id", "channel_id", "status", "goal", "variants"] },
   keyFields: ["experimentId"],
   readOnly: ["phase"],

@@ -2,7 +2,7 @@
 
 import { create, fromJson, type JsonObject, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { OfferSchema, type Qualification, QualificationSchema } from "../../../gen/kaireon/v1/offer_pb.ts";
+import { OfferSchema, OfferService, type Qualification, QualificationSchema } from "../../../gen/kaireon/v1/offer_pb.ts";
 import { softDeleteWhere } from "../../store/resources.ts";
 import { type Resource, type ResourceKind, stillReferenced } from "../resources.ts";
 import type { Violations } from "../validate.ts";
@@ -39,6 +39,7 @@ export const offerKind: ResourceKind = {
   noun: "offer",
   label: "Offer",
   schema: OfferSchema,
+  service: OfferService,
   table: {
     table: "offers",
     keys: ["id"],

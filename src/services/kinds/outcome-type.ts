@@ -1,7 +1,7 @@
 // Outcome types a tenant registers beyond the built-in ones, classified for learning.
 
 import { create } from "@bufbuild/protobuf";
-import { OutcomeTypeSchema } from "../../../gen/kaireon/v1/outcome_type_pb.ts";
+import { OutcomeTypeSchema, OutcomeTypeService } from "../../../gen/kaireon/v1/outcome_type_pb.ts";
 import type { ResourceKind } from "../resources.ts";
 import { OUTCOME_TYPES } from "../respond.ts";
 import { oneOf } from "./checks.ts";
@@ -12,6 +12,7 @@ export const outcomeTypeKind: ResourceKind = {
   noun: "outcome_type",
   label: "Outcome type",
   schema: OutcomeTypeSchema,
+  service: OutcomeTypeService,
   table: { table: "outcome_types", keys: ["id"], columns: ["classification"] },
   keyFields: ["outcomeType"],
   idPattern: { pattern: /^[a-z][a-z0-9_]{0,63}$/, message: "must be a lowercase letter, then up to 63 lowercase letters, digits or '_'" },

@@ -2,7 +2,7 @@
 // (by id or category; every offer when none is named) asks of a customer, beside each offer's own.
 
 import { create } from "@bufbuild/protobuf";
-import { QualificationRuleSchema } from "../../../gen/kaireon/v1/qualification_rule_pb.ts";
+import { QualificationRuleSchema, QualificationRuleService } from "../../../gen/kaireon/v1/qualification_rule_pb.ts";
 import type { ResourceKind } from "../resources.ts";
 import { formula, fraction, idList, oneOf, referencesExist, requireText } from "./checks.ts";
 
@@ -10,6 +10,7 @@ export const qualificationRuleKind: ResourceKind = {
   noun: "qualification_rule",
   label: "Qualification rule",
   schema: QualificationRuleSchema,
+  service: QualificationRuleService,
   table: { table: "qualification_rules", keys: ["id"], columns: ["name", "status", "definition"] },
   keyFields: ["qualificationRuleId"],
   normalize(r) {
