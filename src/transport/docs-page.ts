@@ -10,7 +10,8 @@ const html = (s: unknown) =>
     .replaceAll(">", "&gt;")
     .replaceAll('"', "&quot;");
 
-const anchor = (name: string) => `schema-${name.replace(/[^A-Za-z0-9_-]/g, "-")}`;
+const slug = (name: string) => name.replace(/[^A-Za-z0-9_-]/g, "-");
+const anchor = (name: string) => `schema-${slug(name)}`;
 
 /** A schema in a few words: a link for a component, else its type. */
 function typeOf(schema: Json | undefined): string {
@@ -73,7 +74,7 @@ export function renderDocsPage(doc: Json): string {
     }
   }
   const schemas = Object.entries(((doc.components as Json).schemas as Record<string, Json>) ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
-  const toc = [...byTag.keys()].map((t) => `<li><a href="#tag-${anchor(t)}">${html(t)}</a></li>`).join("");
+  const toc = [...byTag.keys()].map((t) => `<li><a href="#tag-${slug(t)}">${html(t)}</a></li>`).join("");
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${html(info.title)}</title>
@@ -90,7 +91,7 @@ table{border-collapse:collapse;margin:.4rem 0}td,th{border-bottom:1px solid #eef
 <p>${html(info.description)}</p>
 <p>OpenAPI ${html(doc.openapi)} document: <a href="/api/v1/openapi.json">/api/v1/openapi.json</a></p>
 <ul>${toc}<li><a href="#schemas">Schemas</a></li></ul>
-${[...byTag.entries()].map(([tag, ops]) => `<h2 id="tag-${anchor(tag)}">${html(tag)}</h2>${ops.join("\n")}`).join("\n")}
+${[...byTag.entries()].map(([tag, ops]) => `<h2 id="tag-${slug(tag)}">${html(tag)}</h2>${ops.join("\n")}`).join("\n")}
 <h2 id="schemas">Schemas</h2>
 ${schemas.map(([name, schema]) => schemaHtml(name, schema)).join("\n")}
 </body></html>
