@@ -41,15 +41,6 @@ export async function getRow(
   return rows[0] ?? null;
 }
 
-/** Whether a live row exists, locking it against deletion until the transaction ends. */
-export async function lockLiveRow(db: Queryable, spec: TableSpec, tenantId: string, key: string[]): Promise<boolean> {
-  const rows = await db.query(
-    `select 1 from ${spec.table} where tenant_id = $1 and ${keyMatch(spec, 2)} and deleted_at is null for share`,
-    [tenantId, ...key],
-  );
-  return rows.length > 0;
-}
-
 export interface ListQuery {
   /** The key of the last row of the previous page; null for the first page. */
   after: string[] | null;

@@ -44,8 +44,6 @@ import {
   ExperimentService,
   GetExperimentResultsRequestSchema,
   GetExperimentResultsResponseSchema,
-  ListExperimentsRequestSchema,
-  ListExperimentsResponseSchema,
   UpdateExperimentRequestSchema,
 } from "../../gen/kaireon/v1/experiment_pb.ts";
 import { RecommendRequestSchema, RecommendResponseSchema, RecommendService } from "../../gen/kaireon/v1/recommend_pb.ts";
@@ -179,6 +177,8 @@ interface ResourceRouteOptions {
   tag: string;
   /** Plural for summaries: "offers". */
   plural: string;
+  /** Only these operations, when the resource writes through requests of its own (experiments). */
+  only?: ("create" | "list" | "get" | "replace" | "update" | "delete")[];
 }
 
 /** The body of a create or update with the key taken from the path; a body that names another key is refused. */
@@ -215,7 +215,7 @@ function resourceRoutes(deps: ServiceDeps, o: ResourceRouteOptions): RestRoute[]
   // The contract gives every resource service a List method; its absence is a wiring bug.
   if (!list) throw new Error(`${name} has no List method`);
   const listField = list.output.fields.find((f) => f.fieldKind === "list")?.localName as string;
-  return [
+  const routes: RestRoute[] = [
     {
       method: "POST",
       path: o.collection,
@@ -305,6 +305,10 @@ function resourceRoutes(deps: ServiceDeps, o: ResourceRouteOptions): RestRoute[]
       run: async (ctx, { params, query }) => out(await deleteResource(deps, ctx, kind, keyFrom(params), wholeParam(query, "version") ?? 0)),
     },
   ];
+  // Each operationId starts with its operation: createOffer, listOffers, getOffer, replaceOffer…
+  return o.only
+    ? routes.filter((r) => o.only?.some((op) => r.operationId.startsWith(op) && /^[A-Z]/.test(r.operationId.slice(op.length))))
+    : routes;
 }
 
 const lowerFirst = (s: string) => s.charAt(0).toLowerCase() + s.slice(1);
@@ -480,41 +484,6 @@ export function apiRoutes(deps: ServiceDeps): RestRoute[] {
         json(ExperimentSchema, (await createExperiment(deps, ctx, decodeJsonMessage(CreateExperimentRequestSchema, body))).experiment),
     },
     {
-      method: "GET",
-      path: `${v1}/experiments`,
-      operationId: "listExperiments",
-      rpc: `${ExperimentService.typeName}/ListExperiments`,
-      summary: "List experiments, in id order, a page at a time",
-      tag: "Experiments",
-      scope: "admin",
-      query: listQuery(ListExperimentsRequestSchema, []),
-      response: ListExperimentsResponseSchema,
-      run: async (ctx, { query }) => {
-        const page = await listResources(
-          deps,
-          ctx,
-          experimentKind,
-          create(ListExperimentsRequestSchema, fromQuery(ListExperimentsRequestSchema, query, {})),
-        );
-        return json(
-          ListExperimentsResponseSchema,
-          create(ListExperimentsResponseSchema, { experiments: page.items as never, nextCursor: page.nextCursor }),
-        );
-      },
-    },
-    {
-      method: "GET",
-      path: `${v1}/experiments/:experimentId`,
-      operationId: "getExperiment",
-      rpc: `${ExperimentService.typeName}/GetExperiment`,
-      summary: "Get an experiment",
-      tag: "Experiments",
-      scope: "admin",
-      response: ExperimentSchema,
-      run: async (ctx, { params }) =>
-        json(ExperimentSchema, (await getResource(deps, ctx, experimentKind, [params.experimentId ?? ""])) as never),
-    },
-    {
       method: "PATCH",
       path: `${v1}/experiments/:experimentId`,
       operationId: "updateExperiment",
@@ -529,22 +498,13 @@ export function apiRoutes(deps: ServiceDeps): RestRoute[] {
         return json(ExperimentSchema, (await updateExperiment(deps, ctx, req)).experiment);
       },
     },
-    {
-      method: "DELETE",
-      path: `${v1}/experiments/:experimentId`,
-      operationId: "deleteExperiment",
-      rpc: `${ExperimentService.typeName}/DeleteExperiment`,
-      summary: "Stop an experiment and remove it from the catalog; its results stay readable",
+    ...resourceRoutes(deps, {
+      kind: experimentKind,
+      collection: `${v1}/experiments`,
       tag: "Experiments",
-      scope: "admin",
-      query: [{ name: "version", type: "integer", description: "refuse the delete unless this is the current version" }],
-      response: ExperimentSchema,
-      run: async (ctx, { params, query }) =>
-        json(
-          ExperimentSchema,
-          (await deleteResource(deps, ctx, experimentKind, [params.experimentId ?? ""], wholeParam(query, "version") ?? 0)) as never,
-        ),
-    },
+      plural: "experiments",
+      only: ["list", "get", "delete"],
+    }),
     {
       method: "GET",
       path: `${v1}/experiments/:experimentId/results`,
