@@ -82,7 +82,10 @@ describe("shutdown", () => {
   test("SIGTERM under load: every accepted request completes and the process exits 0", async () => {
     const db = await createTestDatabase();
     cleanups.push(() => db.drop());
-    const svc = await spawnService(serviceEnv({ DATABASE_URL: db.url, DEMO_API_KEY: DEMO_KEY }));
+    // A 100 ms group-commit window keeps every client's respond in flight most of the time: with the default
+    // 2 ms, the 40 calls share one commit, are answered together, and the signal can land in the gap
+    // before they send their next ones, when nothing is in flight to wait for.
+    const svc = await spawnService(serviceEnv({ DATABASE_URL: db.url, DEMO_API_KEY: DEMO_KEY, RESPOND_BATCH_MAX_WAIT_MS: "100" }));
     cleanups.push(() => {
       svc.proc.kill("SIGKILL");
     });
