@@ -6,6 +6,7 @@ import {
   type FormulaScope,
   FormulaSyntaxError,
   isTruthy,
+  MAX_FORMULA_NODES,
   resolverFor,
   type Value,
 } from "./formula";
@@ -383,6 +384,36 @@ describe("limits", () => {
   test("hostile nesting is a syntax error, not a stack overflow", () => {
     expect(() => compileFormula("(".repeat(4000))).toThrow(FormulaSyntaxError);
     expect(() => compileFormula("-".repeat(4096))).toThrow(FormulaSyntaxError);
+  });
+});
+
+describe("node counts", () => {
+  // Each literal, name, operator, call and ternary is one node; parentheses are none.
+  const cases: readonly { source: string; nodes: number }[] = [
+    { source: "1 + 2", nodes: 3 },
+    { source: "((1 + 2))", nodes: 3 },
+    { source: "base_rate", nodes: 1 },
+    { source: "null", nodes: 1 },
+    { source: "-1", nodes: 2 },
+    { source: "!flag && customer.tier == 'gold'", nodes: 6 },
+    { source: "1 + 2 * 3 - 4", nodes: 7 },
+    { source: "flag ? 1 : 2", nodes: 4 },
+    { source: "min(1, 2, 3)", nodes: 4 },
+    { source: "round(base_rate, 2)", nodes: 3 },
+    { source: DEMO, nodes: 15 },
+  ];
+  for (const c of cases) {
+    test(`${JSON.stringify(c.source)} has ${c.nodes}`, () => {
+      expect(compileFormula(c.source).nodes).toBe(c.nodes);
+    });
+  }
+
+  test("a formula over MAX_FORMULA_NODES still compiles and evaluates: the catalog checks bound it, not the compiler", () => {
+    expect(MAX_FORMULA_NODES).toBe(256);
+    const source = `${"1+".repeat(2047)}11`;
+    const formula = compileFormula(source);
+    expect(formula.nodes).toBe(4095);
+    expect(formula.evaluate(makeScope())).toStrictEqual({ value: 2058 });
   });
 });
 

@@ -25,6 +25,11 @@ export interface Formula {
   readonly names: readonly string[];
   /** Where each name first appears (0-based offset), so a check of names can point at one. */
   readonly namePositions: ReadonlyMap<string, number>;
+  /**
+   * How many nodes the parsed tree has (each literal, name, operator, call and ternary; parentheses
+   * build none): what one evaluation costs, counted once here so the catalog checks can bound it.
+   */
+  readonly nodes: number;
   evaluate(scope: FormulaScope): Evaluation;
 }
 
@@ -41,6 +46,13 @@ export class FormulaSyntaxError extends Error {
 
 const MAX_SOURCE_LENGTH = 4096;
 const MAX_DEPTH = 64;
+/**
+ * The most nodes a formula may have when the catalog is written. A formula runs for every candidate of
+ * every decision, so its size is what one tenant's catalog costs everyone sharing the instance; 256 is
+ * far beyond hand-written formulas (the demo's largest has 15). Not enforced by `compileFormula`, so a
+ * catalog stored before the limit still compiles.
+ */
+export const MAX_FORMULA_NODES = 256;
 
 export function isTruthy(v: Value): boolean {
   return v !== null && v !== false && v !== 0 && v !== "";
@@ -480,6 +492,8 @@ function describe(token: Token): string {
 class Parser {
   private index = 0;
   private depth = 0;
+  /** Nodes built so far; see `Formula.nodes`. */
+  nodes = 0;
   readonly seen = new Map<string, number>();
 
   constructor(private readonly tokens: readonly Token[]) {}
@@ -521,6 +535,12 @@ class Parser {
     this.depth -= 1;
   }
 
+  /** Every node the parser builds passes through here, so `nodes` cannot miss one. */
+  private built(node: Node): Node {
+    this.nodes += 1;
+    return node;
+  }
+
   private close(open: Token): void {
     const token = this.peek();
     if (token.kind === "punct" && token.text === ")") {
@@ -542,7 +562,7 @@ class Parser {
     this.index += 1;
     const no = this.ternary();
     this.leave();
-    return (ctx) => (isTruthy(condition(ctx)) ? yes(ctx) : no(ctx));
+    return this.built((ctx) => (isTruthy(condition(ctx)) ? yes(ctx) : no(ctx)));
   }
 
   private binary(level: number): Node {
@@ -554,7 +574,7 @@ class Parser {
       const build = token.kind === "punct" ? operators.get(token.text) : undefined;
       if (!build) return left;
       this.index += 1;
-      left = build(left, this.binary(level + 1));
+      left = this.built(build(left, this.binary(level + 1)));
     }
   }
 
@@ -565,15 +585,15 @@ class Parser {
     this.enter(token);
     const operand = this.unary();
     this.leave();
-    if (token.text === "-") return negate(operand);
-    return (ctx) => !isTruthy(operand(ctx));
+    if (token.text === "-") return this.built(negate(operand));
+    return this.built((ctx) => !isTruthy(operand(ctx)));
   }
 
   private primary(): Node {
     const token = this.next();
     switch (token.kind) {
       case "literal":
-        return constant(token.value);
+        return this.built(constant(token.value));
       case "word":
         return this.atPunct("(") ? this.call(token) : this.name(token);
       case "punct":
@@ -595,7 +615,7 @@ class Parser {
     const problem = checkName(token.text);
     if (problem) throw new FormulaSyntaxError(problem.reason, token.pos + problem.position);
     if (!this.seen.has(token.text)) this.seen.set(token.text, token.pos);
-    return nameNode(token.text);
+    return this.built(nameNode(token.text));
   }
 
   private call(fnToken: Token): Node {
@@ -616,7 +636,7 @@ class Parser {
     if (args.length < spec.minArgs || args.length > spec.maxArgs) {
       throw new FormulaSyntaxError(`${fnToken.text} takes ${arityText(spec)}, got ${args.length}`, fnToken.pos);
     }
-    return spec.build(args);
+    return this.built(spec.build(args));
   }
 }
 
@@ -631,6 +651,7 @@ export function compileFormula(source: string): Formula {
     source,
     names,
     namePositions: parser.seen,
+    nodes: parser.nodes,
     evaluate(scope: FormulaScope): Evaluation {
       const ctx: Context = { scope, issue: undefined };
       let value: Value;

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import type { FormulaScope } from "./formula";
-import { compileTemplate, TemplateSyntaxError } from "./template";
+import { compileTemplate, MAX_TEMPLATE_LENGTH, MAX_TEMPLATE_PLACEHOLDERS, TemplateSyntaxError } from "./template";
 
 function makeScope(): FormulaScope {
   const cyclic: Record<string, unknown> = {};
@@ -96,6 +96,30 @@ describe("names listing", () => {
       expect(template.source).toBe(c.source);
     });
   }
+});
+
+describe("placeholder counts", () => {
+  const cases: readonly { source: string; placeholders: number }[] = [
+    { source: "", placeholders: 0 },
+    { source: "Plain text, a lone } and }} stay", placeholders: 0 },
+    { source: "Hello {{customer.first_name}}", placeholders: 1 },
+    { source: '{{a}} {{customer.x | "y"}} {{ a }} {{offer.name}}', placeholders: 4 },
+    { source: '{{a | "{{"}} and {{b}}', placeholders: 2 },
+  ];
+  for (const c of cases) {
+    test(`${JSON.stringify(c.source)} has ${c.placeholders}`, () => {
+      expect(compileTemplate(c.source).placeholders).toBe(c.placeholders);
+    });
+  }
+
+  test("a template over the limits still compiles and renders: the catalog checks bound it, not the compiler", () => {
+    expect([MAX_TEMPLATE_LENGTH, MAX_TEMPLATE_PLACEHOLDERS]).toEqual([8192, 64]);
+    const source = "{{offer.name}} ".repeat(600);
+    expect(source.length).toBeGreaterThan(MAX_TEMPLATE_LENGTH);
+    const template = compileTemplate(source);
+    expect(template.placeholders).toBe(600);
+    expect(template.render(makeScope())).toBe("Cashback ".repeat(600));
+  });
 });
 
 describe("syntax errors", () => {

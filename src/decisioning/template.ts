@@ -10,8 +10,20 @@ export interface Template {
   readonly names: readonly string[];
   /** Where each name first appears (0-based offset). */
   readonly namePositions: ReadonlyMap<string, number>;
+  /** How many `{{…}}` the source holds, repeats included: what one render resolves. */
+  readonly placeholders: number;
   render(scope: FormulaScope): string;
 }
+
+/**
+ * Characters of one content field at most, checked when the catalog is written. Every content field is
+ * rendered for each recommended offer of each decision, so its size and its placeholders are what one
+ * tenant's creatives cost everyone on the instance. `compileTemplate` enforces neither limit, so content
+ * stored before them still renders.
+ */
+export const MAX_TEMPLATE_LENGTH = 8192;
+/** Placeholders of one content field at most (repeats count), checked beside MAX_TEMPLATE_LENGTH. */
+export const MAX_TEMPLATE_PLACEHOLDERS = 64;
 
 export class TemplateSyntaxError extends Error {
   /** 0-based character offset into the source. */
@@ -100,15 +112,19 @@ function placeholderGetter({ name, fallback }: Placeholder): (scope: FormulaScop
 }
 
 export function compileTemplate(source: string): Template {
-  if (!source.includes("{{")) return { source, names: Object.freeze([]), namePositions: new Map(), render: () => source };
+  if (!source.includes("{{")) {
+    return { source, names: Object.freeze([]), namePositions: new Map(), placeholders: 0, render: () => source };
+  }
 
   const parts: Part[] = [];
   const names = new Map<string, number>();
+  let placeholders = 0;
   let cursor = 0;
   for (let open = source.indexOf("{{"); open !== -1; open = source.indexOf("{{", cursor)) {
     if (open > cursor) parts.push(source.slice(cursor, open));
     const placeholder = parsePlaceholder(source, open);
     parts.push(placeholderGetter(placeholder));
+    placeholders += 1;
     if (!names.has(placeholder.name)) names.set(placeholder.name, placeholder.at);
     cursor = placeholder.end;
   }
@@ -118,6 +134,7 @@ export function compileTemplate(source: string): Template {
     source,
     names: Object.freeze([...names.keys()]),
     namePositions: names,
+    placeholders,
     render(scope: FormulaScope): string {
       let out = "";
       for (const part of parts) out += typeof part === "string" ? part : part(scope);

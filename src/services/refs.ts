@@ -21,11 +21,18 @@ export interface CreativeRef {
   status: string;
 }
 
+export interface OfferComputed {
+  offerId: string;
+  computed: Record<string, string>;
+}
+
 export type ReferencedTable = "offers" | "categories" | "channels" | "creatives" | "outcome_types";
 
 export interface CatalogRefs {
   category(id: string): Promise<FieldNames | null>;
   offer(id: string): Promise<OfferRef | null>;
+  /** The live offers of a category that have computed fields of their own, in id order. */
+  offersComputing(categoryId: string): Promise<OfferComputed[]>;
   channel(id: string): Promise<boolean>;
   placement(channelId: string, id: string): Promise<boolean>;
   creative(id: string): Promise<CreativeRef | null>;
@@ -58,6 +65,16 @@ export function databaseRefs(tx: Queryable, tenantId: string): CatalogRefs {
         categoryId: r.category_id as string,
         category: { fields: r.category_fields as Record<string, unknown>, computed: r.category_computed as Record<string, string> },
       };
+    },
+    async offersComputing(categoryId) {
+      // Not locked: an offer write locks its category (FOR SHARE, above), which a category write holds
+      // FOR UPDATE, so no offer of it changes between this read and the commit.
+      const rows = await tx.query<R>(
+        `select id, computed from offers
+          where tenant_id = $1 and category_id = $2 and deleted_at is null and computed <> '{}'::jsonb order by id`,
+        [tenantId, categoryId],
+      );
+      return rows.map((r) => ({ offerId: r.id as string, computed: r.computed as Record<string, string> }));
     },
     async channel(id) {
       return (await one("select 1 from channels where tenant_id = $1 and id = $2 and deleted_at is null for share", [id])) !== null;

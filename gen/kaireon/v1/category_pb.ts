@@ -39,7 +39,8 @@ export type Category = Message<"kaireon.v1.Category"> & {
 
   /**
    * Computed field name → formula. A category's formulas may read its own fields and computed values by
-   * bare name, and customer.*, attributes.* and offer.*.
+   * bare name, and customer.*, attributes.* and offer.*. At most 32, each formula at most 256 nodes; each
+   * of the category's offers must stay within 32 with its own.
    *
    * @generated from field: map<string, string> computed = 4;
    */

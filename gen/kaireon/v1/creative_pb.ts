@@ -55,7 +55,8 @@ export type Creative = Message<"kaireon.v1.Creative"> & {
   status: string;
 
   /**
-   * The content fields; string values are templates, checked when written. At most 64 fields.
+   * The content fields; string values are templates, checked when written. At most 64 fields, each
+   * template at most 8192 characters and 64 placeholders.
    *
    * @generated from field: google.protobuf.Struct content = 7;
    */

@@ -96,7 +96,8 @@ export type Offer = Message<"kaireon.v1.Offer"> & {
 
   /**
    * Computed field name → formula (an offer's formula replaces its category's of the same name). Bare
-   * names read the offer's and its category's fields and computed values.
+   * names read the offer's and its category's fields and computed values. At most 32 together with the
+   * category's, each formula at most 256 nodes.
    *
    * @generated from field: map<string, string> computed = 13;
    */
@@ -355,7 +356,7 @@ export type Qualification = Message<"kaireon.v1.Qualification"> & {
   segment: string;
 
   /**
-   * A formula that must be true, e.g. "customer.credit_score >= 700".
+   * A formula that must be true, e.g. "customer.credit_score >= 700"; at most 256 nodes.
    *
    * @generated from field: string condition = 2;
    */

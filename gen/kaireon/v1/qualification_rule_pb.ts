@@ -57,7 +57,7 @@ export type QualificationRule = Message<"kaireon.v1.QualificationRule"> & {
   segment: string;
 
   /**
-   * A formula that must be true, e.g. "customer.age >= 18".
+   * A formula that must be true, e.g. "customer.age >= 18"; at most 256 nodes.
    *
    * @generated from field: string condition = 7;
    */

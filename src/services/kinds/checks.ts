@@ -1,8 +1,9 @@
 // Checks shared by the catalog resources: texts, statuses, custom fields, formulas and templates (parsed,
-// and their names checked against the fields they can see), and references to other resources.
+// their names checked against the fields they can see, their size bounded), and references to other
+// resources.
 
-import { compileFormula, FormulaSyntaxError } from "../../decisioning/formula.ts";
-import { compileTemplate, TemplateSyntaxError } from "../../decisioning/template.ts";
+import { compileFormula, FormulaSyntaxError, MAX_FORMULA_NODES } from "../../decisioning/formula.ts";
+import { compileTemplate, MAX_TEMPLATE_LENGTH, MAX_TEMPLATE_PLACEHOLDERS, TemplateSyntaxError } from "../../decisioning/template.ts";
 import type { CatalogRefs, FieldNames, ReferencedTable } from "../refs.ts";
 import { ID_MESSAGE, ID_PATTERN } from "../resources.ts";
 import type { Violations } from "../validate.ts";
@@ -10,6 +11,11 @@ import type { Violations } from "../validate.ts";
 export const MAX_NAME_LENGTH = 200;
 export const MAX_TEXT_LENGTH = 2000;
 export const MAX_FIELDS = 64;
+/**
+ * Computed fields an offer evaluates at most: its category's and its own together. Every candidate of
+ * every decision evaluates all of them, so this (with MAX_FORMULA_NODES) bounds what one offer costs.
+ */
+export const MAX_COMPUTED_FIELDS_PER_OFFER = 32;
 export const MAX_ID_LIST = 1000;
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 const ROOTS = new Set(["customer", "attributes", "offer"]);
@@ -90,7 +96,7 @@ function nameProblem(name: string, known: Set<string> | null): string | null {
   return null;
 }
 
-/** Parses a formula and checks its names; problems name the field and the position in the formula. */
+/** Parses a formula, bounds its size and checks its names; problems name the field and the position in the formula. */
 export function formula(v: Violations, field: string, source: string, known: Set<string> | null): void {
   if (source.trim() === "") {
     v.add(field, `${field} must not be empty`);
@@ -98,6 +104,9 @@ export function formula(v: Violations, field: string, source: string, known: Set
   }
   try {
     const compiled = compileFormula(source);
+    if (compiled.nodes > MAX_FORMULA_NODES) {
+      v.add(field, `${field}: formula has ${compiled.nodes} nodes, at most ${MAX_FORMULA_NODES} allowed`);
+    }
     for (const [name, position] of compiled.namePositions) {
       const problem = nameProblem(name, known);
       if (problem) v.add(field, `${field}: ${problem} at position ${position}`);
@@ -108,6 +117,16 @@ export function formula(v: Violations, field: string, source: string, known: Set
   }
 }
 
+/**
+ * How many computed fields an offer evaluates: its category's and its own, where an own field replaces
+ * the category's of the same name (as the engine merges them).
+ */
+export function computedFieldCount(own: Record<string, string>, category: Record<string, string> = {}): number {
+  let count = Object.keys(own).length;
+  for (const name of Object.keys(category)) if (!Object.hasOwn(own, name)) count += 1;
+  return count;
+}
+
 /** Computed fields: names a formula can use, each formula valid and reading only what it can see. */
 export function computedFields(
   v: Violations,
@@ -116,9 +135,7 @@ export function computedFields(
   known: Set<string>,
   own: Record<string, unknown>,
 ): void {
-  const entries = Object.entries(computed);
-  if (entries.length > MAX_FIELDS) v.add(field, `${field} must have at most ${MAX_FIELDS} entries`);
-  for (const [name, source] of entries) {
+  for (const [name, source] of Object.entries(computed)) {
     const at = `${field}.${name}`;
     if (!IDENTIFIER.test(name) || ROOTS.has(name)) v.add(at, `${at}: a computed field name is a letter or '_' then letters, digits or '_'`);
     else if (Object.hasOwn(own, name)) v.add(at, `${at}: ${name} is also a custom field; give one of them another name`);
@@ -126,13 +143,19 @@ export function computedFields(
   }
 }
 
-/** Parses every string value of creative content as a template and checks its names. */
+/** Parses every string value of creative content as a template, bounds its size and checks its names. */
 export function templates(v: Violations, field: string, content: Record<string, unknown>, known: Set<string>): void {
   for (const [key, value] of Object.entries(content)) {
     if (typeof value !== "string") continue;
     const at = `${field}.${key}`;
+    if (value.length > MAX_TEMPLATE_LENGTH) {
+      v.add(at, `${at}: template has ${value.length} characters, at most ${MAX_TEMPLATE_LENGTH} allowed`);
+    }
     try {
       const t = compileTemplate(value);
+      if (t.placeholders > MAX_TEMPLATE_PLACEHOLDERS) {
+        v.add(at, `${at}: template has ${t.placeholders} placeholders, at most ${MAX_TEMPLATE_PLACEHOLDERS} allowed`);
+      }
       for (const [name, position] of t.namePositions) {
         const problem = nameProblem(name, known);
         if (problem) v.add(at, `${at}: ${problem} at position ${position}`);

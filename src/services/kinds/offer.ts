@@ -7,10 +7,12 @@ import { softDeleteWhere } from "../../store/resources.ts";
 import { type Resource, type ResourceKind, stillReferenced } from "../resources.ts";
 import type { Violations } from "../validate.ts";
 import {
+  computedFieldCount,
   computedFields,
   customFields,
   formula,
   fraction,
+  MAX_COMPUTED_FIELDS_PER_OFFER,
   MAX_TEXT_LENGTH,
   oneOf,
   requireText,
@@ -79,14 +81,18 @@ export const offerKind: ResourceKind = {
     }
     timestampOrder(v, "startsAt", dateOf(r, "startsAt"), "endsAt", dateOf(r, "endsAt"));
     customFields(v, "fields", r.fields);
-    let known = visibleNames({ fields: r.fields, computed: r.computed });
+    const category = r.categoryId ? await refs.category(r.categoryId) : null;
     if (!r.categoryId) v.add("categoryId", "categoryId is required");
-    else {
-      const category = await refs.category(r.categoryId);
-      if (!category) v.add("categoryId", `category ${r.categoryId} does not exist`);
-      else known = visibleNames({ fields: r.fields, computed: r.computed }, category);
-    }
+    else if (!category) v.add("categoryId", `category ${r.categoryId} does not exist`);
+    const known = visibleNames({ fields: r.fields, computed: r.computed }, category ?? undefined);
     computedFields(v, "computed", r.computed, known, r.fields);
+    const computedCount = computedFieldCount(r.computed, category?.computed);
+    if (computedCount > MAX_COMPUTED_FIELDS_PER_OFFER) {
+      v.add(
+        "computed",
+        `computed: the offer has ${computedCount} computed fields (its own and its category's), at most ${MAX_COMPUTED_FIELDS_PER_OFFER} allowed`,
+      );
+    }
     checkQualification(v, r.qualification, known);
   },
   toRow: (r) => ({
