@@ -16,7 +16,7 @@
 // of the flow have something to act on.
 
 import postgres from "postgres";
-import type { FlowDefinition } from "../src/decisioning/catalog.ts";
+import type { FlowDefinition } from "../src/decisioning/definitions.ts";
 import { newApiKey, newApiKeyId } from "../src/ids.ts";
 import { API_KEY_PATTERN, hashApiKey } from "../src/services/auth.ts";
 import { insertCatalog } from "../src/store/catalog.ts";

@@ -1,7 +1,7 @@
 // The demo tenant: a small bank's catalog that makes the API tutorial's examples work verbatim, seeded
 // on a database without tenants (unless SEED_DEMO=false).
 
-import { type CatalogDefinition, type CreativeDef, offerWithDefaults } from "./decisioning/catalog.ts";
+import { type CatalogDefinition, type CreativeDef, offerWithDefaults } from "./decisioning/definitions.ts";
 import { assignVariant, type Variant } from "./decisioning/experiment.ts";
 import { hashApiKey } from "./services/auth.ts";
 import { newApiKey, newApiKeyId } from "./ids.ts";

@@ -2,7 +2,7 @@
 // through the API, and Thompson sampling learns to show the best one.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { offerWithDefaults } from "../src/decisioning/catalog.ts";
+import { offerWithDefaults } from "../src/decisioning/definitions.ts";
 import { insertCatalog } from "../src/store/catalog.ts";
 import { authHeaders, createTenantWithKey, postJson, runCli, startTestService, type TestService, waitFor } from "./harness.ts";
 import { seededRandom } from "../src/random.ts";

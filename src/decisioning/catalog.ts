@@ -1,202 +1,42 @@
-// A tenant's catalog as the engine uses it: definitions read from the store, compiled once (formulas and
-// templates parsed, lookups indexed) and then shared by every decision until the catalog changes.
+// A tenant's catalog as the engine uses it: the stored definitions (definitions.ts) compiled once —
+// formulas and templates parsed, and per flow, channel and placement the list of offers that can be shown
+// there with their score parts — then shared by every decision until the catalog changes.
+//
+// Compiling is a generator that yields between small units of work, so a caller can spread a large
+// catalog over many event-loop turns while the previous catalog keeps serving (`compileCatalog` runs it
+// at once). Parsed formulas and templates are kept by source text between compiles, so a change to one
+// offer re-parses nothing else.
 
 import { compileFormula, type Formula, FormulaSyntaxError } from "./formula.ts";
 import { compileTemplate, type Template } from "./template.ts";
-import type { Variant } from "./experiment.ts";
-import { type CompiledContactPolicies, type ContactPolicyDef, combineContactPolicies, compileContactPolicies } from "./policies.ts";
-import type { PropensityMode } from "./propensity.ts";
-
-export interface CategoryDef {
-  id: string;
-  name: string;
-  fields: Record<string, unknown>;
-  /** Computed field name → formula. */
-  computed: Record<string, string>;
-}
-
-export interface FitRule {
-  /** When this formula is not true, relevance is lowered to `relevance`. */
-  when: string;
-  relevance: number;
-}
-
-export interface QualificationDef {
-  /** The customer must belong to this segment. */
-  segment?: string;
-  /** A formula that must be true. */
-  condition?: string;
-  /** The offer is dropped when its propensity is below this. */
-  minPropensity?: number;
-  fit?: FitRule[];
-}
-
-/**
- * A qualification rule of the tenant's: the checks of a QualificationDef (fit rules aside) applied to the
- * offers it names, by id or by category (either matches; naming none means every offer).
- */
-export interface QualificationRuleDef {
-  id: string;
-  offerIds?: string[];
-  categoryIds?: string[];
-  segment?: string;
-  condition?: string;
-  minPropensity?: number;
-}
-
-/** A tenant-wide contact policy: applied by every decision flow, beside the flow's own. */
-export interface ContactPolicyRecordDef {
-  id: string;
-  policy: ContactPolicyDef;
-}
-
-export interface OfferDef {
-  id: string;
-  categoryId: string;
-  name: string;
-  description: string;
-  status: "active" | "inactive";
-  startsAt: Date | null;
-  endsAt: Date | null;
-  priority: number;
-  businessValue: number;
-  weight: number;
-  mandatory: boolean;
-  fields: Record<string, unknown>;
-  computed: Record<string, string>;
-  qualification: QualificationDef;
-}
-
-/** An offer with every optional setting at its default: active, always on, priority 50, no rules. */
-export function offerWithDefaults(o: Partial<OfferDef> & Pick<OfferDef, "id" | "categoryId" | "name">): OfferDef {
-  return {
-    description: "",
-    status: "active",
-    startsAt: null,
-    endsAt: null,
-    priority: 50,
-    businessValue: 100,
-    weight: 100,
-    mandatory: false,
-    fields: {},
-    computed: {},
-    qualification: {},
-    ...o,
-  };
-}
-
-export interface ChannelDef {
-  id: string;
-  name: string;
-  type: string;
-  implicitImpressions: boolean;
-}
-
-export interface PlacementDef {
-  channelId: string;
-  id: string;
-  name: string;
-}
-
-export interface CreativeDef {
-  id: string;
-  offerId: string;
-  channelId: string;
-  placementId: string | null;
-  name: string;
-  status: "active" | "inactive";
-  content: Record<string, unknown>;
-}
-
-export interface ExperimentDef {
-  id: string;
-  offerId: string;
-  channelId: string;
-  status: "draft" | "running" | "stopped";
-  variants: Variant[];
-}
-
-export interface ScoreWeights {
-  propensity: number;
-  relevance: number;
-  impact: number;
-  emphasis: number;
-}
-
-export interface FlowDefinition {
-  candidates?: { categoryIds?: string[]; offerIds?: string[] };
-  score?: {
-    method?: "prie" | "priority_weighted";
-    weights?: Partial<ScoreWeights>;
-    propensity?: PropensityMode;
-    priorWeight?: number;
-  };
-  rank?: { perCategoryCap?: number };
-  /** Contact policies (frequency caps, cooldowns, outcome suppression, opt-outs), see policies.ts. */
-  policies?: ContactPolicyDef[];
-}
-
-export interface FlowDef {
-  id: string;
-  name: string;
-  isDefault: boolean;
-  /** The latest published version, or null when the flow was never published. */
-  version: number | null;
-  definition: FlowDefinition;
-}
-
-/** Per-tenant settings the decision path needs. */
-export interface TenantSettings {
-  /** Fraction of calls without `trace: true` that still record a trace (0–1). */
-  traceSampleRate: number;
-  /** Days a decision trace is kept; null means the service's default. */
-  traceRetentionDays: number | null;
-  /** The tenant's plan (`tenants.plan`): community, professional or enterprise. */
-  plan: string;
-  /** Requests per rate-limit window of this tenant; null means its plan's. */
-  rateLimitPerMinute: number | null;
-  /** A separate window for Respond calls; null means Respond shares the tenant's window. */
-  respondRateLimitPerMinute: number | null;
-  /** Non-empty Recommend answers per calendar month (UTC); null means its plan's. */
-  monthlyDecisionQuota: number | null;
-}
-
-export const DEFAULT_TENANT_SETTINGS: TenantSettings = {
-  traceSampleRate: 0,
-  traceRetentionDays: null,
-  plan: "community",
-  rateLimitPerMinute: null,
-  respondRateLimitPerMinute: null,
-  monthlyDecisionQuota: null,
-};
-
-/** An outcome type a tenant registered, and how it moves learning. */
-export interface OutcomeTypeDef {
-  id: string;
-  classification: "positive" | "negative" | "neutral";
-}
-
-export interface CatalogDefinition {
-  settings?: TenantSettings;
-  outcomeTypes?: OutcomeTypeDef[];
-  /** Active tenant-wide contact policies. */
-  contactPolicies?: ContactPolicyRecordDef[];
-  /** Active tenant-wide qualification rules. */
-  qualificationRules?: QualificationRuleDef[];
-  categories: CategoryDef[];
-  offers: OfferDef[];
-  channels: ChannelDef[];
-  placements: PlacementDef[];
-  creatives: CreativeDef[];
-  experiments: ExperimentDef[];
-  flows: FlowDef[];
-}
+import type {
+  CatalogDefinition,
+  CategoryDef,
+  ChannelDef,
+  CreativeDef,
+  ExperimentDef,
+  FlowDef,
+  OfferDef,
+  OutcomeTypeDef,
+  QualificationDef,
+  QualificationRuleDef,
+  ScoreWeights,
+  TenantSettings,
+} from "./definitions.ts";
+import { DEFAULT_TENANT_SETTINGS } from "./definitions.ts";
+import { type CompiledContactPolicies, combineContactPolicies, compileContactPolicies } from "./policies.ts";
+import type { PropensityMode, PropensityTable } from "./propensity.ts";
 
 export interface ComputedField {
   name: string;
   formula: Formula | null;
   /** Why the formula could not be compiled (stored data predating a check); it then yields null. */
   error?: string;
+  /**
+   * For a formula that reads only `customer.*` and `attributes.*`: its slot in the per-request memo, since
+   * its value is the same for every offer of a decision. -1 for formulas that read the offer.
+   */
+  requestSlot: number;
 }
 
 export interface CompiledCreative {
@@ -228,11 +68,32 @@ export interface CompiledOffer {
   offerView: Record<string, unknown>;
   /** Whether a qualification condition or fit rule names a computed field (so it must be evaluated first). */
   rulesReadComputed: boolean;
+  /** The schedule as epoch milliseconds: -Infinity and Infinity when open-ended. */
+  startsMs: number;
+  endsMs: number;
 }
 
 export interface CompiledExperiment {
   def: ExperimentDef;
   creatives: Map<string, CompiledCreative>;
+}
+
+/**
+ * The offers of one flow that can be shown on one channel (or one placement of it): active, with a
+ * creative there, in id order, with what their score needs that does not depend on the customer. Only
+ * the schedule, which depends on the clock, is left to the decision.
+ */
+export interface CandidateList {
+  offers: CompiledOffer[];
+  /** The creatives usable here, per offer (same positions as `offers`). */
+  creatives: CompiledCreative[][];
+  /** PRIE: impact ** w.impact and emphasis ** w.emphasis; priority_weighted: priority/100 · weight/100 in `impactTerm`. */
+  impactTerm: Float64Array;
+  emphasisTerm: Float64Array;
+  /** Whether any offer here has fit rules (its relevance then depends on the customer). */
+  hasFit: boolean;
+  /** Propensity of every offer here for the current statistics snapshot; filled by the engine. */
+  propensity: PropensityTable | null;
 }
 
 export interface ResolvedFlow {
@@ -245,9 +106,13 @@ export interface ResolvedFlow {
   candidates: CompiledOffer[];
   /** Compiled contact policies; malformed stored ones are skipped and listed in `policies.issues`. */
   policies: CompiledContactPolicies;
+  /** channelId, or placementKey(channelId, placementId) → the candidates that can be shown there. */
+  lists: Map<string, CandidateList>;
 }
 
 export interface CompiledCatalog {
+  /** The catalog revision this was compiled from (store/catalog.ts), or null when unknown. */
+  revision: number | null;
   settings: TenantSettings;
   /** Tenant-registered outcome types → classification. */
   outcomeTypes: Map<string, OutcomeTypeDef["classification"]>;
@@ -256,8 +121,6 @@ export interface CompiledCatalog {
   channels: Map<string, ChannelDef>;
   /** channelId → placement ids. */
   placements: Map<string, Set<string>>;
-  /** `${offerId}\0${channelId}` → active creatives, ordered by id. */
-  creatives: Map<string, CompiledCreative[]>;
   /** channelId, or placementKey(channelId, placementId) → offer id → the active creatives usable there. */
   creativeIndex: Map<string, Map<string, CompiledCreative[]>>;
   /** `${offerId}\0${channelId}` → the running experiment. */
@@ -267,36 +130,99 @@ export interface CompiledCatalog {
   flows: Map<string, ResolvedFlow>;
   defaultFlowId: string | null;
   maxBusinessValue: number;
+  /** How many request-only formulas the catalog has: the size of a decision's memo. */
+  requestSlots: number;
+  /** Parsed formulas and templates by source, handed to the next compile of this tenant's catalog. */
+  parsed: ParseCache;
+}
+
+/** Parsed formulas (or why one failed) and templates by source text. */
+export interface ParseCache {
+  formulas: Map<string, Formula | string>;
+  templates: Map<string, Template | null>;
 }
 
 export const DEFAULT_WEIGHTS: ScoreWeights = { propensity: 0.4, relevance: 0.2, impact: 0.3, emphasis: 0.1 };
 export const DEFAULT_PRIOR_WEIGHT = 10;
 
-export function compileField(name: string, source: string, cache?: Map<string, Formula | string>): ComputedField {
-  // Compiled formulas are stateless, so one compile serves every offer that shares the source text
-  // (a category's formula is shared by all its offers).
-  const known = cache?.get(source);
-  if (known !== undefined) return typeof known === "string" ? { name, formula: null, error: known } : { name, formula: known };
-  try {
-    const formula = compileFormula(source);
-    cache?.set(source, formula);
-    return { name, formula };
-  } catch (err) {
-    const message = err instanceof FormulaSyntaxError ? err.message : String(err);
-    cache?.set(source, message);
-    return { name, formula: null, error: message };
+/** Units of work (offers, creatives, list entries) between two yields of the compile. */
+const STEP = 128;
+
+export function placementKey(channelId: string, placementId: string): string {
+  return `${channelId}\u0000${placementId}`;
+}
+
+export function creativeKey(offerId: string, channelId: string): string {
+  return `${offerId}\u0000${channelId}`;
+}
+
+const byId = <T extends { id: string }>(a: T, b: T) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+/** Sorted by id; the store reads large tables in id order already, and checking is cheaper than sorting. */
+function sortedById<T extends { id: string }>(items: readonly T[]): T[] {
+  for (let i = 1; i < items.length; i++) {
+    if ((items[i - 1] as T).id >= (items[i] as T).id) return [...items].sort(byId);
+  }
+  return [...items];
+}
+
+const readsOnlyRequest = (f: Formula) => f.names.every((n) => n.startsWith("customer.") || n.startsWith("attributes."));
+
+/** Compiles formulas through the parse cache and hands out request slots. */
+class FieldCompiler {
+  private readonly slots = new Map<Formula, number>();
+  private readonly used = new Map<string, Formula | string>();
+
+  constructor(private readonly previous: Map<string, Formula | string> | undefined) {}
+
+  get slotCount(): number {
+    return this.slots.size;
+  }
+
+  /** What this compile parsed or reused: only sources still in the catalog are kept for the next one. */
+  get formulas(): Map<string, Formula | string> {
+    return this.used;
+  }
+
+  field(name: string, source: string): ComputedField {
+    let parsed = this.used.get(source) ?? this.previous?.get(source);
+    if (parsed === undefined) {
+      try {
+        parsed = compileFormula(source);
+      } catch (err) {
+        parsed = err instanceof FormulaSyntaxError ? err.message : String(err);
+      }
+    }
+    this.used.set(source, parsed);
+    if (typeof parsed === "string") return { name, formula: null, error: parsed, requestSlot: -1 };
+    let slot = -1;
+    if (readsOnlyRequest(parsed)) {
+      slot = this.slots.get(parsed) ?? this.slots.size;
+      this.slots.set(parsed, slot);
+    }
+    return { name, formula: parsed, requestSlot: slot };
   }
 }
 
-function compileCreative(def: CreativeDef): CompiledCreative {
+/** Compiles one formula outside a catalog (tests, checks): no memo slot. */
+export function compileField(name: string, source: string): ComputedField {
+  return new FieldCompiler(undefined).field(name, source);
+}
+
+function compileCreative(def: CreativeDef, previous: Map<string, Template | null> | undefined, used: Map<string, Template | null>): CompiledCreative {
   const templates: [string, Template | null][] = [];
   for (const [key, value] of Object.entries(def.content)) {
     if (typeof value !== "string") continue;
-    try {
-      templates.push([key, compileTemplate(value)]);
-    } catch {
-      templates.push([key, null]);
+    let t = used.get(value) ?? previous?.get(value);
+    if (t === undefined) {
+      try {
+        t = compileTemplate(value);
+      } catch {
+        t = null;
+      }
     }
+    used.set(value, t);
+    templates.push([key, t]);
   }
   return { def, templates };
 }
@@ -304,13 +230,13 @@ function compileCreative(def: CreativeDef): CompiledCreative {
 function compileQualification(
   ruleId: string | null,
   q: Pick<QualificationDef, "segment" | "condition" | "minPropensity">,
-  formulaCache: Map<string, Formula | string>,
+  fields: FieldCompiler,
 ): CompiledQualification | null {
   if (!q.segment && !q.condition && q.minPropensity === undefined) return null;
   return {
     ruleId,
     segment: q.segment || undefined,
-    condition: q.condition ? compileField(ruleId ? `rule ${ruleId}` : "condition", q.condition, formulaCache) : null,
+    condition: q.condition ? fields.field(ruleId ? `rule ${ruleId}` : "condition", q.condition) : null,
     minPropensity: q.minPropensity,
   };
 }
@@ -322,35 +248,36 @@ function ruleCovers(rule: QualificationRuleDef, offer: OfferDef): boolean {
   return (!rule.offerIds?.length && !rule.categoryIds?.length) || byOffer || byCategory;
 }
 
-function compileOffer(
-  def: OfferDef,
-  category: CategoryDef | undefined,
-  rules: QualificationRuleDef[],
-  formulaCache: Map<string, Formula | string>,
-): CompiledOffer {
+function compileOffer(def: OfferDef, category: CategoryDef | undefined, rules: QualificationRuleDef[], fields: FieldCompiler): CompiledOffer {
   const formulas = new Map<string, string>();
   for (const [name, source] of Object.entries(category?.computed ?? {})) formulas.set(name, source);
   for (const [name, source] of Object.entries(def.computed)) formulas.set(name, source);
   const q = def.qualification;
-  const qualifications = [
-    compileQualification(null, q, formulaCache),
-    ...rules.filter((r) => ruleCovers(r, def)).map((r) => compileQualification(r.id, r, formulaCache)),
-  ].filter((x): x is CompiledQualification => x !== null);
-  const fit = (q.fit ?? []).map((r, i) => ({ rule: compileField(`fit[${i}]`, r.when, formulaCache), relevance: r.relevance }));
+  const qualifications: CompiledQualification[] = [];
+  const own = compileQualification(null, q, fields);
+  if (own) qualifications.push(own);
+  for (const r of rules) {
+    if (!ruleCovers(r, def)) continue;
+    const compiled = compileQualification(r.id, r, fields);
+    if (compiled) qualifications.push(compiled);
+  }
+  const fit = (q.fit ?? []).map((r, i) => ({ rule: fields.field(`fit[${i}]`, r.when), relevance: r.relevance }));
   const ruleFields = [...qualifications.map((x) => x.condition), ...fit.map((f) => f.rule)].filter((r): r is ComputedField => r !== null);
   return {
     def,
     category,
     fields: { ...(category?.fields ?? {}), ...def.fields },
-    computed: [...formulas].map(([name, source]) => compileField(name, source, formulaCache)),
+    computed: [...formulas].map(([name, source]) => fields.field(name, source)),
     qualifications,
     fit,
     rulesReadComputed: ruleFields.some((r) => r.formula?.names.some((n) => formulas.has(n)) ?? false),
     offerView: { id: def.id, name: def.name, description: def.description, categoryId: def.categoryId, priority: def.priority },
+    startsMs: def.startsAt ? def.startsAt.getTime() : Number.NEGATIVE_INFINITY,
+    endsMs: def.endsAt ? def.endsAt.getTime() : Number.POSITIVE_INFINITY,
   };
 }
 
-function resolveFlow(def: FlowDef, offers: CompiledOffer[], tenantPolicies: CompiledContactPolicies): ResolvedFlow {
+function flowSettings(def: FlowDef) {
   const d = def.definition;
   const w = { ...DEFAULT_WEIGHTS, ...(d.score?.weights ?? {}) };
   const total = w.propensity + w.relevance + w.impact + w.emphasis;
@@ -358,34 +285,81 @@ function resolveFlow(def: FlowDef, offers: CompiledOffer[], tenantPolicies: Comp
     total > 0
       ? { propensity: w.propensity / total, relevance: w.relevance / total, impact: w.impact / total, emphasis: w.emphasis / total }
       : DEFAULT_WEIGHTS;
-  const categoryIds = d.candidates?.categoryIds;
-  const offerIds = d.candidates?.offerIds;
-  const candidates =
-    categoryIds?.length || offerIds?.length
-      ? offers.filter((o) => (categoryIds?.includes(o.def.categoryId) ?? false) || (offerIds?.includes(o.def.id) ?? false))
-      : offers;
   return {
-    def,
     method: d.score?.method ?? "prie",
     weights,
     propensityMode: d.score?.propensity ?? "mean",
     priorWeight: d.score?.priorWeight ?? DEFAULT_PRIOR_WEIGHT,
     perCategoryCap: d.rank?.perCategoryCap ?? null,
-    candidates,
-    policies: combineContactPolicies(compileContactPolicies(d.policies), tenantPolicies),
   };
 }
 
-const key = (offerId: string, channelId: string) => `${offerId}\u0000${channelId}`;
+function flowCandidates(def: FlowDef, offers: CompiledOffer[]): CompiledOffer[] {
+  const categoryIds = def.definition.candidates?.categoryIds;
+  const offerIds = def.definition.candidates?.offerIds;
+  if (!categoryIds?.length && !offerIds?.length) return offers;
+  return offers.filter((o) => (categoryIds?.includes(o.def.categoryId) ?? false) || (offerIds?.includes(o.def.id) ?? false));
+}
 
-export function compileCatalog(def: CatalogDefinition): CompiledCatalog {
+/** Builds the candidate list of a flow for one channel or placement (the caller yields between lists). */
+function* buildList(
+  flow: Omit<ResolvedFlow, "lists" | "def" | "candidates" | "policies">,
+  candidates: CompiledOffer[],
+  creativesHere: Map<string, CompiledCreative[]> | undefined,
+  maxValue: number,
+): Generator<void, CandidateList> {
+  const offers: CompiledOffer[] = [];
+  const creatives: CompiledCreative[][] = [];
+  for (let i = 0; i < candidates.length; i++) {
+    if (i % STEP === STEP - 1) yield;
+    const o = candidates[i] as CompiledOffer;
+    if (o.def.status !== "active") continue;
+    const here = creativesHere?.get(o.def.id);
+    if (!here || here.length === 0) continue;
+    offers.push(o);
+    creatives.push(here);
+  }
+  const n = offers.length;
+  const impactTerm = new Float64Array(n);
+  const emphasisTerm = new Float64Array(n);
+  const w = flow.weights;
+  let hasFit = false;
+  for (let j = 0; j < n; j++) {
+    const d = (offers[j] as CompiledOffer).def;
+    if ((offers[j] as CompiledOffer).fit.length > 0) hasFit = true;
+    if (flow.method === "priority_weighted") {
+      impactTerm[j] = (d.priority / 100) * (d.weight / 100);
+      emphasisTerm[j] = 1;
+    } else {
+      const impact = maxValue > 0 ? d.businessValue / maxValue : 1;
+      impactTerm[j] = impact ** w.impact;
+      emphasisTerm[j] = (d.priority / 100) ** w.emphasis;
+    }
+  }
+  yield;
+  return { offers, creatives, impactTerm, emphasisTerm, hasFit, propensity: null };
+}
+
+/**
+ * Compiles a catalog step by step: yields after each small unit of work. `previous` is the tenant's
+ * catalog compiled before, whose parsed formulas and templates are reused.
+ */
+export function* compileCatalogSteps(
+  def: CatalogDefinition,
+  opts: { revision?: number | null; previous?: CompiledCatalog } = {},
+): Generator<void, CompiledCatalog> {
   const categories = new Map(def.categories.map((c) => [c.id, c]));
-  const formulaCache = new Map<string, Formula | string>();
-  const rules = [...(def.qualificationRules ?? [])].sort((a, b) => (a.id < b.id ? -1 : 1));
-  const offers = [...def.offers]
-    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-    .map((o) => compileOffer(o, categories.get(o.categoryId), rules, formulaCache));
+  const fields = new FieldCompiler(opts.previous?.parsed.formulas);
+  const rules = [...(def.qualificationRules ?? [])].sort(byId);
+  const sortedOffers = sortedById(def.offers);
+  yield;
+  const offers: CompiledOffer[] = [];
+  for (const o of sortedOffers) {
+    offers.push(compileOffer(o, categories.get(o.categoryId), rules, fields));
+    if (offers.length % STEP === 0) yield;
+  }
   const offerById = new Map(offers.map((o) => [o.def.id, o]));
+  yield;
 
   const placements = new Map<string, Set<string>>();
   for (const p of def.placements) {
@@ -394,20 +368,24 @@ export function compileCatalog(def: CatalogDefinition): CompiledCatalog {
     placements.set(p.channelId, set);
   }
 
+  // Active creatives per offer and channel, in id order.
   const creatives = new Map<string, CompiledCreative[]>();
   const creativeById = new Map<string, CompiledCreative>();
-  for (const c of [...def.creatives].sort((a, b) => (a.id < b.id ? -1 : 1))) {
+  const usedTemplates = new Map<string, Template | null>();
+  const sortedCreatives = sortedById(def.creatives);
+  let done = 0;
+  for (const c of sortedCreatives) {
+    if (++done % STEP === 0) yield;
     if (c.status !== "active") continue;
-    const compiled = compileCreative(c);
+    const compiled = compileCreative(c, opts.previous?.parsed.templates, usedTemplates);
     creativeById.set(c.id, compiled);
-    const k = key(c.offerId, c.channelId);
+    const k = creativeKey(c.offerId, c.channelId);
     const list = creatives.get(k);
     if (list) list.push(compiled);
     else creatives.set(k, [compiled]);
   }
 
-  // Per channel (and per channel and placement): offer id → the creatives it can show there. A decision
-  // looks up its channel once, then each offer by id, without building keys per candidate.
+  // Per channel (and per channel and placement): offer id → the creatives it can show there.
   const creativeIndex = new Map<string, Map<string, CompiledCreative[]>>();
   const indexFor = (k: string) => {
     let m = creativeIndex.get(k);
@@ -417,19 +395,19 @@ export function compileCatalog(def: CatalogDefinition): CompiledCatalog {
     }
     return m;
   };
+  for (const ch of def.channels) indexFor(ch.id);
   for (const list of creatives.values()) {
     const first = list[0] as CompiledCreative;
     indexFor(first.def.channelId).set(first.def.offerId, list);
-  }
-  for (const p of def.placements) {
-    const byOffer = indexFor(placementKey(p.channelId, p.id));
-    for (const list of creatives.values()) {
-      const first = list[0] as CompiledCreative;
-      if (first.def.channelId !== p.channelId) continue;
-      const fit = list.filter((c) => c.def.placementId === null || c.def.placementId === p.id);
-      if (fit.length > 0) byOffer.set(first.def.offerId, fit);
+    const channelPlacements = placements.get(first.def.channelId);
+    if (!channelPlacements) continue;
+    for (const p of channelPlacements) {
+      const fit = list.filter((c) => c.def.placementId === null || c.def.placementId === p);
+      if (fit.length > 0) indexFor(placementKey(first.def.channelId, p)).set(first.def.offerId, fit);
     }
+    if (++done % STEP === 0) yield;
   }
+  for (const p of def.placements) indexFor(placementKey(p.channelId, p.id));
 
   const experiments = new Map<string, CompiledExperiment>();
   const experimentOnlyCreatives = new Set<string>();
@@ -438,43 +416,60 @@ export function compileCatalog(def: CatalogDefinition): CompiledCatalog {
       if (i > 0) experimentOnlyCreatives.add(v.creativeId);
     });
     if (e.status !== "running") continue;
-    const byId = new Map<string, CompiledCreative>();
+    const variants = new Map<string, CompiledCreative>();
     for (const v of e.variants) {
       const c = creativeById.get(v.creativeId);
-      if (c) byId.set(v.creativeId, c);
+      if (c) variants.set(v.creativeId, c);
     }
-    experiments.set(key(e.offerId, e.channelId), { def: e, creatives: byId });
+    experiments.set(creativeKey(e.offerId, e.channelId), { def: e, creatives: variants });
   }
 
-  const tenantPolicyList = [...(def.contactPolicies ?? [])].sort((a, b) => (a.id < b.id ? -1 : 1));
+  const tenantPolicyList = [...(def.contactPolicies ?? [])].sort(byId);
   const tenantPolicies = compileContactPolicies(tenantPolicyList.map((p) => p.policy));
   // Issues name the policy by its id rather than its place in a list nobody wrote.
   tenantPolicies.issues = tenantPolicies.issues.map((issue) =>
     issue.replace(/^policies\[(\d+)\]/, (_, i: string) => `contact policy ${tenantPolicyList[Number(i)]?.id ?? i}`),
   );
-  const flows = new Map(def.flows.map((f) => [f.id, resolveFlow(f, offers, tenantPolicies)]));
+  const maxBusinessValue = offers.reduce((m, o) => Math.max(m, o.def.businessValue), 0);
+  const flows = new Map<string, ResolvedFlow>();
+  for (const f of def.flows) {
+    const settings = flowSettings(f);
+    const candidates = flowCandidates(f, offers);
+    const lists = new Map<string, CandidateList>();
+    for (const [k, here] of creativeIndex) lists.set(k, yield* buildList(settings, candidates, here, maxBusinessValue));
+    flows.set(f.id, {
+      def: f,
+      ...settings,
+      candidates,
+      policies: combineContactPolicies(compileContactPolicies(f.definition.policies), tenantPolicies),
+      lists,
+    });
+  }
   const defaultFlow = def.flows.find((f) => f.isDefault);
   return {
+    revision: opts.revision ?? null,
     settings: def.settings ?? DEFAULT_TENANT_SETTINGS,
     outcomeTypes: new Map((def.outcomeTypes ?? []).map((o) => [o.id, o.classification])),
     offers,
     offerById,
     channels: new Map(def.channels.map((c) => [c.id, c])),
     placements,
-    creatives,
     creativeIndex,
     experiments,
     experimentOnlyCreatives,
     flows,
     defaultFlowId: defaultFlow?.id ?? null,
-    maxBusinessValue: offers.reduce((m, o) => Math.max(m, o.def.businessValue), 0),
+    maxBusinessValue,
+    requestSlots: fields.slotCount,
+    parsed: { formulas: fields.formulas, templates: usedTemplates },
   };
 }
 
-export function placementKey(channelId: string, placementId: string): string {
-  return `${channelId}\u0000${placementId}`;
-}
-
-export function creativeKey(offerId: string, channelId: string): string {
-  return key(offerId, channelId);
+/** Compiles a catalog in one go. */
+export function compileCatalog(def: CatalogDefinition, opts: { revision?: number | null; previous?: CompiledCatalog } = {}): CompiledCatalog {
+  const steps = compileCatalogSteps(def, opts);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
 }

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { type CatalogDefinition, compileCatalog, type OfferDef, offerWithDefaults } from "./catalog.ts";
+import { compileCatalog } from "./catalog.ts";
+import { type CatalogDefinition, type OfferDef, offerWithDefaults } from "./definitions.ts";
 import { decide, type DecisionInput } from "./engine.ts";
 import { PropensityModel } from "./propensity.ts";
 

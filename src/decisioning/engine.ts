@@ -1,13 +1,20 @@
 // The decision engine: compute, filter, score and rank over a compiled catalog for one customer and
 // channel. It is pure: the caller brings the profile, the propensity model, the clock and the random
 // source, and gets back the ranked recommendations and, when asked, what each stage did.
+//
+// A decision visits the flow's candidate list for the channel (built when the catalog was compiled) and
+// allocates nothing per candidate unless a rule needs the offer's computed values. Where the score
+// cannot depend on the customer (mean propensity, no fit rules, no propensities in the request), every
+// score is known per statistics snapshot: offers are visited in rank order and the visit stops once the
+// answer is full. Otherwise every candidate is scored and the best are selected with a heap instead of a
+// full sort. A traced decision visits every candidate of the flow, to say what happened to each.
 
 import { assignVariant } from "./experiment.ts";
 import { type Evaluation, type FormulaScope, isTruthy, type Value } from "./formula.ts";
-import type { CompiledCatalog, CompiledCreative, CompiledOffer, ComputedField, ResolvedFlow } from "./catalog.ts";
+import type { CandidateList, CompiledCatalog, CompiledCreative, CompiledOffer, ComputedField, ResolvedFlow } from "./catalog.ts";
 import { creativeKey, placementKey } from "./catalog.ts";
-import { type ContactHistory, prepareContactPolicies } from "./policies.ts";
-import type { PropensityModel } from "./propensity.ts";
+import { type ContactHistory, type ContactPolicyGate, prepareContactPolicies } from "./policies.ts";
+import { type PropensityModel, type PropensityTable, sampleBeta } from "./propensity.ts";
 
 export interface CustomerProfile {
   attributes: Record<string, unknown>;
@@ -34,6 +41,16 @@ export interface DecisionInput {
    * null when it could not be read (offers under a policy are then dropped: fail closed).
    */
   history?: ContactHistory | null;
+  /**
+   * Formula work one decision may do, in syntax-tree nodes evaluated; past it every formula yields null
+   * (conditions then fail). Unset: no limit.
+   */
+  evaluationBudget?: number;
+  /**
+   * How long (ms) the propensities of a candidate list may go on serving after the model learned more;
+   * 0 or unset: always the model's current state.
+   */
+  propensityRefreshMs?: number;
 }
 
 export interface ExperimentChoice {
@@ -70,58 +87,309 @@ export interface StageRecord {
 export interface Decision {
   recommendations: Recommendation[];
   stages: StageRecord[];
+  /** Candidates the decision examined (schedule, rules, policies). */
+  visited: number;
+  /** Formula work done, in syntax-tree nodes evaluated. */
+  evaluations: number;
+  /** Whether the evaluation budget ran out (some formulas yielded null for it). */
+  budgetExhausted: boolean;
 }
 
+/** An offer whose computed values or scope a rule or the answer needed. */
 interface Candidate {
   offer: CompiledOffer;
-  creatives: CompiledCreative[];
   scope: FormulaScope;
-  /** Computed values, once evaluated (see computeValues). */
   values: Record<string, Value> | null;
   issues: Record<string, string> | null;
-  propensity: number;
-  relevance: number;
-  score: number;
 }
 
 /** Scores are reported with four decimals: enough to tell offers apart, short enough to read. */
 const round4 = (x: number) => Math.round(x * 10_000) / 10_000;
 
-function evaluate(field: ComputedField, scope: FormulaScope): Evaluation {
-  if (!field.formula) return { value: null, issue: field.error ?? "invalid formula" };
-  return field.formula.evaluate(scope);
+const BUDGET_EXHAUSTED: Evaluation = { value: null, issue: "evaluation budget exhausted" };
+
+// Scratch space of the decision under way: decide() runs to completion synchronously, so one set of
+// buffers serves every decision, grown to the largest candidate list seen.
+let scores = new Float64Array(0);
+let propensities = new Float64Array(0);
+let heap = new Int32Array(0);
+
+function ensureScratch(n: number): void {
+  if (scores.length >= n) return;
+  const size = Math.max(n, scores.length * 2, 64);
+  scores = new Float64Array(size);
+  propensities = new Float64Array(size);
+  heap = new Int32Array(size);
 }
 
-const NO_CREATIVES: CompiledCreative[] = [];
+/** What one decision shares between its candidates: the customer, the memo of request-only formulas, the budget. */
+class Request {
+  readonly customer: Record<string, unknown>;
+  readonly attributes: Record<string, unknown>;
+  readonly segments: string[];
+  readonly nowMs: number;
+  readonly externalScores: Record<string, unknown> | null;
+  /** A scope reused for formulas of offers that need no computed values (formulas never write to it). */
+  private readonly shared: FormulaScope;
+  private readonly memo: (Evaluation | undefined)[];
+  private readonly budget: number;
+  spent = 0;
+  exhausted = false;
 
-function externalPropensity(attributes: Record<string, unknown>, offerId: string): number | null {
-  const scores = attributes.propensityScores;
-  if (!scores || typeof scores !== "object") return null;
-  const p = (scores as Record<string, unknown>)[offerId];
-  return typeof p === "number" && p >= 0 && p <= 1 ? p : null;
+  constructor(input: DecisionInput) {
+    this.customer = input.profile.attributes;
+    this.attributes = input.attributes;
+    this.segments = input.profile.segments;
+    this.nowMs = input.now.getTime();
+    const ext = input.attributes.propensityScores;
+    this.externalScores = ext && typeof ext === "object" ? (ext as Record<string, unknown>) : null;
+    this.shared = { own: {}, customer: this.customer, attributes: this.attributes, offer: {} };
+    this.memo = new Array(input.catalog.requestSlots);
+    this.budget = input.evaluationBudget ?? Number.POSITIVE_INFINITY;
+  }
+
+  /** A propensity the request brings for the offer, or null. */
+  external(offerId: string): number | null {
+    if (!this.externalScores) return null;
+    const p = this.externalScores[offerId];
+    return typeof p === "number" && p >= 0 && p <= 1 ? p : null;
+  }
+
+  evaluate(field: ComputedField, scope: FormulaScope): Evaluation {
+    if (!field.formula) return { value: null, issue: field.error ?? "invalid formula" };
+    const slot = field.requestSlot;
+    if (slot >= 0) {
+      const known = this.memo[slot];
+      if (known) return known;
+    }
+    const cost = field.formula.nodes;
+    if (this.spent + cost > this.budget) {
+      this.exhausted = true;
+      return BUDGET_EXHAUSTED;
+    }
+    this.spent += cost;
+    const r = field.formula.evaluate(scope);
+    if (slot >= 0) this.memo[slot] = r;
+    return r;
+  }
+
+  /** The scope a formula of the offer sees: the candidate's when it has one, else the shared one. */
+  scopeFor(offer: CompiledOffer, c: Candidate | undefined): FormulaScope {
+    if (c) return c.scope;
+    this.shared.own = offer.fields;
+    this.shared.offer = offer.offerView;
+    return this.shared;
+  }
+
+  candidate(offer: CompiledOffer): Candidate {
+    const scope: FormulaScope = { own: { ...offer.fields }, customer: this.customer, attributes: this.attributes, offer: offer.offerView };
+    return { offer, scope, values: null, issues: null };
+  }
+
+  /** Evaluates the offer's computed fields into its scope (once), so that rules and templates can read them. */
+  computeValues(c: Candidate): Record<string, Value> {
+    if (c.values) return c.values;
+    const values: Record<string, Value> = {};
+    for (const field of c.offer.computed) {
+      const r = this.evaluate(field, c.scope);
+      values[field.name] = r.value;
+      c.scope.own[field.name] = r.value;
+      if (r.issue) {
+        c.issues ??= {};
+        c.issues[field.name] = r.issue;
+      }
+    }
+    c.values = values;
+    return values;
+  }
+
+  /** Why the offer's own qualification or a tenant rule refuses it, or null when all pass. */
+  disqualification(offer: CompiledOffer, c: Candidate | undefined, propensity: number): string | null {
+    for (const q of offer.qualifications) {
+      let reason: string | null = null;
+      if (q.segment && !this.segments.includes(q.segment)) reason = "segment_required";
+      else if (q.condition) {
+        const r = this.evaluate(q.condition, this.scopeFor(offer, c));
+        if (!isTruthy(r.value)) reason = `condition_failed${r.issue ? `: ${r.issue}` : ""}`;
+      }
+      if (!reason && q.minPropensity !== undefined && propensity < q.minPropensity) reason = `propensity < ${q.minPropensity}`;
+      if (reason) return q.ruleId ? `${reason}, rule ${q.ruleId}` : reason;
+    }
+    return null;
+  }
+
+  relevance(offer: CompiledOffer, c: Candidate | undefined): number {
+    let relevance = 1;
+    for (const fit of offer.fit) {
+      if (!isTruthy(this.evaluate(fit.rule, this.scopeFor(offer, c)).value)) relevance = Math.min(relevance, fit.relevance);
+    }
+    return relevance;
+  }
 }
 
-function scheduleReason(offer: CompiledOffer, now: Date): string | null {
-  const d = offer.def;
-  if (d.status !== "active") return "inactive";
-  if (d.startsAt && d.startsAt > now) return "not_started";
-  if (d.endsAt && d.endsAt <= now) return "expired";
+function scheduleReason(offer: CompiledOffer, nowMs: number): string | null {
+  if (offer.def.status !== "active") return "inactive";
+  if (offer.startsMs > nowMs) return "not_started";
+  if (offer.endsMs <= nowMs) return "expired";
   return null;
 }
 
-function chooseCreative(input: DecisionInput, c: Candidate): { creative: CompiledCreative; experiment: ExperimentChoice | null } {
-  const experiment = input.catalog.experiments.get(creativeKey(c.offer.def.id, input.channelId));
+/** The list's propensities for the model as it is now (or as it was at most `refreshMs` ago). */
+function propensityTable(list: CandidateList, flow: ResolvedFlow, input: DecisionInput, nowMs: number): PropensityTable {
+  const model = input.propensity;
+  const t = list.propensity;
+  const refreshMs = input.propensityRefreshMs ?? 0;
+  if (
+    t &&
+    t.model === model &&
+    t.priorWeight === flow.priorWeight &&
+    (t.version === model.version || (refreshMs > 0 && Math.abs(nowMs - t.builtAt) < refreshMs))
+  ) {
+    return t;
+  }
+  const fresh = model.table(
+    list.offers.map((o) => ({ id: o.def.id, categoryId: o.def.categoryId })),
+    input.channelId,
+    flow.priorWeight,
+    nowMs,
+  );
+  fresh.previousRanking = t?.ranking ?? t?.previousRanking ?? null;
+  list.propensity = fresh;
+  return fresh;
+}
+
+/**
+ * The list's positions in rank order for the table's means (no fit rules: relevance 1). After the model
+ * learned a little, the previous order is nearly right: it is repaired by insertion, which costs about one
+ * comparison per offer, and sorted afresh only when too much moved.
+ */
+function rankingOf(list: CandidateList, flow: ResolvedFlow, table: PropensityTable, previous: Int32Array | null): Int32Array {
+  if (table.ranking) return table.ranking;
+  const n = list.offers.length;
+  ensureScratch(n);
+  for (let j = 0; j < n; j++) scores[j] = score(flow, list, j, table.mean[j] as number, 1);
+  if (previous && previous.length === n) {
+    const order = Int32Array.from(previous);
+    let moves = 0;
+    const limit = 8 * n + 64;
+    for (let i = 1; i < n && moves <= limit; i++) {
+      const j = order[i] as number;
+      let k = i - 1;
+      while (k >= 0 && before(list, j, order[k] as number)) {
+        order[k + 1] = order[k] as number;
+        k--;
+        moves++;
+      }
+      order[k + 1] = j;
+    }
+    if (moves <= limit) {
+      table.ranking = order;
+      return order;
+    }
+  }
+  table.ranking = sortedByRank(list, n);
+  return table.ranking;
+}
+
+/**
+ * Positions 0..n-1 in rank order by `scores`. Scores are four-decimal numbers in [0, 1], so mandatory
+ * flag, score and position pack into one number each and a native numeric sort does the work.
+ */
+function sortedByRank(list: CandidateList, n: number): Int32Array {
+  const keys = new Float64Array(n);
+  for (let j = 0; j < n; j++) {
+    const s = Math.round((scores[j] as number) * 10_000);
+    if (!(s >= 0 && s <= 10_000) || n >= POSITIONS) return sortedByComparison(list, n);
+    const mandatory = (list.offers[j] as CompiledOffer).def.mandatory ? 0 : 1;
+    keys[j] = (mandatory * 10_001 + (10_000 - s)) * POSITIONS + j;
+  }
+  keys.sort();
+  const order = new Int32Array(n);
+  for (let k = 0; k < n; k++) order[k] = (keys[k] as number) % POSITIONS;
+  return order;
+}
+
+/** Room for positions in a packed sort key. */
+const POSITIONS = 2 ** 24;
+
+function sortedByComparison(list: CandidateList, n: number): Int32Array {
+  const order = Array.from({ length: n }, (_, j) => j);
+  order.sort((a, b) => (before(list, a, b) ? -1 : 1));
+  return Int32Array.from(order);
+}
+
+function score(flow: ResolvedFlow, list: CandidateList, j: number, propensity: number, relevance: number): number {
+  if (flow.method === "priority_weighted") return round4((list.impactTerm[j] as number) * relevance);
+  const p = Math.min(1, Math.max(0, propensity));
+  const w = flow.weights;
+  return round4(p ** w.propensity * relevance ** w.relevance * (list.impactTerm[j] as number) * (list.emphasisTerm[j] as number));
+}
+
+/** Whether candidate a ranks before b: mandatory first, then by score, ties by offer id (list position). */
+function before(list: CandidateList, a: number, b: number): boolean {
+  const ma = (list.offers[a] as CompiledOffer).def.mandatory;
+  const mb = (list.offers[b] as CompiledOffer).def.mandatory;
+  if (ma !== mb) return ma;
+  const sa = scores[a] as number;
+  const sb = scores[b] as number;
+  if (sa !== sb) return sa > sb;
+  return a < b;
+}
+
+function heapPush(list: CandidateList, size: number, j: number): number {
+  let i = size;
+  heap[i] = j;
+  while (i > 0) {
+    const parent = (i - 1) >> 1;
+    if (!before(list, heap[i] as number, heap[parent] as number)) break;
+    const t = heap[i] as number;
+    heap[i] = heap[parent] as number;
+    heap[parent] = t;
+    i = parent;
+  }
+  return size + 1;
+}
+
+function siftDown(list: CandidateList, size: number, from: number): void {
+  let i = from;
+  for (;;) {
+    const l = 2 * i + 1;
+    if (l >= size) return;
+    const r = l + 1;
+    let best = l;
+    if (r < size && before(list, heap[r] as number, heap[l] as number)) best = r;
+    if (!before(list, heap[best] as number, heap[i] as number)) return;
+    const t = heap[i] as number;
+    heap[i] = heap[best] as number;
+    heap[best] = t;
+    i = best;
+  }
+}
+
+function heapPop(list: CandidateList, size: number): number {
+  const top = heap[0] as number;
+  heap[0] = heap[size - 1] as number;
+  siftDown(list, size - 1, 0);
+  return top;
+}
+
+function chooseCreative(
+  input: DecisionInput,
+  offer: CompiledOffer,
+  creatives: CompiledCreative[],
+): { creative: CompiledCreative; experiment: ExperimentChoice | null } {
+  const experiment = input.catalog.experiments.get(creativeKey(offer.def.id, input.channelId));
   if (experiment) {
-    const eligible = experiment.def.variants.filter((v) => c.creatives.some((cr) => cr.def.id === v.creativeId));
+    const eligible = experiment.def.variants.filter((v) => creatives.some((cr) => cr.def.id === v.creativeId));
     // Only split when every variant can be shown here; otherwise the split would be biased.
     if (eligible.length === experiment.def.variants.length) {
       const v = assignVariant(experiment.def.id, input.customerId, eligible);
-      const creative = v && c.creatives.find((cr) => cr.def.id === v.creativeId);
+      const creative = v && creatives.find((cr) => cr.def.id === v.creativeId);
       if (v && creative) return { creative, experiment: { experimentId: experiment.def.id, variant: v.variant, weight: v.weight } };
     }
   }
-  const plain = c.creatives.filter((cr) => !input.catalog.experimentOnlyCreatives.has(cr.def.id));
-  const pool = plain.length > 0 ? plain : c.creatives;
+  const plain = creatives.filter((cr) => !input.catalog.experimentOnlyCreatives.has(cr.def.id));
+  const pool = plain.length > 0 ? plain : creatives;
   // A creative made for the requested placement beats one that fits any placement.
   const exact = input.placement ? pool.find((cr) => cr.def.placementId === input.placement) : undefined;
   return { creative: (exact ?? pool[0]) as CompiledCreative, experiment: null };
@@ -135,193 +403,233 @@ function render(creative: CompiledCreative, scope: FormulaScope): Record<string,
   return content;
 }
 
-/** Evaluates the offer's computed fields into its scope (once), so that rules and templates can read them. */
-function computeValues(c: Candidate): Record<string, Value> {
-  if (c.values) return c.values;
-  const values: Record<string, Value> = {};
-  for (const field of c.offer.computed) {
-    const r = evaluate(field, c.scope);
-    values[field.name] = r.value;
-    c.scope.own[field.name] = r.value;
-    if (r.issue) {
-      c.issues ??= {};
-      c.issues[field.name] = r.issue;
-    }
+/** Arbitration: takes candidates in rank order and places those the limits allow, until the answer is full. */
+class Answer {
+  readonly recommendations: Recommendation[] = [];
+  private readonly perCategory = new Map<string, number>();
+
+  constructor(
+    private readonly input: DecisionInput,
+    private readonly req: Request,
+    private readonly policies: ContactPolicyGate | null,
+  ) {}
+
+  get full(): boolean {
+    return this.recommendations.length >= this.input.maxOffers;
   }
-  c.values = values;
-  return values;
+
+  place(offer: CompiledOffer, creatives: CompiledCreative[], c: Candidate | undefined, score: number, propensity: number): void {
+    if (this.full) return;
+    const id = offer.def.id;
+    const categoryId = offer.def.categoryId;
+    // Offers shown together are impressions together: a shared frequency cap may admit only some.
+    if (this.policies && !this.policies.fits(id, categoryId)) return;
+    const cap = this.input.flow.perCategoryCap;
+    if (cap !== null) {
+      const n = this.perCategory.get(categoryId) ?? 0;
+      if (n >= cap) return;
+      this.perCategory.set(categoryId, n + 1);
+    }
+    this.policies?.take(id, categoryId);
+    const { creative, experiment } = chooseCreative(this.input, offer, creatives);
+    const candidate = c ?? this.req.candidate(offer);
+    const personalization = this.req.computeValues(candidate);
+    this.recommendations.push({
+      offer,
+      creative,
+      rank: this.recommendations.length + 1,
+      score,
+      propensity,
+      content: render(creative, candidate.scope),
+      personalization,
+      experiment,
+    });
+  }
 }
 
-/** Why the offer's own qualification or a tenant rule refuses the candidate, or null when all pass. */
-function disqualification(c: Candidate, segments: string[]): string | null {
-  for (const q of c.offer.qualifications) {
-    let reason: string | null = null;
-    if (q.segment && !segments.includes(q.segment)) reason = "segment_required";
-    else if (q.condition) {
-      const r = evaluate(q.condition, c.scope);
-      if (!isTruthy(r.value)) reason = `condition_failed${r.issue ? `: ${r.issue}` : ""}`;
-    }
-    if (!reason && q.minPropensity !== undefined && c.propensity < q.minPropensity) reason = `propensity < ${q.minPropensity}`;
-    if (reason) return q.ruleId ? `${reason}, rule ${q.ruleId}` : reason;
-  }
-  return null;
+function gateFor(input: DecisionInput): ContactPolicyGate | null {
+  const { flow, catalog } = input;
+  if (flow.policies.policies.length === 0) return null;
+  return prepareContactPolicies(flow.policies, input.history ?? null, input.channelId, input.now, (id) => catalog.offerById.get(id)?.def.categoryId);
 }
+
+const EMPTY_LIST: CandidateList = {
+  offers: [],
+  creatives: [],
+  impactTerm: new Float64Array(0),
+  emphasisTerm: new Float64Array(0),
+  hasFit: false,
+  propensity: null,
+};
 
 export function decide(input: DecisionInput): Decision {
-  const { flow, catalog, explain } = input;
-  const stages: StageRecord[] = [];
-  const customer = input.profile.attributes;
-  const segments = input.profile.segments;
+  const { flow } = input;
+  const list = flow.lists.get(input.placement ? placementKey(input.channelId, input.placement) : input.channelId) ?? EMPTY_LIST;
+  const req = new Request(input);
+  if (input.explain) return explained(input, list, req);
+  const policies = gateFor(input);
+  const answer = new Answer(input, req, policies);
+  ensureScratch(list.offers.length);
+  const table = propensityTable(list, flow, input, req.nowMs);
+  const thompson = flow.propensityMode === "thompson";
+  // Offers whose rules read computed values get a candidate of their own; they are few.
+  let candidates: Map<number, Candidate> | null = null;
 
-  // compute: only for offers that could be shown at all on this channel now; the rest are recorded as
-  // filtered without spending formula evaluations on them.
-  let t = performance.now();
-  // Reasons are only collected for a trace: with thousands of candidates, building them costs real time.
+  /** Examines position j: its propensity into `propensities`, its score into `scores`; false when it is dropped. */
+  const examine = (j: number): boolean => {
+    const offer = list.offers[j] as CompiledOffer;
+    if (offer.startsMs > req.nowMs || offer.endsMs <= req.nowMs) return false;
+    let c: Candidate | undefined;
+    if (offer.rulesReadComputed) {
+      c = req.candidate(offer);
+      req.computeValues(c);
+      candidates ??= new Map();
+      candidates.set(j, c);
+    }
+    const d = offer.def;
+    const p =
+      req.external(d.id) ?? (thompson ? sampleBeta(table.alpha[j] as number, table.beta[j] as number, input.random) : (table.mean[j] as number));
+    propensities[j] = p;
+    if (!d.mandatory && req.disqualification(offer, c, p) !== null) return false;
+    if (policies?.check(d.id, d.categoryId, d.mandatory)) return false;
+    scores[j] = score(flow, list, j, p, offer.fit.length > 0 ? req.relevance(offer, c) : 1);
+    return true;
+  };
+  const place = (j: number) =>
+    answer.place(list.offers[j] as CompiledOffer, list.creatives[j] as CompiledCreative[], candidates?.get(j), scores[j] as number, propensities[j] as number);
+
+  const n = list.offers.length;
+  let visited = 0;
+  let size = 0;
+  if (!thompson && !list.hasFit && !req.externalScores) {
+    // The early exit: every score is the snapshot's, so the offers are visited best first and the first
+    // that pass the filters are the answer.
+    const ranking = rankingOf(list, flow, table, table.previousRanking);
+    for (let k = 0; k < n && !answer.full; k++) {
+      const j = ranking[k] as number;
+      visited++;
+      if (examine(j)) place(j);
+    }
+  } else {
+    for (let j = 0; j < n; j++) {
+      visited++;
+      if (examine(j)) heap[size++] = j;
+    }
+    for (let i = (size >> 1) - 1; i >= 0; i--) siftDown(list, size, i);
+  }
+  while (size > 0 && !answer.full) {
+    place(heapPop(list, size));
+    size--;
+  }
+  return { recommendations: answer.recommendations, stages: [], visited, evaluations: req.spent, budgetExhausted: req.exhausted };
+}
+
+/** A traced decision: every candidate of the flow is visited and what happened to it is recorded. */
+function explained(input: DecisionInput, list: CandidateList, req: Request): Decision {
+  const { flow, catalog } = input;
+  const stages: StageRecord[] = [];
   const filtered: string[] = [];
-  const drop = explain ? (id: string, reason: string) => filtered.push(`${id} (${reason})`) : () => 0;
-  const eligible: Candidate[] = [];
-  const creativesHere = catalog.creativeIndex.get(input.placement ? placementKey(input.channelId, input.placement) : input.channelId);
+
+  // compute: the offers that could be shown at all on this channel now, with their computed values.
+  let t = performance.now();
+  const eligible: { j: number; c: Candidate }[] = [];
+  let at = 0;
   for (const offer of flow.candidates) {
-    const reason = scheduleReason(offer, input.now);
+    const inList = list.offers[at] === offer;
+    const reason = scheduleReason(offer, req.nowMs);
+    if (inList) at++;
     if (reason) {
-      drop(offer.def.id, reason);
+      filtered.push(`${offer.def.id} (${reason})`);
       continue;
     }
-    const creatives = creativesHere?.get(offer.def.id) ?? NO_CREATIVES;
-    if (creatives.length === 0) {
-      drop(offer.def.id, "no_creative");
+    if (!inList) {
+      filtered.push(`${offer.def.id} (no_creative)`);
       continue;
     }
-    const own: Record<string, unknown> = { ...offer.fields };
-    const scope: FormulaScope = { own, customer, attributes: input.attributes, offer: offer.offerView };
-    const c: Candidate = { offer, creatives, scope, values: null, issues: null, propensity: 0, relevance: 1, score: 0 };
-    // Computed values are evaluated now only when something before ranking reads them (a trace, a rule
-    // that names one); otherwise only for the offers that make the answer.
-    if (explain || offer.rulesReadComputed) computeValues(c);
-    eligible.push(c);
+    const c = req.candidate(offer);
+    req.computeValues(c);
+    eligible.push({ j: at - 1, c });
   }
-  if (explain) {
-    const computed: Record<string, Record<string, unknown>> = {};
-    for (const c of eligible) {
-      const values = c.values ?? {};
-      computed[c.offer.def.id] = c.issues ? { ...values, _issues: c.issues } : { ...values };
-    }
-    stages.push({ name: "compute", duration: performance.now() - t, computed });
+  const computed: Record<string, Record<string, unknown>> = {};
+  for (const { c } of eligible) {
+    const values = c.values ?? {};
+    computed[c.offer.def.id] = c.issues ? { ...values, _issues: c.issues } : { ...values };
   }
+  stages.push({ name: "compute", duration: performance.now() - t, computed });
 
   // filter: qualification rules, then contact policies; mandatory offers bypass the rules and every
   // policy but the frequency caps.
   t = performance.now();
-  const policies =
-    flow.policies.policies.length > 0
-      ? prepareContactPolicies(
-          flow.policies,
-          input.history ?? null,
-          input.channelId,
-          input.now,
-          (id) => catalog.offerById.get(id)?.def.categoryId,
-        )
-      : null;
-  const survivors: Candidate[] = [];
-  for (const c of eligible) {
+  const policies = gateFor(input);
+  const table = propensityTable(list, flow, input, req.nowMs);
+  const thompson = flow.propensityMode === "thompson";
+  const survivors: { j: number; c: Candidate; propensity: number; relevance: number; score: number }[] = [];
+  for (const { j, c } of eligible) {
     const d = c.offer.def;
-    const ext = externalPropensity(input.attributes, d.id);
-    c.propensity =
-      ext ?? input.propensity.estimate(d.id, d.categoryId, input.channelId, flow.propensityMode, flow.priorWeight, input.random);
+    const p =
+      req.external(d.id) ?? (thompson ? sampleBeta(table.alpha[j] as number, table.beta[j] as number, input.random) : (table.mean[j] as number));
     if (!d.mandatory) {
-      const refusal = disqualification(c, segments);
+      const refusal = req.disqualification(c.offer, c, p);
       if (refusal) {
-        drop(d.id, refusal);
+        filtered.push(`${d.id} (${refusal})`);
         continue;
       }
     }
     const refused = policies?.check(d.id, d.categoryId, d.mandatory);
     if (refused) {
-      drop(d.id, refused);
+      filtered.push(`${d.id} (${refused})`);
       continue;
     }
-    survivors.push(c);
+    survivors.push({ j, c, propensity: p, relevance: 1, score: 0 });
   }
-  if (explain) {
-    stages.push({
-      name: "filter",
-      duration: performance.now() - t,
-      candidatesIn: flow.candidates.length,
-      candidatesOut: survivors.length,
-      filtered,
-    });
-  }
+  stages.push({
+    name: "filter",
+    duration: performance.now() - t,
+    candidatesIn: flow.candidates.length,
+    candidatesOut: survivors.length,
+    filtered,
+  });
 
   // score
   t = performance.now();
-  const w = flow.weights;
   const maxValue = catalog.maxBusinessValue;
   const factors: Record<string, Record<string, number>> = {};
-  for (const c of survivors) {
-    const d = c.offer.def;
-    for (const fit of c.offer.fit) {
-      if (!isTruthy(evaluate(fit.rule, c.scope).value)) c.relevance = Math.min(c.relevance, fit.relevance);
-    }
-    const impact = maxValue > 0 ? d.businessValue / maxValue : 1;
-    const emphasis = d.priority / 100;
-    if (flow.method === "priority_weighted") {
-      c.score = (d.priority / 100) * (d.weight / 100) * c.relevance;
-    } else {
-      const p = Math.min(1, Math.max(0, c.propensity));
-      c.score = p ** w.propensity * c.relevance ** w.relevance * impact ** w.impact * emphasis ** w.emphasis;
-    }
-    c.score = round4(c.score);
-    if (explain) {
-      factors[d.id] = {
-        propensity: round4(c.propensity),
-        relevance: round4(c.relevance),
-        impact: round4(impact),
-        emphasis: round4(emphasis),
-      };
-    }
+  const scoreOf: Record<string, number> = {};
+  for (const s of survivors) {
+    const d = s.c.offer.def;
+    s.relevance = req.relevance(s.c.offer, s.c);
+    s.score = score(flow, list, s.j, s.propensity, s.relevance);
+    scoreOf[d.id] = s.score;
+    factors[d.id] = {
+      propensity: round4(s.propensity),
+      relevance: round4(s.relevance),
+      impact: round4(maxValue > 0 ? d.businessValue / maxValue : 1),
+      emphasis: round4(d.priority / 100),
+    };
   }
-  if (explain) {
-    const scores: Record<string, number> = {};
-    for (const c of survivors) scores[c.offer.def.id] = c.score;
-    stages.push({ name: "score", duration: performance.now() - t, scores, factors });
-  }
+  stages.push({ name: "score", duration: performance.now() - t, scores: scoreOf, factors });
 
   // rank: mandatory first, then by score, ties broken by offer id; then arbitration limits.
   t = performance.now();
   survivors.sort((a, b) => {
-    if (a.offer.def.mandatory !== b.offer.def.mandatory) return a.offer.def.mandatory ? -1 : 1;
+    const ma = a.c.offer.def.mandatory;
+    if (ma !== b.c.offer.def.mandatory) return ma ? -1 : 1;
     if (a.score !== b.score) return b.score - a.score;
-    return a.offer.def.id < b.offer.def.id ? -1 : a.offer.def.id > b.offer.def.id ? 1 : 0;
+    return a.j - b.j;
   });
-  const perCategory = new Map<string, number>();
-  const recommendations: Recommendation[] = [];
-  for (const c of survivors) {
-    if (recommendations.length >= input.maxOffers) break;
-    // Offers shown together are impressions together: a shared frequency cap may admit only some.
-    if (policies && !policies.fits(c.offer.def.id, c.offer.def.categoryId)) continue;
-    if (flow.perCategoryCap !== null) {
-      const n = perCategory.get(c.offer.def.categoryId) ?? 0;
-      if (n >= flow.perCategoryCap) continue;
-      perCategory.set(c.offer.def.categoryId, n + 1);
-    }
-    policies?.take(c.offer.def.id, c.offer.def.categoryId);
-    const { creative, experiment } = chooseCreative(input, c);
-    const personalization = computeValues(c);
-    recommendations.push({
-      offer: c.offer,
-      creative,
-      rank: recommendations.length + 1,
-      score: c.score,
-      propensity: c.propensity,
-      content: render(creative, c.scope),
-      personalization,
-      experiment,
-    });
+  const answer = new Answer(input, req, policies);
+  for (const s of survivors) {
+    if (answer.full) break;
+    answer.place(s.c.offer, list.creatives[s.j] as CompiledCreative[], s.c, s.score, s.propensity);
   }
-  if (explain) {
-    const experiments: Record<string, Record<string, unknown>> = {};
-    for (const r of recommendations) if (r.experiment) experiments[r.offer.def.id] = { ...r.experiment, creativeId: r.creative.def.id };
-    stages.push({ name: "rank", duration: performance.now() - t, finalOrder: recommendations.map((r) => r.offer.def.id), experiments });
-  }
-  return { recommendations, stages };
+  const experiments: Record<string, Record<string, unknown>> = {};
+  for (const r of answer.recommendations) if (r.experiment) experiments[r.offer.def.id] = { ...r.experiment, creativeId: r.creative.def.id };
+  stages.push({ name: "rank", duration: performance.now() - t, finalOrder: answer.recommendations.map((r) => r.offer.def.id), experiments });
+  return {
+    recommendations: answer.recommendations,
+    stages,
+    visited: flow.candidates.length,
+    evaluations: req.spent,
+    budgetExhausted: req.exhausted,
+  };
 }

@@ -2,7 +2,8 @@
 // shared cap budgets at rank, and fail closed when the history is missing.
 
 import { describe, expect, test } from "bun:test";
-import { compileCatalog, type OfferDef, offerWithDefaults } from "./catalog.ts";
+import { compileCatalog } from "./catalog.ts";
+import { type OfferDef, offerWithDefaults } from "./definitions.ts";
 import { decide } from "./engine.ts";
 import { compileContactPolicies, type ContactEvent, type ContactHistory, prepareContactPolicies } from "./policies.ts";
 import { PropensityModel } from "./propensity.ts";

@@ -52,11 +52,35 @@ export interface Posterior {
   mean: number;
 }
 
+/**
+ * The posterior of every offer of one candidate list (same positions), for one statistics snapshot:
+ * flat arrays, so a decision reads a propensity by position instead of through three map lookups.
+ */
+export interface PropensityTable {
+  model: PropensityModel;
+  /** The model's version the table was computed at, and when (epoch ms). */
+  version: number;
+  builtAt: number;
+  priorWeight: number;
+  alpha: Float64Array;
+  beta: Float64Array;
+  mean: Float64Array;
+  /**
+   * The list's positions in the order a flow whose score cannot depend on the customer ranks them, for
+   * these means; computed by the engine when first needed.
+   */
+  ranking: Int32Array | null;
+  /** The ranking of the table this one replaced, a starting point for computing this one's. */
+  previousRanking: Int32Array | null;
+}
+
 export class PropensityModel {
-  // Nested by channel so that a lookup builds no key strings: it runs for every candidate of a decision.
+  // Nested by channel so that a lookup builds no key strings.
   private readonly offers = new Map<string, Map<string, OutcomeCounts>>();
   private readonly categories = new Map<string, Map<string, OutcomeCounts>>();
   private readonly channels = new Map<string, OutcomeCounts>();
+  /** Counts every recorded outcome, so tables computed from the model know when they are behind. */
+  version = 0;
 
   constructor(rows: readonly StatsRow[]) {
     for (const row of rows) this.record(row.offerId, row.categoryId, row.channelId, row);
@@ -64,6 +88,7 @@ export class PropensityModel {
 
   /** Counts one more outcome, so this instance learns at once instead of at the next reload. */
   record(offerId: string, categoryId: string, channelId: string, outcome: OutcomeCounts): void {
+    this.version++;
     add(nested(this.offers, channelId), offerId, outcome);
     add(nested(this.categories, channelId), categoryId, outcome);
     add(this.channels, channelId, outcome);
@@ -77,6 +102,37 @@ export class PropensityModel {
     const alpha = positives + priorWeight * categoryRate;
     const beta = (own ? trials(own) : 0) - positives + priorWeight * (1 - categoryRate);
     return { alpha, beta, mean: alpha / (alpha + beta) };
+  }
+
+  /**
+   * The posteriors of a list of offers on one channel, computed exactly as `posterior` does (the channel's
+   * and each category's rate once, not per offer).
+   */
+  table(offers: readonly { id: string; categoryId: string }[], channelId: string, priorWeight: number, now: number): PropensityTable {
+    const n = offers.length;
+    const alpha = new Float64Array(n);
+    const beta = new Float64Array(n);
+    const mean = new Float64Array(n);
+    const channelRate = smoothed(this.channels.get(channelId), NO_EVIDENCE_RATE, priorWeight);
+    const categoryCounts = this.categories.get(channelId);
+    const offerCounts = this.offers.get(channelId);
+    const categoryRates = new Map<string, number>();
+    for (let j = 0; j < n; j++) {
+      const o = offers[j] as { id: string; categoryId: string };
+      let categoryRate = categoryRates.get(o.categoryId);
+      if (categoryRate === undefined) {
+        categoryRate = smoothed(categoryCounts?.get(o.categoryId), channelRate, priorWeight);
+        categoryRates.set(o.categoryId, categoryRate);
+      }
+      const own = offerCounts?.get(o.id);
+      const positives = own?.positives ?? 0;
+      const a = positives + priorWeight * categoryRate;
+      const b = (own ? trials(own) : 0) - positives + priorWeight * (1 - categoryRate);
+      alpha[j] = a;
+      beta[j] = b;
+      mean[j] = a / (a + b);
+    }
+    return { model: this, version: this.version, builtAt: now, priorWeight, alpha, beta, mean, ranking: null, previousRanking: null };
   }
 
   estimate(

@@ -10,7 +10,8 @@
 
 import type Redis from "ioredis";
 import type { Config } from "../config.ts";
-import type { CompiledCatalog, TenantSettings } from "../decisioning/catalog.ts";
+import type { CompiledCatalog } from "../decisioning/catalog.ts";
+import type { TenantSettings } from "../decisioning/definitions.ts";
 import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";

@@ -2,7 +2,7 @@
 // Recommend runs the latest published one. Publishing notifies every instance (PostgreSQL NOTIFY on
 // CATALOG_CHANNEL) so that each reloads the tenant's catalog at once instead of at its cache's expiry.
 
-import type { FlowDefinition } from "../decisioning/catalog.ts";
+import type { FlowDefinition } from "../decisioning/definitions.ts";
 import type { Db, Queryable } from "./db.ts";
 
 export const CATALOG_CHANNEL = "kaireon_catalog";

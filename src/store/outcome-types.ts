@@ -1,6 +1,6 @@
 // Outcome types a tenant registers for Respond, beyond the built-in six.
 
-import type { OutcomeTypeDef } from "../decisioning/catalog.ts";
+import type { OutcomeTypeDef } from "../decisioning/definitions.ts";
 import type { Queryable } from "./db.ts";
 
 export async function listOutcomeTypes(db: Queryable, tenantId: string): Promise<OutcomeTypeDef[]> {

@@ -3,7 +3,7 @@
 
 import { create, type JsonObject } from "@bufbuild/protobuf";
 import { DecisionFlowSchema, DecisionFlowService } from "../../../gen/kaireon/v1/decision_flow_pb.ts";
-import type { FlowDefinition } from "../../decisioning/catalog.ts";
+import type { FlowDefinition } from "../../decisioning/definitions.ts";
 import { validateFlowDefinition } from "../../decisioning/flow-validation.ts";
 import type { Queryable } from "../../store/db.ts";
 import { flowHeads, saveDraft } from "../../store/flows.ts";
