@@ -89,8 +89,8 @@ export async function startApp(config: Config, log: Logger = createLogger(config
   // Catalog and flow changes reach every instance within moments, not at the cache's expiry.
   await db
     .listen(CATALOG_CHANNEL, (tenantId) => {
-      deps.catalogs.invalidate(tenantId);
-      deps.catalogs.refresh(tenantId).catch((err) => log.warn("catalog reload failed", { tenantId, err }));
+      // The previous catalog keeps serving while the new one is compiled.
+      deps.catalogs.reload(tenantId).catch((err) => log.warn("catalog reload failed", { tenantId, err }));
     })
     .catch((err) => log.warn("catalog change notifications unavailable; relying on CATALOG_CACHE_TTL_MS", { err }));
   const listeners = await startListeners(deps, verifier, probe);

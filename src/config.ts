@@ -51,6 +51,18 @@ export interface Config {
   apiKeyCacheTtlMs: number;
   /** How long the catalog of a tenant is kept before it is read again. */
   catalogCacheTtlMs: number;
+  /**
+   * Longest stretch a catalog compile runs before it lets other work in: a large catalog is compiled over
+   * many event-loop turns while the previous one keeps serving.
+   */
+  catalogCompileSliceMs: number;
+  /** Formula work one decision may do (syntax-tree nodes evaluated); past it formulas yield null. */
+  decisionEvaluationBudget: number;
+  /**
+   * How long a decision may go on using propensities the model has learned past since (each Respond
+   * updates it in place); 0 means never, every decision sees every outcome recorded so far.
+   */
+  propensityRefreshMs: number;
   /** How long a customer profile is kept in the enrich cache. */
   profileCacheTtlMs: number;
   profileCacheSize: number;
@@ -161,6 +173,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     shutdownTimeoutMs: integer(env, "SHUTDOWN_TIMEOUT_MS", 15_000, 0, 600_000),
     apiKeyCacheTtlMs: integer(env, "API_KEY_CACHE_TTL_MS", 10_000, 0, 15_000),
     catalogCacheTtlMs: integer(env, "CATALOG_CACHE_TTL_MS", 5_000, 0, 3_600_000),
+    catalogCompileSliceMs: integer(env, "CATALOG_COMPILE_SLICE_MS", 2, 1, 1_000),
+    decisionEvaluationBudget: integer(env, "DECISION_EVALUATION_BUDGET", 2_000_000, 1_000, 1_000_000_000),
+    propensityRefreshMs: integer(env, "PROPENSITY_REFRESH_MS", 0, 0, 1_000),
     profileCacheTtlMs: integer(env, "PROFILE_CACHE_TTL_MS", 5_000, 0, 3_600_000),
     profileCacheSize: integer(env, "PROFILE_CACHE_SIZE", 100_000, 0, 10_000_000),
     statsCacheTtlMs: integer(env, "STATS_CACHE_TTL_MS", 1_000, 0, 60_000),

@@ -113,6 +113,24 @@ export class Metrics {
     "Rate-limit checks answered without Redis (unreachable, error or timeout), by reason and mode (open or closed).",
   );
   readonly tracesRefused = new Counter("kaireon_traces_refused_total", "Decision traces not recorded because the write buffer was full.");
+  readonly catalogCompiles = new Counter(
+    "kaireon_catalog_compiles_total",
+    "Catalog loads by result: compiled (it changed), unchanged (the revision check found nothing new) or error.",
+  );
+  readonly catalogCompileSeconds = new Histogram(
+    "kaireon_catalog_compile_seconds",
+    "Time from the start of a catalog compile to its end, spread over many event-loop turns.",
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  );
+  readonly catalogCompileSliceSeconds = new Histogram(
+    "kaireon_catalog_compile_slice_seconds",
+    "The longest uninterrupted stretch of each catalog compile (how long it held the event loop).",
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+  );
+  readonly budgetExhausted = new Counter(
+    "kaireon_decision_budget_exhausted_total",
+    "Decisions whose formula work ran past DECISION_EVALUATION_BUDGET, by tenant: a catalog to look at.",
+  );
 
   render(): string {
     return `${[
@@ -126,6 +144,10 @@ export class Metrics {
       this.tracesDropped,
       this.tracesRefused,
       this.rateLimitFallback,
+      this.catalogCompiles,
+      this.catalogCompileSeconds,
+      this.catalogCompileSliceSeconds,
+      this.budgetExhausted,
     ]
       .map((m) => m.render())
       .join("\n")}\n`;

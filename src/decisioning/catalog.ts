@@ -84,7 +84,11 @@ export interface CompiledExperiment {
  * the schedule, which depends on the clock, is left to the decision.
  */
 export interface CandidateList {
+  /** The channel the list is for (a placement's list is for the placement's channel). */
+  channelId: string;
   offers: CompiledOffer[];
+  /** The offers' definitions (same positions), which is what the propensity model looks them up by. */
+  defs: OfferDef[];
   /** The creatives usable here, per offer (same positions as `offers`). */
   creatives: CompiledCreative[][];
   /** PRIE: impact ** w.impact and emphasis ** w.emphasis; priority_weighted: priority/100 · weight/100 in `impactTerm`. */
@@ -146,7 +150,7 @@ export const DEFAULT_WEIGHTS: ScoreWeights = { propensity: 0.4, relevance: 0.2, 
 export const DEFAULT_PRIOR_WEIGHT = 10;
 
 /** Units of work (offers, creatives, list entries) between two yields of the compile. */
-const STEP = 128;
+const STEP = 32;
 
 export function placementKey(channelId: string, placementId: string): string {
   return `${channelId}\u0000${placementId}`;
@@ -184,7 +188,20 @@ class FieldCompiler {
     return this.used;
   }
 
+  private readonly fields = new Map<string, ComputedField>();
+
+  /** The compiled field; offers sharing a name and a source share one (it is never changed). */
   field(name: string, source: string): ComputedField {
+    const key = `${name}\u0000${source}`;
+    let field = this.fields.get(key);
+    if (!field) {
+      field = this.compile(name, source);
+      this.fields.set(key, field);
+    }
+    return field;
+  }
+
+  private compile(name: string, source: string): ComputedField {
     let parsed = this.used.get(source) ?? this.previous?.get(source);
     if (parsed === undefined) {
       try {
@@ -209,7 +226,11 @@ export function compileField(name: string, source: string): ComputedField {
   return new FieldCompiler(undefined).field(name, source);
 }
 
-function compileCreative(def: CreativeDef, previous: Map<string, Template | null> | undefined, used: Map<string, Template | null>): CompiledCreative {
+function compileCreative(
+  def: CreativeDef,
+  previous: Map<string, Template | null> | undefined,
+  used: Map<string, Template | null>,
+): CompiledCreative {
   const templates: [string, Template | null][] = [];
   for (const [key, value] of Object.entries(def.content)) {
     if (typeof value !== "string") continue;
@@ -248,33 +269,73 @@ function ruleCovers(rule: QualificationRuleDef, offer: OfferDef): boolean {
   return (!rule.offerIds?.length && !rule.categoryIds?.length) || byOffer || byCategory;
 }
 
-function compileOffer(def: OfferDef, category: CategoryDef | undefined, rules: QualificationRuleDef[], fields: FieldCompiler): CompiledOffer {
-  const formulas = new Map<string, string>();
-  for (const [name, source] of Object.entries(category?.computed ?? {})) formulas.set(name, source);
-  for (const [name, source] of Object.entries(def.computed)) formulas.set(name, source);
-  const q = def.qualification;
-  const qualifications: CompiledQualification[] = [];
-  const own = compileQualification(null, q, fields);
-  if (own) qualifications.push(own);
-  for (const r of rules) {
-    if (!ruleCovers(r, def)) continue;
-    const compiled = compileQualification(r.id, r, fields);
-    if (compiled) qualifications.push(compiled);
+const NONE: readonly never[] = Object.freeze([]);
+
+/** What offers share: their category's fields and computed fields, and the tenant's rules, compiled once. */
+class OfferCompiler {
+  private readonly byCategory = new Map<string, { fields: Record<string, unknown>; computed: ComputedField[] }>();
+  private readonly rules: { def: QualificationRuleDef; compiled: CompiledQualification }[] = [];
+
+  constructor(
+    private readonly fieldCompiler: FieldCompiler,
+    rules: QualificationRuleDef[],
+  ) {
+    for (const r of rules) {
+      const compiled = compileQualification(r.id, r, fieldCompiler);
+      if (compiled) this.rules.push({ def: r, compiled });
+    }
   }
-  const fit = (q.fit ?? []).map((r, i) => ({ rule: fields.field(`fit[${i}]`, r.when), relevance: r.relevance }));
-  const ruleFields = [...qualifications.map((x) => x.condition), ...fit.map((f) => f.rule)].filter((r): r is ComputedField => r !== null);
-  return {
-    def,
-    category,
-    fields: { ...(category?.fields ?? {}), ...def.fields },
-    computed: [...formulas].map(([name, source]) => fields.field(name, source)),
-    qualifications,
-    fit,
-    rulesReadComputed: ruleFields.some((r) => r.formula?.names.some((n) => formulas.has(n)) ?? false),
-    offerView: { id: def.id, name: def.name, description: def.description, categoryId: def.categoryId, priority: def.priority },
-    startsMs: def.startsAt ? def.startsAt.getTime() : Number.NEGATIVE_INFINITY,
-    endsMs: def.endsAt ? def.endsAt.getTime() : Number.POSITIVE_INFINITY,
-  };
+
+  private categoryParts(category: CategoryDef | undefined) {
+    const key = category?.id ?? "";
+    let parts = this.byCategory.get(key);
+    if (!parts) {
+      parts = {
+        fields: category?.fields ?? {},
+        computed: Object.entries(category?.computed ?? {}).map(([name, source]) => this.fieldCompiler.field(name, source)),
+      };
+      this.byCategory.set(key, parts);
+    }
+    return parts;
+  }
+
+  compile(def: OfferDef, category: CategoryDef | undefined): CompiledOffer {
+    const shared = this.categoryParts(category);
+    const fields = this.fieldCompiler;
+    const ownComputed = Object.keys(def.computed);
+    let computed = shared.computed;
+    if (ownComputed.length > 0) {
+      // An offer's formula replaces its category's of the same name, in the category's place.
+      const formulas = new Map<string, string>(Object.entries(category?.computed ?? {}));
+      for (const [name, source] of Object.entries(def.computed)) formulas.set(name, source);
+      computed = [...formulas].map(([name, source]) => fields.field(name, source));
+    }
+    const q = def.qualification;
+    const own = compileQualification(null, q, fields);
+    const covering = this.rules.filter((r) => ruleCovers(r.def, def));
+    const qualifications: CompiledQualification[] =
+      own || covering.length > 0
+        ? [...(own ? [own] : []), ...covering.map((r) => r.compiled)]
+        : (NONE as unknown as CompiledQualification[]);
+    const fit = q.fit?.length
+      ? q.fit.map((r, i) => ({ rule: fields.field(`fit[${i}]`, r.when), relevance: r.relevance }))
+      : (NONE as unknown as CompiledOffer["fit"]);
+    const computedNames = (n: string) => computed.some((c) => c.name === n);
+    const reads = (r: ComputedField | null) => r?.formula?.names.some(computedNames) ?? false;
+    return {
+      def,
+      category,
+      // Shared with the category when the offer adds nothing: decisions only read it.
+      fields: Object.keys(def.fields).length > 0 ? { ...shared.fields, ...def.fields } : shared.fields,
+      computed,
+      qualifications,
+      fit,
+      rulesReadComputed: computed.length > 0 && (qualifications.some((x) => reads(x.condition)) || fit.some((f) => reads(f.rule))),
+      offerView: { id: def.id, name: def.name, description: def.description, categoryId: def.categoryId, priority: def.priority },
+      startsMs: def.startsAt ? def.startsAt.getTime() : Number.NEGATIVE_INFINITY,
+      endsMs: def.endsAt ? def.endsAt.getTime() : Number.POSITIVE_INFINITY,
+    };
+  }
 }
 
 function flowSettings(def: FlowDef) {
@@ -303,6 +364,7 @@ function flowCandidates(def: FlowDef, offers: CompiledOffer[]): CompiledOffer[] 
 
 /** Builds the candidate list of a flow for one channel or placement (the caller yields between lists). */
 function* buildList(
+  channelId: string,
   flow: Omit<ResolvedFlow, "lists" | "def" | "candidates" | "policies">,
   candidates: CompiledOffer[],
   creativesHere: Map<string, CompiledCreative[]> | undefined,
@@ -337,7 +399,7 @@ function* buildList(
     }
   }
   yield;
-  return { offers, creatives, impactTerm, emphasisTerm, hasFit, propensity: null };
+  return { channelId, offers, defs: offers.map((o) => o.def), creatives, impactTerm, emphasisTerm, hasFit, propensity: null };
 }
 
 /**
@@ -350,12 +412,12 @@ export function* compileCatalogSteps(
 ): Generator<void, CompiledCatalog> {
   const categories = new Map(def.categories.map((c) => [c.id, c]));
   const fields = new FieldCompiler(opts.previous?.parsed.formulas);
-  const rules = [...(def.qualificationRules ?? [])].sort(byId);
+  const offerCompiler = new OfferCompiler(fields, [...(def.qualificationRules ?? [])].sort(byId));
   const sortedOffers = sortedById(def.offers);
   yield;
   const offers: CompiledOffer[] = [];
   for (const o of sortedOffers) {
-    offers.push(compileOffer(o, categories.get(o.categoryId), rules, fields));
+    offers.push(offerCompiler.compile(o, categories.get(o.categoryId)));
     if (offers.length % STEP === 0) yield;
   }
   const offerById = new Map(offers.map((o) => [o.def.id, o]));
@@ -397,15 +459,13 @@ export function* compileCatalogSteps(
   };
   for (const ch of def.channels) indexFor(ch.id);
   for (const list of creatives.values()) {
+    if (++done % STEP === 0) yield;
     const first = list[0] as CompiledCreative;
     indexFor(first.def.channelId).set(first.def.offerId, list);
-    const channelPlacements = placements.get(first.def.channelId);
-    if (!channelPlacements) continue;
-    for (const p of channelPlacements) {
+    for (const p of placements.get(first.def.channelId) ?? []) {
       const fit = list.filter((c) => c.def.placementId === null || c.def.placementId === p);
       if (fit.length > 0) indexFor(placementKey(first.def.channelId, p)).set(first.def.offerId, fit);
     }
-    if (++done % STEP === 0) yield;
   }
   for (const p of def.placements) indexFor(placementKey(p.channelId, p.id));
 
@@ -436,7 +496,9 @@ export function* compileCatalogSteps(
     const settings = flowSettings(f);
     const candidates = flowCandidates(f, offers);
     const lists = new Map<string, CandidateList>();
-    for (const [k, here] of creativeIndex) lists.set(k, yield* buildList(settings, candidates, here, maxBusinessValue));
+    for (const [k, here] of creativeIndex) {
+      lists.set(k, yield* buildList(k.split("\u0000")[0] as string, settings, candidates, here, maxBusinessValue));
+    }
     flows.set(f.id, {
       def: f,
       ...settings,
@@ -466,7 +528,10 @@ export function* compileCatalogSteps(
 }
 
 /** Compiles a catalog in one go. */
-export function compileCatalog(def: CatalogDefinition, opts: { revision?: number | null; previous?: CompiledCatalog } = {}): CompiledCatalog {
+export function compileCatalog(
+  def: CatalogDefinition,
+  opts: { revision?: number | null; previous?: CompiledCatalog } = {},
+): CompiledCatalog {
   const steps = compileCatalogSteps(def, opts);
   for (;;) {
     const r = steps.next();

@@ -235,10 +235,14 @@ function scheduleReason(offer: CompiledOffer, nowMs: number): string | null {
 }
 
 /** The list's propensities for the model as it is now (or as it was at most `refreshMs` ago). */
-function propensityTable(list: CandidateList, flow: ResolvedFlow, input: DecisionInput, nowMs: number): PropensityTable {
-  const model = input.propensity;
+function propensityTable(
+  list: CandidateList,
+  flow: ResolvedFlow,
+  model: PropensityModel,
+  nowMs: number,
+  refreshMs: number,
+): PropensityTable {
   const t = list.propensity;
-  const refreshMs = input.propensityRefreshMs ?? 0;
   if (
     t &&
     t.model === model &&
@@ -247,28 +251,73 @@ function propensityTable(list: CandidateList, flow: ResolvedFlow, input: Decisio
   ) {
     return t;
   }
-  const fresh = model.table(
-    list.offers.map((o) => ({ id: o.def.id, categoryId: o.def.categoryId })),
-    input.channelId,
-    flow.priorWeight,
-    nowMs,
-  );
+  const fresh = model.table(list.defs, list.channelId, flow.priorWeight, nowMs);
   fresh.previousRanking = t?.ranking ?? t?.previousRanking ?? null;
   list.propensity = fresh;
   return fresh;
 }
 
+/** Whether the flow's scores on the list are the same for every customer (then the early exit applies). */
+function customerFree(flow: ResolvedFlow, list: CandidateList): boolean {
+  return flow.propensityMode !== "thompson" && !list.hasFit;
+}
+
 /**
- * The list's positions in rank order for the table's means (no fit rules: relevance 1). After the model
- * learned a little, the previous order is nearly right: it is repaired by insertion, which costs about one
- * comparison per offer, and sorted afresh only when too much moved.
+ * Computes, one list at a time, what decisions would otherwise compute on first use after a compile or a
+ * statistics reload: each list's propensities for `model` and, where the early exit applies, its rank order.
  */
+export function* prepareCandidateLists(catalog: CompiledCatalog, model: PropensityModel, now: Date): Generator<void, void> {
+  const nowMs = now.getTime();
+  for (const flow of catalog.flows.values()) {
+    for (const list of flow.lists.values()) {
+      if (list.offers.length === 0) continue;
+      const previous = list.propensity;
+      const table = yield* model.tableSteps(list.defs, list.channelId, flow.priorWeight, nowMs);
+      table.previousRanking = previous?.ranking ?? previous?.previousRanking ?? null;
+      if (customerFree(flow, list)) table.ranking = yield* rankingSteps(list, flow, table, table.previousRanking);
+      list.propensity = table;
+      yield;
+    }
+  }
+}
+
+/** The list's positions in rank order for the table's means (no fit rules: relevance 1). */
 function rankingOf(list: CandidateList, flow: ResolvedFlow, table: PropensityTable, previous: Int32Array | null): Int32Array {
   if (table.ranking) return table.ranking;
+  const steps = rankingSteps(list, flow, table, previous);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) {
+      table.ranking = r.value;
+      return r.value;
+    }
+  }
+}
+
+/**
+ * Computes a rank order step by step. After the model learned a little, the previous order is nearly
+ * right: it is repaired by insertion, about one comparison per offer, and sorted afresh only when too
+ * much moved. The scores stay in this module's scratch space until the next decision.
+ */
+function* rankingSteps(
+  list: CandidateList,
+  flow: ResolvedFlow,
+  table: PropensityTable,
+  previous: Int32Array | null,
+): Generator<void, Int32Array> {
   const n = list.offers.length;
-  ensureScratch(n);
-  for (let j = 0; j < n; j++) scores[j] = score(flow, list, j, table.mean[j] as number, 1);
+  const keys = new Float64Array(n);
+  let packed = n < POSITIONS;
+  for (let j = 0; j < n; j++) {
+    if (j % RANK_STEP === RANK_STEP - 1) yield;
+    const s = score(flow, list, j, table.mean[j] as number, 1);
+    keys[j] = s;
+    if (!(s >= 0 && s <= 1)) packed = false;
+  }
   if (previous && previous.length === n) {
+    // Decisions use `scores` between the steps: the keys are copied in for the repair, which runs at once.
+    ensureScratch(n);
+    scores.set(keys);
     const order = Int32Array.from(previous);
     let moves = 0;
     const limit = 8 * n + 64;
@@ -282,24 +331,25 @@ function rankingOf(list: CandidateList, flow: ResolvedFlow, table: PropensityTab
       }
       order[k + 1] = j;
     }
-    if (moves <= limit) {
-      table.ranking = order;
-      return order;
-    }
+    if (moves <= limit) return order;
   }
-  table.ranking = sortedByRank(list, n);
-  return table.ranking;
+  yield;
+  if (packed) return sortedByRank(list, keys, n);
+  ensureScratch(n);
+  scores.set(keys);
+  return sortedByComparison(list, n);
 }
 
+/** Offers per step of a rank order computed in steps. */
+const RANK_STEP = 512;
+
 /**
- * Positions 0..n-1 in rank order by `scores`. Scores are four-decimal numbers in [0, 1], so mandatory
- * flag, score and position pack into one number each and a native numeric sort does the work.
+ * Positions 0..n-1 in rank order by their scores (`keys`, four-decimal numbers in [0, 1]): mandatory flag,
+ * score and position pack into one number each, and a native numeric sort does the work.
  */
-function sortedByRank(list: CandidateList, n: number): Int32Array {
-  const keys = new Float64Array(n);
+function sortedByRank(list: CandidateList, keys: Float64Array, n: number): Int32Array {
   for (let j = 0; j < n; j++) {
-    const s = Math.round((scores[j] as number) * 10_000);
-    if (!(s >= 0 && s <= 10_000) || n >= POSITIONS) return sortedByComparison(list, n);
+    const s = Math.round((keys[j] as number) * 10_000);
     const mandatory = (list.offers[j] as CompiledOffer).def.mandatory ? 0 : 1;
     keys[j] = (mandatory * 10_001 + (10_000 - s)) * POSITIONS + j;
   }
@@ -334,20 +384,6 @@ function before(list: CandidateList, a: number, b: number): boolean {
   const sb = scores[b] as number;
   if (sa !== sb) return sa > sb;
   return a < b;
-}
-
-function heapPush(list: CandidateList, size: number, j: number): number {
-  let i = size;
-  heap[i] = j;
-  while (i > 0) {
-    const parent = (i - 1) >> 1;
-    if (!before(list, heap[i] as number, heap[parent] as number)) break;
-    const t = heap[i] as number;
-    heap[i] = heap[parent] as number;
-    heap[parent] = t;
-    i = parent;
-  }
-  return size + 1;
 }
 
 function siftDown(list: CandidateList, size: number, from: number): void {
@@ -450,11 +486,19 @@ class Answer {
 function gateFor(input: DecisionInput): ContactPolicyGate | null {
   const { flow, catalog } = input;
   if (flow.policies.policies.length === 0) return null;
-  return prepareContactPolicies(flow.policies, input.history ?? null, input.channelId, input.now, (id) => catalog.offerById.get(id)?.def.categoryId);
+  return prepareContactPolicies(
+    flow.policies,
+    input.history ?? null,
+    input.channelId,
+    input.now,
+    (id) => catalog.offerById.get(id)?.def.categoryId,
+  );
 }
 
 const EMPTY_LIST: CandidateList = {
+  channelId: "",
   offers: [],
+  defs: [],
   creatives: [],
   impactTerm: new Float64Array(0),
   emphasisTerm: new Float64Array(0),
@@ -470,7 +514,7 @@ export function decide(input: DecisionInput): Decision {
   const policies = gateFor(input);
   const answer = new Answer(input, req, policies);
   ensureScratch(list.offers.length);
-  const table = propensityTable(list, flow, input, req.nowMs);
+  const table = propensityTable(list, flow, input.propensity, req.nowMs, input.propensityRefreshMs ?? 0);
   const thompson = flow.propensityMode === "thompson";
   // Offers whose rules read computed values get a candidate of their own; they are few.
   let candidates: Map<number, Candidate> | null = null;
@@ -488,7 +532,8 @@ export function decide(input: DecisionInput): Decision {
     }
     const d = offer.def;
     const p =
-      req.external(d.id) ?? (thompson ? sampleBeta(table.alpha[j] as number, table.beta[j] as number, input.random) : (table.mean[j] as number));
+      req.external(d.id) ??
+      (thompson ? sampleBeta(table.alpha[j] as number, table.beta[j] as number, input.random) : (table.mean[j] as number));
     propensities[j] = p;
     if (!d.mandatory && req.disqualification(offer, c, p) !== null) return false;
     if (policies?.check(d.id, d.categoryId, d.mandatory)) return false;
@@ -496,12 +541,18 @@ export function decide(input: DecisionInput): Decision {
     return true;
   };
   const place = (j: number) =>
-    answer.place(list.offers[j] as CompiledOffer, list.creatives[j] as CompiledCreative[], candidates?.get(j), scores[j] as number, propensities[j] as number);
+    answer.place(
+      list.offers[j] as CompiledOffer,
+      list.creatives[j] as CompiledCreative[],
+      candidates?.get(j),
+      scores[j] as number,
+      propensities[j] as number,
+    );
 
   const n = list.offers.length;
   let visited = 0;
   let size = 0;
-  if (!thompson && !list.hasFit && !req.externalScores) {
+  if (customerFree(flow, list) && !req.externalScores) {
     // The early exit: every score is the snapshot's, so the offers are visited best first and the first
     // that pass the filters are the answer.
     const ranking = rankingOf(list, flow, table, table.previousRanking);
@@ -561,13 +612,14 @@ function explained(input: DecisionInput, list: CandidateList, req: Request): Dec
   // policy but the frequency caps.
   t = performance.now();
   const policies = gateFor(input);
-  const table = propensityTable(list, flow, input, req.nowMs);
+  const table = propensityTable(list, flow, input.propensity, req.nowMs, input.propensityRefreshMs ?? 0);
   const thompson = flow.propensityMode === "thompson";
   const survivors: { j: number; c: Candidate; propensity: number; relevance: number; score: number }[] = [];
   for (const { j, c } of eligible) {
     const d = c.offer.def;
     const p =
-      req.external(d.id) ?? (thompson ? sampleBeta(table.alpha[j] as number, table.beta[j] as number, input.random) : (table.mean[j] as number));
+      req.external(d.id) ??
+      (thompson ? sampleBeta(table.alpha[j] as number, table.beta[j] as number, input.random) : (table.mean[j] as number));
     if (!d.mandatory) {
       const refusal = req.disqualification(c.offer, c, p);
       if (refusal) {
@@ -623,8 +675,14 @@ function explained(input: DecisionInput, list: CandidateList, req: Request): Dec
     answer.place(s.c.offer, list.creatives[s.j] as CompiledCreative[], s.c, s.score, s.propensity);
   }
   const experiments: Record<string, Record<string, unknown>> = {};
-  for (const r of answer.recommendations) if (r.experiment) experiments[r.offer.def.id] = { ...r.experiment, creativeId: r.creative.def.id };
-  stages.push({ name: "rank", duration: performance.now() - t, finalOrder: answer.recommendations.map((r) => r.offer.def.id), experiments });
+  for (const r of answer.recommendations)
+    if (r.experiment) experiments[r.offer.def.id] = { ...r.experiment, creativeId: r.creative.def.id };
+  stages.push({
+    name: "rank",
+    duration: performance.now() - t,
+    finalOrder: answer.recommendations.map((r) => r.offer.def.id),
+    experiments,
+  });
   return {
     recommendations: answer.recommendations,
     stages,

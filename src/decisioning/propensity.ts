@@ -17,6 +17,9 @@ export type PropensityMode = "mean" | "thompson";
 
 export const NO_EVIDENCE_RATE = 0.5;
 
+/** Offers per step of a table computed in steps. */
+const TABLE_STEP = 512;
+
 function add(map: Map<string, OutcomeCounts>, key: string, row: OutcomeCounts): void {
   const c = map.get(key);
   if (c) {
@@ -109,15 +112,31 @@ export class PropensityModel {
    * and each category's rate once, not per offer).
    */
   table(offers: readonly { id: string; categoryId: string }[], channelId: string, priorWeight: number, now: number): PropensityTable {
+    const steps = this.tableSteps(offers, channelId, priorWeight, now);
+    for (;;) {
+      const r = steps.next();
+      if (r.done) return r.value;
+    }
+  }
+
+  /** `table`, yielding after every few thousand offers so that a caller can spread a large list out. */
+  *tableSteps(
+    offers: readonly { id: string; categoryId: string }[],
+    channelId: string,
+    priorWeight: number,
+    now: number,
+  ): Generator<void, PropensityTable> {
     const n = offers.length;
     const alpha = new Float64Array(n);
     const beta = new Float64Array(n);
     const mean = new Float64Array(n);
+    const version = this.version;
     const channelRate = smoothed(this.channels.get(channelId), NO_EVIDENCE_RATE, priorWeight);
     const categoryCounts = this.categories.get(channelId);
     const offerCounts = this.offers.get(channelId);
     const categoryRates = new Map<string, number>();
     for (let j = 0; j < n; j++) {
+      if (j % TABLE_STEP === TABLE_STEP - 1) yield;
       const o = offers[j] as { id: string; categoryId: string };
       let categoryRate = categoryRates.get(o.categoryId);
       if (categoryRate === undefined) {
@@ -132,7 +151,18 @@ export class PropensityModel {
       beta[j] = b;
       mean[j] = a / (a + b);
     }
-    return { model: this, version: this.version, builtAt: now, priorWeight, alpha, beta, mean, ranking: null, previousRanking: null };
+    // Outcomes recorded while the steps were spread out are not in the table: it says it is behind.
+    return {
+      model: this,
+      version: this.version === version ? version : -1,
+      builtAt: now,
+      priorWeight,
+      alpha,
+      beta,
+      mean,
+      ranking: null,
+      previousRanking: null,
+    };
   }
 
   estimate(

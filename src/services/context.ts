@@ -2,18 +2,20 @@
 
 import type Redis from "ioredis";
 import type { Config } from "../config.ts";
-import { type CompiledCatalog, compileCatalog } from "../decisioning/catalog.ts";
+import type { CompiledCatalog } from "../decisioning/catalog.ts";
 import type { CustomerProfile } from "../decisioning/engine.ts";
+import { prepareCandidateLists } from "../decisioning/engine.ts";
 import { PropensityModel } from "../decisioning/propensity.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { LoadingCache } from "../store/cache.ts";
-import { loadCatalog } from "../store/catalog.ts";
 import type { Db } from "../store/db.ts";
 import { InteractionWriter, loadStats } from "../store/interactions.ts";
 import { loadProfile } from "../store/profiles.ts";
 import { TraceWriter } from "../store/traces.ts";
 import type { AuthContext } from "./auth.ts";
+import { createCatalogCache, runInSlices } from "./catalogs.ts";
+import { LoopStalls } from "./loop-stalls.ts";
 import { TenantLimits } from "./limits.ts";
 
 /**
@@ -51,6 +53,8 @@ export interface ServiceDeps {
   interactions: InteractionWriter;
   /** Per-tenant rate limits and monthly decision quotas; `close()` it at shutdown. */
   limits: TenantLimits;
+  /** How long the event loop has been held up: timeouts of reads subtract it. */
+  loopStalls: LoopStalls;
   /** Drops a revoked key (by hash) from this instance's key cache; set by the app once the verifier exists. */
   forgetApiKey: (hash: string) => void;
 }
@@ -67,17 +71,31 @@ export function createServiceDeps(opts: {
   const { config, db, log, metrics } = opts;
   const onRefreshError = (cache: string) => (err: unknown) => log.error("cache refresh failed", { cache, err });
   const clock = opts.clock ?? { now: () => new Date() };
-  const catalogs = new LoadingCache<CompiledCatalog>(
+  const propensity: LoadingCache<PropensityModel> = new LoadingCache(
     {
-      name: "catalog",
-      ttlMs: config.catalogCacheTtlMs,
+      name: "propensity",
+      ttlMs: config.statsCacheTtlMs,
       maxEntries: 10_000,
       staleWhileRevalidate: true,
       metrics,
-      onRefreshError: onRefreshError("catalog"),
+      onRefreshError: onRefreshError("propensity"),
     },
-    async (tenantId) => compileCatalog(await loadCatalog(db, tenantId)),
+    async (tenantId) => {
+      const model = new PropensityModel(await loadStats(db, tenantId));
+      // The catalog's candidate lists are prepared for the new statistics before they serve.
+      const catalog = catalogs.peek(tenantId);
+      if (catalog) await runInSlices(prepareCandidateLists(catalog, model, clock.now()), config.catalogCompileSliceMs);
+      return model;
+    },
   );
+  const catalogs = createCatalogCache({
+    db,
+    log,
+    metrics,
+    ttlMs: config.catalogCacheTtlMs,
+    sliceMs: config.catalogCompileSliceMs,
+    propensityOf: (tenantId) => propensity.get(tenantId),
+  });
   return {
     config,
     db,
@@ -86,19 +104,10 @@ export function createServiceDeps(opts: {
     clock,
     random: opts.random ?? Math.random,
     catalogs,
+    loopStalls: new LoopStalls(),
     forgetApiKey: () => {},
     limits: new TenantLimits({ config, redis: opts.redis ?? null, catalogs, metrics, log, now: () => clock.now() }),
-    propensity: new LoadingCache(
-      {
-        name: "propensity",
-        ttlMs: config.statsCacheTtlMs,
-        maxEntries: 10_000,
-        staleWhileRevalidate: true,
-        metrics,
-        onRefreshError: onRefreshError("propensity"),
-      },
-      async (tenantId) => new PropensityModel(await loadStats(db, tenantId)),
-    ),
+    propensity,
     profiles: new LoadingCache(
       { name: "profile", ttlMs: config.profileCacheTtlMs, maxEntries: config.profileCacheSize, staleWhileRevalidate: false, metrics },
       async (key) => {

@@ -84,7 +84,10 @@ export async function recommend(deps: ServiceDeps, ctx: CallContext, req: Recomm
     random: deps.random,
     explain,
     history: await history,
+    evaluationBudget: deps.config.decisionEvaluationBudget,
+    propensityRefreshMs: deps.config.propensityRefreshMs,
   });
+  if (decision.budgetExhausted) reportBudget(deps, ctx, flow, decision.evaluations);
 
   const res = create(RecommendResponseSchema, {
     customerId: req.customerId,
@@ -187,6 +190,25 @@ async function recordImplicitImpressions(
   for (const r of recommendations) model?.record(r.offer.def.id, r.offer.def.categoryId, req.channelId, { impressions: 1, positives: 0 });
 }
 
+/** When each tenant's exhausted evaluation budget was last logged: once a minute is enough to be seen. */
+const budgetLogged = new Map<string, number>();
+const BUDGET_LOG_INTERVAL_MS = 60_000;
+
+function reportBudget(deps: ServiceDeps, ctx: CallContext, flow: ResolvedFlow, evaluations: number): void {
+  const tenantId = ctx.auth.tenantId;
+  deps.metrics.budgetExhausted.inc({ tenant: tenantId });
+  const now = Date.now();
+  if (now - (budgetLogged.get(tenantId) ?? 0) < BUDGET_LOG_INTERVAL_MS) return;
+  if (budgetLogged.size >= 10_000) budgetLogged.clear();
+  budgetLogged.set(tenantId, now);
+  ctx.log.warn("decision ran out of its formula evaluation budget; formulas past it yielded null", {
+    tenantId,
+    decisionFlowId: flow.def.id,
+    evaluations,
+    budget: deps.config.decisionEvaluationBudget,
+  });
+}
+
 /** Flows whose malformed contact policies were already logged; the next catalog compile logs them again. */
 const reportedPolicyIssues = new WeakSet<ResolvedFlow>();
 
@@ -219,10 +241,26 @@ async function readContactHistory(
     optOuts: policies.needsOptOuts,
   });
   let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeoutMs = deps.config.policyHistoryTimeoutMs;
+  const started = performance.now();
+  const stalledAtStart = deps.loopStalls.stalledMs();
   const timedOut = new Promise<"timeout">((resolve) => {
-    // When the timer fires, the answer may already sit in the socket unread because the event loop was busy
-    // (not because the database was slow): give pending I/O one turn before declaring the timeout.
-    timer = setTimeout(() => setImmediate(() => resolve("timeout")), deps.config.policyHistoryTimeoutMs);
+    // The timeout measures the read, not the time this process was too busy to look at its answer:
+    // stretches where the event loop was held up do not count (up to a wall-clock ceiling), and when the
+    // timer fires, pending I/O gets one more turn in case the answer already sits in the socket.
+    const arm = (waitMs: number) => {
+      timer = setTimeout(
+        () =>
+          setImmediate(() => {
+            const wall = performance.now() - started;
+            const spent = wall - (deps.loopStalls.stalledMs() - stalledAtStart);
+            if (spent >= timeoutMs || wall >= timeoutMs * HISTORY_WALL_CLOCK_FACTOR) resolve("timeout");
+            else arm(timeoutMs - spent);
+          }),
+        waitMs,
+      );
+    };
+    arm(timeoutMs);
   });
   try {
     const result = await Promise.race([read, timedOut]);
@@ -239,6 +277,9 @@ async function readContactHistory(
   }
   return null;
 }
+
+/** However busy the process, a history read is given up after this many times its timeout of wall-clock time. */
+const HISTORY_WALL_CLOCK_FACTOR = 5;
 
 function roundMs(ms: number): number {
   return Math.round(ms * 1000) / 1000;

@@ -134,16 +134,34 @@ async function decorated(kind: ResourceKind, db: Queryable, tenantId: string, it
   return items;
 }
 
-/** Runs a write: the transaction, the catalog-change notice, and the cache drop on this instance. */
+/**
+ * Runs a write: the transaction, the catalog-change notice to every instance, and the reload on this
+ * one, which the write waits for (at most CATALOG_RELOAD_WAIT_MS) so that the writer's next call sees
+ * its change; decisions keep being answered from the previous catalog meanwhile.
+ */
 export async function catalogWrite<T>(deps: ServiceDeps, tenantId: string, fn: (tx: Queryable) => Promise<T>): Promise<T> {
   const out = await deps.db.transaction(async (tx) => {
     const result = await fn(tx);
     await notifyCatalogChanged(tx, tenantId);
     return result;
   });
-  deps.catalogs.invalidate(tenantId);
+  const reloaded = deps.catalogs.reload(tenantId).then(
+    () => true,
+    (err) => {
+      // The committed write stands; without a fresh catalog the next reload (NOTIFY, expiry) brings it.
+      deps.log.warn("catalog reload after a write failed", { tenantId, err });
+      deps.catalogs.invalidate(tenantId);
+      return true;
+    },
+  );
+  const inTime = await Promise.race([reloaded, Bun.sleep(CATALOG_RELOAD_WAIT_MS).then(() => false)]);
+  if (!inTime)
+    deps.log.warn("catalog reload after a write is still running; answering the write", { tenantId, waitedMs: CATALOG_RELOAD_WAIT_MS });
   return out;
 }
+
+/** How long a catalog write waits for this instance's reload before it answers anyway. */
+const CATALOG_RELOAD_WAIT_MS = 5_000;
 
 /** Checks a resource as it would be written; throws VALIDATION_ERROR with every violation. */
 export async function validateResource(kind: ResourceKind, r: Resource, refs: CatalogRefs, write: WriteContext): Promise<void> {

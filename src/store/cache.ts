@@ -26,6 +26,8 @@ interface Entry<V> {
 export class LoadingCache<V> {
   private readonly entries = new Map<string, Entry<V>>();
   private readonly inflight = new Map<string, Promise<V>>();
+  /** Loads queued behind one under way, which may have read the data before a change (see `reload`). */
+  private readonly queued = new Map<string, Promise<V>>();
   private readonly now: () => number;
   private generation = 0;
 
@@ -77,6 +79,26 @@ export class LoadingCache<V> {
       });
     this.inflight.set(key, p);
     return p;
+  }
+
+  /**
+   * Loads the key afresh after a change: a load already under way may have read the data before it, so
+   * one more load follows it (however many reloads are asked for meanwhile). The current value keeps
+   * serving until the new one is in.
+   */
+  reload(key: string): Promise<V> {
+    const queued = this.queued.get(key);
+    if (queued) return queued;
+    const pending = this.inflight.get(key);
+    if (!pending) return this.refresh(key);
+    const next = pending
+      .catch(() => undefined)
+      .then(() => {
+        this.queued.delete(key);
+        return this.refresh(key);
+      });
+    this.queued.set(key, next);
+    return next;
   }
 
   set(key: string, value: V): void {

@@ -15,11 +15,10 @@ import type {
   QualificationDef,
   QualificationRuleDef,
   TenantSettings,
-} from "../decisioning/catalog.ts";
+} from "../decisioning/definitions.ts";
 import type { ContactPolicyDef } from "../decisioning/policies.ts";
-import { DEFAULT_TENANT_SETTINGS } from "../decisioning/catalog.ts";
+import { DEFAULT_TENANT_SETTINGS } from "../decisioning/definitions.ts";
 import type { Queryable } from "./db.ts";
-import { insertExperiment } from "./experiments.ts";
 
 type R = Record<string, unknown>;
 
@@ -39,6 +38,56 @@ export function tenantSettings(raw: Record<string, unknown>, plan: string = DEFA
   };
 }
 
+/** Rows per read of the large catalog tables: each page is parsed in one go, so pages keep that short. */
+const PAGE_ROWS = 500;
+
+/**
+ * Reads a tenant's rows of a large table in id order, a page at a time (`$2` the last id, `$3` the page
+ * size), each page turned into definitions as it arrives.
+ */
+async function pagedById<T>(db: Queryable, text: string, tenantId: string, toDef: (row: R) => T): Promise<T[]> {
+  const defs: T[] = [];
+  let after = "";
+  for (;;) {
+    const page = await db.query<R>(text, [tenantId, after, PAGE_ROWS]);
+    for (const row of page) defs.push(toDef(row));
+    if (page.length < PAGE_ROWS) return defs;
+    after = page[page.length - 1]?.id as string;
+  }
+}
+
+function offerDef(r: R): OfferDef {
+  return {
+    id: r.id as string,
+    categoryId: r.category_id as string,
+    name: r.name as string,
+    description: r.description as string,
+    status: r.status as OfferDef["status"],
+    startsAt: (r.starts_at as Date | null) ?? null,
+    endsAt: (r.ends_at as Date | null) ?? null,
+    priority: Number(r.priority),
+    businessValue: Number(r.business_value),
+    weight: Number(r.weight),
+    mandatory: r.mandatory as boolean,
+    fields: r.fields as Record<string, unknown>,
+    computed: r.computed as Record<string, string>,
+    qualification: r.qualification as QualificationDef,
+  };
+}
+
+function creativeDef(r: R): CreativeDef {
+  return {
+    id: r.id as string,
+    offerId: r.offer_id as string,
+    channelId: r.channel_id as string,
+    placementId: (r.placement_id as string | null) ?? null,
+    name: r.name as string,
+    status: r.status as CreativeDef["status"],
+    content: r.content as Record<string, unknown>,
+  };
+}
+
+/** Reads a tenant's whole catalog definition; offers and creatives come in id order. */
 export async function loadCatalog(db: Queryable, tenantId: string): Promise<CatalogDefinition> {
   // Deleted rows stay for the history that names them, but are no longer part of any decision.
   const [tenants, outcomeTypes, categories, offers, channels, placements, creatives, experiments, flows, policies, rules] =
@@ -46,18 +95,22 @@ export async function loadCatalog(db: Queryable, tenantId: string): Promise<Cata
       db.query<R>("select plan, settings from tenants where id = $1", [tenantId]),
       db.query<R>("select id, classification from outcome_types where tenant_id = $1 and deleted_at is null", [tenantId]),
       db.query<R>("select id, name, fields, computed from categories where tenant_id = $1 and deleted_at is null", [tenantId]),
-      db.query<R>(
+      pagedById(
+        db,
         `select id, category_id, name, description, status, starts_at, ends_at, priority, business_value, weight,
                 mandatory, fields, computed, qualification
-           from offers where tenant_id = $1 and deleted_at is null`,
-        [tenantId],
+           from offers where tenant_id = $1 and deleted_at is null and id > $2 order by id limit $3`,
+        tenantId,
+        offerDef,
       ),
       db.query<R>("select id, name, type, implicit_impressions from channels where tenant_id = $1 and deleted_at is null", [tenantId]),
       db.query<R>("select channel_id, id, name from placements where tenant_id = $1 and deleted_at is null", [tenantId]),
-      db.query<R>(
+      pagedById(
+        db,
         `select id, offer_id, channel_id, placement_id, name, status, content from creatives
-          where tenant_id = $1 and deleted_at is null`,
-        [tenantId],
+          where tenant_id = $1 and deleted_at is null and id > $2 order by id limit $3`,
+        tenantId,
+        creativeDef,
       ),
       db.query<R>("select id, offer_id, channel_id, status, variants from experiments where tenant_id = $1 and deleted_at is null", [
         tenantId,
@@ -93,24 +146,7 @@ export async function loadCatalog(db: Queryable, tenantId: string): Promise<Cata
         computed: r.computed as Record<string, string>,
       }),
     ),
-    offers: offers.map(
-      (r): OfferDef => ({
-        id: r.id as string,
-        categoryId: r.category_id as string,
-        name: r.name as string,
-        description: r.description as string,
-        status: r.status as OfferDef["status"],
-        startsAt: (r.starts_at as Date | null) ?? null,
-        endsAt: (r.ends_at as Date | null) ?? null,
-        priority: Number(r.priority),
-        businessValue: Number(r.business_value),
-        weight: Number(r.weight),
-        mandatory: r.mandatory as boolean,
-        fields: r.fields as Record<string, unknown>,
-        computed: r.computed as Record<string, string>,
-        qualification: r.qualification as QualificationDef,
-      }),
-    ),
+    offers,
     channels: channels.map(
       (r): ChannelDef => ({
         id: r.id as string,
@@ -120,17 +156,7 @@ export async function loadCatalog(db: Queryable, tenantId: string): Promise<Cata
       }),
     ),
     placements: placements.map((r): PlacementDef => ({ channelId: r.channel_id as string, id: r.id as string, name: r.name as string })),
-    creatives: creatives.map(
-      (r): CreativeDef => ({
-        id: r.id as string,
-        offerId: r.offer_id as string,
-        channelId: r.channel_id as string,
-        placementId: (r.placement_id as string | null) ?? null,
-        name: r.name as string,
-        status: r.status as CreativeDef["status"],
-        content: r.content as Record<string, unknown>,
-      }),
-    ),
+    creatives,
     experiments: experiments.map(
       (r): ExperimentDef => ({
         id: r.id as string,
@@ -152,89 +178,8 @@ export async function loadCatalog(db: Queryable, tenantId: string): Promise<Cata
   };
 }
 
-export interface FlowVersionInput {
-  id: string;
-  name: string;
-  isDefault: boolean;
-  definition: FlowDefinition;
-}
-
-/** Writes catalog definitions for a tenant in one go (seeding, imports); rows must not exist yet. */
-export async function insertCatalog(
-  tx: Queryable,
-  tenantId: string,
-  def: Omit<CatalogDefinition, "flows"> & { flows: FlowVersionInput[] },
-): Promise<void> {
-  for (const c of def.categories) {
-    await tx.query("insert into categories (tenant_id, id, name, fields, computed) values ($1, $2, $3, $4, $5)", [
-      tenantId,
-      c.id,
-      c.name,
-      c.fields,
-      c.computed,
-    ]);
-  }
-  for (const o of def.offers) {
-    await tx.query(
-      `insert into offers (tenant_id, id, category_id, name, description, status, starts_at, ends_at, priority, business_value,
-                           weight, mandatory, fields, computed, qualification)
-       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
-      [
-        tenantId,
-        o.id,
-        o.categoryId,
-        o.name,
-        o.description,
-        o.status,
-        o.startsAt,
-        o.endsAt,
-        o.priority,
-        o.businessValue,
-        o.weight,
-        o.mandatory,
-        o.fields,
-        o.computed,
-        o.qualification,
-      ],
-    );
-  }
-  for (const c of def.channels) {
-    await tx.query("insert into channels (tenant_id, id, name, type, implicit_impressions) values ($1, $2, $3, $4, $5)", [
-      tenantId,
-      c.id,
-      c.name,
-      c.type,
-      c.implicitImpressions,
-    ]);
-  }
-  for (const p of def.placements) {
-    await tx.query("insert into placements (tenant_id, channel_id, id, name) values ($1, $2, $3, $4)", [
-      tenantId,
-      p.channelId,
-      p.id,
-      p.name,
-    ]);
-  }
-  for (const c of def.creatives) {
-    await tx.query(
-      "insert into creatives (tenant_id, id, offer_id, channel_id, placement_id, name, status, content) values ($1, $2, $3, $4, $5, $6, $7, $8)",
-      [tenantId, c.id, c.offerId, c.channelId, c.placementId, c.name, c.status, c.content],
-    );
-  }
-  for (const e of def.experiments) {
-    await insertExperiment(tx, tenantId, { ...e, goal: "conversion" });
-  }
-  for (const f of def.flows) {
-    await tx.query("insert into decision_flows (tenant_id, id, name, is_default) values ($1, $2, $3, $4)", [
-      tenantId,
-      f.id,
-      f.name,
-      f.isDefault,
-    ]);
-    await tx.query(
-      `insert into decision_flow_versions (tenant_id, flow_id, version, status, definition, published_at)
-       values ($1, $2, 1, 'published', $3, now())`,
-      [tenantId, f.id, f.definition],
-    );
-  }
+/** The tenant's catalog revision (migration 007): it changes with every write to the catalog; 0 before any. */
+export async function catalogRevision(db: Queryable, tenantId: string): Promise<number> {
+  const rows = await db.query<{ revision: string | number }>("select revision from catalog_revisions where tenant_id = $1", [tenantId]);
+  return rows[0] ? Number(rows[0].revision) : 0;
 }

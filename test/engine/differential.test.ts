@@ -101,7 +101,17 @@ function generateCatalog(r: Rand, size: number): CatalogDefinition {
     if (!chance(r, 0.05)) continue;
     const ch = pick(r, CHANNELS);
     const ids = [`cr_${o.id}_${ch}_0`, `cr_${o.id}_${ch}_x`];
-    creatives.push({ ...(creatives.find((c) => c.id === ids[0]) ?? { offerId: o.id, channelId: ch, placementId: null, name: "x", status: "active", content: {} }), id: ids[1] as string } as CreativeDef);
+    creatives.push({
+      ...(creatives.find((c) => c.id === ids[0]) ?? {
+        offerId: o.id,
+        channelId: ch,
+        placementId: null,
+        name: "x",
+        status: "active",
+        content: {},
+      }),
+      id: ids[1] as string,
+    } as CreativeDef);
     experiments.push({
       id: `exp_${o.id}`,
       offerId: o.id,
@@ -140,7 +150,10 @@ function generateCatalog(r: Rand, size: number): CatalogDefinition {
   return {
     contactPolicies: chance(r, 0.2) ? [{ id: "tp_1", policy: pick(r, policyPool) }] : [],
     qualificationRules: chance(r, 0.25)
-      ? [{ id: "rule_1", categoryIds: [pick(r, categories).id], condition: pick(r, CONDITIONS) }, { id: "rule_0", segment: pick(r, SEGMENTS), offerIds: offers.filter(() => chance(r, 0.1)).map((o) => o.id) }]
+      ? [
+          { id: "rule_1", categoryIds: [pick(r, categories).id], condition: pick(r, CONDITIONS) },
+          { id: "rule_0", segment: pick(r, SEGMENTS), offerIds: offers.filter(() => chance(r, 0.1)).map((o) => o.id) },
+        ]
       : [],
     categories,
     offers,
@@ -179,7 +192,11 @@ function generateHistory(r: Rand, def: CatalogDefinition): ContactHistory | null
   return { events, optedOutChannels: new Set(chance(r, 0.15) ? [pick(r, CHANNELS)] : []) };
 }
 
-function generateInput(r: Rand, def: CatalogDefinition, seed: number): Omit<DecisionInput, "catalog" | "flow" | "random" | "explain" | "propensity"> & { flowId: string } {
+function generateInput(
+  r: Rand,
+  def: CatalogDefinition,
+  seed: number,
+): Omit<DecisionInput, "catalog" | "flow" | "random" | "explain" | "propensity"> & { flowId: string } {
   const channelId = pick(r, CHANNELS);
   const attributes: Record<string, unknown> = {
     tier: pick(r, ["gold", "silver"]),
@@ -187,7 +204,9 @@ function generateInput(r: Rand, def: CatalogDefinition, seed: number): Omit<Deci
     ...(chance(r, 0.5) ? { boost: int(r, 1, 3) } : {}),
   };
   if (chance(r, 0.15)) {
-    attributes.propensityScores = Object.fromEntries(def.offers.filter(() => chance(r, 0.3)).map((o) => [o.id, pick(r, [0, 0.2, 0.9, 1.5])]));
+    attributes.propensityScores = Object.fromEntries(
+      def.offers.filter(() => chance(r, 0.3)).map((o) => [o.id, pick(r, [0, 0.2, 0.9, 1.5])]),
+    );
   }
   return {
     flowId: pick(r, def.flows).id,
@@ -197,7 +216,9 @@ function generateInput(r: Rand, def: CatalogDefinition, seed: number): Omit<Deci
     maxOffers: int(r, 1, 8),
     attributes,
     profile: {
-      attributes: chance(r, 0.1) ? {} : { name: "Ana", loyalty: int(r, 0, 100), score: int(r, 400, 800), age: int(r, 18, 70), tier: pick(r, ["gold", "basic"]) },
+      attributes: chance(r, 0.1)
+        ? {}
+        : { name: "Ana", loyalty: int(r, 0, 100), score: int(r, 400, 800), age: int(r, 18, 70), tier: pick(r, ["gold", "basic"]) },
       segments: SEGMENTS.filter(() => chance(r, 0.4)),
     },
     now: NOW,
@@ -262,7 +283,9 @@ describe("engine against the reference", () => {
     for (let seed = 1; seed <= CASES; seed++) {
       if (runCase(seed, seed % 10 === 0 ? 200 : 5 + (seed % 40)).early) early++;
     }
-    console.log(`differential: ${CASES} cases (${early} eligible for the early exit), each untraced and traced, before and after learning in place`);
+    console.log(
+      `differential: ${CASES} cases (${early} eligible for the early exit), each untraced and traced, before and after learning in place`,
+    );
     expect(early).toBeGreaterThan(CASES / 3);
   }, 120_000);
 
