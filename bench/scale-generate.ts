@@ -1,5 +1,6 @@
 // Generates the scale data set: tenant `scale` with 10,000 offers, 1,000,000 customer profiles and
-// 10,000,000 interactions over the last 60 days, in a fresh database, with set-based SQL.
+// 10,000,000 interactions over the last 60 days, in a fresh database, with set-based SQL (the catalog through
+// the catalog import).
 //
 //   API_KEY_PEPPER=… bun bench/scale-generate.ts [server-url] [database]            everything, from scratch
 //   API_KEY_PEPPER=… bun bench/scale-generate.ts --key-only [server-url] [database] only a new API key
@@ -15,11 +16,14 @@
 // (the frequency cap must then hide it) or a recent dismiss (outcome suppression), so the contact policies
 // of the flow have something to act on.
 
+import { fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import postgres from "postgres";
+import { CatalogDocumentSchema } from "../gen/kaireon/v1/catalog_pb.ts";
 import type { FlowDefinition } from "../src/decisioning/definitions.ts";
 import { newApiKey, newApiKeyId } from "../src/ids.ts";
 import { API_KEY_PATTERN, hashApiKey } from "../src/services/auth.ts";
-import { insertCatalog } from "../src/store/catalog.ts";
+import { applyCatalogDocument } from "../src/services/catalog.ts";
+import { catalogDocumentOf } from "../src/services/catalog-document.ts";
 import { type Db, openPostgres, type Queryable } from "../src/store/db.ts";
 import { migrate } from "../src/store/migrate.ts";
 import { insertApiKey } from "../src/store/tenants.ts";
@@ -133,9 +137,9 @@ async function loadCatalog(db: Db): Promise<void> {
       "Scale Bench Bank",
       TENANT_SETTINGS,
     ]);
-    // Categories, channels, placements and the flow through the service's own writer; offers and creatives
-    // (thousands of rows) set-based below.
-    await insertCatalog(tx, TENANT, {
+    // The whole catalog goes through the catalog import, with every check of every kind; offers and
+    // creatives are made from the offer model below.
+    const seed = catalogDocumentOf({
       categories: Array.from({ length: CATEGORIES }, (_, k) => {
         const i = k + 1;
         return {
@@ -175,53 +179,64 @@ async function loadCatalog(db: Db): Promise<void> {
                  from generate_series(1, $1::int) i) s`,
       [OFFERS, flagship],
     );
-    await tx.query(
-      `insert into offers (tenant_id, id, category_id, name, description, status, starts_at, ends_at, priority,
-                           business_value, weight, mandatory, fields, computed, qualification)
-       select $1, m.offer_id, 'cat_' || lpad((1 + (m.i - 1) % $2::int)::text, 3, '0'),
-              case when m.flagship then 'Flagship offer ' else 'Offer ' end || m.i,
-              'Synthetic offer number ' || m.i,
-              case when not m.flagship and m.h2 % 100 = 7 then 'inactive' else 'active' end,
-              null,
-              case when not m.flagship and m.h2 % 100 = 8 then now() - interval '3 days' end,
-              case when m.flagship then 95 + m.h1 % 6 else 10 + m.h1 % 91 end,
-              case when m.flagship then 900 + m.h2 % 101 else 20 + m.h2 % 800 end,
-              100, false,
-              case when m.h3 % 3 = 0 then jsonb_build_object('base_rate', round((4.99 + (m.h1 % 1500) / 100.0)::numeric, 2))
-                   else '{}'::jsonb end,
-              case when m.h3 % 7 = 0 then jsonb_build_object('fee_waiver', $3::text) else '{}'::jsonb end,
-              case
-                when m.flagship then case when m.flagship_no % 2 = 0 then jsonb_build_object('condition', $4::text) else '{}'::jsonb end
-                when m.h2 % 10 in (0, 1) then jsonb_build_object('segment', ($6::text[])[1 + m.h1 % 4])
-                when m.h2 % 10 = 2 then jsonb_build_object('condition', $4::text)
-                when m.h2 % 10 = 3 then jsonb_build_object('condition', $5::text)
-                when m.h2 % 10 = 4 then jsonb_build_object('minPropensity', 0.1)
-                when m.h2 % 10 = 5 then jsonb_build_object('segment', ($6::text[])[1 + m.h1 % 4], 'condition', $4::text)
-                else '{}'::jsonb
-              end
-         from scale_offer_model m`,
-      [TENANT, CATEGORIES, FEE_WAIVER, CREDIT_650, UNDER_30, SEGMENTS],
+    const offers = await tx.query<{ o: Record<string, unknown> }>(
+      `select jsonb_strip_nulls(jsonb_build_object(
+                'offerId', m.offer_id,
+                'categoryId', 'cat_' || lpad((1 + (m.i - 1) % $1::int)::text, 3, '0'),
+                'name', case when m.flagship then 'Flagship offer ' else 'Offer ' end || m.i,
+                'description', 'Synthetic offer number ' || m.i,
+                'status', case when not m.flagship and m.h2 % 100 = 7 then 'inactive' else 'active' end,
+                'endsAt', case when not m.flagship and m.h2 % 100 = 8 then to_char((now() - interval '3 days') at time zone 'utc', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') end,
+                'priority', case when m.flagship then 95 + m.h1 % 6 else 10 + m.h1 % 91 end,
+                'businessValue', case when m.flagship then 900 + m.h2 % 101 else 20 + m.h2 % 800 end,
+                'weight', 100,
+                'fields', case when m.h3 % 3 = 0 then jsonb_build_object('base_rate', round((4.99 + (m.h1 % 1500) / 100.0)::numeric, 2))
+                               else '{}'::jsonb end,
+                'computed', case when m.h3 % 7 = 0 then jsonb_build_object('fee_waiver', $2::text) else '{}'::jsonb end,
+                'qualification', case
+                  when m.flagship then case when m.flagship_no % 2 = 0 then jsonb_build_object('condition', $3::text) else '{}'::jsonb end
+                  when m.h2 % 10 in (0, 1) then jsonb_build_object('segment', ($5::text[])[1 + m.h1 % 4])
+                  when m.h2 % 10 = 2 then jsonb_build_object('condition', $3::text)
+                  when m.h2 % 10 = 3 then jsonb_build_object('condition', $4::text)
+                  when m.h2 % 10 = 4 then jsonb_build_object('minPropensity', 0.1)
+                  when m.h2 % 10 = 5 then jsonb_build_object('segment', ($5::text[])[1 + m.h1 % 4], 'condition', $3::text)
+                  else '{}'::jsonb
+                end)) as o
+         from scale_offer_model m order by m.i`,
+      [CATEGORIES, FEE_WAIVER, CREDIT_650, UNDER_30, SEGMENTS],
     );
     // Every offer has a web creative (any placement); about one in ten an email one on hero_offer.
-    await tx.query(
-      `insert into creatives (tenant_id, id, offer_id, channel_id, placement_id, name, status, content)
-       select $1, 'cr_' || m.offer_id || '_web', m.offer_id, 'ch_web', null, 'Web ' || m.offer_id, 'active',
-              json_build_object(
-                'headline', '{{offer.name}}',
-                'body', 'Picked for you, {{customer.first_name | "valued customer"}}: {{personalized_rate}}% APR.',
-                'ctaText', 'See Details',
-                'ctaUrl', 'https://example.com/offers/' || m.offer_id)
+    const creatives = await tx.query<{ c: Record<string, unknown> }>(
+      `select jsonb_build_object(
+                'creativeId', 'cr_' || m.offer_id || '_web', 'offerId', m.offer_id, 'channelId', 'ch_web',
+                'name', 'Web ' || m.offer_id, 'status', 'active',
+                'content', jsonb_build_object(
+                  'headline', '{{offer.name}}',
+                  'body', 'Picked for you, {{customer.first_name | "valued customer"}}: {{personalized_rate}}% APR.',
+                  'ctaText', 'See Details',
+                  'ctaUrl', 'https://example.com/offers/' || m.offer_id)) as c
          from scale_offer_model m
        union all
-       select $1, 'cr_' || m.offer_id || '_email', m.offer_id, 'ch_email', 'hero_offer', 'Email ' || m.offer_id, 'active',
-              json_build_object(
-                'subject', '{{customer.first_name | "Hello"}}, {{offer.name}} at {{personalized_rate}}%',
-                'headline', '{{offer.name}}',
-                'body', 'A rate of {{personalized_rate}}% APR, picked for you.',
-                'ctaText', 'Apply Now',
-                'ctaUrl', 'https://example.com/apply/' || m.offer_id)
+       select jsonb_build_object(
+                'creativeId', 'cr_' || m.offer_id || '_email', 'offerId', m.offer_id, 'channelId', 'ch_email',
+                'placementId', 'hero_offer', 'name', 'Email ' || m.offer_id, 'status', 'active',
+                'content', jsonb_build_object(
+                  'subject', '{{customer.first_name | "Hello"}}, {{offer.name}} at {{personalized_rate}}%',
+                  'headline', '{{offer.name}}',
+                  'body', 'A rate of {{personalized_rate}}% APR, picked for you.',
+                  'ctaText', 'Apply Now',
+                  'ctaUrl', 'https://example.com/apply/' || m.offer_id)) as c
          from scale_offer_model m where m.has_email`,
-      [TENANT],
+    );
+    const document = fromJson(CatalogDocumentSchema, {
+      ...(toJson(CatalogDocumentSchema, seed) as Record<string, JsonValue>),
+      offers: offers.map((r) => r.o as JsonValue),
+      creatives: creatives.map((r) => r.c as JsonValue),
+    });
+    const t = performance.now();
+    await applyCatalogDocument(tx, { tenantId: TENANT, keyId: "bench", requestId: "scale-generate" }, document);
+    console.error(
+      `catalog import: ${offers.length} offers, ${creatives.length} creatives in ${((performance.now() - t) / 1000).toFixed(1)} s`,
     );
   });
 }

@@ -1,11 +1,12 @@
 // The demo tenant: a small bank's catalog that makes the API tutorial's examples work verbatim, seeded
 // on a database without tenants (unless SEED_DEMO=false).
 
-import { type CatalogDefinition, type CreativeDef, offerWithDefaults } from "./decisioning/definitions.ts";
+import { type CreativeDef, offerWithDefaults } from "./decisioning/definitions.ts";
 import { assignVariant, type Variant } from "./decisioning/experiment.ts";
 import { hashApiKey } from "./services/auth.ts";
+import { applyCatalogDocument } from "./services/catalog.ts";
+import { type CatalogSeed, catalogDocumentOf } from "./services/catalog-document.ts";
 import { newApiKey, newApiKeyId } from "./ids.ts";
-import { type FlowVersionInput, insertCatalog } from "./store/catalog.ts";
 import type { Db, Queryable } from "./store/db.ts";
 import { insertApiKey } from "./store/tenants.ts";
 import { seededRandom } from "./random.ts";
@@ -31,7 +32,7 @@ function emailContent(subject: string, headline: string, body: string, ctaText: 
   return { subject, headline, body, ctaText, ctaUrl };
 }
 
-export const demoCatalog: Omit<CatalogDefinition, "flows"> & { flows: FlowVersionInput[] } = {
+export const demoCatalog: CatalogSeed = {
   categories: [
     { id: "cat_credit_cards", name: "Credit Cards", fields: { base_rate: 21.99 }, computed: { personalized_rate: PERSONALIZED_RATE } },
     { id: "cat_loans", name: "Loans", fields: { base_rate: 9.5 }, computed: { personalized_rate: PERSONALIZED_RATE } },
@@ -352,7 +353,8 @@ export async function seedDemo(db: Db, opts: { pepper: string; apiKey?: string }
   const apiKey = opts.apiKey ?? newApiKey();
   await db.transaction(async (tx: Queryable) => {
     await tx.query("insert into tenants (id, name, plan) values ($1, $2, 'professional')", [DEMO_TENANT, "Demo Bank"]);
-    await insertCatalog(tx, DEMO_TENANT, demoCatalog);
+    // Through the catalog import, with every check an operator's own catalog gets.
+    await applyCatalogDocument(tx, { tenantId: DEMO_TENANT, keyId: "seed", requestId: "demo-seed" }, catalogDocumentOf(demoCatalog));
     await tx.query(
       `insert into customer_profiles (tenant_id, customer_id, attributes, segments)
        select $1, customer_id, attributes, array(select jsonb_array_elements_text(segments))

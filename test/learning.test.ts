@@ -3,7 +3,9 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { offerWithDefaults } from "../src/decisioning/definitions.ts";
-import { insertCatalog } from "../src/store/catalog.ts";
+import { toJson } from "@bufbuild/protobuf";
+import { CatalogDocumentSchema } from "../gen/kaireon/v1/catalog_pb.ts";
+import { catalogDocumentOf } from "../src/services/catalog-document.ts";
 import { authHeaders, createTenantWithKey, postJson, runCli, startTestService, type TestService, waitFor } from "./harness.ts";
 import { seededRandom } from "../src/random.ts";
 
@@ -18,25 +20,25 @@ beforeAll(async () => {
   const offers = Object.keys(TRUE_RATES).map((id) =>
     offerWithDefaults({ id, categoryId: "cat_sim", name: id, priority: 50, businessValue: 100 }),
   );
-  await svc.app.deps.db.transaction((tx) =>
-    insertCatalog(tx, "sim", {
-      categories: [{ id: "cat_sim", name: "Simulated", fields: {}, computed: {} }],
-      offers,
-      channels: [{ id: "web", name: "Web", type: "web", implicitImpressions: false }],
-      placements: [],
-      creatives: offers.map((o) => ({
-        id: `cr_${o.id}`,
-        offerId: o.id,
-        channelId: "web",
-        placementId: null,
-        name: o.id,
-        status: "active",
-        content: { text: "{{offer.name}}" },
-      })),
-      experiments: [],
-      flows: [{ id: "df_sim", name: "Simulation", isDefault: true, definition: { score: { propensity: "thompson", priorWeight: 10 } } }],
-    }),
-  );
+  const document = catalogDocumentOf({
+    categories: [{ id: "cat_sim", name: "Simulated", fields: {}, computed: {} }],
+    offers,
+    channels: [{ id: "web", name: "Web", type: "web", implicitImpressions: false }],
+    placements: [],
+    creatives: offers.map((o) => ({
+      id: `cr_${o.id}`,
+      offerId: o.id,
+      channelId: "web",
+      placementId: null,
+      name: o.id,
+      status: "active",
+      content: { text: "{{offer.name}}" },
+    })),
+    experiments: [],
+    flows: [{ id: "df_sim", name: "Simulation", isDefault: true, definition: { score: { propensity: "thompson", priorWeight: 10 } } }],
+  });
+  const imported = await postJson(svc.http, "/api/v1/catalog/import", toJson(CatalogDocumentSchema, document) as object, headers);
+  expect(imported.status).toBe(200);
 });
 afterAll(async () => {
   await svc.stop();

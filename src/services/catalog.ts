@@ -119,44 +119,52 @@ async function publishImported(tx: Queryable, tenantId: string, flow: Resource):
 }
 
 export async function importCatalog(deps: ServiceDeps, ctx: CallContext, req: ImportCatalogRequest): Promise<ImportCatalogResponse> {
-  const doc = (req.catalog ?? create(CatalogDocumentSchema)) as Resource;
-  const tenantId = ctx.auth.tenantId;
+  const doc = req.catalog ?? create(CatalogDocumentSchema);
   const actor = actorOf(ctx);
-  const results = await catalogWrite(deps, tenantId, async (tx) => {
-    // Tables grow by thousands of rows inside this one transaction: plans made for their size at the
-    // start (a sequential scan of a small table) would make each lookup slower than the last.
-    await tx.query("set local plan_cache_mode = force_custom_plan");
-    const errors: FieldViolation[] = [];
-    const results: (Tally & { kind: string })[] = [];
-    for (const { field, kind } of CATALOG_PARTS) {
-      const tally = { kind: field, created: 0, updated: 0, unchanged: 0 };
-      results.push(tally);
-      const seen = new Set<string>();
-      for (const [i, item] of (doc[field] as Resource[]).entries()) {
-        if (errors.length >= MAX_IMPORT_ERRORS) break;
-        const at = `${field}[${i}]`;
-        const id = keyOf(kind, item).join("/");
-        if (seen.has(id)) {
-          errors.push({ field: at, message: `${at}: ${kind.label} ${id} appears twice in the document` });
-          continue;
+  const results = await catalogWrite(deps, ctx.auth.tenantId, (tx) => applyCatalogDocument(tx, actor, doc));
+  return create(ImportCatalogResponseSchema, { results });
+}
+
+/**
+ * Checks and writes a catalog document inside the caller's transaction, for the actor's tenant: every
+ * resource through its kind's checks and writer, each kind after what it refers to. Throws
+ * VALIDATION_ERROR with every refusal placed in the document; the caller's transaction must then end.
+ */
+export async function applyCatalogDocument(tx: Queryable, actor: Actor, document: CatalogDocument): Promise<(Tally & { kind: string })[]> {
+  const doc = document as Resource;
+  const tenantId = actor.tenantId;
+  // Tables grow by thousands of rows inside this one transaction: plans made for their size at the
+  // start (a sequential scan of a small table) would make each lookup slower than the last.
+  await tx.query("set local plan_cache_mode = force_custom_plan");
+  const errors: FieldViolation[] = [];
+  const results: (Tally & { kind: string })[] = [];
+  for (const { field, kind } of CATALOG_PARTS) {
+    const tally = { kind: field, created: 0, updated: 0, unchanged: 0 };
+    results.push(tally);
+    const seen = new Set<string>();
+    for (const [i, item] of (doc[field] as Resource[]).entries()) {
+      if (errors.length >= MAX_IMPORT_ERRORS) break;
+      const at = `${field}[${i}]`;
+      const id = keyOf(kind, item).join("/");
+      if (seen.has(id)) {
+        errors.push({ field: at, message: `${at}: ${kind.label} ${id} appears twice in the document` });
+        continue;
+      }
+      seen.add(id);
+      // A refused resource is refused by the checks, before anything of it is written, so the
+      // transaction stays usable for checking the rest; a database error ends the import.
+      try {
+        const { outcome } = await importOne(tx, actor, kind, item);
+        tally[outcome]++;
+        if (field === "decisionFlows" && (await publishImported(tx, tenantId, item)) && outcome === "unchanged") {
+          tally.unchanged--;
+          tally.updated++;
         }
-        seen.add(id);
-        // A refused resource is refused by the checks, before anything of it is written, so the
-        // transaction stays usable for checking the rest; a database error ends the import.
-        try {
-          const { outcome } = await importOne(tx, actor, kind, item);
-          tally[outcome]++;
-          if (field === "decisionFlows" && (await publishImported(tx, tenantId, item)) && outcome === "unchanged") {
-            tally.unchanged--;
-            tally.updated++;
-          }
-        } catch (err) {
-          errors.push(...placed(err, at));
-        }
+      } catch (err) {
+        errors.push(...placed(err, at));
       }
     }
-    if (errors.length > 0) throw validationError(errors.slice(0, MAX_IMPORT_ERRORS));
-    return results;
-  });
-  return create(ImportCatalogResponseSchema, { results });
+  }
+  if (errors.length > 0) throw validationError(errors.slice(0, MAX_IMPORT_ERRORS));
+  return results;
 }

@@ -59,18 +59,6 @@ export async function getPhase(db: Queryable, tenantId: string, experimentId: st
     : null;
 }
 
-export async function insertExperiment(tx: Queryable, tenantId: string, e: ExperimentRecord): Promise<void> {
-  await tx.query(
-    "insert into experiments (tenant_id, id, offer_id, channel_id, status, goal, variants) values ($1, $2, $3, $4, $5, $6, $7)",
-    [tenantId, e.id, e.offerId, e.channelId, e.status, e.goal, e.variants],
-  );
-  await tx.query("insert into experiment_phases (tenant_id, experiment_id, phase, variants) values ($1, $2, 1, $3)", [
-    tenantId,
-    e.id,
-    e.variants,
-  ]);
-}
-
 function sameSplit(a: Variant[], b: Variant[]): boolean {
   return (
     a.length === b.length &&
