@@ -10,6 +10,7 @@ import { ApiKeyVerifier } from "./services/auth.ts";
 import { createServiceDeps, type ServiceDeps } from "./services/context.ts";
 import { type Db, openEmbedded, openPostgres } from "./store/db.ts";
 import { CATALOG_CHANNEL } from "./store/flows.ts";
+import { CATALOG_CHANGE_RETENTION_MS, pruneCatalogChanges } from "./store/catalog.ts";
 import { deleteExpiredIdempotencyKeys } from "./store/idempotency-keys.ts";
 import { ensureInteractionPartitions, migrate } from "./store/migrate.ts";
 import { countTenants } from "./store/tenants.ts";
@@ -106,6 +107,9 @@ export async function startApp(config: Config, log: Logger = createLogger(config
         await tx.query("select pg_advisory_xact_lock(72150001)");
         await ensureInteractionPartitions(tx, new Date());
       }).catch((err) => log.warn("partition maintenance failed", { err }));
+      pruneCatalogChanges(db, new Date(), CATALOG_CHANGE_RETENTION_MS).catch((err) =>
+        log.warn("catalog change log cleanup failed", { err }),
+      );
     }, 3_600_000),
   ];
   for (const t of housekeeping) t.unref?.();

@@ -115,7 +115,7 @@ export class Metrics {
   readonly tracesRefused = new Counter("kaireon_traces_refused_total", "Decision traces not recorded because the write buffer was full.");
   readonly catalogCompiles = new Counter(
     "kaireon_catalog_compiles_total",
-    "Catalog loads by result: compiled (it changed), unchanged (the revision check found nothing new) or error.",
+    "Catalog loads by result: compiled (read whole), rows (only changed offers and creatives read again), unchanged (the revision check found nothing new) or error.",
   );
   readonly catalogCompileSeconds = new Histogram(
     "kaireon_catalog_compile_seconds",

@@ -182,6 +182,42 @@ describe("a catalog of 10,000 offers", () => {
     seen = [];
   }, 60_000);
 
+  test("an offer deleted and one created through the API: both instances follow from the changed rows alone", async () => {
+    const rowsBefore = [svc.app, second].map((a) => a.deps.metrics.catalogCompiles.get({ result: "rows" }));
+    const top = (await topOffer(svc.http)) as string;
+    expect((await fetch(`${svc.http}/api/v1/offers/${top}`, { method: "DELETE", headers })).status).toBe(200);
+    const created = await postJson(
+      svc.http,
+      "/api/v1/offers",
+      { offerId: "off_new", categoryId: "cat_01", name: "New offer", priority: 100, businessValue: 9000 },
+      headers,
+    );
+    expect(created.status).toBe(200);
+    const creative = await postJson(
+      svc.http,
+      "/api/v1/creatives",
+      { creativeId: "cr_new", offerId: "off_new", channelId: "web", name: "New", content: { title: "{{offer.name}}" } },
+      headers,
+    );
+    expect(creative.status).toBe(200);
+    for (const base of [svc.http, secondUrl]) {
+      const deadline = performance.now() + 1000;
+      let offers: string[] = [];
+      while (performance.now() < deadline) {
+        const res = await postJson(base, "/api/v1/recommend", request, headers);
+        offers = res.json.recommendations.map((r: { offerId: string }) => r.offerId);
+        if (offers[0] === "off_new") break;
+        await Bun.sleep(10);
+      }
+      expect(offers[0]).toBe("off_new");
+      expect(offers).not.toContain(top);
+    }
+    [svc.app, second].forEach((a, i) => {
+      expect(a.deps.metrics.catalogCompiles.get({ result: "rows" })).toBeGreaterThan(rowsBefore[i] as number);
+      expect(a.deps.catalogs.peek(TENANT)?.offers.length).toBe(OFFERS);
+    });
+  }, 60_000);
+
   test("an expired cache entry costs one revision read, not a compile, when nothing changed", async () => {
     const compiled = svc.app.deps.metrics.catalogCompiles.get({ result: "compiled" });
     const catalog = svc.app.deps.catalogs.peek(TENANT);

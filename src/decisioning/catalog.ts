@@ -98,6 +98,8 @@ export interface CandidateList {
   hasFit: boolean;
   /** Propensity of every offer here for the current statistics snapshot; filled by the engine. */
   propensity: PropensityTable | null;
+  /** The rank order of this list in the catalog compiled before: a starting point for this one's. */
+  seedRanking: Int32Array | null;
 }
 
 export interface ResolvedFlow {
@@ -138,12 +140,17 @@ export interface CompiledCatalog {
   requestSlots: number;
   /** Parsed formulas and templates by source, handed to the next compile of this tenant's catalog. */
   parsed: ParseCache;
+  /** The definitions this was compiled from (offers and creatives in id order), for the next compile. */
+  definition: CatalogDefinition;
 }
 
 /** Parsed formulas (or why one failed) and templates by source text. */
 export interface ParseCache {
   formulas: Map<string, Formula | string>;
   templates: Map<string, Template | null>;
+  /** Compiled fields by name and source, and the request slots they were given. */
+  fields: Map<string, ComputedField>;
+  slots: Map<Formula, number>;
 }
 
 export const DEFAULT_WEIGHTS: ScoreWeights = { propensity: 0.4, relevance: 0.2, impact: 0.3, emphasis: 0.1 };
@@ -174,21 +181,30 @@ const readsOnlyRequest = (f: Formula) => f.names.every((n) => n.startsWith("cust
 
 /** Compiles formulas through the parse cache and hands out request slots. */
 class FieldCompiler {
-  private readonly slots = new Map<Formula, number>();
-  private readonly used = new Map<string, Formula | string>();
+  private readonly slots: Map<Formula, number>;
+  private readonly used: Map<string, Formula | string>;
+  private readonly fields: Map<string, ComputedField>;
+  private readonly previous: Map<string, Formula | string> | undefined;
 
-  constructor(private readonly previous: Map<string, Formula | string> | undefined) {}
+  /**
+   * `previous` lends its parsed formulas. With `carryOver` (offers compiled before are kept as they were)
+   * its fields and request slots go on too, so a kept field and a new one never share a slot.
+   */
+  constructor(previous: ParseCache | undefined, carryOver: boolean) {
+    this.previous = previous?.formulas;
+    this.slots = carryOver && previous ? new Map(previous.slots) : new Map();
+    this.used = carryOver && previous ? new Map(previous.formulas) : new Map();
+    this.fields = carryOver && previous ? new Map(previous.fields) : new Map();
+  }
 
   get slotCount(): number {
     return this.slots.size;
   }
 
-  /** What this compile parsed or reused: only sources still in the catalog are kept for the next one. */
-  get formulas(): Map<string, Formula | string> {
-    return this.used;
+  /** What the next compile may reuse. */
+  get cache(): Omit<ParseCache, "templates"> {
+    return { formulas: this.used, fields: this.fields, slots: this.slots };
   }
-
-  private readonly fields = new Map<string, ComputedField>();
 
   /** The compiled field; offers sharing a name and a source share one (it is never changed). */
   field(name: string, source: string): ComputedField {
@@ -223,7 +239,7 @@ class FieldCompiler {
 
 /** Compiles one formula outside a catalog (tests, checks): no memo slot. */
 export function compileField(name: string, source: string): ComputedField {
-  return new FieldCompiler(undefined).field(name, source);
+  return new FieldCompiler(undefined, false).field(name, source);
 }
 
 function compileCreative(
@@ -364,6 +380,7 @@ function flowCandidates(def: FlowDef, offers: CompiledOffer[]): CompiledOffer[] 
 
 /** Builds the candidate list of a flow for one channel or placement (the caller yields between lists). */
 function* buildList(
+  seedRanking: Int32Array | null,
   channelId: string,
   flow: Omit<ResolvedFlow, "lists" | "def" | "candidates" | "policies">,
   candidates: CompiledOffer[],
@@ -399,7 +416,7 @@ function* buildList(
     }
   }
   yield;
-  return { channelId, offers, defs: offers.map((o) => o.def), creatives, impactTerm, emphasisTerm, hasFit, propensity: null };
+  return { channelId, offers, defs: offers.map((o) => o.def), creatives, impactTerm, emphasisTerm, hasFit, propensity: null, seedRanking };
 }
 
 /**
@@ -411,13 +428,27 @@ export function* compileCatalogSteps(
   opts: { revision?: number | null; previous?: CompiledCatalog } = {},
 ): Generator<void, CompiledCatalog> {
   const categories = new Map(def.categories.map((c) => [c.id, c]));
-  const fields = new FieldCompiler(opts.previous?.parsed.formulas);
+  // An offer or creative whose definition is the very object compiled last time (the store re-read only
+  // what changed), with the same categories and rules, is taken over as it was.
+  const before = opts.previous;
+  const reusable =
+    before !== undefined &&
+    before.definition.categories === def.categories &&
+    before.definition.qualificationRules === def.qualificationRules;
+  const fields = new FieldCompiler(before?.parsed, reusable);
   const offerCompiler = new OfferCompiler(fields, [...(def.qualificationRules ?? [])].sort(byId));
   const sortedOffers = sortedById(def.offers);
+  const compiledOffers = new Map<OfferDef, CompiledOffer>();
+  const compiledCreatives = new Map<CreativeDef, CompiledCreative>();
+  if (before && reusable) {
+    for (const o of before.offers) compiledOffers.set(o.def, o);
+    yield;
+    for (const list of before.creativeIndex.values()) for (const cs of list.values()) for (const c of cs) compiledCreatives.set(c.def, c);
+  }
   yield;
   const offers: CompiledOffer[] = [];
   for (const o of sortedOffers) {
-    offers.push(offerCompiler.compile(o, categories.get(o.categoryId)));
+    offers.push(compiledOffers.get(o) ?? offerCompiler.compile(o, categories.get(o.categoryId)));
     if (offers.length % STEP === 0) yield;
   }
   const offerById = new Map(offers.map((o) => [o.def.id, o]));
@@ -439,7 +470,8 @@ export function* compileCatalogSteps(
   for (const c of sortedCreatives) {
     if (++done % STEP === 0) yield;
     if (c.status !== "active") continue;
-    const compiled = compileCreative(c, opts.previous?.parsed.templates, usedTemplates);
+    const compiled = compiledCreatives.get(c) ?? compileCreative(c, opts.previous?.parsed.templates, usedTemplates);
+    for (const [, t] of compiled.templates) if (t) usedTemplates.set(t.source, t);
     creativeById.set(c.id, compiled);
     const k = creativeKey(c.offerId, c.channelId);
     const list = creatives.get(k);
@@ -496,8 +528,11 @@ export function* compileCatalogSteps(
     const settings = flowSettings(f);
     const candidates = flowCandidates(f, offers);
     const lists = new Map<string, CandidateList>();
+    const previousLists = opts.previous?.flows.get(f.id)?.lists;
     for (const [k, here] of creativeIndex) {
-      lists.set(k, yield* buildList(k.split("\u0000")[0] as string, settings, candidates, here, maxBusinessValue));
+      const before = previousLists?.get(k)?.propensity;
+      const seed = before?.ranking ?? before?.previousRanking ?? null;
+      lists.set(k, yield* buildList(seed, k.split("\u0000")[0] as string, settings, candidates, here, maxBusinessValue));
     }
     flows.set(f.id, {
       def: f,
@@ -523,7 +558,8 @@ export function* compileCatalogSteps(
     defaultFlowId: defaultFlow?.id ?? null,
     maxBusinessValue,
     requestSlots: fields.slotCount,
-    parsed: { formulas: fields.formulas, templates: usedTemplates },
+    parsed: { ...fields.cache, templates: usedTemplates },
+    definition: { ...def, offers: sortedOffers, creatives: sortedCreatives },
   };
 }
 

@@ -252,7 +252,7 @@ function propensityTable(
     return t;
   }
   const fresh = model.table(list.defs, list.channelId, flow.priorWeight, nowMs);
-  fresh.previousRanking = t?.ranking ?? t?.previousRanking ?? null;
+  fresh.previousRanking = t?.ranking ?? t?.previousRanking ?? list.seedRanking;
   list.propensity = fresh;
   return fresh;
 }
@@ -273,7 +273,7 @@ export function* prepareCandidateLists(catalog: CompiledCatalog, model: Propensi
       if (list.offers.length === 0) continue;
       const previous = list.propensity;
       const table = yield* model.tableSteps(list.defs, list.channelId, flow.priorWeight, nowMs);
-      table.previousRanking = previous?.ranking ?? previous?.previousRanking ?? null;
+      table.previousRanking = previous?.ranking ?? previous?.previousRanking ?? list.seedRanking;
       if (customerFree(flow, list)) table.ranking = yield* rankingSteps(list, flow, table, table.previousRanking);
       list.propensity = table;
       yield;
@@ -504,6 +504,7 @@ const EMPTY_LIST: CandidateList = {
   emphasisTerm: new Float64Array(0),
   hasFit: false,
   propensity: null,
+  seedRanking: null,
 };
 
 export function decide(input: DecisionInput): Decision {

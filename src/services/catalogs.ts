@@ -1,15 +1,17 @@
 // The compiled catalogs of this instance, one per tenant. A catalog is compiled again only when it
 // changed: when its cache entry expires, one read of the tenant's catalog revision says whether anything
-// did. A compile runs in short slices between other work, so decisions go on being answered from the
-// previous catalog meanwhile, and it reuses the previous catalog's parsed formulas and templates.
+// did. When only a few offers and creatives changed, only those rows are read again and only they are
+// compiled anew. A compile runs in short slices between other work, so decisions go on being answered from
+// the previous catalog meanwhile, and it reuses the previous catalog's parsed formulas and templates.
 
 import { type CompiledCatalog, compileCatalogSteps } from "../decisioning/catalog.ts";
+import type { CatalogDefinition } from "../decisioning/definitions.ts";
 import { prepareCandidateLists } from "../decisioning/engine.ts";
 import type { PropensityModel } from "../decisioning/propensity.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { LoadingCache } from "../store/cache.ts";
-import { catalogRevision, loadCatalog } from "../store/catalog.ts";
+import { catalogChanges, catalogRevision, loadCatalog, reloadOffersAndCreatives } from "../store/catalog.ts";
 import type { Queryable } from "../store/db.ts";
 
 // Work spread out in slices waits here for a turn of the event loop: one slice per turn however many
@@ -57,6 +59,29 @@ export async function runInSlices<T>(steps: Generator<void, T>, sliceMs: number)
   }
 }
 
+/** Changes read row by row at most; past this many, the whole catalog is read again. */
+const MAX_ROW_CHANGES = 200;
+/** The tables whose rows a reload can re-read one by one; a change anywhere else reloads everything. */
+const ROW_TABLES = new Set(["offers", "creatives"]);
+
+/**
+ * The catalog's definition after a few changes to offers and creatives alone: the previous definition
+ * with just those rows read again. Undefined when that does not apply (other tables changed, too many
+ * rows, or the change log no longer covers the gap).
+ */
+async function changedRowsOnly(
+  db: Queryable,
+  tenantId: string,
+  previous: CompiledCatalog,
+  revision: number,
+): Promise<CatalogDefinition | undefined> {
+  if (previous.revision === null || previous.revision >= revision) return undefined;
+  const changes = await catalogChanges(db, tenantId, previous.revision, revision, MAX_ROW_CHANGES);
+  if (!changes || changes.some((c) => !ROW_TABLES.has(c.kind) || c.id === "")) return undefined;
+  const ids = (kind: string) => changes.filter((c) => c.kind === kind).map((c) => c.id);
+  return reloadOffersAndCreatives(db, tenantId, previous.definition, ids("offers"), ids("creatives"));
+}
+
 export interface CatalogCacheOptions {
   db: Queryable;
   /** The tenant's learned statistics, whose propensities a new catalog's candidate lists are prepared for. */
@@ -87,7 +112,8 @@ export function createCatalogCache(opts: CatalogCacheOptions): LoadingCache<Comp
         return previous;
       }
       try {
-        const definition = await loadCatalog(db, tenantId);
+        const rows = previous && (await changedRowsOnly(db, tenantId, previous, revision));
+        const definition = rows || (await loadCatalog(db, tenantId));
         const started = performance.now();
         const compiled = await runInSlices(compileCatalogSteps(definition, { revision, previous }), opts.sliceMs);
         const value = compiled.value;
@@ -96,10 +122,17 @@ export function createCatalogCache(opts: CatalogCacheOptions): LoadingCache<Comp
         const prepared = await runInSlices(prepareCandidateLists(value, await opts.propensityOf(tenantId), new Date()), opts.sliceMs);
         const longestSliceMs = Math.max(compiled.longestSliceMs, prepared.longestSliceMs);
         const tookMs = performance.now() - started;
-        metrics.catalogCompiles.inc({ result: "compiled" });
+        metrics.catalogCompiles.inc({ result: rows ? "rows" : "compiled" });
         metrics.catalogCompileSeconds.observe({}, tookMs / 1000);
         metrics.catalogCompileSliceSeconds.observe({}, longestSliceMs / 1000);
-        log.debug("catalog compiled", { tenantId, revision, offers: value.offers.length, tookMs, longestSliceMs });
+        log.debug("catalog compiled", {
+          tenantId,
+          revision,
+          offers: value.offers.length,
+          changedRowsOnly: Boolean(rows),
+          tookMs,
+          longestSliceMs,
+        });
         return value;
       } catch (err) {
         metrics.catalogCompiles.inc({ result: "error" });

@@ -38,6 +38,10 @@ export function tenantSettings(raw: Record<string, unknown>, plan: string = DEFA
   };
 }
 
+const OFFER_COLUMNS = `id, category_id, name, description, status, starts_at, ends_at, priority, business_value, weight,
+  mandatory, fields, computed, qualification`;
+const CREATIVE_COLUMNS = "id, offer_id, channel_id, placement_id, name, status, content";
+
 /** Rows per read of the large catalog tables: each page is parsed in one go, so pages keep that short. */
 const PAGE_ROWS = 500;
 
@@ -97,9 +101,7 @@ export async function loadCatalog(db: Queryable, tenantId: string): Promise<Cata
       db.query<R>("select id, name, fields, computed from categories where tenant_id = $1 and deleted_at is null", [tenantId]),
       pagedById(
         db,
-        `select id, category_id, name, description, status, starts_at, ends_at, priority, business_value, weight,
-                mandatory, fields, computed, qualification
-           from offers where tenant_id = $1 and deleted_at is null and id > $2 order by id limit $3`,
+        `select ${OFFER_COLUMNS} from offers where tenant_id = $1 and deleted_at is null and id collate "C" > $2 order by id collate "C" limit $3`,
         tenantId,
         offerDef,
       ),
@@ -107,8 +109,7 @@ export async function loadCatalog(db: Queryable, tenantId: string): Promise<Cata
       db.query<R>("select channel_id, id, name from placements where tenant_id = $1 and deleted_at is null", [tenantId]),
       pagedById(
         db,
-        `select id, offer_id, channel_id, placement_id, name, status, content from creatives
-          where tenant_id = $1 and deleted_at is null and id > $2 order by id limit $3`,
+        `select ${CREATIVE_COLUMNS} from creatives where tenant_id = $1 and deleted_at is null and id collate "C" > $2 order by id collate "C" limit $3`,
         tenantId,
         creativeDef,
       ),
@@ -175,6 +176,99 @@ export async function loadCatalog(db: Queryable, tenantId: string): Promise<Cata
         definition: (r.definition as FlowDefinition | null) ?? {},
       }),
     ),
+  };
+}
+
+/** A row of a catalog table written after some revision: its table and id (empty where the key is not one id). */
+export interface CatalogChange {
+  kind: string;
+  id: string;
+}
+
+/**
+ * What was written to the tenant's catalog after revision `from` up to `to`, or null when that cannot be
+ * told in full: more than `max` rows, or a revision no longer in the log (it is kept for an hour).
+ */
+export async function catalogChanges(
+  db: Queryable,
+  tenantId: string,
+  from: number,
+  to: number,
+  max: number,
+): Promise<CatalogChange[] | null> {
+  if (to <= from) return [];
+  const rows = await db.query<{ revision: string | number; kind: string; id: string }>(
+    "select revision, kind, id from catalog_changes where tenant_id = $1 and revision > $2 and revision <= $3 limit $4",
+    [tenantId, from, to, max + 1],
+  );
+  if (rows.length > max) return null;
+  const revisions = new Set(rows.map((r) => Number(r.revision)));
+  return revisions.size === to - from ? rows.map((r) => ({ kind: r.kind, id: r.id })) : null;
+}
+
+/** How long the change log keeps a row (the migration's comment says so too). */
+export const CATALOG_CHANGE_RETENTION_MS = 3_600_000;
+
+/** Drops change-log rows older than `ageMs`: instances further behind than that reload whole catalogs. */
+export async function pruneCatalogChanges(db: Queryable, now: Date, ageMs: number): Promise<void> {
+  await db.query("delete from catalog_changes where changed_at < $1", [new Date(now.getTime() - ageMs)]);
+}
+
+/** Index of the first item whose id is not below `id`, in items sorted by id. */
+function lowerBound(items: readonly { id: string }[], id: string): number {
+  let lo = 0;
+  let hi = items.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((items[mid] as { id: string }).id < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** A copy of `items` (sorted by id) with each of `ids` replaced by its fresh definition, added, or removed. */
+function patched<T extends { id: string }>(items: readonly T[], ids: readonly string[], fresh: Map<string, T>): T[] {
+  const out = items.slice();
+  for (const id of new Set(ids)) {
+    const at = lowerBound(out, id);
+    const present = out[at]?.id === id;
+    const def = fresh.get(id);
+    if (def && present) out[at] = def;
+    else if (def) out.splice(at, 0, def);
+    else if (present) out.splice(at, 1);
+  }
+  return out;
+}
+
+/**
+ * The previous definition with the named offers and creatives read again: changed, added, or gone
+ * (deleted). Everything else is the previous definition's own objects, which the compile then reuses.
+ */
+export async function reloadOffersAndCreatives(
+  db: Queryable,
+  tenantId: string,
+  previous: CatalogDefinition,
+  offerIds: string[],
+  creativeIds: string[],
+): Promise<CatalogDefinition> {
+  const [offers, creatives] = await Promise.all([
+    offerIds.length === 0
+      ? []
+      : db.query<R>(`select ${OFFER_COLUMNS} from offers where tenant_id = $1 and deleted_at is null and id = any($2)`, [
+          tenantId,
+          offerIds,
+        ]),
+    creativeIds.length === 0
+      ? []
+      : db.query<R>(`select ${CREATIVE_COLUMNS} from creatives where tenant_id = $1 and deleted_at is null and id = any($2)`, [
+          tenantId,
+          creativeIds,
+        ]),
+  ]);
+  return {
+    ...previous,
+    offers: patched(previous.offers, offerIds, new Map(offers.map((r) => [r.id as string, offerDef(r)]))),
+    creatives: patched(previous.creatives, creativeIds, new Map(creatives.map((r) => [r.id as string, creativeDef(r)]))),
   };
 }
 

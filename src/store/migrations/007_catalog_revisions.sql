@@ -1,7 +1,7 @@
 -- A per-tenant counter of catalog changes, so an instance can ask "did anything change?" with one
 -- primary-key read instead of reloading and recompiling the whole catalog when its cache expires. Every
 -- write to a table the compiled catalog reads bumps it, whoever wrote (the API, an import, SQL by hand),
--- once per transaction. No foreign key: deleting a tenant deletes its rows by cascade, and those
+-- once per transaction. No foreign keys: deleting a tenant deletes its rows by cascade, and those
 -- deletes bump the counter of a tenant that is going away.
 
 create table catalog_revisions (
@@ -11,20 +11,48 @@ create table catalog_revisions (
   xact       bigint not null
 );
 
-create function bump_catalog_revision_of(t text) returns void language sql as $$
-  insert into catalog_revisions as r (tenant_id, revision, xact) values (t, 1, txid_current())
-  on conflict (tenant_id) do update set revision = r.revision + 1, xact = excluded.xact
-  where r.xact <> excluded.xact;
+-- What changed at each revision, by table and row id, so that an instance a few revisions behind can
+-- reload just those rows. Kept for an hour (housekeeping deletes older rows); an instance further behind,
+-- or one that finds a revision missing here, reloads the whole catalog.
+create table catalog_changes (
+  tenant_id   text not null,
+  revision    bigint not null,
+  kind        text not null,
+  id          text not null,
+  changed_at  timestamptz not null default now(),
+  primary key (tenant_id, revision, kind, id)
+);
+create index catalog_changes_changed_at on catalog_changes (changed_at);
+
+-- Bumps the tenant's revision once per transaction and answers the transaction's revision.
+create function bump_catalog_revision_of(t text) returns bigint language plpgsql as $$
+declare
+  r bigint;
+begin
+  insert into catalog_revisions as c (tenant_id, revision, xact) values (t, 1, txid_current())
+  on conflict (tenant_id) do update set revision = c.revision + 1, xact = excluded.xact
+  where c.xact <> excluded.xact
+  returning revision into r;
+  if r is null then
+    select revision into r from catalog_revisions where tenant_id = t;
+  end if;
+  return r;
+end;
+$$;
+
+create function record_catalog_change(t text, kind text, id text) returns void language sql as $$
+  insert into catalog_changes (tenant_id, revision, kind, id) values (t, bump_catalog_revision_of(t), kind, coalesce(id, ''))
+  on conflict do nothing;
 $$;
 
 create function bump_catalog_revision() returns trigger language plpgsql as $$
 begin
   if tg_op = 'DELETE' then
-    perform bump_catalog_revision_of(old.tenant_id);
+    perform record_catalog_change(old.tenant_id, tg_table_name, to_jsonb(old) ->> 'id');
   else
-    perform bump_catalog_revision_of(new.tenant_id);
-    if tg_op = 'UPDATE' and new.tenant_id <> old.tenant_id then
-      perform bump_catalog_revision_of(old.tenant_id);
+    perform record_catalog_change(new.tenant_id, tg_table_name, to_jsonb(new) ->> 'id');
+    if tg_op = 'UPDATE' and (new.tenant_id <> old.tenant_id or to_jsonb(new) ->> 'id' <> to_jsonb(old) ->> 'id') then
+      perform record_catalog_change(old.tenant_id, tg_table_name, to_jsonb(old) ->> 'id');
     end if;
   end if;
   return null;
@@ -33,7 +61,7 @@ $$;
 
 create function bump_catalog_revision_of_tenant() returns trigger language plpgsql as $$
 begin
-  perform bump_catalog_revision_of(new.id);
+  perform record_catalog_change(new.id, 'tenants', new.id);
   return null;
 end;
 $$;
@@ -52,3 +80,8 @@ create trigger catalog_revision after insert or update or delete on qualificatio
 create trigger catalog_revision after insert or update or delete on outcome_types for each row execute function bump_catalog_revision();
 -- Plan and settings are part of the compiled catalog; a tenant's deletion is not a change anyone reloads.
 create trigger catalog_revision after update on tenants for each row execute function bump_catalog_revision_of_tenant();
+
+-- The catalog is read a page at a time in the order the engine keeps it (byte order, as JavaScript
+-- compares ids), whatever the database's collation.
+create index offers_tenant_id_bytes on offers (tenant_id, (id collate "C"));
+create index creatives_tenant_id_bytes on creatives (tenant_id, (id collate "C"));
