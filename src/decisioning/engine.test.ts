@@ -265,6 +265,33 @@ describe("decide", () => {
     const broken = catalogOf([offer({ id: "a1" })], { contactPolicies: [{ id: "odd", policy: { type: "sometimes" } as never }] });
     expect(broken.flows.get("f")?.policies.issues).toEqual(['contact policy odd: unknown type "sometimes"; skipped']);
   });
+
+  test("a formula that reads only the customer is evaluated once per decision, not once per offer", () => {
+    const offers = Array.from({ length: 20 }, (_, i) =>
+      offer({ id: `o${String(i).padStart(2, "0")}`, qualification: { condition: "customer.score >= 600" } }),
+    );
+    const catalog = catalogOf(offers);
+    const base = { explain: false, profile: { attributes: { name: "Ana", score: 700 }, segments: [] } };
+    const once = decide(input(catalog, base));
+    expect(once.recommendations.length).toBe(5);
+    // Three nodes (`customer.score`, `600`, `>=`), counted once; the computed `doubled` of the 5 winners is 3 each.
+    expect(once.evaluations).toBe(3 + 5 * 3);
+  });
+
+  test("past the evaluation budget formulas yield null: conditions fail and the decision says so", () => {
+    // `base > 5` reads the offer, so it is evaluated per offer: 3 nodes each.
+    const offers = Array.from({ length: 10 }, (_, i) => offer({ id: `o${i}`, qualification: { condition: "base > 5" } }));
+    const catalog = catalogOf(offers);
+    const within = decide(input(catalog, { evaluationBudget: 1_000 }));
+    expect(within.budgetExhausted).toBe(false);
+    expect(within.recommendations.length).toBe(5);
+    const over = decide(input(catalog, { evaluationBudget: 9 }));
+    expect(over.budgetExhausted).toBe(true);
+    const filter = over.stages.find((st) => st.name === "filter");
+    expect(filter?.filtered).toContain("o9 (condition_failed: evaluation budget exhausted)");
+    // The trace's compute stage evaluates `doubled` (3 nodes) for every offer first: the budget is gone before any condition.
+    expect(over.recommendations).toEqual([]);
+  });
 });
 
 function catalogDefinition(offers: OfferDef[]): CatalogDefinition {

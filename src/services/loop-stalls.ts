@@ -15,6 +15,41 @@ export class LoopStalls {
     return this.stalled + Math.max(0, performance.now() - this.last - this.intervalMs);
   }
 
+  /**
+   * Resolves once `ms` have passed that did not go to the loop being held up (or `wallCapMs` of plain
+   * time, however busy the process). When it is due it gives pending I/O one more turn first, in case
+   * the answer it races already sits in a socket.
+   */
+  deadline(ms: number, wallCapMs: number): { reached: Promise<void>; cancel(): void } {
+    const started = performance.now();
+    const stalledAtStart = this.stalledMs();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let cancelled = false;
+    const reached = new Promise<void>((resolve) => {
+      const arm = (waitMs: number) => {
+        timer = setTimeout(
+          () =>
+            setImmediate(() => {
+              if (cancelled) return;
+              const wall = performance.now() - started;
+              const spent = wall - (this.stalledMs() - stalledAtStart);
+              if (spent >= ms || wall >= wallCapMs) resolve();
+              else arm(ms - spent);
+            }),
+          waitMs,
+        );
+      };
+      arm(ms);
+    });
+    return {
+      reached,
+      cancel() {
+        cancelled = true;
+        clearTimeout(timer);
+      },
+    };
+  }
+
   private start(): void {
     if (this.timer) return;
     this.last = performance.now();

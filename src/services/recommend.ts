@@ -240,28 +240,10 @@ async function readContactHistory(
     outcomeTypes: policies.outcomeTypes,
     optOuts: policies.needsOptOuts,
   });
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  // The timeout measures the read, not the time this process was too busy to look at its answer.
   const timeoutMs = deps.config.policyHistoryTimeoutMs;
-  const started = performance.now();
-  const stalledAtStart = deps.loopStalls.stalledMs();
-  const timedOut = new Promise<"timeout">((resolve) => {
-    // The timeout measures the read, not the time this process was too busy to look at its answer:
-    // stretches where the event loop was held up do not count (up to a wall-clock ceiling), and when the
-    // timer fires, pending I/O gets one more turn in case the answer already sits in the socket.
-    const arm = (waitMs: number) => {
-      timer = setTimeout(
-        () =>
-          setImmediate(() => {
-            const wall = performance.now() - started;
-            const spent = wall - (deps.loopStalls.stalledMs() - stalledAtStart);
-            if (spent >= timeoutMs || wall >= timeoutMs * HISTORY_WALL_CLOCK_FACTOR) resolve("timeout");
-            else arm(timeoutMs - spent);
-          }),
-        waitMs,
-      );
-    };
-    arm(timeoutMs);
-  });
+  const deadline = deps.loopStalls.deadline(timeoutMs, timeoutMs * HISTORY_WALL_CLOCK_FACTOR);
+  const timedOut = deadline.reached.then(() => "timeout" as const);
   try {
     const result = await Promise.race([read, timedOut]);
     if (result !== "timeout") return result;
@@ -273,7 +255,7 @@ async function readContactHistory(
   } catch (err) {
     ctx.log.warn("contact history unavailable; offers under contact policies are dropped", { err });
   } finally {
-    clearTimeout(timer);
+    deadline.cancel();
   }
   return null;
 }
