@@ -9,8 +9,8 @@
 //   MICRO_SIZES="1000 10000 50000" BATCHES=15 bun bench/decide-micro.ts
 //
 // Scenarios, per size:
-//   mean       PRIE, mean propensity, no fit rules: the common case (where an early exit would help: the
-//              score's upper bound is known before a candidate's formulas and rules are looked at)
+//   mean       PRIE, mean propensity, no fit rules: the common case, where the engine exits early (the
+//              scores are known per statistics snapshot, so offers are visited best first)
 //   thompson   full scan: PRIE with Thompson sampling (`score: {propensity: "thompson"}`), a Beta draw per
 //              candidate, so every candidate has to be scored
 //   mean_fit   full scan: mean propensity, and a fit rule on every offer

@@ -56,6 +56,8 @@ export interface Config {
    * many event-loop turns while the previous one keeps serving.
    */
   catalogCompileSliceMs: number;
+  /** How long a catalog write waits for this instance's reload before it answers anyway. */
+  catalogReloadWaitMs: number;
   /** Formula work one decision may do (syntax-tree nodes evaluated); past it formulas yield null. */
   decisionEvaluationBudget: number;
   /**
@@ -174,6 +176,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     apiKeyCacheTtlMs: integer(env, "API_KEY_CACHE_TTL_MS", 10_000, 0, 15_000),
     catalogCacheTtlMs: integer(env, "CATALOG_CACHE_TTL_MS", 5_000, 0, 3_600_000),
     catalogCompileSliceMs: integer(env, "CATALOG_COMPILE_SLICE_MS", 2, 1, 1_000),
+    catalogReloadWaitMs: integer(env, "CATALOG_RELOAD_WAIT_MS", 5_000, 0, 60_000),
     decisionEvaluationBudget: integer(env, "DECISION_EVALUATION_BUDGET", 2_000_000, 1_000, 1_000_000_000),
     propensityRefreshMs: integer(env, "PROPENSITY_REFRESH_MS", 0, 0, 1_000),
     profileCacheTtlMs: integer(env, "PROFILE_CACHE_TTL_MS", 5_000, 0, 3_600_000),

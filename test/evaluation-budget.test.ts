@@ -27,7 +27,7 @@ beforeAll(async () => {
     }),
   );
   const document = catalogDocumentOf({
-    categories: [{ id: "cat", name: "Category", fields: { base_rate: 20 }, computed: {} }],
+    categories: [{ id: "cat", name: "Category", fields: { base_rate: 20 }, computed: { rate: "base_rate * 2" } }],
     offers,
     channels: [{ id: "web", name: "Web", type: "web", implicitImpressions: false }],
     placements: [],
@@ -55,8 +55,11 @@ describe("the per-decision evaluation budget", () => {
     expect(counted()).toBe(0);
     const res = await postJson(svc.http, "/api/v1/recommend", { customerId: "c1", channelId: "web", maxOffers: 50, trace: true }, headers);
     expect(res.status).toBe(200);
-    // 1,000 nodes pay for 25 conditions of 39: the first 25 offers qualify, the rest are refused.
-    expect(res.json.recommendations.length).toBe(25);
+    // A traced decision computes every offer's `rate` first (3 nodes each, 120), then the remaining 880
+    // nodes pay for 22 conditions of 39: the first 22 offers qualify, the rest are refused.
+    expect(res.json.recommendations.length).toBe(22);
+    // What the customer is shown is complete: the budget bounds the search, not the answer.
+    for (const r of res.json.recommendations) expect(r.personalization.rate).toBe(40);
     const trace = await fetch(`${svc.http}/api/v1/decision-traces/${res.json.traceId}`, { headers }).then((r) => r.json());
     const filter = (trace as { stages: { name: string; filtered: string[] }[] }).stages.find((s) => s.name === "filter");
     expect(filter?.filtered).toContain("off_39 (condition_failed: evaluation budget exhausted)");

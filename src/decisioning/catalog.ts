@@ -98,6 +98,11 @@ export interface CandidateList {
   hasFit: boolean;
   /** Propensity of every offer here for the current statistics snapshot; filled by the engine. */
   propensity: PropensityTable | null;
+  /**
+   * Propensities prepared ahead for statistics about to serve (or for a catalog about to serve); a
+   * decision takes them over when it is asked with those statistics.
+   */
+  staged: PropensityTable | null;
   /** The rank order of this list in the catalog compiled before: a starting point for this one's. */
   seedRanking: Int32Array | null;
 }
@@ -151,6 +156,12 @@ export interface ParseCache {
   /** Compiled fields by name and source, and the request slots they were given. */
   fields: Map<string, ComputedField>;
   slots: Map<Formula, number>;
+  /**
+   * How many fields the last compile from scratch had. Compiles on top of a previous one keep every field
+   * they ever saw (a kept offer may use any); once that is more than twice as many, the next compile starts
+   * afresh.
+   */
+  baseFields: number;
 }
 
 export const DEFAULT_WEIGHTS: ScoreWeights = { propensity: 0.4, relevance: 0.2, impact: 0.3, emphasis: 0.1 };
@@ -202,7 +213,7 @@ class FieldCompiler {
   }
 
   /** What the next compile may reuse. */
-  get cache(): Omit<ParseCache, "templates"> {
+  get cache(): Omit<ParseCache, "templates" | "baseFields"> {
     return { formulas: this.used, fields: this.fields, slots: this.slots };
   }
 
@@ -416,7 +427,18 @@ function* buildList(
     }
   }
   yield;
-  return { channelId, offers, defs: offers.map((o) => o.def), creatives, impactTerm, emphasisTerm, hasFit, propensity: null, seedRanking };
+  return {
+    channelId,
+    offers,
+    defs: offers.map((o) => o.def),
+    creatives,
+    impactTerm,
+    emphasisTerm,
+    hasFit,
+    propensity: null,
+    staged: null,
+    seedRanking,
+  };
 }
 
 /**
@@ -434,7 +456,8 @@ export function* compileCatalogSteps(
   const reusable =
     before !== undefined &&
     before.definition.categories === def.categories &&
-    before.definition.qualificationRules === def.qualificationRules;
+    before.definition.qualificationRules === def.qualificationRules &&
+    before.parsed.fields.size <= 2 * before.parsed.baseFields + 64;
   const fields = new FieldCompiler(before?.parsed, reusable);
   const offerCompiler = new OfferCompiler(fields, [...(def.qualificationRules ?? [])].sort(byId));
   const sortedOffers = sortedById(def.offers);
@@ -558,7 +581,11 @@ export function* compileCatalogSteps(
     defaultFlowId: defaultFlow?.id ?? null,
     maxBusinessValue,
     requestSlots: fields.slotCount,
-    parsed: { ...fields.cache, templates: usedTemplates },
+    parsed: {
+      ...fields.cache,
+      templates: usedTemplates,
+      baseFields: before && reusable ? before.parsed.baseFields : fields.cache.fields.size,
+    },
     definition: { ...def, offers: sortedOffers, creatives: sortedCreatives },
   };
 }

@@ -274,8 +274,8 @@ describe("decide", () => {
     const base = { explain: false, profile: { attributes: { name: "Ana", score: 700 }, segments: [] } };
     const once = decide(input(catalog, base));
     expect(once.recommendations.length).toBe(5);
-    // Three nodes (`customer.score`, `600`, `>=`), counted once; the computed `doubled` of the 5 winners is 3 each.
-    expect(once.evaluations).toBe(3 + 5 * 3);
+    // Three nodes (`customer.score`, `600`, `>=`), counted once (the winners' values are not metered).
+    expect(once.evaluations).toBe(3);
   });
 
   test("past the evaluation budget formulas yield null: conditions fail and the decision says so", () => {
@@ -291,6 +291,15 @@ describe("decide", () => {
     expect(filter?.filtered).toContain("o9 (condition_failed: evaluation budget exhausted)");
     // The trace's compute stage evaluates `doubled` (3 nodes) for every offer first: the budget is gone before any condition.
     expect(over.recommendations).toEqual([]);
+  });
+
+  test("the budget bounds the search, not the answer: winners' values are computed in full", () => {
+    const offers = Array.from({ length: 10 }, (_, i) => offer({ id: `o${i}`, qualification: { condition: "base > 5" } }));
+    const d = decide(input(catalogOf(offers), { explain: false, evaluationBudget: 9 }));
+    // Three conditions of 3 nodes fit the budget; the fourth is refused, and so are the rest.
+    expect(d.budgetExhausted).toBe(true);
+    expect(ids(d)).toEqual(["o0", "o1", "o2"]);
+    for (const r of d.recommendations) expect(r.personalization.doubled).toBe(20);
   });
 });
 

@@ -89,7 +89,7 @@ export interface Decision {
   stages: StageRecord[];
   /** Candidates the decision examined (schedule, rules, policies). */
   visited: number;
-  /** Formula work done, in syntax-tree nodes evaluated. */
+  /** Formula work done to choose the offers (the winners' values aside), in syntax-tree nodes evaluated. */
   evaluations: number;
   /** Whether the evaluation budget ran out (some formulas yielded null for it). */
   budgetExhausted: boolean;
@@ -155,19 +155,20 @@ class Request {
     return typeof p === "number" && p >= 0 && p <= 1 ? p : null;
   }
 
-  evaluate(field: ComputedField, scope: FormulaScope): Evaluation {
+  /** `metered` false: neither counted nor refused (the winners' values: at most maxOffers offers, bounded by the write-time limits). */
+  evaluate(field: ComputedField, scope: FormulaScope, metered = true): Evaluation {
     if (!field.formula) return { value: null, issue: field.error ?? "invalid formula" };
     const slot = field.requestSlot;
     if (slot >= 0) {
       const known = this.memo[slot];
-      if (known) return known;
+      if (known && known !== BUDGET_EXHAUSTED) return known;
     }
     const cost = field.formula.nodes;
-    if (this.spent + cost > this.budget) {
+    if (metered && this.spent + cost > this.budget) {
       this.exhausted = true;
       return BUDGET_EXHAUSTED;
     }
-    this.spent += cost;
+    if (metered) this.spent += cost;
     const r = field.formula.evaluate(scope);
     if (slot >= 0) this.memo[slot] = r;
     return r;
@@ -187,11 +188,11 @@ class Request {
   }
 
   /** Evaluates the offer's computed fields into its scope (once), so that rules and templates can read them. */
-  computeValues(c: Candidate): Record<string, Value> {
+  computeValues(c: Candidate, metered = true): Record<string, Value> {
     if (c.values) return c.values;
     const values: Record<string, Value> = {};
     for (const field of c.offer.computed) {
-      const r = this.evaluate(field, c.scope);
+      const r = this.evaluate(field, c.scope, metered);
       values[field.name] = r.value;
       c.scope.own[field.name] = r.value;
       if (r.issue) {
@@ -201,6 +202,19 @@ class Request {
     }
     c.values = values;
     return values;
+  }
+
+  /**
+   * The values an answer shows: never cut short by the budget, which bounds the search, not what the
+   * customer is shown (values computed before the budget ran out are computed again).
+   */
+  winnerValues(c: Candidate): Record<string, Value> {
+    if (c.values && c.issues && Object.values(c.issues).includes(BUDGET_EXHAUSTED.issue as string)) {
+      c.values = null;
+      c.issues = null;
+      c.scope.own = { ...c.offer.fields };
+    }
+    return this.computeValues(c, false);
   }
 
   /** Why the offer's own qualification or a tenant rule refuses it, or null when all pass. */
@@ -234,6 +248,16 @@ function scheduleReason(offer: CompiledOffer, nowMs: number): string | null {
   return null;
 }
 
+/** Whether a table still serves decisions with `model`: the model learned nothing since, or not for long. */
+function current(t: PropensityTable | null, flow: ResolvedFlow, model: PropensityModel, nowMs: number, refreshMs: number): boolean {
+  return (
+    t !== null &&
+    t.model === model &&
+    t.priorWeight === flow.priorWeight &&
+    (t.version === model.version || (refreshMs > 0 && Math.abs(nowMs - t.builtAt) < refreshMs))
+  );
+}
+
 /** The list's propensities for the model as it is now (or as it was at most `refreshMs` ago). */
 function propensityTable(
   list: CandidateList,
@@ -243,13 +267,12 @@ function propensityTable(
   refreshMs: number,
 ): PropensityTable {
   const t = list.propensity;
-  if (
-    t &&
-    t.model === model &&
-    t.priorWeight === flow.priorWeight &&
-    (t.version === model.version || (refreshMs > 0 && Math.abs(nowMs - t.builtAt) < refreshMs))
-  ) {
-    return t;
+  if (t && current(t, flow, model, nowMs, refreshMs)) return t;
+  const staged = list.staged;
+  if (staged && current(staged, flow, model, nowMs, refreshMs)) {
+    list.propensity = staged;
+    list.staged = null;
+    return staged;
   }
   const fresh = model.table(list.defs, list.channelId, flow.priorWeight, nowMs);
   fresh.previousRanking = t?.ranking ?? t?.previousRanking ?? list.seedRanking;
@@ -271,11 +294,12 @@ export function* prepareCandidateLists(catalog: CompiledCatalog, model: Propensi
   for (const flow of catalog.flows.values()) {
     for (const list of flow.lists.values()) {
       if (list.offers.length === 0) continue;
+      // Staged beside the table that serves: decisions in between go on with the statistics they have.
       const previous = list.propensity;
       const table = yield* model.tableSteps(list.defs, list.channelId, flow.priorWeight, nowMs);
       table.previousRanking = previous?.ranking ?? previous?.previousRanking ?? list.seedRanking;
       if (customerFree(flow, list)) table.ranking = yield* rankingSteps(list, flow, table, table.previousRanking);
-      list.propensity = table;
+      list.staged = table;
       yield;
     }
   }
@@ -297,7 +321,8 @@ function rankingOf(list: CandidateList, flow: ResolvedFlow, table: PropensityTab
 /**
  * Computes a rank order step by step. After the model learned a little, the previous order is nearly
  * right: it is repaired by insertion, about one comparison per offer, and sorted afresh only when too
- * much moved. The scores stay in this module's scratch space until the next decision.
+ * much moved. The scores are kept in `keys` across steps (decisions in between use the scratch space) and
+ * copied into the scratch space only for the comparisons, which run without a step between.
  */
 function* rankingSteps(
   list: CandidateList,
@@ -469,7 +494,7 @@ class Answer {
     this.policies?.take(id, categoryId);
     const { creative, experiment } = chooseCreative(this.input, offer, creatives);
     const candidate = c ?? this.req.candidate(offer);
-    const personalization = this.req.computeValues(candidate);
+    const personalization = this.req.winnerValues(candidate);
     this.recommendations.push({
       offer,
       creative,
@@ -504,6 +529,7 @@ const EMPTY_LIST: CandidateList = {
   emphasisTerm: new Float64Array(0),
   hasFit: false,
   propensity: null,
+  staged: null,
   seedRanking: null,
 };
 

@@ -90,6 +90,7 @@ export interface CatalogCacheOptions {
   metrics: Metrics;
   ttlMs: number;
   sliceMs: number;
+  now: () => Date;
 }
 
 export function createCatalogCache(opts: CatalogCacheOptions): LoadingCache<CompiledCatalog> {
@@ -119,7 +120,7 @@ export function createCatalogCache(opts: CatalogCacheOptions): LoadingCache<Comp
         const value = compiled.value;
         // What the first decisions would otherwise compute (each list's propensities and rank order) is
         // computed here too, in slices, before the new catalog starts serving.
-        const prepared = await runInSlices(prepareCandidateLists(value, await opts.propensityOf(tenantId), new Date()), opts.sliceMs);
+        const prepared = await runInSlices(prepareCandidateLists(value, await opts.propensityOf(tenantId), opts.now()), opts.sliceMs);
         const longestSliceMs = Math.max(compiled.longestSliceMs, prepared.longestSliceMs);
         const tookMs = performance.now() - started;
         metrics.catalogCompiles.inc({ result: rows ? "rows" : "compiled" });

@@ -94,6 +94,7 @@ export function createServiceDeps(opts: {
     metrics,
     ttlMs: config.catalogCacheTtlMs,
     sliceMs: config.catalogCompileSliceMs,
+    now: () => clock.now(),
     propensityOf: (tenantId) => propensity.get(tenantId),
   });
   return {

@@ -8,6 +8,8 @@ import { type Timestamp, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { AppError, notFound, validationError } from "../errors.ts";
 import { type Actor, appendAudit } from "../store/audit.ts";
 import type { Queryable } from "../store/db.ts";
+import { lockCatalogRevision } from "../store/catalog.ts";
+import { classifyDbFailure } from "../store/db-errors.ts";
 import { notifyCatalogChanged } from "../store/flows.ts";
 import { getRow, insertRow, listRows, type Row, softDeleteRow, type TableSpec, updateRow } from "../store/resources.ts";
 import type { CallContext, ServiceDeps } from "./context.ts";
@@ -140,28 +142,56 @@ async function decorated(kind: ResourceKind, db: Queryable, tenantId: string, it
  * its change; decisions keep being answered from the previous catalog meanwhile.
  */
 export async function catalogWrite<T>(deps: ServiceDeps, tenantId: string, fn: (tx: Queryable) => Promise<T>): Promise<T> {
-  const out = await deps.db.transaction(async (tx) => {
-    const result = await fn(tx);
-    await notifyCatalogChanged(tx, tenantId);
-    return result;
-  });
+  let out: T;
+  try {
+    out = await deps.db.transaction(async (tx) => {
+      await lockCatalogRevision(tx, tenantId);
+      const result = await fn(tx);
+      await notifyCatalogChanged(tx, tenantId);
+      return result;
+    });
+  } catch (err) {
+    throw writeFailure(err);
+  }
   const reloaded = deps.catalogs.reload(tenantId).then(
     () => true,
     (err) => {
-      // The committed write stands; without a fresh catalog the next reload (NOTIFY, expiry) brings it.
+      // The committed write stands, and the previous catalog goes on serving until a reload (the next
+      // request after its expiry, a NOTIFY) brings the change.
       deps.log.warn("catalog reload after a write failed", { tenantId, err });
-      deps.catalogs.invalidate(tenantId);
+      deps.catalogs.expire(tenantId);
       return true;
     },
   );
-  const inTime = await Promise.race([reloaded, Bun.sleep(CATALOG_RELOAD_WAIT_MS).then(() => false)]);
-  if (!inTime)
-    deps.log.warn("catalog reload after a write is still running; answering the write", { tenantId, waitedMs: CATALOG_RELOAD_WAIT_MS });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const waited = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), deps.config.catalogReloadWaitMs);
+  });
+  const inTime = await Promise.race([reloaded, waited]);
+  clearTimeout(timer);
+  if (!inTime) {
+    deps.log.warn("catalog reload after a write is still running; answering the write", {
+      tenantId,
+      waitedMs: deps.config.catalogReloadWaitMs,
+    });
+  }
   return out;
 }
 
-/** How long a catalog write waits for this instance's reload before it answers anyway. */
-const CATALOG_RELOAD_WAIT_MS = 5_000;
+/** What a write's database failure means for its caller; the service's own refusals pass through. */
+function writeFailure(err: unknown): unknown {
+  if (err instanceof AppError) return err;
+  switch (classifyDbFailure(err)) {
+    case "retryable":
+      return new AppError("CONFLICT", "The catalog changed at the same moment; try again");
+    case "unavailable":
+      return new AppError("UNAVAILABLE", "The database is not reachable; the change was not made");
+    case "refused-data":
+      return new AppError("VALIDATION_ERROR", "The database refused a value of this request (for example a NUL character)");
+    default:
+      return err;
+  }
+}
 
 /** Checks a resource as it would be written; throws VALIDATION_ERROR with every violation. */
 export async function validateResource(kind: ResourceKind, r: Resource, refs: CatalogRefs, write: WriteContext): Promise<void> {

@@ -116,6 +116,12 @@ export class LoadingCache<V> {
     return this.entries.get(key)?.value;
   }
 
+  /** Marks the entry expired: it goes on serving (when stale values may) while the next get reloads it. */
+  expire(key: string): void {
+    const e = this.entries.get(key);
+    if (e) e.until = 0;
+  }
+
   invalidate(key: string): void {
     this.generation++;
     this.entries.delete(key);

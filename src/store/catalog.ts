@@ -272,6 +272,11 @@ export async function reloadOffersAndCreatives(
   };
 }
 
+/** Takes the tenant's catalog revision lock: the first thing a catalog write does (see migration 007). */
+export async function lockCatalogRevision(tx: Queryable, tenantId: string): Promise<void> {
+  await tx.query("select lock_catalog_revision($1)", [tenantId]);
+}
+
 /** The tenant's catalog revision (migration 007): it changes with every write to the catalog; 0 before any. */
 export async function catalogRevision(db: Queryable, tenantId: string): Promise<number> {
   const rows = await db.query<{ revision: string | number }>("select revision from catalog_revisions where tenant_id = $1", [tenantId]);

@@ -1,12 +1,34 @@
 // The decision engine as plainly as it can be written, kept as the reference that the engine in
-// src/decisioning/engine.ts must agree with (test/engine/differential.test.ts): every candidate of the
-// flow visited in id order, every value computed the obvious way, a full sort. Clarity over speed.
+// src/decisioning/engine.ts must agree with (test/engine/differential.test.ts): over its own compile of
+// the catalog (reference-catalog.ts), every candidate of the flow visited in id order, every value
+// computed the obvious way, the propensity model asked per offer, a full sort. Clarity over speed.
 
 import { assignVariant } from "../../src/decisioning/experiment.ts";
 import { type Evaluation, type FormulaScope, isTruthy, type Value } from "../../src/decisioning/formula.ts";
-import type { CompiledCreative, CompiledOffer, ComputedField } from "../../src/decisioning/catalog.ts";
-import { creativeKey, placementKey } from "../../src/decisioning/catalog.ts";
-import type { Decision, DecisionInput, ExperimentChoice, Recommendation, StageRecord } from "../../src/decisioning/engine.ts";
+import type { DecisionInput, ExperimentChoice, StageRecord } from "../../src/decisioning/engine.ts";
+import {
+  creativeKey,
+  placementKey,
+  type ReferenceCatalog,
+  type ReferenceComputedField as ComputedField,
+  type ReferenceCreative as CompiledCreative,
+  type ReferenceFlow,
+  type ReferenceOffer as CompiledOffer,
+} from "./reference-catalog.ts";
+
+/** What the reference decides over: the engine's input, with the reference's own compiled catalog. */
+export type ReferenceInput = Omit<DecisionInput, "catalog" | "flow"> & { catalog: ReferenceCatalog; flow: ReferenceFlow };
+
+export interface Recommendation {
+  offer: CompiledOffer;
+  creative: CompiledCreative;
+  rank: number;
+  score: number;
+  propensity: number;
+  content: Record<string, unknown>;
+  personalization: Record<string, Value>;
+  experiment: ExperimentChoice | null;
+}
 import { prepareContactPolicies } from "../../src/decisioning/policies.ts";
 
 interface Candidate {
@@ -46,7 +68,7 @@ function scheduleReason(offer: CompiledOffer, now: Date): string | null {
   return null;
 }
 
-function chooseCreative(input: DecisionInput, c: Candidate): { creative: CompiledCreative; experiment: ExperimentChoice | null } {
+function chooseCreative(input: ReferenceInput, c: Candidate): { creative: CompiledCreative; experiment: ExperimentChoice | null } {
   const experiment = input.catalog.experiments.get(creativeKey(c.offer.def.id, input.channelId));
   if (experiment) {
     const eligible = experiment.def.variants.filter((v) => c.creatives.some((cr) => cr.def.id === v.creativeId));
@@ -104,7 +126,7 @@ function disqualification(c: Candidate, segments: string[]): string | null {
   return null;
 }
 
-export function referenceDecide(input: DecisionInput): Pick<Decision, "recommendations" | "stages"> {
+export function referenceDecide(input: ReferenceInput): { recommendations: Recommendation[]; stages: StageRecord[] } {
   const { flow, catalog, explain } = input;
   const stages: StageRecord[] = [];
   const customer = input.profile.attributes;

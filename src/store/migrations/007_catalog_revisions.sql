@@ -45,14 +45,42 @@ create function record_catalog_change(t text, kind text, id text) returns void l
   on conflict do nothing;
 $$;
 
+-- Takes the tenant's revision row lock without bumping it. A catalog write takes it first, before any
+-- row of the catalog: every writer of a tenant's catalog then queues at one lock, in one order, instead
+-- of holding some rows and waiting for the revision (and deadlocking with a writer that holds it).
+create function lock_catalog_revision(t text) returns void language plpgsql as $$
+begin
+  insert into catalog_revisions (tenant_id, revision, xact) values (t, 0, 0) on conflict do nothing;
+  perform 1 from catalog_revisions where tenant_id = t for update;
+end;
+$$;
+
+-- Rows are named by their own columns, never by a conversion of the whole row (to_jsonb refuses values
+-- that a json column holds, such as an escaped NUL).
 create function bump_catalog_revision() returns trigger language plpgsql as $$
 begin
   if tg_op = 'DELETE' then
-    perform record_catalog_change(old.tenant_id, tg_table_name, to_jsonb(old) ->> 'id');
+    perform record_catalog_change(old.tenant_id, tg_table_name, old.id);
   else
-    perform record_catalog_change(new.tenant_id, tg_table_name, to_jsonb(new) ->> 'id');
-    if tg_op = 'UPDATE' and (new.tenant_id <> old.tenant_id or to_jsonb(new) ->> 'id' <> to_jsonb(old) ->> 'id') then
-      perform record_catalog_change(old.tenant_id, tg_table_name, to_jsonb(old) ->> 'id');
+    perform record_catalog_change(new.tenant_id, tg_table_name, new.id);
+    if tg_op = 'UPDATE' and (new.tenant_id <> old.tenant_id or new.id <> old.id) then
+      perform record_catalog_change(old.tenant_id, tg_table_name, old.id);
+    end if;
+  end if;
+  return null;
+end;
+$$;
+
+-- For tables whose rows are not one id (a flow's versions, an experiment's phases): a change there is
+-- logged without one, which makes a reload read the whole catalog.
+create function bump_catalog_revision_keyless() returns trigger language plpgsql as $$
+begin
+  if tg_op = 'DELETE' then
+    perform record_catalog_change(old.tenant_id, tg_table_name, '');
+  else
+    perform record_catalog_change(new.tenant_id, tg_table_name, '');
+    if tg_op = 'UPDATE' and new.tenant_id <> old.tenant_id then
+      perform record_catalog_change(old.tenant_id, tg_table_name, '');
     end if;
   end if;
   return null;
@@ -72,9 +100,9 @@ create trigger catalog_revision after insert or update or delete on channels for
 create trigger catalog_revision after insert or update or delete on placements for each row execute function bump_catalog_revision();
 create trigger catalog_revision after insert or update or delete on creatives for each row execute function bump_catalog_revision();
 create trigger catalog_revision after insert or update or delete on experiments for each row execute function bump_catalog_revision();
-create trigger catalog_revision after insert or update or delete on experiment_phases for each row execute function bump_catalog_revision();
+create trigger catalog_revision after insert or update or delete on experiment_phases for each row execute function bump_catalog_revision_keyless();
 create trigger catalog_revision after insert or update or delete on decision_flows for each row execute function bump_catalog_revision();
-create trigger catalog_revision after insert or update or delete on decision_flow_versions for each row execute function bump_catalog_revision();
+create trigger catalog_revision after insert or update or delete on decision_flow_versions for each row execute function bump_catalog_revision_keyless();
 create trigger catalog_revision after insert or update or delete on contact_policies for each row execute function bump_catalog_revision();
 create trigger catalog_revision after insert or update or delete on qualification_rules for each row execute function bump_catalog_revision();
 create trigger catalog_revision after insert or update or delete on outcome_types for each row execute function bump_catalog_revision();
