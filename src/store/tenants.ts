@@ -2,6 +2,7 @@
 // display prefix; a key is found by its hash, never by scanning.
 
 import type { Db, Queryable } from "./db.ts";
+import { lockCatalogRevision } from "./catalog.ts";
 import { notifyCatalogChanged } from "./flows.ts";
 
 export type Scope = "decide" | "admin";
@@ -170,6 +171,8 @@ export async function touchApiKeys(db: Queryable, keyIds: string[]): Promise<voi
  */
 export async function updateTenantSettings(db: Db, id: string, patch: Record<string, unknown>, plan?: string): Promise<boolean> {
   return db.transaction(async (tx) => {
+    // Catalog writers queue at the tenant's revision first (see lockCatalogRevision).
+    await lockCatalogRevision(tx, id);
     const rows = await tx.query(
       "update tenants set settings = settings || $2::jsonb, plan = coalesce($3, plan), version = version + 1, updated_at = now() where id = $1 returning id",
       [id, patch, plan ?? null],
