@@ -22,6 +22,7 @@ import { notFound, validationError } from "../errors.ts";
 import type { Actor } from "../store/audit.ts";
 import { eraseCustomer, getCustomerProfile, type ProfileInput, type ProfileRecord, upsertProfiles } from "../store/customers.ts";
 import type { CallContext, ServiceDeps } from "./context.ts";
+import { textViolations } from "./text.ts";
 import { MAX_ID_LENGTH, Violations } from "./validate.ts";
 
 export const MAX_ATTRIBUTES = 64;
@@ -116,6 +117,8 @@ function parseLine(text: string): ProfileInput | string {
     return "line is not valid JSON";
   }
   if (!isObject(value)) return "line must be a JSON object";
+  const unstorable = textViolations(value);
+  if (unstorable.length > 0) return unstorable.map((t) => t.message).join("; ");
   const v = new Violations();
   const { customerId, attributes = {}, segments = [] } = value;
   if (customerId !== undefined && typeof customerId !== "string") v.add("customerId", "customerId must be a string");

@@ -14,6 +14,7 @@ import { notifyCatalogChanged } from "../store/flows.ts";
 import { getRow, insertRow, listRows, type Row, softDeleteRow, type TableSpec, updateRow } from "../store/resources.ts";
 import type { CallContext, ServiceDeps } from "./context.ts";
 import { type CatalogRefs, databaseRefs } from "./refs.ts";
+import { textProblem } from "./text.ts";
 import { Violations } from "./validate.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: resources are handled generically; each kind is typed where it is defined.
@@ -65,8 +66,9 @@ export interface WriteContext {
   tx: Queryable;
 }
 
-export const ID_PATTERN = /^[A-Za-z0-9_.-]{1,128}$/;
-export const ID_MESSAGE = "must be 1-128 letters, digits, '_', '-' or '.'";
+/** Ids: the alphabet of a URL path segment that needs no escaping, and never a dot segment ("." or ".."). */
+export const ID_PATTERN = /^(?!\.{1,2}$)[A-Za-z0-9_.-]{1,128}$/;
+export const ID_MESSAGE = "must be 1-128 letters, digits, '_', '-' or '.' (and not '.' or '..')";
 export const DEFAULT_PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 100;
 
@@ -273,7 +275,8 @@ export function decodeCursor(cursor: string, parts: number): string[] | null {
   if (cursor === "") return null;
   try {
     const key = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
-    if (Array.isArray(key) && key.length === parts && key.every((k) => typeof k === "string")) return key;
+    // A cursor is read back as sent: a forged one with unstorable text is as foreign as a malformed one.
+    if (Array.isArray(key) && key.length === parts && key.every((k) => typeof k === "string" && textProblem(k) === null)) return key;
   } catch {}
   throw validationError([{ field: "cursor", message: "cursor is not one this service returned" }]);
 }

@@ -61,6 +61,7 @@ import {
 import { respond } from "../services/respond.ts";
 import { getTenantSettings, updateTenantSettings } from "../services/tenant-settings.ts";
 import { requestIdFrom } from "./request-id.ts";
+import { checkText } from "../services/text.ts";
 
 export const connectCodeOf: Record<ErrorCode, Code> = {
   VALIDATION_ERROR: Code.InvalidArgument,
@@ -119,6 +120,7 @@ export function createInterceptor(deps: ServiceDeps, verifier: ApiKeyVerifier): 
     try {
       const invalid = req.header.get(INVALID_MESSAGE_HEADER);
       if (invalid) throw validationError([{ field: "", message: `request message is not valid protobuf: ${invalid}` }]);
+      if (!req.stream) checkText(req.message);
       if (req.service.typeName !== Health.typeName) {
         const scope = DECIDE_SERVICES.has(req.service.typeName) ? "decide" : "admin";
         const auth = await verifier.verify(req.header.get("x-tenant-id"), req.header.get("x-api-key"), scope);

@@ -4,6 +4,7 @@
 
 import { type DescField, type DescMessage, fromJson, type MessageShape, ScalarType } from "@bufbuild/protobuf";
 import { AppError, type FieldViolation, validationError } from "../errors.ts";
+import { checkText } from "../services/text.ts";
 
 const WRAPPERS = new Set(
   ["Int32Value", "UInt32Value", "Int64Value", "UInt64Value", "DoubleValue", "FloatValue", "BoolValue", "StringValue", "BytesValue"].map(
@@ -118,6 +119,7 @@ export function parseJsonObject(text: string): Record<string, unknown> {
       { field: "", message: "Request body must be a JSON object" },
     ]);
   }
+  checkText(json);
   return json as Record<string, unknown>;
 }
 

@@ -11,6 +11,7 @@ import { renderDocsPage } from "./docs-page.ts";
 import { openApiDocument, type PublicRoute } from "./openapi.ts";
 import { requestIdFrom } from "./request-id.ts";
 import { apiRoutes, type RestRoute } from "./routes.ts";
+import { checkText } from "../services/text.ts";
 
 const JSON_HEADERS = { "content-type": "application/json; charset=utf-8" };
 
@@ -118,6 +119,9 @@ export function createRestApp(deps: ServiceDeps, verifier: ApiKeyVerifier, probe
     const log = deps.log.child({ requestId, transport: "rest", route: route.path });
     let limitHeaders: Record<string, string> = {};
     try {
+      // Path and query text is checked before it can reach a key lookup or a query.
+      checkText(params);
+      checkText(query);
       const auth = await verifier.verify(request.headers.get("x-tenant-id"), request.headers.get("x-api-key"), route.scope);
       const limits = await deps.limits.check(auth.tenantId, route.bucket ?? "default");
       limitHeaders = limits.headers;
