@@ -69,7 +69,12 @@ export async function startApp(config: Config, log: Logger = createLogger(config
 
   const metrics = new Metrics();
   const deps = createServiceDeps({ config, db, log, metrics, redis });
-  const verifier = new ApiKeyVerifier(db, metrics, { pepper: config.apiKeyPepper, ttlMs: config.apiKeyCacheTtlMs, maxEntries: 100_000 });
+  const verifier = new ApiKeyVerifier(db, metrics, {
+    pepper: config.apiKeyPepper,
+    ttlMs: config.apiKeyCacheTtlMs,
+    maxEntries: config.apiKeyCacheSize,
+    maxMisses: config.apiKeyMissCacheSize,
+  });
   deps.forgetApiKey = (hash) => verifier.forget(hash);
   const probe = {
     async ready() {

@@ -49,6 +49,9 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** How long a verified (or refused) API key stays cached; revocation takes at most this long. */
   apiKeyCacheTtlMs: number;
+  /** Verified keys cached at most, and unknown ones (kept apart, so a flood of unknown keys evicts no real one). */
+  apiKeyCacheSize: number;
+  apiKeyMissCacheSize: number;
   /** How long the catalog of a tenant is kept before it is read again. */
   catalogCacheTtlMs: number;
   /**
@@ -174,6 +177,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     idleTimeoutSeconds: integer(env, "IDLE_TIMEOUT_SECONDS", 60, 1, 255),
     shutdownTimeoutMs: integer(env, "SHUTDOWN_TIMEOUT_MS", 15_000, 0, 600_000),
     apiKeyCacheTtlMs: integer(env, "API_KEY_CACHE_TTL_MS", 10_000, 0, 15_000),
+    apiKeyCacheSize: integer(env, "API_KEY_CACHE_SIZE", 100_000, 0, 10_000_000),
+    apiKeyMissCacheSize: integer(env, "API_KEY_MISS_CACHE_SIZE", 10_000, 0, 10_000_000),
     catalogCacheTtlMs: integer(env, "CATALOG_CACHE_TTL_MS", 5_000, 0, 3_600_000),
     catalogCompileSliceMs: integer(env, "CATALOG_COMPILE_SLICE_MS", 2, 1, 1_000),
     catalogReloadWaitMs: integer(env, "CATALOG_RELOAD_WAIT_MS", 5_000, 0, 60_000),

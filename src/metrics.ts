@@ -113,6 +113,7 @@ export class Metrics {
     "Rate-limit checks answered without Redis (unreachable, error or timeout), by reason and mode (open or closed).",
   );
   readonly tracesRefused = new Counter("kaireon_traces_refused_total", "Decision traces not recorded because the write buffer was full.");
+  readonly apiKeyLookups = new Counter("kaireon_api_key_lookups_total", "API keys looked up in the database (cache misses that read it).");
   readonly catalogCompiles = new Counter(
     "kaireon_catalog_compiles_total",
     "Catalog loads by result: compiled (read whole), rows (only changed offers and creatives read again), unchanged (the revision check found nothing new) or error.",
@@ -144,6 +145,7 @@ export class Metrics {
       this.tracesDropped,
       this.tracesRefused,
       this.rateLimitFallback,
+      this.apiKeyLookups,
       this.catalogCompiles,
       this.catalogCompileSeconds,
       this.catalogCompileSliceSeconds,

@@ -1,6 +1,7 @@
 // API key verification. A key is hashed with HMAC-SHA256 under the server's pepper and looked up by that
 // hash; verified keys and misses are cached for a short time (at most 15 seconds, so a revoked key stops
-// working on every instance within that).
+// working on every instance within that), each in a bounded LRU of its own, so that a flood of made-up
+// keys churns only the misses and every real key stays cached.
 
 import { createHmac } from "node:crypto";
 import { AppError, unauthorized } from "../errors.ts";
@@ -28,12 +29,46 @@ interface CacheEntry {
 export interface KeyVerifierOptions {
   pepper: string;
   ttlMs: number;
+  /** Keys found in the database kept at most (least recently used go first). */
   maxEntries: number;
+  /** Hashes found nowhere kept at most, apart from the keys: a flood of made-up keys cannot evict real ones. */
+  maxMisses: number;
   now?: () => number;
 }
 
+/** A map that forgets its least recently used entry when full. */
+class Lru<V> {
+  private readonly entries = new Map<string, V>();
+
+  constructor(private readonly max: number) {}
+
+  get(key: string): V | undefined {
+    const v = this.entries.get(key);
+    if (v === undefined) return undefined;
+    // Re-inserted, so that the first key of the map is always the least recently used.
+    this.entries.delete(key);
+    this.entries.set(key, v);
+    return v;
+  }
+
+  set(key: string, value: V): void {
+    this.entries.delete(key);
+    if (this.max <= 0) return;
+    if (this.entries.size >= this.max) {
+      const oldest = this.entries.keys().next();
+      if (!oldest.done) this.entries.delete(oldest.value);
+    }
+    this.entries.set(key, value);
+  }
+
+  delete(key: string): void {
+    this.entries.delete(key);
+  }
+}
+
 export class ApiKeyVerifier {
-  private readonly cache = new Map<string, CacheEntry>();
+  private readonly keys: Lru<CacheEntry>;
+  private readonly misses: Lru<CacheEntry>;
   private readonly inflight = new Map<string, Promise<KeyLookup | null>>();
   private readonly used = new Set<string>();
   private readonly now: () => number;
@@ -44,6 +79,8 @@ export class ApiKeyVerifier {
     private readonly opts: KeyVerifierOptions,
   ) {
     this.now = opts.now ?? Date.now;
+    this.keys = new Lru(opts.maxEntries);
+    this.misses = new Lru(opts.maxMisses);
   }
 
   /** Resolves the caller or throws UNAUTHORIZED / FORBIDDEN. */
@@ -62,26 +99,35 @@ export class ApiKeyVerifier {
   }
 
   private async lookup(hash: string): Promise<KeyLookup | null> {
-    const hit = this.cache.get(hash);
-    if (hit && hit.until > this.now()) {
+    const now = this.now();
+    const hit = this.keys.get(hash) ?? this.misses.get(hash);
+    if (hit && hit.until > now) {
       this.metrics.cache.inc({ cache: "api_key", result: "hit" });
       return hit.lookup;
     }
     this.metrics.cache.inc({ cache: "api_key", result: "miss" });
     let pending = this.inflight.get(hash);
     if (!pending) {
+      this.metrics.apiKeyLookups.inc();
       pending = findKeyByHash(this.db, hash).finally(() => this.inflight.delete(hash));
       this.inflight.set(hash, pending);
     }
     const lookup = await pending;
-    if (this.cache.size >= this.opts.maxEntries) this.cache.clear();
-    this.cache.set(hash, { lookup, until: this.now() + this.opts.ttlMs });
+    const entry = { lookup, until: this.now() + this.opts.ttlMs };
+    if (lookup) {
+      this.misses.delete(hash);
+      this.keys.set(hash, entry);
+    } else {
+      this.keys.delete(hash);
+      this.misses.set(hash, entry);
+    }
     return lookup;
   }
 
   /** Drops a key from this instance's cache (it was just revoked here); other instances follow within the TTL. */
   forget(hash: string): void {
-    this.cache.delete(hash);
+    this.keys.delete(hash);
+    this.misses.delete(hash);
   }
 
   /** Records last-use times for the keys seen since the previous call (called on a timer). */
