@@ -138,3 +138,28 @@ describe("Connect, gRPC-Web and gRPC", () => {
     expect(byKey.message).toContain("attributes");
   });
 });
+
+describe("content types", () => {
+  const recommend = (contentType: string | null) =>
+    fetch(`${svc.http}/api/v1/recommend`, {
+      method: "POST",
+      headers: { "x-tenant-id": "demo", "x-api-key": DEMO_KEY, ...(contentType === null ? {} : { "content-type": contentType }) },
+      body: JSON.stringify({ customerId: "cust_12345", channelId: "ch_email" }),
+    });
+
+  test("a body declared as something other than JSON is 415 UNSUPPORTED_MEDIA_TYPE", async () => {
+    for (const type of ["text/plain", "application/x-www-form-urlencoded", "application/xml", "multipart/form-data; boundary=x"]) {
+      const res = await recommend(type);
+      expect(res.status).toBe(415);
+      const body = (await res.json()) as { code: string; details: { field: string }[] };
+      expect(body.code).toBe("UNSUPPORTED_MEDIA_TYPE");
+      expect(body.details[0]?.field).toBe("content-type");
+    }
+  });
+
+  test("no content type is read as JSON, and so is any JSON type with parameters", async () => {
+    for (const type of [null, "application/json", "Application/JSON; charset=utf-8", "application/merge-patch+json"]) {
+      expect((await recommend(type)).status).toBe(200);
+    }
+  });
+});

@@ -70,6 +70,7 @@ export const connectCodeOf: Record<ErrorCode, Code> = {
   NOT_FOUND: Code.NotFound,
   CONFLICT: Code.AlreadyExists,
   PAYLOAD_TOO_LARGE: Code.ResourceExhausted,
+  UNSUPPORTED_MEDIA_TYPE: Code.InvalidArgument,
   RATE_LIMITED: Code.ResourceExhausted,
   QUOTA_EXCEEDED: Code.ResourceExhausted,
   INTERNAL_ERROR: Code.Internal,

@@ -55,6 +55,19 @@ export async function readBodyText(request: Request, maxBytes: number): Promise<
   return Buffer.concat(parts, size).toString("utf8");
 }
 
+/**
+ * A JSON body may come with no content type (read as JSON) or a JSON one (`application/json`, any
+ * `application/*+json`, with parameters); a body declared as anything else is refused, not guessed at.
+ */
+export function checkJsonContentType(header: string | null): void {
+  if (header === null || header.trim() === "") return;
+  const type = (header.split(";", 1)[0] ?? "").trim().toLowerCase();
+  if (type === "application/json" || (type.startsWith("application/") && type.endsWith("+json"))) return;
+  throw new AppError("UNSUPPORTED_MEDIA_TYPE", `content-type ${type} is not JSON; send application/json`, [
+    { field: "content-type", message: `content-type must be application/json, got ${type}` },
+  ]);
+}
+
 export function createRestApp(deps: ServiceDeps, verifier: ApiKeyVerifier, probe: Probe) {
   const { config, metrics } = deps;
   const routes = apiRoutes(deps);
@@ -125,6 +138,7 @@ export function createRestApp(deps: ServiceDeps, verifier: ApiKeyVerifier, probe
       const auth = await verifier.verify(request.headers.get("x-tenant-id"), request.headers.get("x-api-key"), route.scope);
       const limits = await deps.limits.check(auth.tenantId, route.bucket ?? "default");
       limitHeaders = limits.headers;
+      if (route.body !== undefined && route.body !== "ndjson") checkJsonContentType(request.headers.get("content-type"));
       const body =
         route.body === undefined || route.body === "ndjson"
           ? ""
