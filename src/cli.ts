@@ -9,7 +9,8 @@
 //   bun src/cli.ts keys list <tenant>
 //   bun src/cli.ts keys revoke <tenant> <key id or prefix>
 //   bun src/cli.ts tenants set <id> [--trace-sample-rate 0..1] [--trace-retention-days N]
-//                                  [--plan P] [--rate-limit N|plan] [--respond-rate-limit N|plan] [--monthly-quota N|plan]
+//                                  [--plan P] [--rate-limit N|plan] [--respond-rate-limit N|plan]
+//                                  [--admin-rate-limit N|plan] [--monthly-quota N|plan]
 //   bun src/cli.ts customers opt-in <tenant> <customer> <channel>
 //   bun src/cli.ts outcomes add <tenant> <type> --class positive|negative|neutral
 //   bun src/cli.ts outcomes list <tenant>
@@ -55,7 +56,7 @@ const USAGE = `usage:
   keys revoke <tenant> <key id or prefix>
   tenants set <id> [--trace-sample-rate 0..1] [--trace-retention-days N]
                    [--plan community|professional|enterprise] [--rate-limit N|plan]
-                   [--respond-rate-limit N|plan] [--monthly-quota N|plan]
+                   [--respond-rate-limit N|plan] [--admin-rate-limit N|plan] [--monthly-quota N|plan]
   customers opt-in <tenant> <customer> <channel>
   outcomes add <tenant> <type> --class positive|negative|neutral
   outcomes list <tenant>
@@ -97,6 +98,7 @@ async function run(deps: ServiceDeps, argv: string[]): Promise<string> {
       "trace-retention-days": { type: "string" },
       "rate-limit": { type: "string" },
       "respond-rate-limit": { type: "string" },
+      "admin-rate-limit": { type: "string" },
       "monthly-quota": { type: "string" },
       name: { type: "string" },
       plan: { type: "string" },
@@ -228,6 +230,7 @@ async function run(deps: ServiceDeps, argv: string[]): Promise<string> {
     number("trace-retention-days", "traceRetentionDays", true);
     number("rate-limit", "rateLimitPerMinute", true);
     number("respond-rate-limit", "respondRateLimitPerMinute", true);
+    number("admin-rate-limit", "adminRateLimitPerMinute", true);
     number("monthly-quota", "monthlyDecisionQuota", true);
     if (values.plan !== undefined) change.plan = values.plan;
     if (Object.keys(change).length === 0) throw new UsageError("nothing to set");

@@ -104,6 +104,53 @@ describe("one window per tenant, shared by instances and keys", () => {
   });
 });
 
+describe("separate windows for decisions, responds and administration", () => {
+  let svc: TestService;
+  beforeAll(async () => {
+    svc = await startTestService(planLimits());
+  });
+  afterAll(async () => {
+    await svc.stop();
+  });
+
+  test("a community tenant's 100 decisions are not spent by its responds or its administration, each in a window of its own", async () => {
+    const set = await runCli(svc, "tenants", "set", "demo", "--plan", "community");
+    expect(set.code).toBe(0);
+    await settled([svc.app], "demo", (s) => s.plan === "community");
+    const respond = { customerId: "cust_12345", offerId: "act_platinum_cc", channelId: "ch_email", outcomeType: "impression" };
+    const admin = () => fetch(`${svc.http}/api/v1/offers?limit=1`, { headers: authHeaders() });
+    // Administration and responds use up their own windows...
+    const adminStatuses = await Promise.all(Array.from({ length: 110 }, () => admin().then((r) => r.status)));
+    expect(adminStatuses.filter((s) => s === 200)).toHaveLength(100);
+    expect(adminStatuses.filter((s) => s === 429)).toHaveLength(10);
+    const responds = await Promise.all(Array.from({ length: 110 }, () => postJson(svc.http, "/api/v1/respond", respond)));
+    expect(responds.filter((r) => r.status === 200)).toHaveLength(100);
+    expect(responds.filter((r) => r.status === 429)).toHaveLength(10);
+    // ...and every decision of the window is still there.
+    const decisions = await Promise.all(Array.from({ length: 110 }, () => postJson(svc.http, RECOMMEND, offers)));
+    expect(decisions.filter((r) => r.status === 200)).toHaveLength(100);
+    const first = decisions.find((r) => r.status === 200);
+    expect(first?.headers.get("ratelimit")).toMatch(/^limit=100, remaining=\d+, reset=\d+$/);
+    // A trace read is a decision call: the decision window is spent.
+    const trace = await fetch(`${svc.http}/api/v1/decision-traces/trace_none`, { headers: authHeaders() });
+    expect(trace.status).toBe(429);
+  });
+
+  test("each window takes the tenant's own limit for it", async () => {
+    const key = await createTenantWithKey(svc, "limits_w");
+    expect((await runCli(svc, "tenants", "set", "limits_w", "--admin-rate-limit", "3", "--respond-rate-limit", "2")).code).toBe(0);
+    await settled([svc.app], "limits_w", (s) => s.adminRateLimitPerMinute === 3 && s.respondRateLimitPerMinute === 2);
+    const admin = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        fetch(`${svc.http}/api/v1/offers?limit=1`, { headers: authHeaders(key, "limits_w") }).then((r) => r.status),
+      ),
+    );
+    expect(admin.filter((s) => s === 200)).toHaveLength(3);
+    const settings = await fetch(`${svc.http}/api/v1/settings`, { headers: authHeaders(key, "limits_w") });
+    expect(settings.status).toBe(429);
+  });
+});
+
 describe("a short window", () => {
   let svc: TestService;
   const setDemo = async (patch: Record<string, unknown>) => {

@@ -156,6 +156,8 @@ export interface TenantSettings {
   rateLimitPerMinute: number | null;
   /** A separate window for Respond calls; null means Respond shares the tenant's window. */
   respondRateLimitPerMinute: number | null;
+  /** Administration calls per window; null means its plan's. */
+  adminRateLimitPerMinute: number | null;
   /** Non-empty Recommend answers per calendar month (UTC); null means its plan's. */
   monthlyDecisionQuota: number | null;
 }
@@ -166,6 +168,7 @@ export const DEFAULT_TENANT_SETTINGS: TenantSettings = {
   plan: "community",
   rateLimitPerMinute: null,
   respondRateLimitPerMinute: null,
+  adminRateLimitPerMinute: null,
   monthlyDecisionQuota: null,
 };
 

@@ -22,8 +22,15 @@ import { MemoryWindows, RedisWindows, type WindowResult } from "../store/rate-wi
 export const PLAN_RATE_LIMITS: Record<string, number> = { community: 100, professional: 1_000 };
 export const PLAN_MONTHLY_QUOTAS: Record<string, number> = { community: 10_000, professional: 500_000 };
 
-/** Calls that get a window of their own when the tenant's settings give them a limit. */
-export type LimitBucket = "respond" | "default";
+/**
+ * The windows of a tenant (SPEC §6): decisions (Recommend and decision traces), responds, and
+ * administration (everything else), each with its plan's limit or the tenant's own, so that neither
+ * Respond traffic nor administration ever spends the decision budget.
+ */
+export type LimitBucket = "decide" | "respond" | "admin";
+
+/** The bucket's part of the Redis window key; decisions keep the key they always had. */
+const BUCKET_KEYS: Record<LimitBucket, string> = { decide: "", respond: "respond", admin: "admin" };
 
 export interface LimitCheck {
   /** Headers for the answer, success or not: RateLimit-Policy and RateLimit. */
@@ -76,19 +83,21 @@ export class TenantLimits {
     return this.deps.now?.() ?? new Date();
   }
 
-  /** The window's limit: the tenant's own, else the operator's override, else the plan's. */
+  /** The window's limit: the tenant's own for that window, else the operator's override, else the plan's. */
   rateLimit(settings: TenantSettings, bucket: LimitBucket): { bucket: string; limit: number } {
-    if (bucket === "respond" && settings.respondRateLimitPerMinute !== null) {
-      return { bucket: "respond", limit: settings.respondRateLimitPerMinute };
-    }
+    const own = {
+      decide: settings.rateLimitPerMinute,
+      respond: settings.respondRateLimitPerMinute,
+      admin: settings.adminRateLimitPerMinute,
+    }[bucket];
     const { config } = this.deps;
     const limit =
-      settings.rateLimitPerMinute ??
+      own ??
       config.rateLimitOverridePerMinute ??
       (settings.plan === "enterprise"
         ? config.enterpriseRateLimitPerMinute
         : (PLAN_RATE_LIMITS[settings.plan] ?? PLAN_RATE_LIMITS.community));
-    return { bucket: "", limit: limit as number };
+    return { bucket: BUCKET_KEYS[bucket], limit: limit as number };
   }
 
   monthlyQuota(settings: TenantSettings): number {

@@ -27,6 +27,7 @@ export const WRITABLE_SETTINGS = [
   "plan",
   "rateLimitPerMinute",
   "respondRateLimitPerMinute",
+  "adminRateLimitPerMinute",
   "monthlyDecisionQuota",
   "traceSampleRate",
   "traceRetentionDays",
@@ -56,10 +57,11 @@ function toMessage(deps: ServiceDeps, row: R): TenantSettings {
     status: row.status as string,
     rateLimitPerMinute: s.rateLimitPerMinute ?? undefined,
     respondRateLimitPerMinute: s.respondRateLimitPerMinute ?? undefined,
+    adminRateLimitPerMinute: s.adminRateLimitPerMinute ?? undefined,
     monthlyDecisionQuota: s.monthlyDecisionQuota === null ? undefined : BigInt(s.monthlyDecisionQuota),
     traceSampleRate: s.traceSampleRate,
     traceRetentionDays: s.traceRetentionDays ?? undefined,
-    effectiveRateLimitPerMinute: deps.limits.rateLimit(s, "default").limit,
+    effectiveRateLimitPerMinute: deps.limits.rateLimit(s, "decide").limit,
     effectiveMonthlyDecisionQuota: BigInt(deps.limits.monthlyQuota(s)),
     effectiveTraceRetentionDays: s.traceRetentionDays ?? deps.config.traceRetentionDays,
     version: Number(row.version),
@@ -82,6 +84,7 @@ function check(s: TenantSettings): void {
   };
   limit("rateLimitPerMinute", s.rateLimitPerMinute);
   limit("respondRateLimitPerMinute", s.respondRateLimitPerMinute);
+  limit("adminRateLimitPerMinute", s.adminRateLimitPerMinute);
   const q = s.monthlyDecisionQuota;
   if (q !== undefined && (q < 0n || q > MAX_QUOTA)) v.add("monthlyDecisionQuota", `monthlyDecisionQuota must be from 0 to ${MAX_QUOTA}`);
   if (!(s.traceSampleRate >= 0 && s.traceSampleRate <= 1)) v.add("traceSampleRate", "traceSampleRate must be a number from 0 to 1");
@@ -97,6 +100,7 @@ function settingsDocument(s: TenantSettings): Record<string, unknown> {
   return {
     rateLimitPerMinute: s.rateLimitPerMinute ?? null,
     respondRateLimitPerMinute: s.respondRateLimitPerMinute ?? null,
+    adminRateLimitPerMinute: s.adminRateLimitPerMinute ?? null,
     monthlyDecisionQuota: s.monthlyDecisionQuota === undefined ? null : Number(s.monthlyDecisionQuota),
     traceSampleRate: s.traceSampleRate,
     traceRetentionDays: s.traceRetentionDays ?? null,

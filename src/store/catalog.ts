@@ -34,6 +34,7 @@ export function tenantSettings(raw: Record<string, unknown>, plan: string = DEFA
     plan,
     rateLimitPerMinute: count(raw.rateLimitPerMinute, 1),
     respondRateLimitPerMinute: count(raw.respondRateLimitPerMinute, 1),
+    adminRateLimitPerMinute: count(raw.adminRateLimitPerMinute, 1),
     monthlyDecisionQuota: count(raw.monthlyDecisionQuota, 0),
   };
 }

@@ -125,7 +125,8 @@ export function createInterceptor(deps: ServiceDeps, verifier: ApiKeyVerifier): 
       if (req.service.typeName !== Health.typeName) {
         const scope = DECIDE_SERVICES.has(req.service.typeName) ? "decide" : "admin";
         const auth = await verifier.verify(req.header.get("x-tenant-id"), req.header.get("x-api-key"), scope);
-        const limits = await deps.limits.check(auth.tenantId, req.service.typeName === RespondService.typeName ? "respond" : "default");
+        const bucket = req.service.typeName === RespondService.typeName ? "respond" : scope === "decide" ? "decide" : "admin";
+        const limits = await deps.limits.check(auth.tenantId, bucket);
         limitHeaders = limits.headers;
         const idempotencyKey = req.header.get("idempotency-key") ?? undefined;
         req.contextValues.set(callKey, { auth, requestId, log, idempotencyKey, decisionsUsed: limits.decisionsUsed });

@@ -136,7 +136,7 @@ export function createRestApp(deps: ServiceDeps, verifier: ApiKeyVerifier, probe
       checkText(params);
       checkText(query);
       const auth = await verifier.verify(request.headers.get("x-tenant-id"), request.headers.get("x-api-key"), route.scope);
-      const limits = await deps.limits.check(auth.tenantId, route.bucket ?? "default");
+      const limits = await deps.limits.check(auth.tenantId, route.bucket ?? (route.scope === "decide" ? "decide" : "admin"));
       limitHeaders = limits.headers;
       if (route.body !== undefined && route.body !== "ndjson") checkJsonContentType(request.headers.get("content-type"));
       const body =

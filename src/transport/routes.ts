@@ -84,6 +84,7 @@ import {
 } from "../services/resources.ts";
 import { respond } from "../services/respond.ts";
 import { getTenantSettings, updateTenantSettings, WRITABLE_SETTINGS } from "../services/tenant-settings.ts";
+import type { LimitBucket } from "../services/limits.ts";
 import type { Scope } from "../store/tenants.ts";
 import { decodeJsonMessage, parseJsonObject } from "./json.ts";
 import { ndjsonLines } from "./ndjson.ts";
@@ -124,7 +125,8 @@ export interface RestRoute {
   /** The message of the answer's JSON body. */
   response: DescMessage;
   /** Which rate-limit window the call takes a slot of. */
-  bucket?: "respond";
+  /** The rate-limit window the route spends: by default decisions for a decide-scope route, else administration. */
+  bucket?: LimitBucket;
   run(ctx: CallContext, input: RouteInput): Promise<unknown>;
 }
 
