@@ -27,6 +27,7 @@ import { CatalogDocumentSchema, ImportCatalogRequestSchema } from "../gen/kaireo
 import { PublishDecisionFlowRequestSchema, RollBackDecisionFlowRequestSchema } from "../gen/kaireon/v1/decision_flow_pb.ts";
 import { TenantSettingsSchema, UpdateTenantSettingsRequestSchema } from "../gen/kaireon/v1/tenant_settings_pb.ts";
 import { openDatabase } from "./app.ts";
+import { DataDirLockedError } from "./store/data-dir-lock.ts";
 import { loadConfig } from "./config.ts";
 import { AppError } from "./errors.ts";
 import { randomBase62 } from "./ids.ts";
@@ -354,7 +355,15 @@ function describeRefusal(err: AppError): string {
 }
 
 const config = loadConfig();
-const db = await openDatabase(config);
+const db = await openDatabase(config).catch((err: unknown) => {
+  // The embedded database of a running service: refused, with what to do instead, rather than a copy
+  // of it changed behind the service's back.
+  if (err instanceof DataDirLockedError) {
+    process.stderr.write(`${err.message}\n`);
+    process.exit(3);
+  }
+  throw err;
+});
 const deps = createServiceDeps({
   config,
   db,

@@ -3,6 +3,7 @@
 import { startApp } from "./app.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { createLogger } from "./log.ts";
+import { DataDirLockedError } from "./store/data-dir-lock.ts";
 
 let config: ReturnType<typeof loadConfig>;
 try {
@@ -16,7 +17,14 @@ try {
 }
 
 const log = createLogger(config.logLevel);
-const app = await startApp(config, log);
+const app = await startApp(config, log).catch((err: unknown) => {
+  if (err instanceof DataDirLockedError) {
+    log.error("cannot start: the embedded database is in use", { dataDir: err.dir, pid: err.pid });
+    process.stderr.write(`${err.message}\n`);
+    process.exit(1);
+  }
+  throw err;
+});
 if (app.demoApiKey && !config.demoApiKey) {
   // Printed once: only its hash is stored.
   process.stdout.write(

@@ -6,11 +6,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  BUN,
   createTestDatabase,
   DEMO_KEY,
   TEST_KEY_PREFIX,
   postJson,
   REDIS_URL,
+  ROOT,
   spawnService,
   TUTORIAL_RECOMMEND,
   type TestDatabase,
@@ -180,5 +182,44 @@ describe("embedded database", () => {
     expect(rec2.status).toBe(200);
     again.proc.kill("SIGTERM");
     expect(await again.exited).toBe(0);
+  }, 120_000);
+
+  test("one process at a time on DATA_DIR: the CLI beside a running service is refused with what to do, and nothing is lost", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "kaireon-locked-"));
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    const env = { HOST: "127.0.0.1", PORT: "0", GRPC_PORT: "0", DATA_DIR: dataDir, LOG_LEVEL: "info", DEMO_API_KEY: DEMO_KEY };
+    const svc = await spawnService(env, 60_000);
+    cleanups.push(() => {
+      svc.proc.kill("SIGKILL");
+    });
+    const cli = async (...args: string[]) => {
+      const proc = Bun.spawn([BUN, "src/cli.ts", ...args], {
+        cwd: ROOT,
+        env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", DATA_DIR: dataDir, API_KEY_PEPPER: "x".repeat(20) },
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+      return { stdout, stderr, code };
+    };
+    const refused = await cli("tenants", "create", "acme");
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toContain(`DATA_DIR ${dataDir} is in use by another process (pid ${svc.proc.pid})`);
+    // A second service on the same directory does not start either.
+    const twin = Bun.spawn([BUN, "src/main.ts"], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    expect(await twin.exited).toBe(1);
+    expect(await new Response(twin.stderr).text()).toContain("is in use by another process");
+    // The service itself is untouched, and once it stops the CLI has the directory.
+    expect((await postJson(svc.http, "/api/v1/recommend", TUTORIAL_RECOMMEND)).status).toBe(200);
+    svc.proc.kill("SIGTERM");
+    expect(await svc.exited).toBe(0);
+    const created = await cli("tenants", "create", "acme");
+    expect(created.code).toBe(0);
+    expect((await cli("tenants", "list")).stdout).toContain("acme");
   }, 120_000);
 });

@@ -3,6 +3,7 @@
 // parameters, and runs unchanged on either.
 
 import postgres from "postgres";
+import { lockDataDir } from "./data-dir-lock.ts";
 
 export type Row = Record<string, unknown>;
 
@@ -62,7 +63,11 @@ export async function openEmbedded(dataDir: string): Promise<Db> {
   const { PGlite } = await import("@electric-sql/pglite");
   const { mkdirSync } = await import("node:fs");
   mkdirSync(dataDir, { recursive: true });
-  const pg = await PGlite.create(dataDir);
+  const release = lockDataDir(dataDir);
+  const pg = await PGlite.create(dataDir).catch((err: unknown) => {
+    release();
+    throw err;
+  });
   type Tx = { query: typeof pg.query; exec: typeof pg.exec };
   const wrap = (s: Tx): Queryable => ({
     async query<T>(text: string, params: unknown[] = []) {
@@ -81,6 +86,12 @@ export async function openEmbedded(dataDir: string): Promise<Db> {
     listen: async (channel, onNotify) => {
       await pg.listen(channel, onNotify);
     },
-    close: () => pg.close(),
+    close: async () => {
+      try {
+        await pg.close();
+      } finally {
+        release();
+      }
+    },
   };
 }
