@@ -77,6 +77,27 @@ async function screenBinaryMessage(
   return { ...req, body: replay([bytes], null) };
 }
 
+/** Milliseconds per unit of a gRPC timeout (`grpc-timeout: 250m`). */
+const GRPC_TIMEOUT_UNITS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1_000, m: 1, u: 1e-3, n: 1e-6 };
+
+/**
+ * A caller's deadline longer than MAX_DEADLINE_MS is cut down to it rather than refused: the caller asked
+ * for at most that long, and gets at most our ceiling. A call without one gets the ceiling, so that no call
+ * runs unbounded. A malformed value is left for the protocol to refuse.
+ */
+export function capDeadline(header: Headers, maxMs: number): void {
+  if (!header.has("grpc-timeout") && !header.has("connect-timeout-ms")) {
+    const grpcFamily = (header.get("content-type") ?? "").startsWith("application/grpc");
+    header.set(grpcFamily ? "grpc-timeout" : "connect-timeout-ms", grpcFamily ? `${maxMs}m` : String(maxMs));
+    return;
+  }
+  const grpc = header.get("grpc-timeout");
+  const match = grpc ? /^(\d{1,8})([HMSmun])$/.exec(grpc) : null;
+  if (match && Number(match[1]) * (GRPC_TIMEOUT_UNITS[match[2] as string] as number) > maxMs) header.set("grpc-timeout", `${maxMs}m`);
+  const connect = header.get("connect-timeout-ms");
+  if (connect && /^\d{1,10}$/.test(connect) && Number(connect) > maxMs) header.set("connect-timeout-ms", String(maxMs));
+}
+
 export interface ConnectDispatcher {
   /** The handler for a request path, if it is one of the contract's procedures. */
   match(path: string): UniversalHandler | undefined;
@@ -99,6 +120,7 @@ export function createConnectDispatcher(
     match: (path) => handlers.get(path),
     async handle(handler, req, requestId) {
       req.header.set("x-request-id", requestId);
+      capDeadline(req.header, deps.config.maxDeadlineMs);
       const res = await handler(await screenBinaryMessage(handler, req, deps.config.maxBodyBytes));
       const header = new Headers(res.header);
       header.set("x-request-id", requestId);
