@@ -248,11 +248,6 @@ class FieldCompiler {
   }
 }
 
-/** Compiles one formula outside a catalog (tests, checks): no memo slot. */
-export function compileField(name: string, source: string): ComputedField {
-  return new FieldCompiler(undefined, false).field(name, source);
-}
-
 function compileCreative(
   def: CreativeDef,
   previous: Map<string, Template | null> | undefined,
