@@ -26,8 +26,25 @@ export interface App {
   stop(): Promise<void>;
 }
 
-export async function openDatabase(config: Config): Promise<Db> {
-  return config.databaseUrl ? openPostgres({ url: config.databaseUrl, poolSize: config.databasePoolSize }) : openEmbedded(config.dataDir);
+export async function openDatabase(config: Config, log?: Logger): Promise<Db> {
+  if (!config.databaseUrl) return openEmbedded(config.dataDir);
+  let busyLoggedAt = Number.NEGATIVE_INFINITY;
+  return openPostgres({
+    url: config.databaseUrl,
+    poolSize: config.databasePoolSize,
+    maxQueued: config.databaseQueueLimit,
+    onAvailability: (available, cause) => {
+      if (available) log?.info("database reachable again");
+      else log?.error("database unreachable: calls that need it answer 503 UNAVAILABLE until it answers again", { err: cause });
+    },
+    onBusy: (err) => {
+      // Once per ten seconds at most: under a flood each refused call would say the same.
+      if (performance.now() - busyLoggedAt < 10_000) return;
+      busyLoggedAt = performance.now();
+      log?.warn("database refused calls for want of resources; they answer 503 UNAVAILABLE", { err });
+    },
+    onListenerError: (err) => log?.error("database notification handler failed", { err }),
+  });
 }
 
 export async function startApp(config: Config, log: Logger = createLogger(config.logLevel)): Promise<App> {
@@ -36,7 +53,7 @@ export async function startApp(config: Config, log: Logger = createLogger(config
       "API_KEY_PEPPER is not set: using the development pepper. Set it before storing real keys; keys made under one pepper stop working under another.",
     );
   }
-  const db = await openDatabase(config);
+  const db = await openDatabase(config, log);
   const { applied } = await migrate(db);
   log.info("database ready", { kind: db.kind, migrationsApplied: applied });
 

@@ -8,6 +8,8 @@ export interface Config {
   databaseUrl: string | undefined;
   dataDir: string;
   databasePoolSize: number;
+  /** Database calls waiting for a connection at most; more answer 503 at once. */
+  databaseQueueLimit: number;
   redisUrl: string | undefined;
   /** Prefix of every Redis key, so that deployments (and test runs) sharing a Redis never collide. */
   redisKeyPrefix: string;
@@ -154,6 +156,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     databaseUrl: env.DATABASE_URL || undefined,
     dataDir: env.DATA_DIR || "./.data",
     databasePoolSize: integer(env, "DATABASE_POOL_SIZE", 10, 1, 200),
+    databaseQueueLimit: integer(env, "DATABASE_QUEUE_LIMIT", 500, 1, 100_000),
     redisUrl: env.REDIS_URL || undefined,
     redisKeyPrefix: redisKeyPrefix(env),
     rateLimitEnabled: boolean(env, "RATE_LIMIT_ENABLED", true),

@@ -1,6 +1,8 @@
 // The one error type of the service. Every failure a caller can see carries a code from the closed set
 // below; each transport maps it once (REST in transport/rest.ts, Connect and gRPC in transport/connect.ts).
 
+import { DatabaseUnavailableError } from "./store/db-errors.ts";
+
 export type ErrorCode =
   | "VALIDATION_ERROR"
   | "UNAUTHORIZED"
@@ -69,5 +71,6 @@ export function notFound(what: string): AppError {
 /** Turns anything thrown into an AppError; unknown failures become INTERNAL_ERROR without internals. */
 export function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
+  if (err instanceof DatabaseUnavailableError) return new AppError("UNAVAILABLE", "The database is unavailable; retry later");
   return new AppError("INTERNAL_ERROR", "Internal server error");
 }

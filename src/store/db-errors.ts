@@ -1,14 +1,30 @@
 // What a failed database call means for the caller: the database refused the data, the database could not
 // be reached (or went away), or something else went wrong. The services turn these into error codes.
 
+/**
+ * The database cannot be used now: the connection was lost or refused, the server is starting, shutting
+ * down or out of connections, or this process already has as many calls waiting as it allows. Nothing of a
+ * call that fails with it was committed unless the failure came while COMMIT was in flight.
+ */
+export class DatabaseUnavailableError extends Error {
+  override readonly name = "DatabaseUnavailableError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
 export type DbFailure = "refused-data" | "unavailable" | "retryable" | "other";
 
-/** The SQLSTATE of an error raised by the server (postgres.js PostgresError, PGlite DatabaseError), if any. */
+const SQLSTATE = /^[0-9A-Z]{5}$/;
+
+/** The SQLSTATE of an error raised by the server (Bun.SQL PostgresError, PGlite DatabaseError), if any. */
 export function sqlStateOf(err: unknown): string | null {
   if (typeof err !== "object" || err === null) return null;
-  const { code, severity } = err as { code?: unknown; severity?: unknown };
-  // Client-side errors carry codes too (ECONNREFUSED, CONNECTION_CLOSED); only server errors have a severity.
-  return typeof code === "string" && typeof severity === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : null;
+  const { code, errno, severity } = err as { code?: unknown; errno?: unknown; severity?: unknown };
+  // Bun.SQL keeps the SQLSTATE in errno (its code is ERR_POSTGRES_SERVER_ERROR); PGlite in code.
+  if (typeof errno === "string" && SQLSTATE.test(errno)) return errno;
+  // Client-side errors carry codes too (ERR_POSTGRES_CONNECTION_CLOSED); only server errors have a severity.
+  return typeof code === "string" && typeof severity === "string" && SQLSTATE.test(code) ? code : null;
 }
 
 export function classifyDbFailure(err: unknown): DbFailure {

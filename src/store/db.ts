@@ -1,9 +1,11 @@
-// One small query interface over both databases the service can run on: PostgreSQL through postgres.js,
-// or the embedded PGlite when no DATABASE_URL is given. Every SQL statement is written once, with $n
+// One small query interface over both databases the service can run on: PostgreSQL through Bun.SQL (the
+// runtime's own client), or the embedded PGlite when no DATABASE_URL is given. Every SQL statement is written once, with $n
 // parameters, and runs unchanged on either.
 
-import postgres from "postgres";
 import { lockDataDir } from "./data-dir-lock.ts";
+import { DatabaseUnavailableError } from "./db-errors.ts";
+
+export { DatabaseUnavailableError };
 
 export type Row = Record<string, unknown>;
 
@@ -25,21 +27,167 @@ export interface PostgresOptions {
   url: string;
   poolSize: number;
   connectTimeoutSeconds?: number;
+  /** Calls waiting for a connection at most, beyond those running; more are refused as unavailable. */
+  maxQueued?: number;
+  /** How often an open breaker asks the database whether it is back. */
+  probeIntervalMs?: number;
+  /** Told when the breaker opens (with the failure that opened it) and when it closes again. */
+  onAvailability?: (available: boolean, cause?: unknown) => void;
+  /** Told when the database refuses a call for want of resources (connections, memory, disk). */
+  onBusy?: (cause: unknown) => void;
+  /** Told about an error thrown by a LISTEN handler (which would otherwise end the process). */
+  onListenerError?: (err: unknown) => void;
 }
 
+/**
+ * What a driver error says about the database: "lost" when it is out of reach (the connection failed or
+ * was refused, the server is shutting down or starting up): the breaker opens; "busy" when it cannot take
+ * this call now (out of connections, memory or disk, statement canceled): this call is unavailable, the
+ * next may pass; null when the call itself was refused (bad data, constraint, syntax).
+ */
+function unavailability(err: unknown): "lost" | "busy" | null {
+  if (!(err instanceof Bun.SQL.SQLError)) return null;
+  const { code, errno } = err as { code?: unknown; errno?: unknown };
+  if (typeof errno === "string" && /^[0-9A-Z]{5}$/.test(errno)) {
+    if (errno.startsWith("08") || errno === "57P01" || errno === "57P02" || errno === "57P03") return "lost";
+    return errno.startsWith("53") || errno.startsWith("57") || errno.startsWith("58") ? "busy" : null;
+  }
+  if (typeof code !== "string") return null;
+  return /^ERR_POSTGRES_(CONNECTION_|SERVER_CLOSED|TLS|IDLE_TIMEOUT|LIFETIME_TIMEOUT)/.test(code) ? "lost" : null;
+}
+
+/**
+ * A circuit breaker in front of the pool. Closed, every call goes to the database. The first call that
+ * fails because the database is out of reach opens it: from then on calls fail at once with
+ * DatabaseUnavailableError (the services answer 503), and calls already waiting are released with the
+ * same error instead of hanging on a connection that will not answer. While open, a connection of its own
+ * asks `select 1` every probe interval; the first answer closes the breaker again.
+ */
+class Breaker {
+  private openedBy: unknown = null;
+  private probing: ReturnType<typeof setTimeout> | null = null;
+  private readonly waiters = new Set<(err: DatabaseUnavailableError) => void>();
+  private closed = false;
+
+  constructor(
+    private readonly probe: () => Promise<unknown>,
+    private readonly intervalMs: number,
+    private readonly notify: (available: boolean, cause?: unknown) => void,
+    private readonly busy: (cause: unknown) => void,
+  ) {}
+
+  get isOpen(): boolean {
+    return this.openedBy !== null;
+  }
+
+  /** Runs `call` unless the breaker is open; a connection failure opens it and fails every waiting call. */
+  async run<T>(call: () => Promise<T>): Promise<T> {
+    if (this.openedBy !== null) throw this.unavailable();
+    let release!: (err: DatabaseUnavailableError) => void;
+    const abandoned = new Promise<never>((_, reject) => {
+      release = reject;
+    });
+    this.waiters.add(release);
+    const running = call();
+    try {
+      return await Promise.race([running, abandoned]);
+    } catch (err) {
+      if (err instanceof DatabaseUnavailableError) {
+        // The call may still settle; nobody waits for it any more.
+        running.catch(() => {});
+        throw err;
+      }
+      switch (unavailability(err)) {
+        case "lost":
+          this.open(err);
+          throw new DatabaseUnavailableError("The database connection was lost", { cause: err });
+        case "busy":
+          this.busy(err);
+          throw new DatabaseUnavailableError("The database cannot take the call now", { cause: err });
+        default:
+          throw err;
+      }
+    } finally {
+      this.waiters.delete(release);
+    }
+  }
+
+  private unavailable(): DatabaseUnavailableError {
+    return new DatabaseUnavailableError("The database is unavailable", { cause: this.openedBy });
+  }
+
+  private open(cause: unknown): void {
+    if (this.openedBy !== null || this.closed) return;
+    this.openedBy = cause;
+    this.notify(false, cause);
+    const err = this.unavailable();
+    for (const release of this.waiters) release(err);
+    this.waiters.clear();
+    this.scheduleProbe();
+  }
+
+  private scheduleProbe(): void {
+    this.probing = setTimeout(async () => {
+      this.probing = null;
+      if (this.closed) return;
+      try {
+        await this.probe();
+        this.openedBy = null;
+        this.notify(true);
+      } catch {
+        this.scheduleProbe();
+      }
+    }, this.intervalMs);
+  }
+
+  stop(): void {
+    this.closed = true;
+    if (this.probing) clearTimeout(this.probing);
+  }
+}
+
+/**
+ * PostgreSQL through Bun's built-in client (Bun.SQL). Its connection state lives in the runtime, so a
+ * connection the server drops fails the calls on it and is replaced on the next call; nothing is written
+ * to a socket that is gone (postgres.js 3.4.9 could, from a timer, which ended the process).
+ */
 export function openPostgres(opts: PostgresOptions): Db {
-  const sql = postgres(opts.url, {
+  const connectionTimeout = opts.connectTimeoutSeconds ?? 5;
+  const sql = new Bun.SQL(opts.url, {
     max: opts.poolSize,
-    connect_timeout: opts.connectTimeoutSeconds ?? 10,
-    idle_timeout: 60,
-    max_lifetime: 60 * 30,
-    onnotice: () => {},
+    connectionTimeout,
+    idleTimeout: 60,
+    maxLifetime: 60 * 30,
     // Keep bigint columns exact instead of silently losing precision.
-    types: { bigint: postgres.BigInt },
+    bigint: true,
+    prepare: true,
   });
-  const wrap = (s: postgres.Sql | postgres.TransactionSql): Queryable => ({
+  // The probe has a connection of its own so that a pool busy with long calls never looks like an outage.
+  const probeSql = new Bun.SQL(opts.url, { max: 1, connectionTimeout: 1, idleTimeout: 10 });
+  const probe = () => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    return Promise.race([
+      probeSql.unsafe("select 1"),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error("probe timed out")), 1000);
+      }),
+    ]).finally(() => clearTimeout(timer));
+  };
+  const breaker = new Breaker(probe, opts.probeIntervalMs ?? 250, opts.onAvailability ?? (() => {}), opts.onBusy ?? (() => {}));
+  const maxPending = opts.poolSize + (opts.maxQueued ?? opts.poolSize * 50);
+  let pending = 0;
+  const guarded = <T>(call: () => Promise<T>): Promise<T> => {
+    if (pending >= maxPending) {
+      return Promise.reject(new DatabaseUnavailableError(`The database pool is saturated (${pending} calls waiting or running)`));
+    }
+    pending++;
+    return breaker.run(call).finally(() => {
+      pending--;
+    });
+  };
+  const wrap = (s: Bun.SQL | Bun.TransactionSQL): Queryable => ({
     async query<T>(text: string, params: unknown[] = []) {
-      return (await s.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true })) as unknown as T[];
+      return (await s.unsafe(text, params)) as unknown as T[];
     },
     async exec(script: string) {
       await s.unsafe(script).simple();
@@ -48,14 +196,23 @@ export function openPostgres(opts: PostgresOptions): Db {
   const root = wrap(sql);
   return {
     kind: "postgres",
-    query: root.query,
-    exec: root.exec,
-    transaction: async <T>(fn: (tx: Queryable) => Promise<T>) => (await sql.begin((tx) => fn(wrap(tx)))) as T,
-    // postgres.js keeps a dedicated connection for LISTEN and re-subscribes after reconnecting.
+    query: (text, params) => guarded(() => root.query(text, params)),
+    exec: (script) => guarded(() => root.exec(script)),
+    transaction: <T>(fn: (tx: Queryable) => Promise<T>) => guarded(() => sql.begin((tx) => fn(wrap(tx))) as Promise<T>),
+    // Bun.SQL keeps a connection for LISTEN and subscribes again after reconnecting.
     listen: async (channel, onNotify) => {
-      await sql.listen(channel, onNotify);
+      await sql.listen(channel, (payload) => {
+        try {
+          onNotify(payload);
+        } catch (err) {
+          opts.onListenerError?.(err);
+        }
+      });
     },
-    close: () => sql.end({ timeout: 5 }),
+    close: async () => {
+      breaker.stop();
+      await Promise.all([sql.close({ timeout: 5 }), probeSql.close({ timeout: 1 })]);
+    },
   };
 }
 

@@ -69,7 +69,7 @@ export async function readIdempotencyKeys(
       {
         requestHash: r.request_hash,
         interactionId: r.interaction_id,
-        // postgres.js parses jsonb; PGlite does too, but a string is tolerated in case a driver does not.
+        // Bun.SQL parses jsonb; PGlite does too, but a string is tolerated in case a driver does not.
         response: (typeof r.response === "string" ? JSON.parse(r.response) : r.response) as Record<string, unknown>,
       },
     ]),
