@@ -15,6 +15,7 @@ import { deleteExpiredIdempotencyKeys } from "./store/idempotency-keys.ts";
 import { ensureInteractionPartitions, migrate } from "./store/migrate.ts";
 import { countTenants } from "./store/tenants.ts";
 import { deleteExpiredTraces } from "./store/traces.ts";
+import { type ControlSocket, startControlSocket } from "./transport/control-socket.ts";
 import { type Listeners, startListeners } from "./transport/server.ts";
 
 export interface App {
@@ -84,10 +85,13 @@ export async function startApp(config: Config, log: Logger = createLogger(config
     await redis.connect().catch((err) => log.warn("redis not reachable at start", { err: err.message }));
   }
 
+  if (!config.operatorKeyHash)
+    log.info("OPERATOR_API_KEY is not set: the operator API (/api/v1/tenants, OperatorService) refuses every call");
   const metrics = new Metrics();
   const deps = createServiceDeps({ config, db, log, metrics, redis });
   const verifier = new ApiKeyVerifier(db, metrics, {
     pepper: config.apiKeyPepper,
+    operatorKeyHash: config.operatorKeyHash,
     ttlMs: config.apiKeyCacheTtlMs,
     maxEntries: config.apiKeyCacheSize,
     maxMisses: config.apiKeyMissCacheSize,
@@ -117,6 +121,8 @@ export async function startApp(config: Config, log: Logger = createLogger(config
     })
     .catch((err) => log.warn("catalog change notifications unavailable; relying on CATALOG_CACHE_TTL_MS", { err }));
   const listeners = await startListeners(deps, verifier, probe);
+  // The embedded database is this process's alone: the command line runs its commands through it.
+  const control: ControlSocket | null = db.kind === "embedded" ? startControlSocket(deps, config.dataDir) : null;
 
   const housekeeping = [
     setInterval(() => verifier.flushUsage().catch((err) => log.warn("api key usage update failed", { err })), 10_000),
@@ -144,6 +150,7 @@ export async function startApp(config: Config, log: Logger = createLogger(config
     async stop() {
       for (const t of housekeeping) clearInterval(t);
       await listeners.shutdown();
+      await control?.stop();
       // Commit what Respond has queued; it refuses new writes from here on.
       await deps.interactions.close();
       const flushed = await Promise.race([deps.traces.flush().then(() => true), Bun.sleep(config.shutdownTimeoutMs).then(() => false)]);

@@ -1,5 +1,7 @@
 // Every setting of the service: its environment variable, its default and its check, in one place.
 
+import { createHmac } from "node:crypto";
+
 export interface Config {
   nodeEnv: string;
   host: string;
@@ -35,6 +37,8 @@ export interface Config {
   enterpriseMonthlyDecisionQuota: number;
   apiKeyPepper: string;
   pepperIsDevelopment: boolean;
+  /** HMAC of OPERATOR_API_KEY under the pepper (the key itself is not kept); null: the operator API is closed. */
+  operatorKeyHash: string | null;
   seedDemo: boolean;
   demoApiKey: string | undefined;
   /** Largest request body or message accepted, in bytes. */
@@ -47,6 +51,11 @@ export interface Config {
   maxDeadlineMs: number;
   /** Connections idle longer than this are closed. */
   idleTimeoutSeconds: number;
+  /** How long a caller may take to send a request's body (not a streamed import). */
+  requestReadTimeoutMs: number;
+  /** Native gRPC: connections at most, and concurrent streams per connection. */
+  grpcMaxConnections: number;
+  grpcMaxConcurrentStreams: number;
   /** How long SIGTERM waits for in-flight requests before closing anyway. */
   shutdownTimeoutMs: number;
   /** How long a verified (or refused) API key stays cached; revocation takes at most this long. */
@@ -148,6 +157,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (demoApiKey !== undefined && !/^krn_[0-9A-Za-z]{32,}$/.test(demoApiKey)) {
     throw new ConfigError("DEMO_API_KEY must be krn_ followed by at least 32 letters or digits");
   }
+  const operatorKey = env.OPERATOR_API_KEY || undefined;
+  if (operatorKey !== undefined && !/^krn_[0-9A-Za-z]{32,128}$/.test(operatorKey)) {
+    throw new ConfigError("OPERATOR_API_KEY must be krn_ followed by 32 to 128 letters or digits");
+  }
   return {
     nodeEnv,
     host: env.HOST || "0.0.0.0",
@@ -171,6 +184,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     enterpriseMonthlyDecisionQuota: integer(env, "ENTERPRISE_MONTHLY_DECISION_QUOTA", 10_000_000, 0, 1_000_000_000_000),
     apiKeyPepper: pepper || DEVELOPMENT_PEPPER,
     pepperIsDevelopment: !pepper,
+    operatorKeyHash: operatorKey
+      ? createHmac("sha256", pepper || DEVELOPMENT_PEPPER)
+          .update(operatorKey)
+          .digest("hex")
+      : null,
     seedDemo: boolean(env, "SEED_DEMO", true),
     demoApiKey,
     maxBodyBytes: integer(env, "MAX_BODY_BYTES", 256 * 1024, 1024, 64 * 1024 * 1024),
@@ -178,6 +196,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     catalogMaxBytes: integer(env, "CATALOG_MAX_BYTES", 32 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     maxDeadlineMs: integer(env, "MAX_DEADLINE_MS", 30_000, 100, 600_000),
     idleTimeoutSeconds: integer(env, "IDLE_TIMEOUT_SECONDS", 60, 1, 255),
+    requestReadTimeoutMs: integer(env, "REQUEST_READ_TIMEOUT_MS", 10_000, 100, 600_000),
+    grpcMaxConnections: integer(env, "GRPC_MAX_CONNECTIONS", 10_000, 1, 1_000_000),
+    grpcMaxConcurrentStreams: integer(env, "GRPC_MAX_CONCURRENT_STREAMS", 100, 1, 10_000),
     shutdownTimeoutMs: integer(env, "SHUTDOWN_TIMEOUT_MS", 15_000, 0, 600_000),
     apiKeyCacheTtlMs: integer(env, "API_KEY_CACHE_TTL_MS", 10_000, 0, 15_000),
     apiKeyCacheSize: integer(env, "API_KEY_CACHE_SIZE", 100_000, 0, 10_000_000),

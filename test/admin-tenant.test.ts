@@ -13,7 +13,7 @@ import { AuditLogService } from "../gen/kaireon/v1/audit_log_pb.ts";
 import { CatalogService } from "../gen/kaireon/v1/catalog_pb.ts";
 import { RecommendService } from "../gen/kaireon/v1/recommend_pb.ts";
 import { TenantSettingsService } from "../gen/kaireon/v1/tenant_settings_pb.ts";
-import { authHeaders, DEMO_KEY, runCli, startTestService, type TestService, waitFor } from "./harness.ts";
+import { authHeaders, DEMO_KEY, OPERATOR_KEY, operatorHeaders, runCli, startTestService, type TestService, waitFor } from "./harness.ts";
 
 let svc: TestService;
 beforeAll(async () => {
@@ -57,7 +57,11 @@ describe("a tenant built through the API", () => {
     admin = await operatorCreatesTenant("northwind");
     const post = (path: string, body: Json) => ok(send("POST", `/api/v1/${path}`, body, admin));
     const settings = await ok(send("GET", "/api/v1/settings", undefined, admin));
-    await ok(send("PATCH", "/api/v1/settings", { plan: "professional", version: settings.version }, admin));
+    // The plan is the operator's: the tenant's admin key reads it and is refused when it writes it.
+    const refused = await send("PATCH", "/api/v1/settings", { plan: "professional", version: settings.version }, admin);
+    expect(refused.status).toBe(403);
+    expect(refused.json.details).toEqual([{ field: "plan", message: "plan is set by the operator" }]);
+    await ok(send("PATCH", "/api/v1/tenants/northwind", { plan: "professional", version: settings.version }, operatorHeaders()));
 
     await post("outcome-types", { outcomeType: "signup", classification: "positive" });
     await post("categories", {
@@ -451,21 +455,35 @@ describe("tenant settings", () => {
       effectiveRateLimitPerMinute: 10_000_000,
       traceSampleRate: 0,
     });
-    const bad = await send("PATCH", "/api/v1/settings", {
-      plan: "gold",
-      traceSampleRate: 2,
-      traceRetentionDays: 0,
-      rateLimitPerMinute: 0,
-      version: s.version,
-    });
+    // The operator's fields, checked: a bad plan and limit are named along with the tenant's own.
+    const bad = await send(
+      "PATCH",
+      "/api/v1/tenants/demo",
+      { plan: "gold", traceSampleRate: 2, traceRetentionDays: 0, rateLimitPerMinute: 0, version: s.version },
+      operatorHeaders(),
+    );
     expect(bad.status).toBe(400);
     expect(bad.json.details.map((d: Json) => d.field)).toEqual(["plan", "rateLimitPerMinute", "traceSampleRate", "traceRetentionDays"]);
-    const changed = await ok(send("PATCH", "/api/v1/settings", { traceSampleRate: 1, monthlyDecisionQuota: 123456, version: s.version }));
+    // A tenant's key changes its trace settings but not its quota, plan or limits: 403 naming each.
+    const lifted = await send("PATCH", "/api/v1/settings", {
+      traceSampleRate: 1,
+      plan: "enterprise",
+      rateLimitPerMinute: 1_000_000,
+      monthlyDecisionQuota: 999_999_999,
+      version: s.version,
+    });
+    expect(lifted.status).toBe(403);
+    expect(lifted.json.code).toBe("FORBIDDEN");
+    expect(lifted.json.details.map((d: Json) => d.field)).toEqual(["plan", "rateLimitPerMinute", "monthlyDecisionQuota"]);
+    const traced = await ok(send("PATCH", "/api/v1/settings", { traceSampleRate: 1, version: s.version }));
+    const changed = await ok(
+      send("PATCH", "/api/v1/tenants/demo", { monthlyDecisionQuota: 123456, version: traced.version }, operatorHeaders()),
+    );
     expect(changed).toMatchObject({
       traceSampleRate: 1,
       monthlyDecisionQuota: "123456",
       effectiveMonthlyDecisionQuota: "123456",
-      version: s.version + 1,
+      version: s.version + 2,
     });
     expect((await send("PATCH", "/api/v1/settings", { traceSampleRate: 0, version: s.version })).status).toBe(409);
     // Every Recommend is traced now.
@@ -474,11 +492,24 @@ describe("tenant settings", () => {
       1000,
       20,
     );
-    const back = await ok(send("PUT", "/api/v1/settings", { name: s.name, plan: s.plan, traceSampleRate: 0, version: changed.version }));
+    // A replace by the tenant sends back what it read of the operator's fields, or leaves them out.
+    const replaced = await ok(
+      send("PUT", "/api/v1/settings", { name: s.name, plan: s.plan, traceSampleRate: 0, version: changed.version }),
+    );
+    expect(replaced.monthlyDecisionQuota).toBe("123456");
+    const back = await ok(
+      send("PATCH", "/api/v1/tenants/demo", { monthlyDecisionQuota: null, version: replaced.version }, operatorHeaders()),
+    );
     expect(back).not.toHaveProperty("monthlyDecisionQuota");
     expect(back.effectiveMonthlyDecisionQuota).toBe(s.effectiveMonthlyDecisionQuota);
-    const [audit] = await svc.db.sql`select details from audit_log where action = 'tenant_settings.update' order by id desc limit 1`;
-    expect(Object.keys(audit?.details.changes).sort()).toEqual(["monthlyDecisionQuota", "traceSampleRate"]);
+    const audits = await svc.db
+      .sql`select actor_key_id, details from audit_log where action = 'tenant_settings.update' order by id desc limit 4`;
+    expect(audits.map((a) => [a.actor_key_id, Object.keys(a.details.changes).sort()])).toEqual([
+      ["operator", ["monthlyDecisionQuota"]],
+      [expect.any(String), ["traceSampleRate"]],
+      ["operator", ["monthlyDecisionQuota"]],
+      [expect.any(String), ["traceSampleRate"]],
+    ]);
 
     const client = createClient(TenantSettingsService, createGrpcTransport({ baseUrl: svc.grpc }));
     const headers = { "x-tenant-id": "demo", "x-api-key": DEMO_KEY };
@@ -491,6 +522,21 @@ describe("tenant settings", () => {
       )
       .catch((e) => ConnectError.from(e).code);
     expect(stale).toBe(Code.Aborted);
+    const forbidden = await client
+      .updateTenantSettings({ tenantSettings: { plan: "enterprise", version: back.version }, updateMask: { paths: ["plan"] } }, { headers })
+      .catch((e) => ConnectError.from(e));
+    expect(forbidden).toBeInstanceOf(ConnectError);
+    expect((forbidden as ConnectError).code).toBe(Code.PermissionDenied);
+    // The operator key, on the tenant's own service, may.
+    const lifted2 = await client.updateTenantSettings(
+      { tenantSettings: { plan: "enterprise", version: back.version }, updateMask: { paths: ["plan"] } },
+      { headers: { "x-tenant-id": "demo", "x-api-key": OPERATOR_KEY } },
+    );
+    expect(lifted2.tenantSettings?.plan).toBe("enterprise");
+    await client.updateTenantSettings(
+      { tenantSettings: { plan: "professional", version: lifted2.tenantSettings?.version }, updateMask: { paths: ["plan"] } },
+      { headers: { "x-tenant-id": "demo", "x-api-key": OPERATOR_KEY } },
+    );
   });
 });
 

@@ -12,6 +12,8 @@ export const BUN = process.execPath;
 export const SERVER_URL = process.env.DATABASE_URL || "postgres://postgres@127.0.0.1:5432/postgres";
 export const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
 export const DEMO_KEY = "krn_TestDemoKey0000000000000000000000000001";
+/** The operator key of every test service (OPERATOR_API_KEY). */
+export const OPERATOR_KEY = "krn_TestOperatorKey00000000000000000000001";
 export const TUTORIAL_RECOMMEND = `{
   "customerId": "cust_12345",
   "channelId": "ch_email",
@@ -87,6 +89,7 @@ export function testEnv(extra: Record<string, string> = {}): Record<string, stri
     GRPC_PORT: "0",
     API_KEY_PEPPER: "test-pepper-0123456789abcdef",
     DEMO_API_KEY: DEMO_KEY,
+    OPERATOR_API_KEY: OPERATOR_KEY,
     LOG_LEVEL: "error",
     REDIS_KEY_PREFIX: TEST_KEY_PREFIX,
     // Tests send bursts far beyond the plans' per-minute limits and quotas; test/rate-limits.test.ts
@@ -116,6 +119,11 @@ export async function startTestService(extra: Record<string, string> = {}): Prom
 
 export function authHeaders(key: string = DEMO_KEY, tenant = "demo"): Record<string, string> {
   return { "x-tenant-id": tenant, "x-api-key": key, "content-type": "application/json" };
+}
+
+/** Headers of an operator call: the operator key and no tenant. */
+export function operatorHeaders(): Record<string, string> {
+  return { "x-api-key": OPERATOR_KEY, "content-type": "application/json" };
 }
 
 export async function postJson(base: string, path: string, body: string | object, headers: Record<string, string> = authHeaders()) {

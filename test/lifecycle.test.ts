@@ -2,10 +2,11 @@
 // load, and the embedded database a newcomer gets from the README's start command.
 
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  authHeaders,
   BUN,
   createTestDatabase,
   DEMO_KEY,
@@ -184,28 +185,42 @@ describe("embedded database", () => {
     expect(await again.exited).toBe(0);
   }, 120_000);
 
-  test("one process at a time on DATA_DIR: the CLI beside a running service is refused with what to do, and nothing is lost", async () => {
+  test("one process at a time on DATA_DIR: the CLI beside a running service runs through it; its key works at once and survives a restart", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "kaireon-locked-"));
     cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
     const env = { HOST: "127.0.0.1", PORT: "0", GRPC_PORT: "0", DATA_DIR: dataDir, LOG_LEVEL: "info", DEMO_API_KEY: DEMO_KEY };
-    const svc = await spawnService(env, 60_000);
+    let svc = await spawnService(env, 60_000);
     cleanups.push(() => {
       svc.proc.kill("SIGKILL");
     });
+    const workDir = mkdtempSync(join(tmpdir(), "kaireon-cli-cwd-"));
+    cleanups.push(() => rmSync(workDir, { recursive: true, force: true }));
     const cli = async (...args: string[]) => {
-      const proc = Bun.spawn([BUN, "src/cli.ts", ...args], {
-        cwd: ROOT,
-        env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", DATA_DIR: dataDir, API_KEY_PEPPER: "x".repeat(20) },
+      const proc = Bun.spawn([BUN, join(ROOT, "src/cli.ts"), ...args], {
+        cwd: workDir,
+        env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", DATA_DIR: dataDir },
         stdout: "pipe",
         stderr: "pipe",
       });
       const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
       return { stdout, stderr, code };
     };
-    const refused = await cli("tenants", "create", "acme");
-    expect(refused.code).toBe(3);
-    expect(refused.stderr).toContain(`DATA_DIR ${dataDir} is in use by another process (pid ${svc.proc.pid})`);
-    // A second service on the same directory does not start either.
+    const created = await cli("tenants", "create", "acme", "--plan", "professional");
+    expect(created).toMatchObject({ code: 0, stdout: "created tenant acme (professional)\n" });
+    const issued = await cli("keys", "create", "acme", "--name", "admin", "--scopes", "admin");
+    expect(issued.code).toBe(0);
+    const key = issued.stdout.split("\n").find((l) => l.startsWith("krn_")) as string;
+    expect(key).toMatch(/^krn_/);
+    // The running service knows the key at once: the command ran inside it.
+    const settings = await fetch(`${svc.http}/api/v1/settings`, { headers: authHeaders(key, "acme") });
+    expect(settings.status).toBe(200);
+    expect(((await settings.json()) as { plan: string }).plan).toBe("professional");
+    // A refusal keeps its exit code and message; a relative --file is the caller's, not the service's.
+    expect(await cli("tenants", "create", "acme")).toMatchObject({ code: 2, stderr: "tenant acme already exists\n" });
+    expect((await cli("catalog", "export", "demo", "--file", "demo.json")).code).toBe(0);
+    expect(JSON.parse(readFileSync(join(workDir, "demo.json"), "utf8")).offers.length).toBeGreaterThan(0);
+
+    // A second service on the same directory does not start.
     const twin = Bun.spawn([BUN, "src/main.ts"], {
       cwd: ROOT,
       env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
@@ -214,12 +229,14 @@ describe("embedded database", () => {
     });
     expect(await twin.exited).toBe(1);
     expect(await new Response(twin.stderr).text()).toContain("is in use by another process");
-    // The service itself is untouched, and once it stops the CLI has the directory.
-    expect((await postJson(svc.http, "/api/v1/recommend", TUTORIAL_RECOMMEND)).status).toBe(200);
+
+    // After a restart the tenant and its key are still there.
     svc.proc.kill("SIGTERM");
     expect(await svc.exited).toBe(0);
-    const created = await cli("tenants", "create", "acme");
-    expect(created.code).toBe(0);
     expect((await cli("tenants", "list")).stdout).toContain("acme");
+    svc = await spawnService(env, 60_000);
+    const again = await fetch(`${svc.http}/api/v1/settings`, { headers: authHeaders(key, "acme") });
+    expect(again.status).toBe(200);
+    expect((await postJson(svc.http, "/api/v1/recommend", TUTORIAL_RECOMMEND)).status).toBe(200);
   }, 120_000);
 });

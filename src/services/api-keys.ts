@@ -36,7 +36,7 @@ export const KEY_PREFIX_LENGTH = 12;
 
 const ts = (d: Date | null) => (d ? timestampFromDate(d) : undefined);
 
-function toMessage(k: ApiKeyRecord): ApiKey {
+export function apiKeyMessage(k: ApiKeyRecord): ApiKey {
   return create(ApiKeySchema, {
     apiKeyId: k.id,
     name: k.name,
@@ -96,7 +96,7 @@ export async function createApiKey(deps: ServiceDeps, ctx: CallContext, req: Cre
     scopes: req.scopes,
     expiresAt: req.expiresAt ? timestampDate(req.expiresAt) : null,
   });
-  return create(CreateApiKeyResponseSchema, { apiKey: toMessage(record), key });
+  return create(CreateApiKeyResponseSchema, { apiKey: apiKeyMessage(record), key });
 }
 
 function requireId(id: string): void {
@@ -109,7 +109,7 @@ export async function getApiKeyInfo(deps: ServiceDeps, ctx: CallContext, req: Ge
   requireId(req.apiKeyId);
   const record = await getApiKey(deps.db, ctx.auth.tenantId, req.apiKeyId);
   if (!record) throw notFound("API key");
-  return create(GetApiKeyResponseSchema, { apiKey: toMessage(record) });
+  return create(GetApiKeyResponseSchema, { apiKey: apiKeyMessage(record) });
 }
 
 export async function listApiKeys(deps: ServiceDeps, ctx: CallContext, req: ListApiKeysRequest): Promise<ListApiKeysResponse> {
@@ -117,7 +117,7 @@ export async function listApiKeys(deps: ServiceDeps, ctx: CallContext, req: List
   const after = decodeCursor(req.cursor, 1)?.[0] ?? null;
   const { keys, more } = await listApiKeysPage(deps.db, ctx.auth.tenantId, after, limit);
   const last = keys[keys.length - 1];
-  return create(ListApiKeysResponseSchema, { apiKeys: keys.map(toMessage), nextCursor: more && last ? encodeCursor([last.id]) : "" });
+  return create(ListApiKeysResponseSchema, { apiKeys: keys.map(apiKeyMessage), nextCursor: more && last ? encodeCursor([last.id]) : "" });
 }
 
 export async function revokeApiKey(deps: ServiceDeps, ctx: CallContext, req: RevokeApiKeyRequest): Promise<RevokeApiKeyResponse> {
@@ -129,5 +129,5 @@ export async function revokeApiKey(deps: ServiceDeps, ctx: CallContext, req: Rev
     return result;
   });
   deps.forgetApiKey(revoked.hash);
-  return create(RevokeApiKeyResponseSchema, { apiKey: toMessage(revoked.key) });
+  return create(RevokeApiKeyResponseSchema, { apiKey: apiKeyMessage(revoked.key) });
 }

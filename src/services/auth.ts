@@ -3,17 +3,26 @@
 // working on every instance within that), each in a bounded LRU of its own, so that a flood of made-up
 // keys churns only the misses and every real key stays cached.
 
-import { createHmac } from "node:crypto";
+import { createHmac, timingSafeEqual } from "node:crypto";
 import { AppError, unauthorized } from "../errors.ts";
 import type { Db } from "../store/db.ts";
-import { findKeyByHash, type KeyLookup, type Scope, touchApiKeys } from "../store/tenants.ts";
+import { findKeyByHash, getTenant, type KeyLookup, type Scope, touchApiKeys } from "../store/tenants.ts";
 import type { Metrics } from "../metrics.ts";
 
 export interface AuthContext {
+  /** The tenant the call acts on; empty for an operator call that names its tenant in the request. */
   tenantId: string;
   keyId: string;
   scopes: Scope[];
+  /** The caller holds the operator key: it may change what a tenant's own keys only read (plan, limits). */
+  operator?: boolean;
 }
+
+/** What a call needs: a tenant key with this scope, or the operator key. */
+export type CallScope = Scope | "operator";
+
+/** The key id the audit log records for the operator. */
+export const OPERATOR_KEY_ID = "operator";
 
 export function hashApiKey(key: string, pepper: string): string {
   return createHmac("sha256", pepper).update(key).digest("hex");
@@ -28,6 +37,8 @@ interface CacheEntry {
 
 export interface KeyVerifierOptions {
   pepper: string;
+  /** HMAC of the operator key under the pepper; null when no operator key is configured. */
+  operatorKeyHash?: string | null;
   ttlMs: number;
   /** Keys found in the database kept at most (least recently used go first). */
   maxEntries: number;
@@ -83,14 +94,30 @@ export class ApiKeyVerifier {
     this.misses = new Lru(opts.maxMisses);
   }
 
-  /** Resolves the caller or throws UNAUTHORIZED / FORBIDDEN. */
-  async verify(tenantId: string | null, key: string | null, scope: Scope): Promise<AuthContext> {
-    if (!tenantId || !key || !API_KEY_PATTERN.test(key)) throw unauthorized();
+  private isOperatorKey(hash: string): boolean {
+    const expected = this.opts.operatorKeyHash;
+    return !!expected && timingSafeEqual(Buffer.from(hash, "hex"), Buffer.from(expected, "hex"));
+  }
+
+  /**
+   * Resolves the caller or throws UNAUTHORIZED / FORBIDDEN. The operator key passes every scope: on an
+   * operator call it needs no tenant; on a tenant's call it acts on the tenant x-tenant-id names.
+   */
+  async verify(tenantId: string | null, key: string | null, scope: CallScope): Promise<AuthContext> {
+    if (!key || !API_KEY_PATTERN.test(key)) throw unauthorized();
     const hash = hashApiKey(key, this.opts.pepper);
+    if (this.isOperatorKey(hash)) {
+      if (scope === "operator") return { tenantId: "", keyId: OPERATOR_KEY_ID, scopes: [], operator: true };
+      // The same answer for a missing tenant as for a bad key, as everywhere.
+      if (!tenantId || !(await getTenant(this.db, tenantId))) throw unauthorized();
+      return { tenantId, keyId: OPERATOR_KEY_ID, scopes: ["decide", "admin"], operator: true };
+    }
+    if (!tenantId) throw unauthorized();
     const lookup = await this.lookup(hash);
     if (!lookup || lookup.revoked || lookup.tenantId !== tenantId) throw unauthorized();
     if (lookup.expiresAt && lookup.expiresAt.getTime() <= this.now()) throw unauthorized();
     if (lookup.tenantStatus !== "active") throw new AppError("FORBIDDEN", "Tenant is suspended");
+    if (scope === "operator") throw new AppError("FORBIDDEN", "This operation needs the operator key (OPERATOR_API_KEY)");
     if (!lookup.scopes.includes(scope) && !lookup.scopes.includes("admin")) {
       throw new AppError("FORBIDDEN", `API key lacks the ${scope} scope`);
     }

@@ -104,7 +104,11 @@ export function contentJson(kind: ResourceKind, r: Resource): Record<string, unk
 /** JSON text with object keys sorted, so that equal values compare equal whatever their key order. */
 export function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_, v) =>
-    v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1))) : v,
+    typeof v === "bigint"
+      ? v.toString()
+      : v && typeof v === "object" && !Array.isArray(v)
+        ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1)))
+        : v,
   );
 }
 

@@ -13,7 +13,7 @@ import {
   type UpdateTenantSettingsResponse,
   UpdateTenantSettingsResponseSchema,
 } from "../../gen/kaireon/v1/tenant_settings_pb.ts";
-import { notFound, validationError } from "../errors.ts";
+import { AppError, notFound, validationError } from "../errors.ts";
 import { appendAudit } from "../store/audit.ts";
 import { tenantSettings } from "../store/catalog.ts";
 import type { Queryable } from "../store/db.ts";
@@ -32,22 +32,31 @@ export const WRITABLE_SETTINGS = [
   "traceSampleRate",
   "traceRetentionDays",
 ] as const;
+/** What the operator sets and a tenant's own keys only read. */
+export const OPERATOR_SETTINGS: readonly string[] = [
+  "plan",
+  "rateLimitPerMinute",
+  "respondRateLimitPerMinute",
+  "adminRateLimitPerMinute",
+  "monthlyDecisionQuota",
+];
+export const TENANT_STATUSES = ["active", "suspended"];
 const MAX_RATE_LIMIT = 100_000_000;
 const MAX_QUOTA = 1_000_000_000_000n;
 
 type R = Record<string, unknown>;
 
-async function readTenant(db: Queryable, tenantId: string, lock = false): Promise<R> {
+export async function readTenant(db: Queryable, tenantId: string, lock = false): Promise<R> {
   const rows = await db.query<R>(
     `select id, name, status, plan, settings, version, updated_at from tenants where id = $1${lock ? " for update" : ""}`,
     [tenantId],
   );
-  // The caller's key was just verified against this tenant, so it exists.
+  // A tenant key was just verified against this tenant; the operator may name one that does not exist.
   if (!rows[0]) throw notFound("Tenant");
   return rows[0];
 }
 
-function toMessage(deps: ServiceDeps, row: R): TenantSettings {
+export function toMessage(deps: ServiceDeps, row: R): TenantSettings {
   const raw = row.settings as Record<string, unknown>;
   const s = tenantSettings(raw, row.plan as string);
   return create(TenantSettingsSchema, {
@@ -73,7 +82,7 @@ export async function getTenantSettings(deps: ServiceDeps, ctx: CallContext): Pr
   return create(GetTenantSettingsResponseSchema, { tenantSettings: toMessage(deps, await readTenant(deps.db, ctx.auth.tenantId)) });
 }
 
-function check(s: TenantSettings): void {
+export function check(s: TenantSettings): void {
   const v = new Violations();
   v.requireString("name", s.name, 200);
   if (!PLANS.includes(s.plan)) v.add("plan", `plan must be one of ${PLANS.join(", ")}`);
@@ -96,7 +105,7 @@ function check(s: TenantSettings): void {
 }
 
 /** What the settings document stores: null where the plan's or the service's default applies. */
-function settingsDocument(s: TenantSettings): Record<string, unknown> {
+export function settingsDocument(s: TenantSettings): Record<string, unknown> {
   return {
     rateLimitPerMinute: s.rateLimitPerMinute ?? null,
     respondRateLimitPerMinute: s.respondRateLimitPerMinute ?? null,
@@ -112,39 +121,74 @@ export async function updateTenantSettings(
   ctx: CallContext,
   req: UpdateTenantSettingsRequest,
 ): Promise<UpdateTenantSettingsResponse> {
-  const sent = req.tenantSettings ?? create(TenantSettingsSchema);
-  const mask = req.updateMask?.paths ?? [];
+  const saved = await writeTenantSettings(deps, ctx, ctx.auth.tenantId, req.tenantSettings, req.updateMask?.paths ?? [], false);
+  return create(UpdateTenantSettingsResponseSchema, { tenantSettings: saved });
+}
+
+/**
+ * Writes a tenant's settings: every writable one, or those the mask names. Plan, limits and quota change
+ * only for the operator; a tenant's key that would change them is refused (403) with each field named.
+ * The status (active or suspended) is writable only where the operator updates a tenant.
+ */
+export async function writeTenantSettings(
+  deps: ServiceDeps,
+  ctx: CallContext,
+  tenantId: string,
+  sentSettings: TenantSettings | undefined,
+  mask: string[],
+  statusWritable: boolean,
+): Promise<TenantSettings> {
+  const sent = sentSettings ?? create(TenantSettingsSchema);
+  const writable: readonly string[] = statusWritable ? [...WRITABLE_SETTINGS, "status"] : WRITABLE_SETTINGS;
   const fields = TenantSettingsSchema.fields;
   const v = new Violations();
   const masked = mask.map((p) => fields.find((f) => f.name === p || f.jsonName === p));
   mask.forEach((p, i) => {
     const f = masked[i];
-    if (!f || !(WRITABLE_SETTINGS as readonly string[]).includes(f.localName))
-      v.add("updateMask", `updateMask: ${p} is not a writable setting`);
+    if (!f || !writable.includes(f.localName)) v.add("updateMask", `updateMask: ${p} is not a writable setting`);
   });
   if (v.list.length > 0) throw validationError(v.list);
-  const tenantId = ctx.auth.tenantId;
+  const actorCtx = { ...ctx, auth: { ...ctx.auth, tenantId } };
   const saved = await catalogWrite(deps, tenantId, async (tx) => {
     const row = await readTenant(tx, tenantId, true);
     const prev = toMessage(deps, row);
     checkVersion("Tenant settings", sent.version, prev.version);
     const next = clone(TenantSettingsSchema, prev);
-    const take = mask.length > 0 ? masked.map((f) => f?.localName as (typeof WRITABLE_SETTINGS)[number]) : WRITABLE_SETTINGS;
-    for (const f of take) (next as Record<string, unknown>)[f] = sent[f];
+    const operatorOnly = (f: string) => !ctx.auth.operator && OPERATOR_SETTINGS.includes(f);
+    const sentValue = (f: string) => (sent as unknown as R)[f];
+    const differs = (f: string) => canonicalJson((prev as unknown as R)[f] ?? null) !== canonicalJson(sentValue(f) ?? null);
+    // A field the mask names is a change when its value differs; a replace leaves out what it does not
+    // send (plan "", limits unset), so a tenant's key may send back the plan and limits it read.
+    const take = mask.length > 0 ? masked.map((f) => f?.localName as string) : writable;
+    const lifted = take
+      .filter((f) => operatorOnly(f) && (mask.length > 0 || (sentValue(f) !== undefined && sentValue(f) !== "")) && differs(f))
+      .map((f) => fields.find((d) => d.localName === f)?.jsonName ?? f);
+    if (lifted.length > 0) {
+      const them = lifted.length === 1 ? "it" : "them";
+      throw new AppError(
+        "FORBIDDEN",
+        `${lifted.join(", ")} ${lifted.length === 1 ? "is" : "are"} set by the operator; a tenant's key can only read ${them}`,
+        lifted.map((field) => ({ field, message: `${field} is set by the operator` })),
+      );
+    }
+    for (const f of take) if (!operatorOnly(f)) (next as unknown as R)[f] = sentValue(f);
     check(next);
-    const before = { name: prev.name, plan: prev.plan, ...settingsDocument(prev) } as R;
-    const after = { name: next.name, plan: next.plan, ...settingsDocument(next) } as R;
+    if (statusWritable && !TENANT_STATUSES.includes(next.status)) {
+      throw validationError([{ field: "status", message: `status must be one of ${TENANT_STATUSES.join(", ")}` }]);
+    }
+    const before = { name: prev.name, plan: prev.plan, status: prev.status, ...settingsDocument(prev) } as R;
+    const after = { name: next.name, plan: next.plan, status: next.status, ...settingsDocument(next) } as R;
     const updated = await tx.query<R>(
-      `update tenants set name = $2, plan = $3, settings = settings || $4::jsonb, version = version + 1, updated_at = now()
+      `update tenants set name = $2, plan = $3, settings = settings || $4::jsonb, status = $5, version = version + 1, updated_at = now()
         where id = $1 returning id, name, status, plan, settings, version, updated_at`,
-      [tenantId, next.name, next.plan, settingsDocument(next)],
+      [tenantId, next.name, next.plan, settingsDocument(next), next.status],
     );
     const changes = Object.fromEntries(
       Object.keys(after)
         .filter((k) => canonicalJson(before[k]) !== canonicalJson(after[k]))
         .map((k) => [k, { from: before[k] ?? null, to: after[k] ?? null }]),
     );
-    await appendAudit(tx, actorOf(ctx), {
+    await appendAudit(tx, actorOf(actorCtx), {
       action: "tenant_settings.update",
       resourceType: "tenant",
       resourceId: tenantId,
@@ -152,5 +196,5 @@ export async function updateTenantSettings(
     });
     return updated[0] as R;
   });
-  return create(UpdateTenantSettingsResponseSchema, { tenantSettings: toMessage(deps, saved) });
+  return toMessage(deps, saved);
 }

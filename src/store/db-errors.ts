@@ -28,9 +28,11 @@ export function sqlStateOf(err: unknown): string | null {
 }
 
 export function classifyDbFailure(err: unknown): DbFailure {
+  // The database layer wraps every failure to reach the database in DatabaseUnavailableError; any other
+  // error without a SQLSTATE is this process's own, and not the database's.
+  if (err instanceof DatabaseUnavailableError) return "unavailable";
   const state = sqlStateOf(err);
-  // No SQLSTATE: the driver lost or could not open the connection.
-  if (state === null) return "unavailable";
+  if (state === null) return "other";
   const cls = state.slice(0, 2);
   // 22 data exception (e.g. a NUL character), 23 integrity violation: this data, not the database.
   if (cls === "22" || cls === "23") return "refused-data";

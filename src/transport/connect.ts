@@ -24,6 +24,7 @@ import { ExperimentService } from "../../gen/kaireon/v1/experiment_pb.ts";
 import { RecommendService } from "../../gen/kaireon/v1/recommend_pb.ts";
 import { RespondService } from "../../gen/kaireon/v1/respond_pb.ts";
 import { TenantSettingsService } from "../../gen/kaireon/v1/tenant_settings_pb.ts";
+import { OperatorService } from "../../gen/kaireon/v1/operator_pb.ts";
 import { AppError, type ErrorCode, toAppError, validationError } from "../errors.ts";
 import { createApiKey, getApiKeyInfo, listApiKeys, revokeApiKey } from "../services/api-keys.ts";
 import { listAuditEntries } from "../services/audit-log.ts";
@@ -60,6 +61,7 @@ import {
 } from "../services/resources.ts";
 import { respond } from "../services/respond.ts";
 import { getTenantSettings, updateTenantSettings } from "../services/tenant-settings.ts";
+import { createTenant, createTenantApiKey, getTenantInfo, listTenants, updateTenant } from "../services/operator.ts";
 import { requestIdFrom } from "./request-id.ts";
 import { checkText } from "../services/text.ts";
 
@@ -71,6 +73,8 @@ export const connectCodeOf: Record<ErrorCode, Code> = {
   CONFLICT: Code.AlreadyExists,
   PAYLOAD_TOO_LARGE: Code.ResourceExhausted,
   UNSUPPORTED_MEDIA_TYPE: Code.InvalidArgument,
+  // The caller did not finish sending: canceled (Connect 499), never a 5xx for what is the caller's doing.
+  REQUEST_TIMEOUT: Code.Canceled,
   RATE_LIMITED: Code.ResourceExhausted,
   QUOTA_EXCEEDED: Code.ResourceExhausted,
   INTERNAL_ERROR: Code.Internal,
@@ -123,10 +127,12 @@ export function createInterceptor(deps: ServiceDeps, verifier: ApiKeyVerifier): 
       if (invalid) throw validationError([{ field: "", message: `request message is not valid protobuf: ${invalid}` }]);
       if (!req.stream) checkText(req.message);
       if (req.service.typeName !== Health.typeName) {
-        const scope = DECIDE_SERVICES.has(req.service.typeName) ? "decide" : "admin";
+        const operator = req.service.typeName === OperatorService.typeName;
+        const scope = operator ? "operator" : DECIDE_SERVICES.has(req.service.typeName) ? "decide" : "admin";
         const auth = await verifier.verify(req.header.get("x-tenant-id"), req.header.get("x-api-key"), scope);
         const bucket = req.service.typeName === RespondService.typeName ? "respond" : scope === "decide" ? "decide" : "admin";
-        const limits = await deps.limits.check(auth.tenantId, bucket);
+        // Operator calls belong to no tenant, so they spend no tenant's window.
+        const limits = operator ? { headers: {}, decisionsUsed: 0 } : await deps.limits.check(auth.tenantId, bucket);
         limitHeaders = limits.headers;
         const idempotencyKey = req.header.get("idempotency-key") ?? undefined;
         req.contextValues.set(callKey, { auth, requestId, log, idempotencyKey, decisionsUsed: limits.decisionsUsed });
@@ -259,6 +265,13 @@ export function registerServices(deps: ServiceDeps, probe: Probe) {
       getApiKey: (req, ctx) => getApiKeyInfo(deps, contextOf(ctx.values), req),
       listApiKeys: (req, ctx) => listApiKeys(deps, contextOf(ctx.values), req),
       revokeApiKey: (req, ctx) => revokeApiKey(deps, contextOf(ctx.values), req),
+    });
+    router.service(OperatorService, {
+      createTenant: (req, ctx) => createTenant(deps, contextOf(ctx.values), req),
+      getTenant: (req, ctx) => getTenantInfo(deps, contextOf(ctx.values), req),
+      listTenants: (req, ctx) => listTenants(deps, contextOf(ctx.values), req),
+      updateTenant: (req, ctx) => updateTenant(deps, contextOf(ctx.values), req),
+      createTenantApiKey: (req, ctx) => createTenantApiKey(deps, contextOf(ctx.values), req),
     });
     router.service(AuditLogService, { listAuditEntries: (req, ctx) => listAuditEntries(deps, contextOf(ctx.values), req) });
     router.service(

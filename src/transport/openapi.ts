@@ -112,6 +112,7 @@ const ERROR_SCHEMA: Schema = {
         "CONFLICT",
         "PAYLOAD_TOO_LARGE",
         "UNSUPPORTED_MEDIA_TYPE",
+        "REQUEST_TIMEOUT",
         "RATE_LIMITED",
         "QUOTA_EXCEEDED",
         "INTERNAL_ERROR",
@@ -137,6 +138,7 @@ const ERRORS: Record<string, string> = {
   "404": "Not found, or another tenant's (NOT_FOUND)",
   "409": "Already exists, still referenced, or changed since read (CONFLICT)",
   "413": "Body over the limit (PAYLOAD_TOO_LARGE)",
+  "408": "The body did not arrive within REQUEST_READ_TIMEOUT_MS (REQUEST_TIMEOUT)",
   "415": "A body sent as something other than JSON (UNSUPPORTED_MEDIA_TYPE)",
   "429": "Rate limit or monthly quota reached (RATE_LIMITED, QUOTA_EXCEEDED); see Retry-After",
   "500": "Unexpected failure (INTERNAL_ERROR)",
@@ -180,8 +182,12 @@ export function openApiDocument(routes: RestRoute[], publicRoutes: PublicRoute[]
       operationId: route.operationId,
       summary: route.summary,
       tags: [route.tag],
-      description: `Needs a key with the ${route.scope} scope.${route.rpc ? ` The same over gRPC and Connect: ${route.rpc}.` : ""}`,
-      security: [{ tenantId: [], apiKey: [] }],
+      description: `${
+        route.scope === "operator"
+          ? "Needs the operator key (OPERATOR_API_KEY) in x-api-key; no x-tenant-id."
+          : `Needs a key with the ${route.scope} scope.`
+      }${route.rpc ? ` The same over gRPC and Connect: ${route.rpc}.` : ""}`,
+      security: route.scope === "operator" ? [{ apiKey: [] }] : [{ tenantId: [], apiKey: [] }],
       parameters: [...pathParams, ...queryParams],
       responses: {
         "200": { description: "OK", content: { "application/json": { schema: components.ref(route.response) } } },

@@ -49,6 +49,16 @@ import {
 import { RecommendRequestSchema, RecommendResponseSchema, RecommendService } from "../../gen/kaireon/v1/recommend_pb.ts";
 import { RespondRequestSchema, RespondResponseSchema, RespondService } from "../../gen/kaireon/v1/respond_pb.ts";
 import { TenantSettingsSchema, TenantSettingsService, UpdateTenantSettingsRequestSchema } from "../../gen/kaireon/v1/tenant_settings_pb.ts";
+import {
+  CreateTenantApiKeyRequestSchema,
+  CreateTenantApiKeyResponseSchema,
+  CreateTenantRequestSchema,
+  GetTenantRequestSchema,
+  ListTenantsRequestSchema,
+  ListTenantsResponseSchema,
+  OperatorService,
+  UpdateTenantRequestSchema,
+} from "../../gen/kaireon/v1/operator_pb.ts";
 import { AppError, validationError } from "../errors.ts";
 import { createApiKey, getApiKeyInfo, listApiKeys, revokeApiKey } from "../services/api-keys.ts";
 import { listAuditEntries } from "../services/audit-log.ts";
@@ -84,8 +94,9 @@ import {
 } from "../services/resources.ts";
 import { respond } from "../services/respond.ts";
 import { getTenantSettings, updateTenantSettings, WRITABLE_SETTINGS } from "../services/tenant-settings.ts";
+import { createTenant, createTenantApiKey, getTenantInfo, listTenants, updateTenant } from "../services/operator.ts";
 import type { LimitBucket } from "../services/limits.ts";
-import type { Scope } from "../store/tenants.ts";
+import type { CallScope } from "../services/auth.ts";
 import { decodeJsonMessage, parseJsonObject } from "./json.ts";
 import { ndjsonLines } from "./ndjson.ts";
 import { traceJson } from "./trace-json.ts";
@@ -116,7 +127,7 @@ export interface RestRoute {
   rpc?: string;
   summary: string;
   tag: string;
-  scope: Scope;
+  scope: CallScope;
   /** The message the JSON body decodes into, "ndjson" for a streamed import, or none. */
   body?: DescMessage | "ndjson";
   /** Largest body accepted, when not MAX_BODY_BYTES. */
@@ -714,6 +725,7 @@ export function apiRoutes(deps: ServiceDeps): RestRoute[] {
       run: async (ctx, { params }) =>
         json(ApiKeySchema, (await revokeApiKey(deps, ctx, create(RevokeApiKeyRequestSchema, { apiKeyId: params.apiKeyId ?? "" }))).apiKey),
     },
+    ...operatorRoutes(deps),
     {
       method: "GET",
       path: `${v1}/audit-log`,
@@ -729,6 +741,107 @@ export function apiRoutes(deps: ServiceDeps): RestRoute[] {
           ListAuditEntriesResponseSchema,
           await listAuditEntries(deps, ctx, create(ListAuditEntriesRequestSchema, fromQuery(ListAuditEntriesRequestSchema, query, {}))),
         ),
+    },
+  ];
+}
+
+/** The operator's routes: tenants above the tenants' own API, for the operator key only. */
+function operatorRoutes(deps: ServiceDeps): RestRoute[] {
+  const op = OperatorService.typeName;
+  const v1 = "/api/v1";
+  const tenant = (m: unknown) => json(TenantSettingsSchema, m as never);
+  return [
+    {
+      method: "POST",
+      path: `${v1}/tenants`,
+      operationId: "createTenant",
+      rpc: `${op}/CreateTenant`,
+      summary: "Create a tenant with its plan, limits and quota (operator key)",
+      tag: "Operator",
+      scope: "operator",
+      body: TenantSettingsSchema,
+      response: TenantSettingsSchema,
+      run: async (ctx, { body }) =>
+        tenant(
+          (await createTenant(deps, ctx, create(CreateTenantRequestSchema, { tenant: decodeJsonMessage(TenantSettingsSchema, body) })))
+            .tenant,
+        ),
+    },
+    {
+      method: "GET",
+      path: `${v1}/tenants`,
+      operationId: "listTenants",
+      rpc: `${op}/ListTenants`,
+      summary: "List tenants with their status, plan, limits and quota (operator key)",
+      tag: "Operator",
+      scope: "operator",
+      query: listQuery(ListTenantsRequestSchema, []),
+      response: ListTenantsResponseSchema,
+      run: async (ctx, { query }) =>
+        json(
+          ListTenantsResponseSchema,
+          await listTenants(deps, ctx, create(ListTenantsRequestSchema, fromQuery(ListTenantsRequestSchema, query, {}))),
+        ),
+    },
+    {
+      method: "GET",
+      path: `${v1}/tenants/:tenantId`,
+      operationId: "getTenant",
+      rpc: `${op}/GetTenant`,
+      summary: "A tenant's status, plan, limits and quota (operator key)",
+      tag: "Operator",
+      scope: "operator",
+      response: TenantSettingsSchema,
+      run: async (ctx, { params }) =>
+        tenant((await getTenantInfo(deps, ctx, create(GetTenantRequestSchema, { tenantId: params.tenantId ?? "" }))).tenant),
+    },
+    {
+      method: "PATCH",
+      path: `${v1}/tenants/:tenantId`,
+      operationId: "updateTenant",
+      rpc: `${op}/UpdateTenant`,
+      summary: "Suspend or activate a tenant, or change its plan, limits and quota: the fields the body names (operator key)",
+      tag: "Operator",
+      scope: "operator",
+      body: TenantSettingsSchema,
+      response: TenantSettingsSchema,
+      run: async (ctx, { body, params }) => {
+        const sent = decodeJsonMessage(TenantSettingsSchema, body);
+        const tenantId = params.tenantId ?? "";
+        if (sent.tenantId && sent.tenantId !== tenantId) {
+          throw validationError([
+            { field: "tenantId", message: `tenantId in the body (${sent.tenantId}) differs from the path (${tenantId})` },
+          ]);
+        }
+        sent.tenantId = tenantId;
+        const writable: readonly string[] = [...WRITABLE_SETTINGS, "status"];
+        const paths = Object.keys(parseJsonObject(body)).filter((k) => writable.includes(k));
+        if (paths.length === 0) throw validationError([{ field: "", message: "the body names nothing to change" }]);
+        const res = await updateTenant(deps, ctx, create(UpdateTenantRequestSchema, { tenant: sent, updateMask: { paths } }));
+        return tenant(res.tenant);
+      },
+    },
+    {
+      method: "POST",
+      path: `${v1}/tenants/:tenantId/api-keys`,
+      operationId: "createTenantApiKey",
+      rpc: `${op}/CreateTenantApiKey`,
+      summary: "Create a key of the tenant, such as its first admin key; the key is in this answer only (operator key)",
+      tag: "Operator",
+      scope: "operator",
+      body: CreateApiKeyRequestSchema,
+      response: CreateTenantApiKeyResponseSchema,
+      run: async (ctx, { body, params }) => {
+        const sent = decodeJsonMessage(CreateApiKeyRequestSchema, body);
+        return json(
+          CreateTenantApiKeyResponseSchema,
+          await createTenantApiKey(
+            deps,
+            ctx,
+            create(CreateTenantApiKeyRequestSchema, { tenantId: params.tenantId ?? "", name: sent.name, scopes: sent.scopes }),
+          ),
+        );
+      },
     },
   ];
 }
