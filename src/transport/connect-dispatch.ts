@@ -34,6 +34,11 @@ async function* replay(chunks: Uint8Array[], rest: AsyncIterator<Uint8Array> | n
  * turns into VALIDATION_ERROR. Anything unusual (compressed, oversized, several envelopes) is passed on
  * untouched for the protocol layer to judge.
  */
+// biome-ignore lint/correctness/useYield: a body that fails on its first read
+async function* failing(err: unknown): AsyncIterable<Uint8Array> {
+  throw err;
+}
+
 async function screenBinaryMessage(
   handler: UniversalHandler,
   req: UniversalServerRequest,
@@ -52,14 +57,20 @@ async function screenBinaryMessage(
   const chunks: Uint8Array[] = [];
   let size = 0;
   let done = false;
-  while (size <= maxBytes + 5) {
-    const next = await iterator.next();
-    if (next.done) {
-      done = true;
-      break;
+  try {
+    while (size <= maxBytes + 5) {
+      const next = await iterator.next();
+      if (next.done) {
+        done = true;
+        break;
+      }
+      chunks.push(next.value);
+      size += next.value.byteLength;
     }
-    chunks.push(next.value);
-    size += next.value.byteLength;
+  } catch (err) {
+    // The body could not be read (the caller too slow, the stream gone): the handler reads the same
+    // failure and answers it in the call's own protocol.
+    return { ...req, body: failing(err) };
   }
   if (!done) return { ...req, body: replay(chunks, iterator) };
   const bytes = chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks);

@@ -9,6 +9,7 @@ import type { ServiceDeps } from "../services/context.ts";
 import type { Probe } from "../services/health.ts";
 import { renderDocsPage } from "./docs-page.ts";
 import { openApiDocument, type PublicRoute } from "./openapi.ts";
+import { readWithin } from "./read-deadline.ts";
 import { requestIdFrom } from "./request-id.ts";
 import { apiRoutes, type RestRoute } from "./routes.ts";
 import { checkText } from "../services/text.ts";
@@ -136,13 +137,17 @@ export function createRestApp(deps: ServiceDeps, verifier: ApiKeyVerifier, probe
       checkText(params);
       checkText(query);
       const auth = await verifier.verify(request.headers.get("x-tenant-id"), request.headers.get("x-api-key"), route.scope);
-      const limits = await deps.limits.check(auth.tenantId, route.bucket ?? (route.scope === "decide" ? "decide" : "admin"));
+      // Operator calls belong to no tenant, so they spend no tenant's window.
+      const limits =
+        route.scope === "operator"
+          ? { headers: {}, decisionsUsed: 0 }
+          : await deps.limits.check(auth.tenantId, route.bucket ?? (route.scope === "decide" ? "decide" : "admin"));
       limitHeaders = limits.headers;
       if (route.body !== undefined && route.body !== "ndjson") checkJsonContentType(request.headers.get("content-type"));
       const body =
         route.body === undefined || route.body === "ndjson"
           ? ""
-          : await readBodyText(request, route.maxBodyBytes?.(deps) ?? config.maxBodyBytes);
+          : await readWithin(readBodyText(request, route.maxBodyBytes?.(deps) ?? config.maxBodyBytes), config.requestReadTimeoutMs);
       const idempotencyKey = request.headers.get("idempotency-key") ?? undefined;
       const out = await route.run(
         { auth, requestId, log, idempotencyKey, decisionsUsed: limits.decisionsUsed },

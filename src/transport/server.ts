@@ -11,6 +11,7 @@ import type { ServiceDeps } from "../services/context.ts";
 import type { Probe } from "../services/health.ts";
 import { createConnectDispatcher } from "./connect-dispatch.ts";
 import { createRestApp } from "./rest.ts";
+import { bodyWithin } from "./read-deadline.ts";
 import { requestIdFrom } from "./request-id.ts";
 
 export interface Listeners {
@@ -26,6 +27,11 @@ export async function startListeners(deps: ServiceDeps, verifier: ApiKeyVerifier
   const connect = createConnectDispatcher(deps, verifier, probe, shutdownController.signal);
   const rest = createRestApp(deps, verifier, probe);
 
+  const withinReadTimeout = <B>(body: B): B =>
+    body && typeof body === "object" && Symbol.asyncIterator in body
+      ? (bodyWithin(body as AsyncIterable<Uint8Array>, config.requestReadTimeoutMs) as B)
+      : body;
+
   let inFlight = 0;
   let drained: (() => void) | null = null;
   const settle = () => {
@@ -39,7 +45,9 @@ export async function startListeners(deps: ServiceDeps, verifier: ApiKeyVerifier
     if (!handler) return rest.handle(request);
     const requestId = requestIdFrom(request.headers.get("x-request-id"));
     const req = universalServerRequestFromFetch(request, { httpVersion: "1.1" });
-    return universalServerResponseToFetch(await connect.handle(handler, { ...req, header: new Headers(request.headers) }, requestId));
+    return universalServerResponseToFetch(
+      await connect.handle(handler, { ...req, body: withinReadTimeout(req.body), header: new Headers(request.headers) }, requestId),
+    );
   }
 
   const http = Bun.serve({
@@ -62,7 +70,12 @@ export async function startListeners(deps: ServiceDeps, verifier: ApiKeyVerifier
   });
 
   const sessions = new Set<http2.ServerHttp2Session>();
-  const grpc = http2.createServer({ maxSessionMemory: 64, settings: { maxConcurrentStreams: 1000, maxHeaderListSize: 64 * 1024 } });
+  const grpc = http2.createServer({
+    maxSessionMemory: 64,
+    settings: { maxConcurrentStreams: config.grpcMaxConcurrentStreams, maxHeaderListSize: 64 * 1024 },
+  });
+  // Connections beyond the cap are closed as they arrive.
+  grpc.maxConnections = config.grpcMaxConnections;
   grpc.on("request", (req, res) => {
     const handler = connect.match((req.url ?? "").split("?", 1)[0] ?? "");
     if (!handler) {
@@ -84,8 +97,9 @@ export async function startListeners(deps: ServiceDeps, verifier: ApiKeyVerifier
       done();
     });
     const requestId = requestIdFrom(req.headers["x-request-id"] as string | undefined);
+    const uReq = universalRequestFromNodeRequest(req, res, undefined, undefined);
     connect
-      .handle(handler, universalRequestFromNodeRequest(req, res, undefined, undefined), requestId)
+      .handle(handler, { ...uReq, body: withinReadTimeout(uReq.body) }, requestId)
       .then((uRes) => universalResponseToNodeResponse(uRes, res))
       .catch((err) => log.warn("grpc stream failed", { err: err instanceof Error ? err.message : String(err), requestId }));
   });
