@@ -28,3 +28,35 @@ export function createLogger(level: Level = "info", base: Record<string, unknown
     child: (fields) => createLogger(level, { ...base, ...fields }),
   };
 }
+
+/**
+ * At most `perSecond` lines a second of one kind, so that a flood of bad requests cannot flood the log;
+ * what is held back is counted into the next line that passes.
+ */
+export class Throttle {
+  private windowStart = Number.NEGATIVE_INFINITY;
+  private passed = 0;
+  private held = 0;
+
+  constructor(
+    private readonly perSecond: number,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /** null: hold this line back; else how many were held back since the last that passed. */
+  pass(): number | null {
+    const t = this.now();
+    if (t - this.windowStart >= 1000) {
+      this.windowStart = t;
+      this.passed = 0;
+    }
+    if (this.passed >= this.perSecond) {
+      this.held++;
+      return null;
+    }
+    this.passed++;
+    const held = this.held;
+    this.held = 0;
+    return held;
+  }
+}

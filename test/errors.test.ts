@@ -209,3 +209,49 @@ describe("field violations travel as a typed detail", () => {
     expect(((await res.json()) as { code: string }).code).toBe("NOT_FOUND");
   });
 });
+
+describe("what the log says about refused calls", () => {
+  test("one info line per refusal with its code and fields, no stack, at most ten a second; the rest are counted", async () => {
+    const { createTestDatabase, spawnService, REDIS_URL, TEST_KEY_PREFIX, authHeaders } = await import("./harness.ts");
+    const db = await createTestDatabase();
+    const spawned = await spawnService({
+      HOST: "127.0.0.1",
+      PORT: "0",
+      GRPC_PORT: "0",
+      LOG_LEVEL: "info",
+      DATABASE_URL: db.url,
+      REDIS_URL,
+      REDIS_KEY_PREFIX: TEST_KEY_PREFIX,
+      DEMO_API_KEY: DEMO_KEY,
+      API_KEY_PEPPER: "refusal-log-pepper-0123",
+      RATE_LIMIT_OVERRIDE_PER_MINUTE: "10000000",
+    });
+    try {
+      const bad = JSON.stringify({ customerId: "cust\u0000x", channelId: "ch_email" });
+      const send = () => fetch(`${spawned.http}/api/v1/recommend`, { method: "POST", headers: authHeaders(), body: bad });
+      const answers = await Promise.all(Array.from({ length: 60 }, send));
+      expect(answers.map((r) => r.status)).toEqual(Array(60).fill(400));
+      await Bun.sleep(1_100);
+      expect((await send()).status).toBe(400);
+      await Bun.sleep(200);
+      const lines = spawned
+        .output()
+        .split("\n")
+        .filter((l) => l.includes('"msg":"request refused"'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines.length).toBeGreaterThanOrEqual(2);
+      // 61 refusals, of which at most ten a second were written.
+      expect(lines.length).toBeLessThanOrEqual(30);
+      for (const line of lines) {
+        expect(line).toMatchObject({ level: "info", code: "VALIDATION_ERROR", status: 400, fields: ["customerId"] });
+        expect(JSON.stringify(line)).not.toContain("stack");
+      }
+      const counted = lines.map((l) => Number(l.refusalsNotLogged ?? 0)).reduce((a, b) => a + b, 0);
+      expect(counted + lines.length).toBe(61);
+    } finally {
+      spawned.proc.kill("SIGKILL");
+      await spawned.exited;
+      await db.drop();
+    }
+  }, 60_000);
+});

@@ -6,7 +6,7 @@ import type { CompiledCatalog } from "../decisioning/catalog.ts";
 import type { CustomerProfile } from "../decisioning/engine.ts";
 import { prepareCandidateLists } from "../decisioning/engine.ts";
 import { PropensityModel } from "../decisioning/propensity.ts";
-import type { Logger } from "../log.ts";
+import { type Logger, Throttle } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { LoadingCache } from "../store/cache.ts";
 import type { Db } from "../store/db.ts";
@@ -57,6 +57,8 @@ export interface ServiceDeps {
   loopStalls: LoopStalls;
   /** Drops a revoked key (by hash) from this instance's key cache; set by the app once the verifier exists. */
   forgetApiKey: (hash: string) => void;
+  /** Bounds the "request refused" lines of every transport together. */
+  refusalLog: Throttle;
 }
 
 export function createServiceDeps(opts: {
@@ -107,6 +109,8 @@ export function createServiceDeps(opts: {
     catalogs,
     loopStalls: new LoopStalls(),
     forgetApiKey: () => {},
+    // Ten a second: enough to see what callers get wrong, too few to matter under a flood.
+    refusalLog: new Throttle(10),
     limits: new TenantLimits({ config, redis: opts.redis ?? null, catalogs, metrics, log, now: () => clock.now() }),
     propensity,
     profiles: new LoadingCache(

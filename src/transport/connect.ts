@@ -25,7 +25,7 @@ import { RecommendService } from "../../gen/kaireon/v1/recommend_pb.ts";
 import { RespondService } from "../../gen/kaireon/v1/respond_pb.ts";
 import { TenantSettingsService } from "../../gen/kaireon/v1/tenant_settings_pb.ts";
 import { OperatorService } from "../../gen/kaireon/v1/operator_pb.ts";
-import { AppError, type ErrorCode, toAppError, validationError } from "../errors.ts";
+import { AppError, type ErrorCode, logRefusal, toAppError, validationError } from "../errors.ts";
 import { createApiKey, getApiKeyInfo, listApiKeys, revokeApiKey } from "../services/api-keys.ts";
 import { listAuditEntries } from "../services/audit-log.ts";
 import type { ApiKeyVerifier } from "../services/auth.ts";
@@ -162,6 +162,7 @@ export function createInterceptor(deps: ServiceDeps, verifier: ApiKeyVerifier): 
       status = appError.code;
       deps.metrics.errors.inc({ code: appError.code, transport });
       if (appError.code === "INTERNAL_ERROR") log.error("request failed", { err });
+      else logRefusal(log, deps.refusalLog, appError);
       throw toConnectError(appError, requestId);
     } finally {
       const seconds = (performance.now() - started) / 1000;

@@ -3,7 +3,7 @@
 // function as gRPC and Connect, and encodes the response message with every field present.
 
 import { Elysia } from "elysia";
-import { AppError, httpStatusOf, toAppError } from "../errors.ts";
+import { AppError, httpStatusOf, logRefusal, toAppError } from "../errors.ts";
 import type { ApiKeyVerifier } from "../services/auth.ts";
 import type { ServiceDeps } from "../services/context.ts";
 import type { Probe } from "../services/health.ts";
@@ -158,6 +158,7 @@ export function createRestApp(deps: ServiceDeps, verifier: ApiKeyVerifier, probe
       const appError = toAppError(err);
       metrics.errors.inc({ code: appError.code, transport: "rest" });
       if (appError.code === "INTERNAL_ERROR") log.error("request failed", { err });
+      else logRefusal(log, deps.refusalLog, appError);
       // A refusal after the limit check (a quota, a bad request) still tells the caller where its window stands.
       return errorResponse(appError, requestId, limitHeaders);
     } finally {
