@@ -76,6 +76,16 @@ describe("REST", () => {
     expect(fields(paged.json)).toEqual(["cursor"]);
   });
 
+  test("a path segment that is not percent-encoded UTF-8 (a lone surrogate, a stray byte, a bare %) is 400 naming it", async () => {
+    for (const segment of ["%ED%A0%80", "%80", "%FF", "%"]) {
+      const listed = await get(`/api/v1/channels/${segment}/placements`);
+      expect(listed.status).toBe(400);
+      expect(fields(listed.json)).toEqual(["channelId"]);
+      const created = await postJson(svc.http, `/api/v1/channels/${segment}/placements`, "{}");
+      expect(created.status).toBe(400);
+    }
+  });
+
   test('ids "." and ".." are refused; a dot inside an id is fine', async () => {
     for (const id of [".", ".."]) {
       const res = await postJson(svc.http, "/api/v1/channels", { channelId: id, name: "Dots", type: "web" });
@@ -160,6 +170,69 @@ describe("content types", () => {
   test("no content type is read as JSON, and so is any JSON type with parameters", async () => {
     for (const type of [null, "application/json", "Application/JSON; charset=utf-8", "application/merge-patch+json"]) {
       expect((await recommend(type)).status).toBe(200);
+    }
+  });
+});
+
+describe("frames and compression the protocol layer would call internal", () => {
+  const metadata = { "x-tenant-id": "demo", "x-api-key": DEMO_KEY };
+  const valid = toBinary(RecommendRequestSchema, create(RecommendRequestSchema, { customerId: "c", channelId: "ch_email" }));
+  const frame = (flag: number, payload: Uint8Array, declared = payload.byteLength) => {
+    const out = new Uint8Array(5 + payload.byteLength);
+    out[0] = flag;
+    new DataView(out.buffer).setUint32(1, declared);
+    out.set(payload, 5);
+    return out;
+  };
+  const gzipped = Bun.gzipSync(valid);
+
+  /** The grpc-status of a native gRPC call whose body is exactly `body`. */
+  async function grpcStatus(path: string, body: Uint8Array, headers: Record<string, string> = {}): Promise<string> {
+    const { connect } = await import("node:http2");
+    const session = connect(svc.grpc);
+    try {
+      const stream = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers", ...metadata, ...headers });
+      stream.end(body);
+      return await new Promise<string>((resolve, reject) => {
+        stream.on("response", (h) => h["grpc-status"] !== undefined && resolve(String(h["grpc-status"])));
+        stream.on("trailers", (t) => resolve(String(t["grpc-status"])));
+        stream.on("data", () => {});
+        stream.on("error", reject);
+      });
+    } finally {
+      session.destroy();
+    }
+  }
+
+  const cases: [string, Uint8Array, Record<string, string>][] = [
+    ["flagged compressed, no grpc-encoding", frame(1, valid), {}],
+    ["flagged compressed, grpc-encoding identity", frame(1, valid), { "grpc-encoding": "identity" }],
+    ["a second message after the first", new Uint8Array([...frame(0, valid), ...frame(0, new Uint8Array(0))]), {}],
+    ["a declared length longer than the message", frame(0, valid, valid.byteLength + 3), {}],
+    ["gzip cut short", frame(1, gzipped.subarray(0, 10)), { "grpc-encoding": "gzip" }],
+    ["gzip of bytes that are not the message", frame(1, Bun.gzipSync(new Uint8Array([0]))), { "grpc-encoding": "gzip" }],
+  ];
+  for (const path of ["/kaireon.v1.RecommendService/Recommend", "/kaireon.v1.RespondService/Respond", "/kaireon.v1.OfferService/CreateOffer"]) {
+    test.each(cases)(`native gRPC ${path}: %s is INVALID_ARGUMENT`, async (_name, body, headers) => {
+      expect(await grpcStatus(path, body, headers)).toBe("3");
+    });
+  }
+
+  test("well-formed compressed messages still pass", async () => {
+    expect(await grpcStatus("/kaireon.v1.RecommendService/Recommend", frame(1, gzipped), { "grpc-encoding": "gzip" })).toBe("0");
+  });
+
+  test("Connect: a binary body that does not decode, and compressed data cut short, are 400 invalid_argument", async () => {
+    const connectCall = (body: Uint8Array, headers: Record<string, string>) =>
+      fetch(`${svc.http}/kaireon.v1.RecommendService/Recommend`, { method: "POST", headers: { ...metadata, ...headers }, body });
+    for (const [body, headers] of [
+      [new Uint8Array([0]), { "content-type": "application/proto" }],
+      [Bun.gzipSync(new Uint8Array([0])), { "content-type": "application/proto", "content-encoding": "gzip" }],
+      [Bun.gzipSync(new TextEncoder().encode('{"customerId": "c"}')).subarray(0, 10), { "content-type": "application/json", "content-encoding": "gzip" }],
+    ] as const) {
+      const res = await connectCall(body, headers);
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { code: string }).code).toBe("invalid_argument");
     }
   });
 });

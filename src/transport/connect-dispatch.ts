@@ -2,6 +2,7 @@
 // path, fixes the request id on the way in and out, and screens binary messages so that a malformed one
 // is reported as the caller's mistake (invalid_argument) rather than the protocol layer's internal error.
 
+import { brotliDecompressSync, gunzipSync } from "node:zlib";
 import { fromBinary } from "@bufbuild/protobuf";
 import { createConnectRouter } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
@@ -12,6 +13,8 @@ import type { Probe } from "../services/health.ts";
 import { INVALID_MESSAGE_HEADER, registerServices, routerOptions } from "./connect.ts";
 
 const EMPTY_ENVELOPE = new Uint8Array(5);
+const EMPTY_JSON = new TextEncoder().encode("{}");
+const EMPTY_JSON_ENVELOPE = new Uint8Array([0, 0, 0, 0, 2, 0x7b, 0x7d]);
 
 function isBinaryGrpc(contentType: string | null): boolean {
   if (!contentType) return false;
@@ -28,31 +31,99 @@ async function* replay(chunks: Uint8Array[], rest: AsyncIterator<Uint8Array> | n
   }
 }
 
-/**
- * Reads a unary binary gRPC message (up to the size limit) and checks that it decodes. A message that
- * does not decode is replaced by an empty one, with the decoder's complaint in a header the interceptor
- * turns into VALIDATION_ERROR. Anything unusual (compressed, oversized, several envelopes) is passed on
- * untouched for the protocol layer to judge.
- */
 // biome-ignore lint/correctness/useYield: a body that fails on its first read
 async function* failing(err: unknown): AsyncIterable<Uint8Array> {
   throw err;
 }
 
+/**
+ * A compressed message, inflated to check it (at most `maxBytes`); a string says what is wrong with it,
+ * undefined means an encoding this layer does not know (the protocol layer refuses it as unimplemented).
+ */
+function inflate(bytes: Uint8Array, encoding: string, maxBytes: number): Uint8Array | string | undefined {
+  try {
+    if (encoding === "gzip") return gunzipSync(bytes, { maxOutputLength: maxBytes });
+    if (encoding === "br") return brotliDecompressSync(bytes, { maxOutputLength: maxBytes });
+  } catch (err) {
+    // Larger than the limit once inflated: the protocol layer answers that as too large.
+    if (err instanceof RangeError) return undefined;
+    return `the message is not valid ${encoding} data`;
+  }
+  return undefined;
+}
+
+type Wire = "grpc" | "grpc-json" | "connect-proto" | "connect-json";
+
+function wireOf(handler: UniversalHandler, req: UniversalServerRequest): Wire | null {
+  // A server-streaming call also starts with exactly one message.
+  const single = handler.method.methodKind === "unary" || handler.method.methodKind === "server_streaming";
+  if (!single || !req.body || !(Symbol.asyncIterator in Object(req.body))) return null;
+  const type = req.header.get("content-type") ?? "";
+  if (isBinaryGrpc(type)) return "grpc";
+  // gRPC with the JSON codec: the envelope and its compression are checked here, the JSON by the protocol layer.
+  if (/^application\/grpc(-web)?\+json(;|$)/.test(type)) return "grpc-json";
+  if (/^application\/proto(;|$)/.test(type)) return "connect-proto";
+  // A JSON body is judged by the protocol layer, which answers invalid_argument; only its compression is checked here.
+  if (/^application\/json(;|$)/.test(type) && req.header.has("content-encoding")) return "connect-json";
+  return null;
+}
+
+/** What is wrong with a whole unary body of this wire, or null when the protocol layer can take it. */
+function problemOf(handler: UniversalHandler, req: UniversalServerRequest, wire: Wire, bytes: Uint8Array, maxBytes: number): string | null {
+  let payload = bytes;
+  if (wire === "grpc" || wire === "grpc-json") {
+    if (bytes.byteLength < 5) return "a gRPC message needs its 5-byte prefix";
+    const flags = bytes[0] as number;
+    if ((flags & ~1) !== 0) return `unknown message flags 0x${flags.toString(16)}`;
+    const length = new DataView(bytes.buffer, bytes.byteOffset + 1, 4).getUint32(0);
+    if (5 + length > bytes.byteLength) return "the message is shorter than its declared length";
+    if (5 + length < bytes.byteLength) return "a unary call takes one message; more followed it";
+    payload = bytes.subarray(5);
+    if (flags & 1) {
+      const encoding = req.header.get("grpc-encoding") ?? "identity";
+      if (encoding === "identity") return "the message is flagged compressed but grpc-encoding names no compression";
+      const inflated = inflate(payload, encoding, maxBytes);
+      if (inflated === undefined) return null;
+      if (typeof inflated === "string") return inflated;
+      payload = inflated;
+    }
+    if (wire === "grpc-json") return null;
+  } else {
+    const encoding = req.header.get("content-encoding") ?? "identity";
+    if (encoding !== "identity") {
+      const inflated = inflate(payload, encoding, maxBytes);
+      if (inflated === undefined) return null;
+      if (typeof inflated === "string") return inflated;
+      payload = inflated;
+    }
+    if (wire === "connect-json") return null;
+  }
+  try {
+    fromBinary(handler.method.input, payload);
+    return null;
+  } catch (err) {
+    return err instanceof Error ? err.message : "undecodable message";
+  }
+}
+
+/**
+ * Reads the one message of a unary or server-streaming call (gRPC, gRPC-Web or Connect binary, up to the size limit) and checks what the
+ * protocol layer would otherwise report as its own internal error: the envelope (one message, of its
+ * declared length, flags it knows), the compression (a compressed flag with an encoding, data that
+ * inflates) and the message (it decodes). A body that fails is replaced by an empty message, with the
+ * complaint in a header the interceptor turns into VALIDATION_ERROR. An oversized body, or an encoding
+ * this layer does not know, is passed on untouched for the protocol layer to refuse.
+ */
 async function screenBinaryMessage(
   handler: UniversalHandler,
   req: UniversalServerRequest,
   maxBytes: number,
 ): Promise<UniversalServerRequest> {
   req.header.delete(INVALID_MESSAGE_HEADER);
-  if (
-    handler.method.methodKind !== "unary" ||
-    !isBinaryGrpc(req.header.get("content-type")) ||
-    !req.body ||
-    !(Symbol.asyncIterator in Object(req.body))
-  ) {
-    return req;
-  }
+  // An empty encoding header names no encoding.
+  for (const name of ["grpc-encoding", "content-encoding"]) if (req.header.get(name)?.trim() === "") req.header.delete(name);
+  const wire = wireOf(handler, req);
+  if (!wire) return req;
   const iterator = (req.body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -74,18 +145,14 @@ async function screenBinaryMessage(
   }
   if (!done) return { ...req, body: replay(chunks, iterator) };
   const bytes = chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks);
-  if (bytes.byteLength >= 5 && bytes[0] === 0) {
-    const length = new DataView(bytes.buffer, bytes.byteOffset + 1, 4).getUint32(0);
-    if (5 + length === bytes.byteLength) {
-      try {
-        fromBinary(handler.method.input, bytes.subarray(5));
-      } catch (err) {
-        req.header.set(INVALID_MESSAGE_HEADER, err instanceof Error ? err.message : "undecodable message");
-        return { ...req, body: replay([EMPTY_ENVELOPE], null) };
-      }
-    }
-  }
-  return { ...req, body: replay([bytes], null) };
+  const problem = problemOf(handler, req, wire, bytes, maxBytes);
+  if (problem === null) return { ...req, body: replay([bytes], null) };
+  req.header.set(INVALID_MESSAGE_HEADER, problem);
+  req.header.delete("grpc-encoding");
+  req.header.delete("content-encoding");
+  const empty =
+    wire === "grpc" ? EMPTY_ENVELOPE : wire === "grpc-json" ? EMPTY_JSON_ENVELOPE : wire === "connect-json" ? EMPTY_JSON : new Uint8Array(0);
+  return { ...req, body: replay([empty], null) };
 }
 
 /** Milliseconds per unit of a gRPC timeout (`grpc-timeout: 250m`). */

@@ -3,7 +3,7 @@
 // function as gRPC and Connect, and encodes the response message with every field present.
 
 import { Elysia } from "elysia";
-import { AppError, httpStatusOf, logRefusal, toAppError } from "../errors.ts";
+import { AppError, httpStatusOf, logRefusal, toAppError, validationError } from "../errors.ts";
 import type { ApiKeyVerifier } from "../services/auth.ts";
 import type { ServiceDeps } from "../services/context.ts";
 import type { Probe } from "../services/health.ts";
@@ -133,7 +133,12 @@ export function createRestApp(deps: ServiceDeps, verifier: ApiKeyVerifier, probe
     const log = deps.log.child({ requestId, transport: "rest", route: route.path });
     let limitHeaders: Record<string, string> = {};
     try {
-      // Path and query text is checked before it can reach a key lookup or a query.
+      // Path and query text is checked before it can reach a key lookup or a query. A path segment
+      // that is not percent-encoded UTF-8 reaches us as null.
+      const undecodable = Object.entries(params).filter(([, v]) => typeof v !== "string");
+      if (undecodable.length > 0) {
+        throw validationError(undecodable.map(([field]) => ({ field, message: `${field} is not percent-encoded UTF-8 text` })));
+      }
       checkText(params);
       checkText(query);
       const auth = await verifier.verify(request.headers.get("x-tenant-id"), request.headers.get("x-api-key"), route.scope);
@@ -172,7 +177,13 @@ export function createRestApp(deps: ServiceDeps, verifier: ApiKeyVerifier, probe
       call(route, request, (params ?? {}) as Record<string, string>, (query ?? {}) as Record<string, string | undefined>),
     );
   }
-  for (const route of publicRoutes) app.get(route.path, route.handle);
+  for (const route of publicRoutes) {
+    app.get(route.path, async ({ request }) => {
+      const res = await route.handle();
+      res.headers.set("x-request-id", requestIdFrom(request.headers.get("x-request-id")));
+      return res;
+    });
+  }
   return app.onError(({ code, request }) => {
     const requestId = requestIdFrom(request.headers.get("x-request-id"));
     if (code === "NOT_FOUND") return errorResponse(new AppError("NOT_FOUND", "Route not found"), requestId);
