@@ -185,7 +185,7 @@ describe("embedded database", () => {
     expect(await again.exited).toBe(0);
   }, 120_000);
 
-  test("one process at a time on DATA_DIR: the CLI beside a running service runs through it; its key works at once and survives a restart", async () => {
+  test("one process at a time on DATA_DIR: the CLI beside a running service runs through it; the tenant it builds decides at once and after a restart", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "kaireon-locked-"));
     cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
     const env = { HOST: "127.0.0.1", PORT: "0", GRPC_PORT: "0", DATA_DIR: dataDir, LOG_LEVEL: "info", DEMO_API_KEY: DEMO_KEY };
@@ -207,7 +207,7 @@ describe("embedded database", () => {
     };
     const created = await cli("tenants", "create", "acme", "--plan", "professional");
     expect(created).toMatchObject({ code: 0, stdout: "created tenant acme (professional)\n" });
-    const issued = await cli("keys", "create", "acme", "--name", "admin", "--scopes", "admin");
+    const issued = await cli("keys", "create", "acme", "--name", "admin", "--scopes", "admin,decide");
     expect(issued.code).toBe(0);
     const key = issued.stdout.split("\n").find((l) => l.startsWith("krn_")) as string;
     expect(key).toMatch(/^krn_/);
@@ -219,6 +219,14 @@ describe("embedded database", () => {
     expect(await cli("tenants", "create", "acme")).toMatchObject({ code: 2, stderr: "tenant acme already exists\n" });
     expect((await cli("catalog", "export", "demo", "--file", "demo.json")).code).toBe(0);
     expect(JSON.parse(readFileSync(join(workDir, "demo.json"), "utf8")).offers.length).toBeGreaterThan(0);
+    // The tenant built from the command line decides at once.
+    expect((await cli("catalog", "import", "acme", "--file", "demo.json")).code).toBe(0);
+    const decide = async () => {
+      const res = await postJson(svc.http, "/api/v1/recommend", TUTORIAL_RECOMMEND, authHeaders(key, "acme"));
+      expect(res.status).toBe(200);
+      return res.json.recommendations.length as number;
+    };
+    expect(await decide()).toBeGreaterThan(0);
 
     // A second service on the same directory does not start.
     const twin = Bun.spawn([BUN, "src/main.ts"], {
@@ -237,6 +245,7 @@ describe("embedded database", () => {
     svc = await spawnService(env, 60_000);
     const again = await fetch(`${svc.http}/api/v1/settings`, { headers: authHeaders(key, "acme") });
     expect(again.status).toBe(200);
+    expect(await decide()).toBeGreaterThan(0);
     expect((await postJson(svc.http, "/api/v1/recommend", TUTORIAL_RECOMMEND)).status).toBe(200);
   }, 120_000);
 });
