@@ -4,7 +4,7 @@
 
 import { brotliDecompressSync, gunzipSync } from "node:zlib";
 import { fromBinary } from "@bufbuild/protobuf";
-import { createConnectRouter } from "@connectrpc/connect";
+import { Code, ConnectError, createConnectRouter } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import type { UniversalHandler, UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
 import type { ApiKeyVerifier } from "../services/auth.ts";
@@ -68,42 +68,100 @@ function wireOf(handler: UniversalHandler, req: UniversalServerRequest): Wire | 
   return null;
 }
 
-/** What is wrong with a whole unary body of this wire, or null when the protocol layer can take it. */
-function problemOf(handler: UniversalHandler, req: UniversalServerRequest, wire: Wire, bytes: Uint8Array, maxBytes: number): string | null {
-  let payload = bytes;
-  if (wire === "grpc" || wire === "grpc-json") {
-    if (bytes.byteLength < 5) return "a gRPC message needs its 5-byte prefix";
-    const flags = bytes[0] as number;
-    if ((flags & ~1) !== 0) return `unknown message flags 0x${flags.toString(16)}`;
-    const length = new DataView(bytes.buffer, bytes.byteOffset + 1, 4).getUint32(0);
-    if (5 + length > bytes.byteLength) return "the message is shorter than its declared length";
-    if (5 + length < bytes.byteLength) return "a unary call takes one message; more followed it";
-    payload = bytes.subarray(5);
-    if (flags & 1) {
-      const encoding = req.header.get("grpc-encoding") ?? "identity";
-      if (encoding === "identity") return "the message is flagged compressed but grpc-encoding names no compression";
-      const inflated = inflate(payload, encoding, maxBytes);
-      if (inflated === undefined) return null;
-      if (typeof inflated === "string") return inflated;
-      payload = inflated;
-    }
-    if (wire === "grpc-json") return null;
-  } else {
-    const encoding = req.header.get("content-encoding") ?? "identity";
-    if (encoding !== "identity") {
-      const inflated = inflate(payload, encoding, maxBytes);
-      if (inflated === undefined) return null;
-      if (typeof inflated === "string") return inflated;
-      payload = inflated;
-    }
-    if (wire === "connect-json") return null;
+/**
+ * What is wrong with one gRPC message (its flags, then its payload), or null when the protocol layer can
+ * take it: a compressed flag needs an encoding, compressed data must inflate, and a binary message must
+ * decode (a JSON one is judged by the protocol layer).
+ */
+function envelopeProblem(
+  handler: UniversalHandler,
+  flags: number,
+  payload: Uint8Array,
+  encoding: string,
+  json: boolean,
+  maxBytes: number,
+): string | null {
+  if ((flags & ~1) !== 0) return `unknown message flags 0x${flags.toString(16)}`;
+  let message = payload;
+  if (flags & 1) {
+    if (encoding === "identity") return "the message is flagged compressed but grpc-encoding names no compression";
+    const inflated = inflate(payload, encoding, maxBytes);
+    if (inflated === undefined) return null;
+    if (typeof inflated === "string") return inflated;
+    message = inflated;
   }
+  return json ? null : decodeProblem(handler, message);
+}
+
+function decodeProblem(handler: UniversalHandler, message: Uint8Array): string | null {
   try {
-    fromBinary(handler.method.input, payload);
+    fromBinary(handler.method.input, message);
     return null;
   } catch (err) {
     return err instanceof Error ? err.message : "undecodable message";
   }
+}
+
+/** What is wrong with a whole unary body of this wire, or null when the protocol layer can take it. */
+function problemOf(handler: UniversalHandler, req: UniversalServerRequest, wire: Wire, bytes: Uint8Array, maxBytes: number): string | null {
+  if (wire === "grpc" || wire === "grpc-json") {
+    if (bytes.byteLength < 5) return "a gRPC message needs its 5-byte prefix";
+    const length = new DataView(bytes.buffer, bytes.byteOffset + 1, 4).getUint32(0);
+    if (5 + length > bytes.byteLength) return "the message is shorter than its declared length";
+    if (5 + length < bytes.byteLength) return "a unary call takes one message; more followed it";
+    const encoding = req.header.get("grpc-encoding") ?? "identity";
+    return envelopeProblem(handler, bytes[0] as number, bytes.subarray(5), encoding, wire === "grpc-json", maxBytes);
+  }
+  let payload = bytes;
+  const encoding = req.header.get("content-encoding") ?? "identity";
+  if (encoding !== "identity") {
+    const inflated = inflate(payload, encoding, maxBytes);
+    if (inflated === undefined) return null;
+    if (typeof inflated === "string") return inflated;
+    payload = inflated;
+  }
+  return wire === "connect-json" ? null : decodeProblem(handler, payload);
+}
+
+/**
+ * The messages of a client-streaming or bidi gRPC call, each checked as it completes (as a unary one is
+ * below): the first bad one ends the call with invalid_argument, in the call's own protocol, instead of
+ * the protocol layer's internal error. A message over the size limit is passed on for it to refuse.
+ */
+async function* screenedStream(
+  body: AsyncIterable<Uint8Array>,
+  handler: UniversalHandler,
+  encoding: string,
+  json: boolean,
+  maxBytes: number,
+): AsyncIterable<Uint8Array> {
+  const refuse = (problem: string) => new ConnectError(`request message is not valid protobuf: ${problem}`, Code.InvalidArgument);
+  let buffer: Uint8Array = new Uint8Array(0);
+  let passThrough = false;
+  for await (const chunk of body) {
+    if (passThrough) {
+      yield chunk;
+      continue;
+    }
+    buffer = buffer.byteLength === 0 ? chunk : Buffer.concat([buffer, chunk]);
+    while (buffer.byteLength >= 5) {
+      const length = new DataView(buffer.buffer, buffer.byteOffset + 1, 4).getUint32(0);
+      if (length > maxBytes) {
+        passThrough = true;
+        break;
+      }
+      if (buffer.byteLength < 5 + length) break;
+      const problem = envelopeProblem(handler, buffer[0] as number, buffer.subarray(5, 5 + length), encoding, json, maxBytes);
+      if (problem) throw refuse(problem);
+      yield buffer.subarray(0, 5 + length);
+      buffer = buffer.subarray(5 + length);
+    }
+    if (passThrough && buffer.byteLength > 0) {
+      yield buffer;
+      buffer = new Uint8Array(0);
+    }
+  }
+  if (buffer.byteLength > 0) throw refuse("the last message is shorter than its declared length");
 }
 
 /**
@@ -122,6 +180,14 @@ async function screenBinaryMessage(
   req.header.delete(INVALID_MESSAGE_HEADER);
   // An empty encoding header names no encoding.
   for (const name of ["grpc-encoding", "content-encoding"]) if (req.header.get(name)?.trim() === "") req.header.delete(name);
+  const kind = handler.method.methodKind;
+  if ((kind === "client_streaming" || kind === "bidi_streaming") && req.body && Symbol.asyncIterator in Object(req.body)) {
+    const type = req.header.get("content-type") ?? "";
+    const json = /^application\/grpc(-web)?\+json(;|$)/.test(type);
+    if (!json && !isBinaryGrpc(type)) return req;
+    const encoding = req.header.get("grpc-encoding") ?? "identity";
+    return { ...req, body: screenedStream(req.body as AsyncIterable<Uint8Array>, handler, encoding, json, maxBytes) };
+  }
   const wire = wireOf(handler, req);
   if (!wire) return req;
   const iterator = (req.body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
@@ -179,6 +245,8 @@ export function capDeadline(header: Headers, maxMs: number): void {
 export interface ConnectDispatcher {
   /** The handler for a request path, if it is one of the contract's procedures. */
   match(path: string): UniversalHandler | undefined;
+  /** The same, for HTTP/1.1: only procedures whose requests do not stream. */
+  matchHttp1(path: string): UniversalHandler | undefined;
   handle(handler: UniversalHandler, req: UniversalServerRequest, requestId: string): Promise<UniversalServerResponse>;
 }
 
@@ -196,6 +264,11 @@ export function createConnectDispatcher(
   const handlers = new Map(router.handlers.map((h) => [h.requestPath, h]));
   return {
     match: (path) => handlers.get(path),
+    // A call that streams its requests needs HTTP/2: over HTTP/1.1 it is not a route at all.
+    matchHttp1: (path) => {
+      const h = handlers.get(path);
+      return h && (h.method.methodKind === "unary" || h.method.methodKind === "server_streaming") ? h : undefined;
+    },
     async handle(handler, req, requestId) {
       req.header.set("x-request-id", requestId);
       capDeadline(req.header, deps.config.maxDeadlineMs);

@@ -2,7 +2,7 @@
 // interceptor that does for every call what the REST layer does for every route (request id,
 // authentication, error mapping, metrics and logs).
 
-import { create, type DescMessage } from "@bufbuild/protobuf";
+import { create, type DescMessage, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   Code,
   type ConnectRouter,
@@ -13,6 +13,12 @@ import {
   type Interceptor,
 } from "@connectrpc/connect";
 import { Health } from "../../gen/grpc/health/v1/health_pb.ts";
+import { ServerReflection as ReflectionV1 } from "../../gen/grpc/reflection/v1/reflection_pb.ts";
+import {
+  ServerReflection as ReflectionV1alpha,
+  ServerReflectionResponseSchema as ReflectionV1alphaResponse,
+} from "../../gen/grpc/reflection/v1alpha/reflection_pb.ts";
+import { ServerReflectionResponseSchema as ReflectionV1Response } from "../../gen/grpc/reflection/v1/reflection_pb.ts";
 import { ApiKeyService } from "../../gen/kaireon/v1/api_key_pb.ts";
 import { AuditLogService } from "../../gen/kaireon/v1/audit_log_pb.ts";
 import { CatalogService } from "../../gen/kaireon/v1/catalog_pb.ts";
@@ -62,6 +68,7 @@ import {
 import { respond } from "../services/respond.ts";
 import { getTenantSettings, updateTenantSettings } from "../services/tenant-settings.ts";
 import { createTenant, createTenantApiKey, getTenantInfo, listTenants, updateTenant } from "../services/operator.ts";
+import { answer, ReflectionIndex, reflect } from "../services/reflection.ts";
 import { requestIdFrom } from "./request-id.ts";
 import { checkText } from "../services/text.ts";
 
@@ -85,6 +92,8 @@ export const connectCodeOf: Record<ErrorCode, Code> = {
 export const INVALID_MESSAGE_HEADER = "x-kaireon-invalid-message";
 
 /** Services a decide key may call; every other (but Health) needs an admin key. */
+/** Called without a key: health for infrastructure, reflection for tools (it shows only the public contract). */
+const PUBLIC_SERVICES = new Set([Health.typeName, ReflectionV1.typeName, ReflectionV1alpha.typeName]);
 const DECIDE_SERVICES = new Set([RecommendService.typeName, RespondService.typeName, DecisionTraceService.typeName]);
 
 const callKey = createContextKey<CallContext | undefined>(undefined, { description: "kaireon call context" });
@@ -126,7 +135,7 @@ export function createInterceptor(deps: ServiceDeps, verifier: ApiKeyVerifier): 
       const invalid = req.header.get(INVALID_MESSAGE_HEADER);
       if (invalid) throw validationError([{ field: "", message: `request message is not valid protobuf: ${invalid}` }]);
       if (!req.stream) checkText(req.message);
-      if (req.service.typeName !== Health.typeName) {
+      if (!PUBLIC_SERVICES.has(req.service.typeName)) {
         const operator = req.service.typeName === OperatorService.typeName;
         const scope = operator ? "operator" : DECIDE_SERVICES.has(req.service.typeName) ? "decide" : "admin";
         const auth = await verifier.verify(req.header.get("x-tenant-id"), req.header.get("x-api-key"), scope);
@@ -291,6 +300,21 @@ export function registerServices(deps: ServiceDeps, probe: Probe) {
     });
     router.service(DecisionTraceService, {
       getDecisionTrace: (req, ctx) => getDecisionTrace(deps, contextOf(ctx.values), req),
+    });
+    // Reflection describes every service registered above, and itself.
+    const index = new ReflectionIndex([...router.handlers.map((h) => h.service), ReflectionV1, ReflectionV1alpha]);
+    router.service(ReflectionV1, { serverReflectionInfo: (requests) => reflect(index, requests) });
+    router.service(ReflectionV1alpha, {
+      // The same messages under another package: answered as v1, re-read as v1alpha.
+      async *serverReflectionInfo(requests) {
+        for await (const req of requests) {
+          const v1 = answer(
+            index,
+            fromBinary(ReflectionV1.method.serverReflectionInfo.input, toBinary(ReflectionV1alpha.method.serverReflectionInfo.input, req)),
+          );
+          yield fromBinary(ReflectionV1alphaResponse, toBinary(ReflectionV1Response, v1));
+        }
+      },
     });
   };
 }

@@ -41,7 +41,7 @@ export async function startListeners(deps: ServiceDeps, verifier: ApiKeyVerifier
 
   async function dispatch(request: Request): Promise<Response> {
     const url = new URL(request.url);
-    const handler = connect.match(url.pathname);
+    const handler = connect.matchHttp1(url.pathname);
     if (!handler) return rest.handle(request);
     const requestId = requestIdFrom(request.headers.get("x-request-id"));
     const req = universalServerRequestFromFetch(request, { httpVersion: "1.1" });
