@@ -31,6 +31,7 @@ import { RecommendService } from "../../gen/kaireon/v1/recommend_pb.ts";
 import { RespondService } from "../../gen/kaireon/v1/respond_pb.ts";
 import { TenantSettingsService } from "../../gen/kaireon/v1/tenant_settings_pb.ts";
 import { OperatorService } from "../../gen/kaireon/v1/operator_pb.ts";
+import type { Logger } from "../log.ts";
 import { AppError, type ErrorCode, logRefusal, toAppError, validationError } from "../errors.ts";
 import { createApiKey, getApiKeyInfo, listApiKeys, revokeApiKey } from "../services/api-keys.ts";
 import { listAuditEntries } from "../services/audit-log.ts";
@@ -115,11 +116,46 @@ function transportOf(contentType: string | null): string {
   return "connect";
 }
 
+/** The handler context the service implementations read their call context from (native gRPC builds one too). */
+export function handlerValuesOf(ctx: CallContext): { get: (k: typeof callKey) => CallContext | undefined } {
+  return { get: (k) => (k === callKey ? ctx : undefined) };
+}
+
 function contextOf(values: { get: (k: typeof callKey) => CallContext | undefined }): CallContext {
   const ctx = values.get(callKey);
   // The interceptor sets it for every call; its absence is a wiring bug, not a client error.
   if (!ctx) throw new Error("call context missing");
   return ctx;
+}
+
+/** What a call needs to run: who calls, and where the caller's rate-limit window stands. */
+export interface Admission {
+  ctx: CallContext;
+  limitHeaders: Record<string, string>;
+}
+
+/**
+ * The rules of a Connect, gRPC-Web or gRPC call: verifies the key for the service's scope, takes a slot
+ * of its rate-limit window and builds the call context. Null for the public services (health,
+ * reflection), which need no key.
+ */
+export async function admitCall(
+  deps: ServiceDeps,
+  verifier: ApiKeyVerifier,
+  service: string,
+  header: (name: string) => string | null | undefined,
+  requestId: string,
+  log: Logger,
+): Promise<Admission | null> {
+  if (PUBLIC_SERVICES.has(service)) return null;
+  const operator = service === OperatorService.typeName;
+  const scope = operator ? "operator" : DECIDE_SERVICES.has(service) ? "decide" : "admin";
+  const auth = await verifier.verify(header("x-tenant-id") ?? null, header("x-api-key") ?? null, scope);
+  const bucket = service === RespondService.typeName ? "respond" : scope === "decide" ? "decide" : "admin";
+  // Operator calls belong to no tenant, so they spend no tenant's window.
+  const limits = operator ? { headers: {}, decisionsUsed: 0 } : await deps.limits.check(auth.tenantId, bucket);
+  const idempotencyKey = header("idempotency-key") ?? undefined;
+  return { ctx: { auth, requestId, log, idempotencyKey, decisionsUsed: limits.decisionsUsed }, limitHeaders: limits.headers };
 }
 
 export function createInterceptor(deps: ServiceDeps, verifier: ApiKeyVerifier): Interceptor {
@@ -135,16 +171,10 @@ export function createInterceptor(deps: ServiceDeps, verifier: ApiKeyVerifier): 
       const invalid = req.header.get(INVALID_MESSAGE_HEADER);
       if (invalid) throw validationError([{ field: "", message: `request message is not valid protobuf: ${invalid}` }]);
       if (!req.stream) checkText(req.message);
-      if (!PUBLIC_SERVICES.has(req.service.typeName)) {
-        const operator = req.service.typeName === OperatorService.typeName;
-        const scope = operator ? "operator" : DECIDE_SERVICES.has(req.service.typeName) ? "decide" : "admin";
-        const auth = await verifier.verify(req.header.get("x-tenant-id"), req.header.get("x-api-key"), scope);
-        const bucket = req.service.typeName === RespondService.typeName ? "respond" : scope === "decide" ? "decide" : "admin";
-        // Operator calls belong to no tenant, so they spend no tenant's window.
-        const limits = operator ? { headers: {}, decisionsUsed: 0 } : await deps.limits.check(auth.tenantId, bucket);
-        limitHeaders = limits.headers;
-        const idempotencyKey = req.header.get("idempotency-key") ?? undefined;
-        req.contextValues.set(callKey, { auth, requestId, log, idempotencyKey, decisionsUsed: limits.decisionsUsed });
+      const admitted = await admitCall(deps, verifier, req.service.typeName, (name) => req.header.get(name), requestId, log);
+      if (admitted) {
+        limitHeaders = admitted.limitHeaders;
+        req.contextValues.set(callKey, admitted.ctx);
       }
       const res = await next(req);
       res.header.set("x-request-id", requestId);

@@ -4,12 +4,12 @@
 
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
-import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { universalServerRequestFromFetch, universalServerResponseToFetch } from "@connectrpc/connect/protocol";
 import type { ApiKeyVerifier } from "../services/auth.ts";
 import type { ServiceDeps } from "../services/context.ts";
 import type { Probe } from "../services/health.ts";
 import { createConnectDispatcher } from "./connect-dispatch.ts";
+import { createNativeGrpc } from "./grpc-native.ts";
 import { createRestApp } from "./rest.ts";
 import { bodyWithin } from "./read-deadline.ts";
 import { requestIdFrom } from "./request-id.ts";
@@ -17,6 +17,8 @@ import { requestIdFrom } from "./request-id.ts";
 export interface Listeners {
   port: number;
   grpcPort: number;
+  /** Native gRPC streams open now (a call the client abandoned included, until it is closed). */
+  readonly openGrpcStreams: number;
   /** Stops accepting, waits for in-flight requests (up to the shutdown timeout), then closes. */
   shutdown(): Promise<void>;
 }
@@ -76,33 +78,8 @@ export async function startListeners(deps: ServiceDeps, verifier: ApiKeyVerifier
   });
   // Connections beyond the cap are closed as they arrive.
   grpc.maxConnections = config.grpcMaxConnections;
-  grpc.on("request", (req, res) => {
-    const handler = connect.match((req.url ?? "").split("?", 1)[0] ?? "");
-    if (!handler) {
-      res.writeHead(404).end();
-      return;
-    }
-    inFlight++;
-    let settled = false;
-    const done = () => {
-      if (settled) return;
-      settled = true;
-      settle();
-    };
-    res.once("close", done);
-    res.once("finish", () => {
-      // Answered before the caller finished sending (an oversized message): end the stream, as gRPC
-      // servers do with RST_STREAM(NO_ERROR), instead of waiting on a body nobody will read.
-      if (!req.complete) req.stream.close(http2.constants.NGHTTP2_NO_ERROR);
-      done();
-    });
-    const requestId = requestIdFrom(req.headers["x-request-id"] as string | undefined);
-    const uReq = universalRequestFromNodeRequest(req, res, undefined, undefined);
-    connect
-      .handle(handler, { ...uReq, body: withinReadTimeout(uReq.body) }, requestId)
-      .then((uRes) => universalResponseToNodeResponse(uRes, res))
-      .catch((err) => log.warn("grpc stream failed", { err: err instanceof Error ? err.message : String(err), requestId }));
-  });
+  const native = createNativeGrpc(deps, verifier, probe, connect, { start: () => inFlight++, end: settle });
+  grpc.on("stream", (stream, headers) => native.onStream(stream as http2.ServerHttp2Stream, headers));
   grpc.on("session", (session) => {
     sessions.add(session);
     session.setTimeout(config.idleTimeoutSeconds * 1000, () => session.close());
@@ -118,6 +95,9 @@ export async function startListeners(deps: ServiceDeps, verifier: ApiKeyVerifier
   return {
     port: http.port as number,
     grpcPort,
+    get openGrpcStreams() {
+      return native.open;
+    },
     async shutdown() {
       // Stop accepting on both listeners; requests already accepted run to completion.
       http.stop(false);

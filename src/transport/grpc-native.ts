@@ -1,0 +1,362 @@
+// Native gRPC on GRPC_PORT, on node:http2 streams directly. A unary call with a binary message (nearly
+// every call) is served here: the frame is read once within the size limit and the read deadline,
+// inflated if gzip or br, decoded once, admitted by the same rules as every transport (admitCall), run by
+// the same service function, and answered with one frame and trailers carrying grpc-status, grpc-message
+// and grpc-status-details-bin (google.rpc.Status holding our ErrorDetail). Everything else (streaming
+// methods such as reflection, the JSON codec) goes through connect-es as before. A stream the client
+// resets or destroys at any moment is dropped quietly: nothing here may throw out of a stream event.
+
+import type http2 from "node:http2";
+import { constants } from "node:http2";
+import { brotliCompressSync, brotliDecompressSync, gunzipSync, gzipSync } from "node:zlib";
+import { type DescMethod, type DescService, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
+import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { AppError, logRefusal, toAppError, validationError } from "../errors.ts";
+import type { ApiKeyVerifier } from "../services/auth.ts";
+import type { ServiceDeps } from "../services/context.ts";
+import type { Probe } from "../services/health.ts";
+import { checkText } from "../services/text.ts";
+import { admitCall, handlerValuesOf, registerServices, toConnectError } from "./connect.ts";
+import type { ConnectDispatcher } from "./connect-dispatch.ts";
+import { bodyWithin } from "./read-deadline.ts";
+import { requestIdFrom } from "./request-id.ts";
+
+type Impl = (req: unknown, ctx: { values: ReturnType<typeof handlerValuesOf> }) => Promise<unknown>;
+
+interface UnaryMethod {
+  service: DescService;
+  method: DescMethod;
+  impl: Impl;
+  readMaxBytes: number;
+  route: string;
+}
+
+const ENCODINGS = "gzip,br";
+/** Milliseconds per unit of a gRPC timeout (`grpc-timeout: 250m`). */
+const TIMEOUT_UNITS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1_000, m: 1, u: 1e-3, n: 1e-6 };
+
+/** The unary methods the services implement, by request path, from the same registration Connect uses. */
+function unaryMethods(deps: ServiceDeps, probe: Probe): Map<string, UnaryMethod> {
+  const methods = new Map<string, UnaryMethod>();
+  const handlers: { service: DescService }[] = [];
+  const recorder = {
+    handlers,
+    service(service: DescService, impl: Record<string, unknown>, opts?: { readMaxBytes?: number }) {
+      handlers.push({ service });
+      for (const method of service.methods) {
+        const fn = impl[method.localName];
+        if (method.methodKind !== "unary" || typeof fn !== "function") continue;
+        methods.set(`/${service.typeName}/${method.name}`, {
+          service,
+          method,
+          impl: fn.bind(impl) as Impl,
+          readMaxBytes: opts?.readMaxBytes ?? deps.config.maxBodyBytes,
+          route: `/${service.typeName}/${method.name}`,
+        });
+      }
+      return recorder;
+    },
+  };
+  registerServices(deps, probe)(recorder as unknown as ConnectRouter);
+  return methods;
+}
+
+function headerOf(headers: http2.IncomingHttpHeaders, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v.join(", ") : v;
+}
+
+/** The caller's deadline in ms, cut down to the ceiling; the ceiling when none is sent. */
+function deadlineMs(value: string | undefined, maxMs: number): number {
+  if (value === undefined) return maxMs;
+  const m = /^(\d{1,8})([HMSmun])$/.exec(value);
+  if (!m) throw validationError([{ field: "grpc-timeout", message: `grpc-timeout ${value} is not a gRPC timeout` }]);
+  return Math.min(Number(m[1]) * (TIMEOUT_UNITS[m[2] as string] as number), maxMs);
+}
+
+function inflate(data: Uint8Array, encoding: string, maxBytes: number): Uint8Array {
+  try {
+    if (encoding === "gzip") return gunzipSync(data, { maxOutputLength: maxBytes });
+    if (encoding === "br") return brotliDecompressSync(data, { maxOutputLength: maxBytes });
+  } catch (err) {
+    if (err instanceof RangeError) throw new AppError("PAYLOAD_TOO_LARGE", `Request message exceeds ${maxBytes} bytes`);
+    throw validationError([{ field: "", message: `request message is not valid protobuf: the message is not valid ${encoding} data` }]);
+  }
+  throw new ConnectError(`grpc-encoding ${encoding} is not supported; use one of ${ENCODINGS}`, Code.Unimplemented);
+}
+
+/**
+ * Reads the request body: at most one frame of at most `maxBytes`, within `ms`. Read by events rather
+ * than an async iterator, because leaving an iterator early destroys the stream, and with it the answer.
+ */
+function readFrame(stream: http2.ServerHttp2Stream, maxBytes: number, ms: number): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    const done = (err: Error | null) => {
+      clearTimeout(timer);
+      stream.off("data", onData);
+      stream.off("end", onEnd);
+      stream.off("close", onClose);
+      if (err) reject(err);
+      else resolve(chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks, size));
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.byteLength;
+      if (size > maxBytes + 5) done(new AppError("PAYLOAD_TOO_LARGE", `Request message exceeds ${maxBytes} bytes`));
+      else chunks.push(chunk);
+    };
+    const onEnd = () => done(null);
+    const onClose = () => done(new ConnectError("the caller closed the stream", Code.Canceled));
+    const timer = setTimeout(
+      () => done(new ConnectError(`The request was not received within ${ms} ms (REQUEST_READ_TIMEOUT_MS)`, Code.Canceled)),
+      ms,
+    );
+    stream.on("data", onData);
+    stream.once("end", onEnd);
+    stream.once("close", onClose);
+  });
+}
+
+function invalidMessage(problem: string): AppError {
+  return validationError([{ field: "", message: `request message is not valid protobuf: ${problem}` }]);
+}
+
+/** The request message of one frame, checked as connect-dispatch checks it. */
+function decodeFrame(bytes: Uint8Array, m: UnaryMethod, encoding: string): unknown {
+  if (bytes.byteLength < 5) throw invalidMessage("a gRPC message needs its 5-byte prefix");
+  const flags = bytes[0] as number;
+  if ((flags & ~1) !== 0) throw invalidMessage(`unknown message flags 0x${flags.toString(16)}`);
+  const length = new DataView(bytes.buffer, bytes.byteOffset + 1, 4).getUint32(0);
+  if (5 + length > bytes.byteLength) throw invalidMessage("the message is shorter than its declared length");
+  if (5 + length < bytes.byteLength) throw invalidMessage("a unary call takes one message; more followed it");
+  let payload = bytes.subarray(5);
+  if (flags & 1) {
+    if (encoding === "identity") throw invalidMessage("the message is flagged compressed but grpc-encoding names no compression");
+    payload = inflate(payload, encoding, m.readMaxBytes);
+  }
+  try {
+    return fromBinary(m.method.input, payload);
+  } catch (err) {
+    throw invalidMessage(err instanceof Error ? err.message : "undecodable message");
+  }
+}
+
+function frame(payload: Uint8Array, compressed: boolean): Uint8Array {
+  const out = Buffer.allocUnsafe(5 + payload.byteLength);
+  out[0] = compressed ? 1 : 0;
+  out.writeUInt32BE(payload.byteLength, 1);
+  out.set(payload, 5);
+  return out;
+}
+
+export interface NativeGrpc {
+  /** Serves one HTTP/2 stream; never throws. */
+  onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void;
+  /** Streams being served now. */
+  readonly open: number;
+}
+
+export function createNativeGrpc(
+  deps: ServiceDeps,
+  verifier: ApiKeyVerifier,
+  probe: Probe,
+  connect: ConnectDispatcher,
+  track: { start(): void; end(): void },
+): NativeGrpc {
+  const { config, metrics } = deps;
+  const methods = unaryMethods(deps, probe);
+  let open = 0;
+
+  /** Answers with status and headers only (gRPC "trailers-only"): every error, and a few refusals. */
+  function respondStatus(stream: http2.ServerHttp2Stream, error: ConnectError, extra: Record<string, string> = {}) {
+    if (stream.destroyed || stream.headersSent) return;
+    const out = new Headers({ "content-type": "application/grpc+proto", "grpc-accept-encoding": ENCODINGS, ...extra });
+    setTrailerStatus(out, error);
+    const headers: http2.OutgoingHttpHeaders = { ":status": 200 };
+    out.forEach((v, k) => {
+      headers[k] = v;
+    });
+    stream.respond(headers, { endStream: true });
+    // Answered before the caller finished sending (too large, too slow): end the stream, as gRPC servers
+    // do with RST_STREAM(NO_ERROR), instead of waiting on a body nobody will read.
+    if (!stream.readableEnded) stream.close(constants.NGHTTP2_NO_ERROR);
+  }
+
+  async function serveUnary(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, m: UnaryMethod) {
+    const started = performance.now();
+    const requestId = requestIdFrom(headerOf(headers, "x-request-id"));
+    const log = deps.log.child({ requestId, transport: "grpc", route: m.route });
+    let limitHeaders: Record<string, string> = {};
+    let status = "OK";
+    track.start();
+    try {
+      const ms = deadlineMs(headerOf(headers, "grpc-timeout"), config.maxDeadlineMs);
+      const encoding = headerOf(headers, "grpc-encoding")?.trim() || "identity";
+      const bytes = await readFrame(stream, m.readMaxBytes, Math.min(config.requestReadTimeoutMs, ms));
+      const message = decodeFrame(bytes, m, encoding);
+      checkText(message);
+      const admitted = await admitCall(deps, verifier, m.service.typeName, (name) => headerOf(headers, name), requestId, log);
+      if (admitted) limitHeaders = admitted.limitHeaders;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const expired = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new ConnectError("the call's deadline passed", Code.DeadlineExceeded)), ms);
+      });
+      const call = m.impl(message, {
+        values: handlerValuesOf(admitted?.ctx ?? { auth: { tenantId: "", keyId: "", scopes: [] }, requestId, log }),
+      });
+      let res: unknown;
+      try {
+        res = await Promise.race([call, expired]);
+      } finally {
+        clearTimeout(timer);
+        call.catch(() => {});
+      }
+      // An answer after the caller's deadline is one it no longer waits for.
+      if (performance.now() - started > ms) throw new ConnectError("the call's deadline passed", Code.DeadlineExceeded);
+      const payload = toBinary(m.method.output, res as never);
+      // A compressed request is answered in kind when the caller accepts it.
+      const accepts = (headerOf(headers, "grpc-accept-encoding") ?? "").split(",").map((e) => e.trim());
+      const compress = encoding !== "identity" && accepts.includes(encoding) && payload.byteLength >= 1024;
+      const body = compress ? frame(encoding === "gzip" ? gzipSync(payload) : brotliCompressSync(payload), true) : frame(payload, false);
+      if (stream.destroyed) return;
+      stream.respond(
+        {
+          ":status": 200,
+          "content-type": "application/grpc+proto",
+          "grpc-accept-encoding": ENCODINGS,
+          ...(compress ? { "grpc-encoding": encoding } : {}),
+          "x-request-id": requestId,
+          ...limitHeaders,
+        },
+        { waitForTrailers: true },
+      );
+      stream.once("wantTrailers", () => {
+        if (!stream.destroyed) stream.sendTrailers({ "grpc-status": "0" });
+      });
+      stream.end(body);
+    } catch (err) {
+      let error: ConnectError;
+      if (err instanceof ConnectError) {
+        error = err;
+        error.metadata.set("x-request-id", requestId);
+        status = Code[err.code];
+      } else {
+        let appError = toAppError(err);
+        if (Object.keys(limitHeaders).length > 0) {
+          appError = new AppError(
+            appError.code,
+            appError.message,
+            appError.details,
+            { ...limitHeaders, ...appError.headers },
+            appError.conflict,
+          );
+        }
+        status = appError.code;
+        metrics.errors.inc({ code: appError.code, transport: "grpc" });
+        if (appError.code === "INTERNAL_ERROR") log.error("request failed", { err });
+        else logRefusal(log, deps.refusalLog, appError);
+        error = toConnectError(appError, requestId);
+      }
+      respondStatus(stream, error);
+    } finally {
+      track.end();
+      const seconds = (performance.now() - started) / 1000;
+      metrics.requestDuration.observe({ route: m.route, transport: "grpc" }, seconds);
+      if (status !== "OK") log.debug("request", { status, durationMs: Math.round(seconds * 1e6) / 1e3 });
+    }
+  }
+
+  /** Any other call, through connect-es on a universal request made from the stream. */
+  async function serveUniversal(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, handler: UniversalHandler) {
+    track.start();
+    const abort = new AbortController();
+    stream.once("close", () => abort.abort());
+    try {
+      const header = new Headers();
+      for (const [k, v] of Object.entries(headers)) {
+        if (k.startsWith(":") || v === undefined) continue;
+        header.append(k, Array.isArray(v) ? v.join(", ") : String(v));
+      }
+      const path = headerOf(headers, ":path") ?? "/";
+      const req: UniversalServerRequest = {
+        httpVersion: "2.0",
+        method: headerOf(headers, ":method") ?? "POST",
+        url: `http://${headerOf(headers, ":authority") ?? "localhost"}${path}`,
+        header,
+        body: bodyWithin(stream as AsyncIterable<Uint8Array>, config.requestReadTimeoutMs),
+        signal: abort.signal,
+      };
+      const res = await connect.handle(handler, req, requestIdFrom(header.get("x-request-id")));
+      if (stream.destroyed) return;
+      const out: http2.OutgoingHttpHeaders = { ":status": res.status };
+      res.header?.forEach((v, k) => {
+        out[k] = v;
+      });
+      const trailer = res.trailer;
+      stream.respond(out, { waitForTrailers: trailer !== undefined });
+      if (trailer) {
+        stream.once("wantTrailers", () => {
+          if (stream.destroyed) return;
+          const t: http2.OutgoingHttpHeaders = {};
+          trailer.forEach((v, k) => {
+            t[k] = v;
+          });
+          stream.sendTrailers(t);
+        });
+      }
+      const body = res.body;
+      if (body instanceof Uint8Array) stream.write(body);
+      else if (body && typeof body === "object" && Symbol.asyncIterator in body) {
+        for await (const chunk of body as AsyncIterable<Uint8Array>) {
+          if (stream.destroyed) return;
+          if (!stream.write(chunk)) {
+            await new Promise<void>((resolve) => {
+              stream.once("drain", resolve);
+              stream.once("close", resolve);
+            });
+          }
+        }
+      }
+      if (!stream.destroyed) stream.end();
+    } catch (err) {
+      deps.log.warn("grpc stream failed", { err: err instanceof Error ? err.message : String(err) });
+      if (!stream.destroyed) stream.close();
+    } finally {
+      track.end();
+    }
+  }
+
+  return {
+    get open() {
+      return open;
+    },
+    onStream(stream, headers) {
+      // A reset or destroyed stream reports here; there is nobody left to answer.
+      stream.on("error", () => {});
+      open++;
+      stream.once("close", () => {
+        open--;
+      });
+      const path = (headerOf(headers, ":path") ?? "").split("?", 1)[0] ?? "";
+      const type = headerOf(headers, "content-type") ?? "";
+      const m = methods.get(path);
+      if (m && (type === "application/grpc" || type === "application/grpc+proto")) {
+        void serveUnary(stream, headers, m);
+        return;
+      }
+      const handler = connect.match(path);
+      if (handler) {
+        void serveUniversal(stream, headers, handler);
+        return;
+      }
+      if (!type.startsWith("application/grpc")) {
+        if (!stream.destroyed && !stream.headersSent) stream.respond({ ":status": 404 }, { endStream: true });
+        return;
+      }
+      respondStatus(stream, new ConnectError(`unknown method ${path}`, Code.Unimplemented));
+    },
+  };
+}
