@@ -18,7 +18,8 @@ import { CustomerSchema } from "../gen/kaireon/v1/customer_pb.ts";
 import { type ErrorCode, httpStatusOf } from "../src/errors.ts";
 import { registerServices } from "../src/transport/connect.ts";
 import { createRestApp } from "../src/transport/rest.ts";
-import { apiRoutes, type RestRoute } from "../src/transport/routes.ts";
+import { pathOf, ruleOf } from "../src/transport/call-rules.ts";
+import { apiRoutes, type RestRoute, ruleOfRoute } from "../src/transport/routes/index.ts";
 import { authHeaders, createTenantWithKey, DEMO_KEY, startTestService, type TestService } from "./harness.ts";
 import { sendGrpc } from "./wire.ts";
 
@@ -42,8 +43,6 @@ let svc: TestService;
 let routes: RestRoute[];
 /** Every procedure the Connect router serves (gRPC, gRPC-Web and Connect share it). */
 let procedures: { path: string; input: DescMessage }[];
-/** Services a decide-only key may call, from the route table's own scopes; Health needs no key. */
-let decideServices: Set<string>;
 let decideOnlyKey: string;
 /** One HTTP/2 connection to GRPC_PORT for the whole run, replaced when the server or an error closes it. */
 let grpcClient: http2.ClientHttp2Session | null = null;
@@ -54,7 +53,6 @@ beforeAll(async () => {
   const router = createConnectRouter();
   registerServices(svc.app.deps, { ready: async () => ({}) })(router);
   procedures = router.handlers.map((h) => ({ path: h.requestPath, input: h.method.input }));
-  decideServices = new Set(routes.filter((r) => r.scope === "decide" && r.rpc).map((r) => (r.rpc as string).split("/")[0] as string));
   decideOnlyKey = await createTenantWithKey(svc, "fuzz_decide", ["decide"]);
 });
 afterAll(async () => {
@@ -702,7 +700,7 @@ async function sendRest(route: RestRoute, c: RestCase): Promise<void> {
   const badParam = c.params.find(isBadPathText);
   if (badParam !== undefined && answer.status < 400)
     fail(`${where}: the path id ${badParam} is not well-formed text, yet it was served`, answer);
-  if (answer.status < 400 && !isValid(c.credentials) && !(c.credentials.decideOnly && route.scope === "decide")) {
+  if (answer.status < 400 && !isValid(c.credentials) && !(c.credentials.decideOnly && ruleOfRoute(route).scope === "decide")) {
     fail(`${where}: credentials ${JSON.stringify(c.credentials)} were accepted`, answer);
   }
 }
@@ -779,7 +777,7 @@ describe("REST", () => {
 
   test("every REST route's RPC is a procedure the gRPC and Connect fuzzing below reaches", () => {
     const paths = new Set(procedures.map((p) => p.path));
-    const missing = routes.filter((r) => r.rpc && !paths.has(`/${r.rpc}`)).map((r) => r.rpc);
+    const missing = routes.filter((r) => !paths.has(pathOf(r.rpc))).map((r) => pathOf(r.rpc));
     expect(missing).toEqual([]);
     expect(procedures.length).toBeGreaterThan(60);
   });
@@ -865,10 +863,11 @@ function binaryPayload(schema: DescMessage): fc.Arbitrary<Uint8Array> {
 
 const procedurePath = () => fc.constantFrom(...procedures.map((p) => p.path));
 const inputOf = (path: string) => (procedures.find((p) => p.path === path) as { input: DescMessage }).input;
-const serviceOf = (path: string) => path.split("/")[1] as string;
-/** Whether a call with these credentials may legitimately succeed. */
-const mayCall = (path: string, c: Credentials) =>
-  serviceOf(path) === "grpc.health.v1.Health" || isValid(c) || (c.decideOnly === true && decideServices.has(serviceOf(path)));
+/** Whether a call with these credentials may legitimately succeed, by the method's call rule. */
+const mayCall = (path: string, c: Credentials) => {
+  const scope = ruleOf(path)?.scope;
+  return scope === "public" || isValid(c) || (c.decideOnly === true && scope === "decide");
+};
 
 type Compression = "none" | "gzip" | "br" | "gzip-truncated" | "br-truncated";
 function compress(data: Uint8Array, how: Compression): Uint8Array {

@@ -10,6 +10,7 @@ import type { UniversalHandler, UniversalServerRequest, UniversalServerResponse 
 import type { ApiKeyVerifier } from "../services/auth.ts";
 import type { ServiceDeps } from "../services/context.ts";
 import type { Probe } from "../services/health.ts";
+import { maxBytesOf } from "./call-rules.ts";
 import { INVALID_MESSAGE_HEADER, registerServices, routerOptions } from "./connect.ts";
 
 const EMPTY_ENVELOPE = new Uint8Array(5);
@@ -217,7 +218,13 @@ async function screenBinaryMessage(
   req.header.delete("grpc-encoding");
   req.header.delete("content-encoding");
   const empty =
-    wire === "grpc" ? EMPTY_ENVELOPE : wire === "grpc-json" ? EMPTY_JSON_ENVELOPE : wire === "connect-json" ? EMPTY_JSON : new Uint8Array(0);
+    wire === "grpc"
+      ? EMPTY_ENVELOPE
+      : wire === "grpc-json"
+        ? EMPTY_JSON_ENVELOPE
+        : wire === "connect-json"
+          ? EMPTY_JSON
+          : new Uint8Array(0);
   return { ...req, body: replay([empty], null) };
 }
 
@@ -272,7 +279,7 @@ export function createConnectDispatcher(
     async handle(handler, req, requestId) {
       req.header.set("x-request-id", requestId);
       capDeadline(req.header, deps.config.maxDeadlineMs);
-      const res = await handler(await screenBinaryMessage(handler, req, deps.config.maxBodyBytes));
+      const res = await handler(await screenBinaryMessage(handler, req, maxBytesOf(handler.method, deps)));
       const header = new Headers(res.header);
       header.set("x-request-id", requestId);
       return { ...res, header };

@@ -72,6 +72,7 @@ import { createTenant, createTenantApiKey, getTenantInfo, listTenants, updateTen
 import { answer, ReflectionIndex, reflect } from "../services/reflection.ts";
 import { requestIdFrom } from "./request-id.ts";
 import { checkText } from "../services/text.ts";
+import { admit, maxBytesOf, ruleOf } from "./call-rules.ts";
 
 export const connectCodeOf: Record<ErrorCode, Code> = {
   VALIDATION_ERROR: Code.InvalidArgument,
@@ -91,11 +92,6 @@ export const connectCodeOf: Record<ErrorCode, Code> = {
 
 /** Set by the dispatcher when a binary message did not decode; never trusted from the caller. */
 export const INVALID_MESSAGE_HEADER = "x-kaireon-invalid-message";
-
-/** Services a decide key may call; every other (but Health) needs an admin key. */
-/** Called without a key: health for infrastructure, reflection for tools (it shows only the public contract). */
-const PUBLIC_SERVICES = new Set([Health.typeName, ReflectionV1.typeName, ReflectionV1alpha.typeName]);
-const DECIDE_SERVICES = new Set([RecommendService.typeName, RespondService.typeName, DecisionTraceService.typeName]);
 
 const callKey = createContextKey<CallContext | undefined>(undefined, { description: "kaireon call context" });
 
@@ -128,36 +124,6 @@ function contextOf(values: { get: (k: typeof callKey) => CallContext | undefined
   return ctx;
 }
 
-/** What a call needs to run: who calls, and where the caller's rate-limit window stands. */
-export interface Admission {
-  ctx: CallContext;
-  limitHeaders: Record<string, string>;
-}
-
-/**
- * The rules of a Connect, gRPC-Web or gRPC call: verifies the key for the service's scope, takes a slot
- * of its rate-limit window and builds the call context. Null for the public services (health,
- * reflection), which need no key.
- */
-export async function admitCall(
-  deps: ServiceDeps,
-  verifier: ApiKeyVerifier,
-  service: string,
-  header: (name: string) => string | null | undefined,
-  requestId: string,
-  log: Logger,
-): Promise<Admission | null> {
-  if (PUBLIC_SERVICES.has(service)) return null;
-  const operator = service === OperatorService.typeName;
-  const scope = operator ? "operator" : DECIDE_SERVICES.has(service) ? "decide" : "admin";
-  const auth = await verifier.verify(header("x-tenant-id") ?? null, header("x-api-key") ?? null, scope);
-  const bucket = service === RespondService.typeName ? "respond" : scope === "decide" ? "decide" : "admin";
-  // Operator calls belong to no tenant, so they spend no tenant's window.
-  const limits = operator ? { headers: {}, decisionsUsed: 0 } : await deps.limits.check(auth.tenantId, bucket);
-  const idempotencyKey = header("idempotency-key") ?? undefined;
-  return { ctx: { auth, requestId, log, idempotencyKey, decisionsUsed: limits.decisionsUsed }, limitHeaders: limits.headers };
-}
-
 export function createInterceptor(deps: ServiceDeps, verifier: ApiKeyVerifier): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();
@@ -171,11 +137,12 @@ export function createInterceptor(deps: ServiceDeps, verifier: ApiKeyVerifier): 
       const invalid = req.header.get(INVALID_MESSAGE_HEADER);
       if (invalid) throw validationError([{ field: "", message: `request message is not valid protobuf: ${invalid}` }]);
       if (!req.stream) checkText(req.message);
-      const admitted = await admitCall(deps, verifier, req.service.typeName, (name) => req.header.get(name), requestId, log);
-      if (admitted) {
-        limitHeaders = admitted.limitHeaders;
-        req.contextValues.set(callKey, admitted.ctx);
-      }
+      const rule = ruleOf(req.method);
+      // Every registered method has a rule (a test walks them); one without is a wiring fault.
+      if (!rule) throw new Error(`no call rule for ${route}`);
+      const admitted = await admit(deps, verifier, rule, (name) => req.header.get(name), requestId, log);
+      limitHeaders = admitted.limitHeaders;
+      req.contextValues.set(callKey, admitted.ctx);
       const res = await next(req);
       res.header.set("x-request-id", requestId);
       for (const [name, value] of Object.entries(limitHeaders)) res.header.set(name, value);
@@ -320,8 +287,8 @@ export function registerServices(deps: ServiceDeps, probe: Probe) {
         exportCatalog: (_req, ctx) => exportCatalog(deps, contextOf(ctx.values)),
         importCatalog: (req, ctx) => importCatalog(deps, contextOf(ctx.values), req),
       },
-      // A catalog document may be far larger than any other message.
-      { readMaxBytes: deps.config.catalogMaxBytes },
+      // A catalog document may be far larger than any other message (its rule says how large).
+      { readMaxBytes: maxBytesOf(CatalogService.method.importCatalog, deps) },
     );
     router.service(CustomerService, {
       upsertCustomer: (req, ctx) => upsertCustomer(deps, contextOf(ctx.values), req),

@@ -1,6 +1,6 @@
 // Native gRPC on GRPC_PORT, on node:http2 streams directly. A unary call with a binary message (nearly
 // every call) is served here: the frame is read once within the size limit and the read deadline,
-// inflated if gzip or br, decoded once, admitted by the same rules as every transport (admitCall), run by
+// inflated if gzip or br, decoded once, admitted by the same rules as every transport (call-rules.ts), run by
 // the same service function, and answered with one frame and trailers carrying grpc-status, grpc-message
 // and grpc-status-details-bin (google.rpc.Status holding our ErrorDetail). Everything else (streaming
 // methods such as reflection, the JSON codec) goes through connect-es as before. A stream the client
@@ -18,7 +18,8 @@ import type { ApiKeyVerifier } from "../services/auth.ts";
 import type { ServiceDeps } from "../services/context.ts";
 import type { Probe } from "../services/health.ts";
 import { checkText } from "../services/text.ts";
-import { admitCall, handlerValuesOf, registerServices, toConnectError } from "./connect.ts";
+import { admit, type CallRule, ruleOf } from "./call-rules.ts";
+import { handlerValuesOf, registerServices, toConnectError } from "./connect.ts";
 import type { ConnectDispatcher } from "./connect-dispatch.ts";
 import { bodyWithin } from "./read-deadline.ts";
 import { requestIdFrom } from "./request-id.ts";
@@ -29,6 +30,7 @@ interface UnaryMethod {
   service: DescService;
   method: DescMethod;
   impl: Impl;
+  rule: CallRule;
   readMaxBytes: number;
   route: string;
 }
@@ -43,16 +45,19 @@ function unaryMethods(deps: ServiceDeps, probe: Probe): Map<string, UnaryMethod>
   const handlers: { service: DescService }[] = [];
   const recorder = {
     handlers,
-    service(service: DescService, impl: Record<string, unknown>, opts?: { readMaxBytes?: number }) {
+    service(service: DescService, impl: Record<string, unknown>) {
       handlers.push({ service });
       for (const method of service.methods) {
         const fn = impl[method.localName];
-        if (method.methodKind !== "unary" || typeof fn !== "function") continue;
+        const rule = ruleOf(method);
+        // A method without a rule is left to connect-es, whose interceptor refuses it as a wiring fault.
+        if (method.methodKind !== "unary" || typeof fn !== "function" || !rule) continue;
         methods.set(`/${service.typeName}/${method.name}`, {
           service,
           method,
           impl: fn.bind(impl) as Impl,
-          readMaxBytes: opts?.readMaxBytes ?? deps.config.maxBodyBytes,
+          rule,
+          readMaxBytes: rule.maxBytes(deps.config),
           route: `/${service.typeName}/${method.name}`,
         });
       }
@@ -198,14 +203,14 @@ export function createNativeGrpc(
       const bytes = await readFrame(stream, m.readMaxBytes, Math.min(config.requestReadTimeoutMs, ms));
       const message = decodeFrame(bytes, m, encoding);
       checkText(message);
-      const admitted = await admitCall(deps, verifier, m.service.typeName, (name) => headerOf(headers, name), requestId, log);
-      if (admitted) limitHeaders = admitted.limitHeaders;
+      const admitted = await admit(deps, verifier, m.rule, (name) => headerOf(headers, name), requestId, log);
+      limitHeaders = admitted.limitHeaders;
       let timer: ReturnType<typeof setTimeout> | undefined;
       const expired = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new ConnectError("the call's deadline passed", Code.DeadlineExceeded)), ms);
       });
       const call = m.impl(message, {
-        values: handlerValuesOf(admitted?.ctx ?? { auth: { tenantId: "", keyId: "", scopes: [] }, requestId, log }),
+        values: handlerValuesOf(admitted.ctx),
       });
       let res: unknown;
       try {

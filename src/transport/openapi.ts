@@ -1,9 +1,10 @@
-// The OpenAPI 3.1 document of the REST API, generated from the route table (transport/routes.ts) and the
+// The OpenAPI 3.1 document of the REST API, generated from the route table (transport/routes/) and the
 // contract's message descriptors: every route, its parameters, and the JSON of every message it reads or
 // answers, written as the proto3 JSON mapping writes it.
 
 import { type DescEnum, type DescField, type DescMessage, ScalarType } from "@bufbuild/protobuf";
-import type { RestRoute } from "./routes.ts";
+import { pathOf } from "./call-rules.ts";
+import { type RestRoute, ruleOfRoute } from "./routes/index.ts";
 
 type Schema = Record<string, unknown>;
 
@@ -178,16 +179,17 @@ export function openApiDocument(routes: RestRoute[], publicRoutes: PublicRoute[]
       description: q.description,
       schema: { type: q.type },
     }));
+    const { scope } = ruleOfRoute(route);
     const operation: Record<string, unknown> = {
       operationId: route.operationId,
       summary: route.summary,
       tags: [route.tag],
       description: `${
-        route.scope === "operator"
+        scope === "operator"
           ? "Needs the operator key (OPERATOR_API_KEY) in x-api-key; no x-tenant-id."
-          : `Needs a key with the ${route.scope} scope.`
-      }${route.rpc ? ` The same over gRPC and Connect: ${route.rpc}.` : ""}`,
-      security: route.scope === "operator" ? [{ apiKey: [] }] : [{ tenantId: [], apiKey: [] }],
+          : `Needs a key with the ${scope} scope.`
+      }${route.restOnly ? "" : ` The same over gRPC and Connect: ${pathOf(route.rpc).slice(1)}.`}`,
+      security: scope === "operator" ? [{ apiKey: [] }] : [{ tenantId: [], apiKey: [] }],
       parameters: [...pathParams, ...queryParams],
       responses: {
         "200": { description: "OK", content: { "application/json": { schema: components.ref(route.response) } } },

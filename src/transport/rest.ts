@@ -1,5 +1,5 @@
 // JSON REST under /api/v1, plus health, metrics and the API's own description. A thin layer: each route
-// (transport/routes.ts) decodes JSON into the contract's request message, calls the same service
+// (transport/routes/) decodes JSON into the contract's request message, calls the same service
 // function as gRPC and Connect, and encodes the response message with every field present.
 
 import { Elysia } from "elysia";
@@ -11,7 +11,8 @@ import { renderDocsPage } from "./docs-page.ts";
 import { openApiDocument, type PublicRoute } from "./openapi.ts";
 import { readWithin } from "./read-deadline.ts";
 import { requestIdFrom } from "./request-id.ts";
-import { apiRoutes, type RestRoute } from "./routes.ts";
+import { admit, type CallRule } from "./call-rules.ts";
+import { apiRoutes, type RestRoute, ruleOfRoute } from "./routes/index.ts";
 import { checkText } from "../services/text.ts";
 
 const JSON_HEADERS = { "content-type": "application/json; charset=utf-8" };
@@ -127,7 +128,13 @@ export function createRestApp(deps: ServiceDeps, verifier: ApiKeyVerifier, probe
   docsPage = renderDocsPage(document);
 
   /** Runs one REST call: request id, auth, rate limit, body limit, the route, errors, metrics. */
-  async function call(route: RestRoute, request: Request, params: Record<string, string>, query: Record<string, string | undefined>) {
+  async function call(
+    route: RestRoute,
+    rule: CallRule,
+    request: Request,
+    params: Record<string, string>,
+    query: Record<string, string | undefined>,
+  ) {
     const started = performance.now();
     const requestId = requestIdFrom(request.headers.get("x-request-id"));
     const log = deps.log.child({ requestId, transport: "rest", route: route.path });
@@ -141,24 +148,15 @@ export function createRestApp(deps: ServiceDeps, verifier: ApiKeyVerifier, probe
       }
       checkText(params);
       checkText(query);
-      const auth = await verifier.verify(request.headers.get("x-tenant-id"), request.headers.get("x-api-key"), route.scope);
-      // Operator calls belong to no tenant, so they spend no tenant's window.
-      const limits =
-        route.scope === "operator"
-          ? { headers: {}, decisionsUsed: 0 }
-          : await deps.limits.check(auth.tenantId, route.bucket ?? (route.scope === "decide" ? "decide" : "admin"));
-      limitHeaders = limits.headers;
+      const admitted = await admit(deps, verifier, rule, (name) => request.headers.get(name), requestId, log);
+      limitHeaders = admitted.limitHeaders;
       if (route.body !== undefined && route.body !== "ndjson") checkJsonContentType(request.headers.get("content-type"));
       const body =
         route.body === undefined || route.body === "ndjson"
           ? ""
-          : await readWithin(readBodyText(request, route.maxBodyBytes?.(deps) ?? config.maxBodyBytes), config.requestReadTimeoutMs);
-      const idempotencyKey = request.headers.get("idempotency-key") ?? undefined;
-      const out = await route.run(
-        { auth, requestId, log, idempotencyKey, decisionsUsed: limits.decisionsUsed },
-        { request, params, query, body },
-      );
-      return jsonResponse(200, out, requestId, limits.headers);
+          : await readWithin(readBodyText(request, rule.maxBytes(config)), config.requestReadTimeoutMs);
+      const out = await route.run(admitted.ctx, { request, params, query, body });
+      return jsonResponse(200, out, requestId, limitHeaders);
     } catch (err) {
       const appError = toAppError(err);
       metrics.errors.inc({ code: appError.code, transport: "rest" });
@@ -173,8 +171,10 @@ export function createRestApp(deps: ServiceDeps, verifier: ApiKeyVerifier, probe
 
   const app = new Elysia();
   for (const route of routes) {
+    // Looked up once: a route whose RPC has no rule stops the service at start-up, not at its first call.
+    const rule = ruleOfRoute(route);
     app.route(route.method, route.path, ({ request, params, query }) =>
-      call(route, request, (params ?? {}) as Record<string, string>, (query ?? {}) as Record<string, string | undefined>),
+      call(route, rule, request, (params ?? {}) as Record<string, string>, (query ?? {}) as Record<string, string | undefined>),
     );
   }
   for (const route of publicRoutes) {
