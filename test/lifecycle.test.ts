@@ -10,9 +10,8 @@ import {
   BUN,
   createTestDatabase,
   DEMO_KEY,
-  TEST_KEY_PREFIX,
   postJson,
-  REDIS_URL,
+  processEnv,
   ROOT,
   spawnService,
   TUTORIAL_RECOMMEND,
@@ -25,26 +24,11 @@ afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
-function serviceEnv(extra: Record<string, string>): Record<string, string> {
-  return {
-    HOST: "127.0.0.1",
-    PORT: "0",
-    GRPC_PORT: "0",
-    API_KEY_PEPPER: "lifecycle-pepper-0123456789",
-    LOG_LEVEL: "info",
-    REDIS_URL,
-    REDIS_KEY_PREFIX: TEST_KEY_PREFIX,
-    RATE_LIMIT_OVERRIDE_PER_MINUTE: "10000000",
-    MONTHLY_DECISION_QUOTA_OVERRIDE: "1000000000",
-    ...extra,
-  };
-}
-
 describe("start-up", () => {
   test("two instances started at once on one empty database both come up; migrations ran once", async () => {
     const db: TestDatabase = await createTestDatabase();
     cleanups.push(() => db.drop());
-    const env = serviceEnv({ DATABASE_URL: db.url, DEMO_API_KEY: DEMO_KEY });
+    const env = processEnv({ DATABASE_URL: db.url, DEMO_API_KEY: DEMO_KEY });
     const [a, b] = await Promise.all([spawnService(env), spawnService(env)]);
     cleanups.push(() => {
       a.proc.kill("SIGKILL");
@@ -88,7 +72,7 @@ describe("shutdown", () => {
     // A 100 ms group-commit window keeps every client's respond in flight most of the time: with the default
     // 2 ms, the 40 calls share one commit, are answered together, and the signal can land in the gap
     // before they send their next ones, when nothing is in flight to wait for.
-    const svc = await spawnService(serviceEnv({ DATABASE_URL: db.url, DEMO_API_KEY: DEMO_KEY, RESPOND_BATCH_MAX_WAIT_MS: "100" }));
+    const svc = await spawnService(processEnv({ DATABASE_URL: db.url, DEMO_API_KEY: DEMO_KEY, RESPOND_BATCH_MAX_WAIT_MS: "100" }));
     cleanups.push(() => {
       svc.proc.kill("SIGKILL");
     });

@@ -2,7 +2,6 @@
 // path, fixes the request id on the way in and out, and screens binary messages so that a malformed one
 // is reported as the caller's mistake (invalid_argument) rather than the protocol layer's internal error.
 
-import { brotliDecompressSync, gunzipSync } from "node:zlib";
 import { fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createConnectRouter } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
@@ -11,6 +10,7 @@ import type { ApiKeyVerifier } from "../services/auth.ts";
 import type { ServiceDeps } from "../services/context.ts";
 import type { Probe } from "../services/health.ts";
 import { maxBytesOf } from "./call-rules.ts";
+import { declaredLength, grpcTimeoutMs, inflate, isUnreadable, messageOf, type Unreadable, unaryMessageOf } from "./grpc-envelope.ts";
 import { INVALID_MESSAGE_HEADER, registerServices, routerOptions } from "./connect.ts";
 
 const EMPTY_ENVELOPE = new Uint8Array(5);
@@ -37,22 +37,6 @@ async function* failing(err: unknown): AsyncIterable<Uint8Array> {
   throw err;
 }
 
-/**
- * A compressed message, inflated to check it (at most `maxBytes`); a string says what is wrong with it,
- * undefined means an encoding this layer does not know (the protocol layer refuses it as unimplemented).
- */
-function inflate(bytes: Uint8Array, encoding: string, maxBytes: number): Uint8Array | string | undefined {
-  try {
-    if (encoding === "gzip") return gunzipSync(bytes, { maxOutputLength: maxBytes });
-    if (encoding === "br") return brotliDecompressSync(bytes, { maxOutputLength: maxBytes });
-  } catch (err) {
-    // Larger than the limit once inflated: the protocol layer answers that as too large.
-    if (err instanceof RangeError) return undefined;
-    return `the message is not valid ${encoding} data`;
-  }
-  return undefined;
-}
-
 type Wire = "grpc" | "grpc-json" | "connect-proto" | "connect-json";
 
 function wireOf(handler: UniversalHandler, req: UniversalServerRequest): Wire | null {
@@ -70,28 +54,13 @@ function wireOf(handler: UniversalHandler, req: UniversalServerRequest): Wire | 
 }
 
 /**
- * What is wrong with one gRPC message (its flags, then its payload), or null when the protocol layer can
- * take it: a compressed flag needs an encoding, compressed data must inflate, and a binary message must
- * decode (a JSON one is judged by the protocol layer).
+ * What is wrong with a message as read from its envelope, or null when the protocol layer can take it:
+ * a binary message must decode (a JSON one is judged by the protocol layer). One too large once inflated,
+ * or of an encoding this layer does not know, is left for the protocol layer to refuse.
  */
-function envelopeProblem(
-  handler: UniversalHandler,
-  flags: number,
-  payload: Uint8Array,
-  encoding: string,
-  json: boolean,
-  maxBytes: number,
-): string | null {
-  if ((flags & ~1) !== 0) return `unknown message flags 0x${flags.toString(16)}`;
-  let message = payload;
-  if (flags & 1) {
-    if (encoding === "identity") return "the message is flagged compressed but grpc-encoding names no compression";
-    const inflated = inflate(payload, encoding, maxBytes);
-    if (inflated === undefined) return null;
-    if (typeof inflated === "string") return inflated;
-    message = inflated;
-  }
-  return json ? null : decodeProblem(handler, message);
+function readProblem(handler: UniversalHandler, read: Uint8Array | Unreadable, json: boolean): string | null {
+  if (isUnreadable(read)) return "problem" in read ? read.problem : null;
+  return json ? null : decodeProblem(handler, read);
 }
 
 function decodeProblem(handler: UniversalHandler, message: Uint8Array): string | null {
@@ -106,22 +75,11 @@ function decodeProblem(handler: UniversalHandler, message: Uint8Array): string |
 /** What is wrong with a whole unary body of this wire, or null when the protocol layer can take it. */
 function problemOf(handler: UniversalHandler, req: UniversalServerRequest, wire: Wire, bytes: Uint8Array, maxBytes: number): string | null {
   if (wire === "grpc" || wire === "grpc-json") {
-    if (bytes.byteLength < 5) return "a gRPC message needs its 5-byte prefix";
-    const length = new DataView(bytes.buffer, bytes.byteOffset + 1, 4).getUint32(0);
-    if (5 + length > bytes.byteLength) return "the message is shorter than its declared length";
-    if (5 + length < bytes.byteLength) return "a unary call takes one message; more followed it";
     const encoding = req.header.get("grpc-encoding") ?? "identity";
-    return envelopeProblem(handler, bytes[0] as number, bytes.subarray(5), encoding, wire === "grpc-json", maxBytes);
+    return readProblem(handler, unaryMessageOf(bytes, encoding, maxBytes), wire === "grpc-json");
   }
-  let payload = bytes;
   const encoding = req.header.get("content-encoding") ?? "identity";
-  if (encoding !== "identity") {
-    const inflated = inflate(payload, encoding, maxBytes);
-    if (inflated === undefined) return null;
-    if (typeof inflated === "string") return inflated;
-    payload = inflated;
-  }
-  return wire === "connect-json" ? null : decodeProblem(handler, payload);
+  return readProblem(handler, encoding === "identity" ? bytes : inflate(bytes, encoding, maxBytes), wire === "connect-json");
 }
 
 /**
@@ -146,13 +104,13 @@ async function* screenedStream(
     }
     buffer = buffer.byteLength === 0 ? chunk : Buffer.concat([buffer, chunk]);
     while (buffer.byteLength >= 5) {
-      const length = new DataView(buffer.buffer, buffer.byteOffset + 1, 4).getUint32(0);
+      const length = declaredLength(buffer);
       if (length > maxBytes) {
         passThrough = true;
         break;
       }
       if (buffer.byteLength < 5 + length) break;
-      const problem = envelopeProblem(handler, buffer[0] as number, buffer.subarray(5, 5 + length), encoding, json, maxBytes);
+      const problem = readProblem(handler, messageOf(buffer[0] as number, buffer.subarray(5, 5 + length), encoding, maxBytes), json);
       if (problem) throw refuse(problem);
       yield buffer.subarray(0, 5 + length);
       buffer = buffer.subarray(5 + length);
@@ -228,9 +186,6 @@ async function screenBinaryMessage(
   return { ...req, body: replay([empty], null) };
 }
 
-/** Milliseconds per unit of a gRPC timeout (`grpc-timeout: 250m`). */
-const GRPC_TIMEOUT_UNITS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1_000, m: 1, u: 1e-3, n: 1e-6 };
-
 /**
  * A caller's deadline longer than MAX_DEADLINE_MS is cut down to it rather than refused: the caller asked
  * for at most that long, and gets at most our ceiling. A call without one gets the ceiling, so that no call
@@ -243,8 +198,8 @@ export function capDeadline(header: Headers, maxMs: number): void {
     return;
   }
   const grpc = header.get("grpc-timeout");
-  const match = grpc ? /^(\d{1,8})([HMSmun])$/.exec(grpc) : null;
-  if (match && Number(match[1]) * (GRPC_TIMEOUT_UNITS[match[2] as string] as number) > maxMs) header.set("grpc-timeout", `${maxMs}m`);
+  const grpcMs = grpc ? grpcTimeoutMs(grpc) : undefined;
+  if (grpcMs !== undefined && grpcMs > maxMs) header.set("grpc-timeout", `${maxMs}m`);
   const connect = header.get("connect-timeout-ms");
   if (connect && /^\d{1,10}$/.test(connect) && Number(connect) > maxMs) header.set("connect-timeout-ms", String(maxMs));
 }

@@ -8,7 +8,7 @@
 
 import type http2 from "node:http2";
 import { constants } from "node:http2";
-import { brotliCompressSync, brotliDecompressSync, gunzipSync, gzipSync } from "node:zlib";
+import { brotliCompressSync, gzipSync } from "node:zlib";
 import { type DescMethod, type DescService, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
@@ -21,6 +21,7 @@ import { checkText } from "../services/text.ts";
 import { admit, type CallRule, ruleOf } from "./call-rules.ts";
 import { handlerValuesOf, registerServices, toConnectError } from "./connect.ts";
 import type { ConnectDispatcher } from "./connect-dispatch.ts";
+import { grpcTimeoutMs, isUnreadable, MESSAGE_ENCODINGS, unaryMessageOf } from "./grpc-envelope.ts";
 import { bodyWithin } from "./read-deadline.ts";
 import { requestIdFrom } from "./request-id.ts";
 
@@ -35,9 +36,7 @@ interface UnaryMethod {
   route: string;
 }
 
-const ENCODINGS = "gzip,br";
-/** Milliseconds per unit of a gRPC timeout (`grpc-timeout: 250m`). */
-const TIMEOUT_UNITS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1_000, m: 1, u: 1e-3, n: 1e-6 };
+const ENCODINGS = MESSAGE_ENCODINGS.join(",");
 
 /** The unary methods the services implement, by request path, from the same registration Connect uses. */
 function unaryMethods(deps: ServiceDeps, probe: Probe): Map<string, UnaryMethod> {
@@ -76,20 +75,9 @@ function headerOf(headers: http2.IncomingHttpHeaders, name: string): string | un
 /** The caller's deadline in ms, cut down to the ceiling; the ceiling when none is sent. */
 function deadlineMs(value: string | undefined, maxMs: number): number {
   if (value === undefined) return maxMs;
-  const m = /^(\d{1,8})([HMSmun])$/.exec(value);
-  if (!m) throw validationError([{ field: "grpc-timeout", message: `grpc-timeout ${value} is not a gRPC timeout` }]);
-  return Math.min(Number(m[1]) * (TIMEOUT_UNITS[m[2] as string] as number), maxMs);
-}
-
-function inflate(data: Uint8Array, encoding: string, maxBytes: number): Uint8Array {
-  try {
-    if (encoding === "gzip") return gunzipSync(data, { maxOutputLength: maxBytes });
-    if (encoding === "br") return brotliDecompressSync(data, { maxOutputLength: maxBytes });
-  } catch (err) {
-    if (err instanceof RangeError) throw new AppError("PAYLOAD_TOO_LARGE", `Request message exceeds ${maxBytes} bytes`);
-    throw validationError([{ field: "", message: `request message is not valid protobuf: the message is not valid ${encoding} data` }]);
-  }
-  throw new ConnectError(`grpc-encoding ${encoding} is not supported; use one of ${ENCODINGS}`, Code.Unimplemented);
+  const ms = grpcTimeoutMs(value);
+  if (ms === undefined) throw validationError([{ field: "grpc-timeout", message: `grpc-timeout ${value} is not a gRPC timeout` }]);
+  return Math.min(ms, maxMs);
 }
 
 /**
@@ -129,21 +117,18 @@ function invalidMessage(problem: string): AppError {
   return validationError([{ field: "", message: `request message is not valid protobuf: ${problem}` }]);
 }
 
-/** The request message of one frame, checked as connect-dispatch checks it. */
+/** The request message of one frame, read as the screen in front of connect-es reads it. */
 function decodeFrame(bytes: Uint8Array, m: UnaryMethod, encoding: string): unknown {
-  if (bytes.byteLength < 5) throw invalidMessage("a gRPC message needs its 5-byte prefix");
-  const flags = bytes[0] as number;
-  if ((flags & ~1) !== 0) throw invalidMessage(`unknown message flags 0x${flags.toString(16)}`);
-  const length = new DataView(bytes.buffer, bytes.byteOffset + 1, 4).getUint32(0);
-  if (5 + length > bytes.byteLength) throw invalidMessage("the message is shorter than its declared length");
-  if (5 + length < bytes.byteLength) throw invalidMessage("a unary call takes one message; more followed it");
-  let payload = bytes.subarray(5);
-  if (flags & 1) {
-    if (encoding === "identity") throw invalidMessage("the message is flagged compressed but grpc-encoding names no compression");
-    payload = inflate(payload, encoding, m.readMaxBytes);
+  const read = unaryMessageOf(bytes, encoding, m.readMaxBytes);
+  if (isUnreadable(read)) {
+    if ("tooLarge" in read) throw new AppError("PAYLOAD_TOO_LARGE", `Request message exceeds ${m.readMaxBytes} bytes`);
+    if ("unknownEncoding" in read) {
+      throw new ConnectError(`grpc-encoding ${read.unknownEncoding} is not supported; use one of ${ENCODINGS}`, Code.Unimplemented);
+    }
+    throw invalidMessage(read.problem);
   }
   try {
-    return fromBinary(m.method.input, payload);
+    return fromBinary(m.method.input, read);
   } catch (err) {
     throw invalidMessage(err instanceof Error ? err.message : "undecodable message");
   }

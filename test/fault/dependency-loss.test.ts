@@ -6,8 +6,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import {
   authHeaders,
-  DEMO_KEY,
   postJson,
+  processEnv,
   type SpawnedService,
   spawnService,
   TEST_KEY_PREFIX,
@@ -21,23 +21,8 @@ afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
-function serviceEnv(extra: Record<string, string>): Record<string, string> {
-  return {
-    HOST: "127.0.0.1",
-    PORT: "0",
-    GRPC_PORT: "0",
-    API_KEY_PEPPER: "fault-pepper-0123456789",
-    LOG_LEVEL: "info",
-    DEMO_API_KEY: DEMO_KEY,
-    REDIS_KEY_PREFIX: `${TEST_KEY_PREFIX}_fault`,
-    RATE_LIMIT_OVERRIDE_PER_MINUTE: "10000000",
-    MONTHLY_DECISION_QUOTA_OVERRIDE: "1000000000",
-    ...extra,
-  };
-}
-
 async function startService(env: Record<string, string>): Promise<SpawnedService> {
-  const svc = await spawnService(serviceEnv(env), 60_000);
+  const svc = await spawnService(processEnv({ REDIS_KEY_PREFIX: `${TEST_KEY_PREFIX}_fault`, ...env }), 60_000);
   cleanups.push(() => {
     svc.proc.kill("SIGKILL");
   });
