@@ -7,7 +7,7 @@
 // stacks real callers use rather than only against the Connect library it is built on.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fromJson, toJson } from "@bufbuild/protobuf";
@@ -28,6 +28,9 @@ const REQUEST_ID = /^req_[0-9A-Za-z]{16}$/;
 // A child process pays its runtime's start-up (Node, or Python importing grpc), which takes seconds on a
 // loaded two-core machine; the service's setup and teardown (a fresh database) likewise.
 const SLOW = 15_000;
+// Installing googleapis-common-protos (pip retries each index it cannot reach, some seconds here) and
+// three Python start-ups to generate code, on the same loaded machine.
+const PYTHON_SETUP = 60_000;
 
 /** A RecommendResponse as proto3 JSON, whichever client produced it. */
 interface AnswerJson {
@@ -144,11 +147,16 @@ describe("native gRPC from Python (grpc_tools-generated stubs)", () => {
   let tmp: string;
   let generated: string;
 
-  // Generates the Python modules from proto/ exactly as a Python user would, with Debian's grpc_tools
-  // (its bundled protoc predates proto3 `optional`, which is why the contract uses wrapper types).
+  // Generates the Python modules exactly as a Python user would, with Debian's grpc_tools (its bundled
+  // protoc predates proto3 `optional`, which is why the contract uses wrapper types): the kaireon.v1 ones
+  // from proto/, and google.rpc.status_pb2, which decodes the error details a failed call carries, from the
+  // status.proto that googleapis-common-protos ships. That package's own prebuilt status_pb2 needs a newer
+  // protobuf runtime than Debian's, so it is installed aside and only its .proto is used. Installing is
+  // part of the test: if it fails, the test fails.
   beforeAll(async () => {
     tmp = await mkdtemp(path.join(tmpdir(), "kaireon-py-"));
     generated = path.join(tmp, "out");
+    const commonProtos = path.join(tmp, "googleapis-common-protos");
     await mkdir(generated);
     const protoDir = path.join(ROOT, "proto");
     const files = (await readdir(path.join(protoDir, "kaireon/v1")))
@@ -164,13 +172,42 @@ describe("native gRPC from Python (grpc_tools-generated stubs)", () => {
       ...files,
     ]);
     if (res.exitCode !== 0) throw new Error(`grpc_tools.protoc failed: ${res.stderr}`);
-  }, SLOW);
+
+    const pip = await run([PYTHON, "-m", "pip", "install", "--quiet", "--no-deps", "--target", commonProtos, "googleapis-common-protos"]);
+    if (pip.exitCode !== 0) throw new Error(`pip install googleapis-common-protos failed: ${pip.stderr}`);
+    const status = await run([
+      PYTHON,
+      "-m",
+      "grpc_tools.protoc",
+      `-I${commonProtos}`,
+      `--python_out=${generated}`,
+      "google/rpc/status.proto",
+    ]);
+    if (status.exitCode !== 0) throw new Error(`grpc_tools.protoc google/rpc/status.proto failed: ${status.stderr}`);
+  }, PYTHON_SETUP);
   afterAll(async () => {
     await rm(tmp, { recursive: true, force: true });
   });
 
-  const python = (request: object) =>
-    run([PYTHON, PYTHON_CLIENT, svc.grpc, "demo", svc.key, JSON.stringify(request)], { PYTHONPATH: generated });
+  const python = (request: object, key = svc.key) =>
+    run([PYTHON, PYTHON_CLIENT, svc.grpc, "demo", key, JSON.stringify(request)], { PYTHONPATH: generated });
+
+  /** A failed call's report on stderr, with the google.rpc.Status and ErrorDetail it carried decoded. */
+  interface PythonError {
+    code: number;
+    name: string;
+    details: string;
+    status: { code: number; message: string } | null;
+    errorDetail: { code: string; details: { field: string; message: string }[]; requestId: string } | null;
+  }
+  const failure = (res: { exitCode: number; stdout: string; stderr: string }): PythonError => {
+    if (res.exitCode === 0) throw new Error(`the call did not fail: ${res.stdout}`);
+    try {
+      return JSON.parse(res.stderr);
+    } catch {
+      throw new Error(`client exited with ${res.exitCode} without a JSON error: ${res.stderr}`);
+    }
+  };
 
   test(
     "answers the same recommendations as REST, with x-request-id in the initial metadata",
@@ -183,14 +220,33 @@ describe("native gRPC from Python (grpc_tools-generated stubs)", () => {
   );
 
   test(
-    "a request without customerId fails with INVALID_ARGUMENT (3)",
+    "a request without customerId fails with INVALID_ARGUMENT (3), its ErrorDetail naming the field",
     async () => {
       const { customerId: _omitted, ...withoutCustomer } = REQUEST;
       const res = await python(withoutCustomer);
       expect(res.exitCode).toBe(3);
-      const err = JSON.parse(res.stderr);
+      const err = failure(res);
       expect(err.name).toBe("INVALID_ARGUMENT");
       expect(err.details).toContain("customerId");
+      // The decoded google.rpc.Status repeats the call's status code and message (grpc-message).
+      expect(err.status).toEqual({ code: 3, message: err.details });
+      expect(err.errorDetail?.code).toBe("VALIDATION_ERROR");
+      expect(err.errorDetail?.details).toContainEqual({ field: "customerId", message: expect.any(String) });
+      expect(err.errorDetail?.requestId).toMatch(REQUEST_ID);
+    },
+    SLOW,
+  );
+
+  test(
+    "a wrong API key fails with UNAUTHENTICATED (16), its ErrorDetail saying UNAUTHORIZED",
+    async () => {
+      const res = await python(REQUEST, `${svc.key.slice(0, -1)}2`);
+      expect(res.exitCode).toBe(16);
+      const err = failure(res);
+      expect(err.name).toBe("UNAUTHENTICATED");
+      expect(err.status).toEqual({ code: 16, message: err.details });
+      expect(err.errorDetail?.code).toBe("UNAUTHORIZED");
+      expect(err.errorDetail?.requestId).toMatch(REQUEST_ID);
     },
     SLOW,
   );
