@@ -20,7 +20,9 @@
 #   BENCH_DB      name of that database (kaireon_bench); it is dropped first if it exists, and at the end
 #   REDIS_URL     Redis (redis://127.0.0.1:6379)
 #   SCENARIOS     space-separated subset, run in this order, of: healthz rest rest_trace grpc grpc_trace
-#                 (default: all five; healthz is the framework baseline, a GET that touches nothing)
+#                 grpc1 grpc10 (default: the first five; healthz is the framework baseline, a GET that
+#                 touches nothing; grpc1 and grpc10 are grpc at 1 and at 10 streams per connection,
+#                 whatever STREAMS says, for the comparison with REST in one run)
 #   TRACE_WAIT    seconds to wait after a trace run for its traces to reach the database (15)
 #   STOP_WAIT     seconds the service gets to exit on SIGTERM before it is killed (10)
 #   BENCH_OUT     directory for raw outputs and the summary (a new temporary directory)
@@ -57,7 +59,7 @@ for n in DURATION WARMUP CONNECTIONS THREADS STREAMS TRACE_WAIT STOP_WAIT; do
 done
 (( DURATION > 0 && CONNECTIONS >= THREADS && THREADS > 0 )) || { echo "need DURATION > 0 and CONNECTIONS >= THREADS > 0" >&2; exit 2; }
 for s in $SCENARIOS; do
-  case "$s" in healthz | rest | rest_trace | grpc | grpc_trace) ;; *) echo "unknown scenario '$s'" >&2; exit 2 ;; esac
+  case "$s" in healthz | rest | rest_trace | grpc | grpc_trace | grpc1 | grpc10) ;; *) echo "unknown scenario '$s'" >&2; exit 2 ;; esac
 done
 for tool in wrk h2load curl; do
   command -v "$tool" >/dev/null || { echo "$tool is not installed" >&2; exit 2; }
@@ -206,11 +208,11 @@ run_wrk() { # <out-file> <duration> <path-or-empty-for-recommend> [env for recom
   fi
 }
 
-run_h2load() { # <out-file> <duration> <frame-file> [log-file]
-  local out="$1" dur="$2" frame="$3" logf="${4:-}"
+run_h2load() { # <out-file> <duration> <frame-file> [log-file] [streams per connection]
+  local out="$1" dur="$2" frame="$3" logf="${4:-}" streams="${5:-$STREAMS}"
   local extra=()
   [[ -n "$logf" ]] && extra=(--log-file="$logf")
-  timeout -k 5 "$HARD_LIMIT" h2load -t "$THREADS" -c "$CONNECTIONS" -m "$STREAMS" -D "$dur" -N 10 \
+  timeout -k 5 "$HARD_LIMIT" h2load -t "$THREADS" -c "$CONNECTIONS" -m "$streams" -D "$dur" -N 10 \
     -d "$frame" -H 'content-type: application/grpc' -H 'te: trailers' \
     -H 'x-tenant-id: demo' -H "x-api-key: $API_KEY" "${extra[@]}" \
     "http://127.0.0.1:$GRPC_PORT/kaireon.v1.RecommendService/Recommend" >"$out" 2>&1
@@ -222,7 +224,7 @@ to_ms() { awk -v v="$1" 'BEGIN {
   else if (v ~ /m$/) printf "%.2f", v * 60000; else if (v ~ /s$/) printf "%.2f", v * 1000; else print "?" }'; }
 
 ROWS=()
-FORMAT='%-11s %-7s %9s %8s %8s %8s %7s %10s %8s %10s'
+FORMAT='%-11s %-7s %9s %8s %8s %8s %7s %10s %8s %8s %10s'
 add_row() { ROWS+=("$(printf "$FORMAT" "$@")"); }
 
 scenario() { # <scenario>
@@ -233,7 +235,7 @@ scenario() { # <scenario>
     healthz) ;;
     rest) check_rest "$s" "$BODY" 0 ;;
     rest_trace) check_rest "$s" "$BODY_TRACE" 1 ;;
-    grpc) check_grpc "$s" "$OUT/recommend.grpc" "$BODY" 0 ;;
+    grpc | grpc1 | grpc10) check_grpc "$s" "$OUT/recommend.grpc" "$BODY" 0 ;;
     grpc_trace) check_grpc "$s" "$OUT/recommend-trace.grpc" "$BODY_TRACE" 1 ;;
   esac
 
@@ -245,11 +247,13 @@ scenario() { # <scenario>
       healthz) run_wrk "$OUT/$s.warmup.txt" "$WARMUP" /healthz ;;
       rest | rest_trace) run_wrk "$OUT/$s.warmup.txt" "$WARMUP" "" BENCH_TRACE=0 ;;
       grpc | grpc_trace) run_h2load "$OUT/$s.warmup.txt" "$WARMUP" "$OUT/recommend.grpc" ;;
+      grpc1) run_h2load "$OUT/$s.warmup.txt" "$WARMUP" "$OUT/recommend.grpc" "" 1 ;;
+      grpc10) run_h2load "$OUT/$s.warmup.txt" "$WARMUP" "$OUT/recommend.grpc" "" 10 ;;
     esac
     sleep 1
   fi
 
-  local traces0=0 err0 dec0 t0 t1 err1 dec1 rps p50 p99 max fails cpu tool
+  local traces0=0 err0 dec0 t0 t1 err1 dec1 rps p50 p99 max fails cpu tool percall
   busy="$(machine_busy)"
   [[ "$s" == *_trace ]] && traces0="$("$BUN" bench/db.ts traces "$SERVER_URL" "$BENCH_DB")"
   err0="$(metric_sum kaireon_errors_total)"; dec0="$(metric_sum kaireon_decisions_total)"; t0="$(svc_ticks)"
@@ -260,6 +264,8 @@ scenario() { # <scenario>
     rest_trace) run_wrk "$raw" "$DURATION" "" BENCH_TRACE=1 ;;
     grpc) run_h2load "$raw" "$DURATION" "$OUT/recommend.grpc" "$OUT/$s.h2load.log" ;;
     grpc_trace) run_h2load "$raw" "$DURATION" "$OUT/recommend-trace.grpc" "$OUT/$s.h2load.log" ;;
+    grpc1) run_h2load "$raw" "$DURATION" "$OUT/recommend.grpc" "$OUT/$s.h2load.log" 1 ;;
+    grpc10) run_h2load "$raw" "$DURATION" "$OUT/recommend.grpc" "$OUT/$s.h2load.log" 10 ;;
   esac
   t1="$(svc_ticks)"; err1="$(metric_sum kaireon_errors_total)"; dec1="$(metric_sum kaireon_decisions_total)"
   cpu="$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" -v d="$DURATION" 'BEGIN { printf "%.0f%%", 100 * (b - a) / hz / d }')"
@@ -281,10 +287,13 @@ scenario() { # <scenario>
       fails=$((${fails:-0} + (bad > ${fails:-0} ? bad - ${fails:-0} : 0)))
       ;;
   esac
+  # The service's CPU time per answered call, in µs.
+  percall="$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" -v r="${rps:-0}" -v d="$DURATION" \
+    'BEGIN { if (r > 0) printf "%.0f", 1e6 * (b - a) / hz / (r * d); else print "?" }')"
   # Errors the service itself counted (a gRPC error still answers HTTP 200, so h2load cannot see it).
   fails=$((fails + err1 - err0))
   if [[ "$s" != healthz ]] && (( dec1 - dec0 == 0 )); then fails="$fails!"; NOTES+=("$s: no decisions were made"); fi
-  add_row "$s" "$tool" "${rps:-?}" "${p50:-?}" "${p99:-?}" "${max:-?}" "$fails" "$((dec1 - dec0))" "$cpu" "$busy"
+  add_row "$s" "$tool" "${rps:-?}" "${p50:-?}" "${p99:-?}" "${max:-?}" "$fails" "$((dec1 - dec0))" "$cpu" "$percall" "$busy"
 
   if [[ "$s" == *_trace ]]; then
     # Traces are written after the answer, in batches: see how many of this run's reach the database.
@@ -313,11 +322,11 @@ for s in $SCENARIOS; do scenario "$s"; done
   echo "$(nproc) cores ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), bun $("$BUN" --version);" \
     "${DURATION}s per run after ${WARMUP}s warm-up; $CONNECTIONS connections, $THREADS threads; h2load $STREAMS streams/connection"
   echo
-  printf "$FORMAT\n" scenario tool "req/s" "p50 ms" "p99 ms" "max ms" errors decisions "svc CPU" "idle-busy"
+  printf "$FORMAT\n" scenario tool "req/s" "p50 ms" "p99 ms" "max ms" errors decisions "svc CPU" "µs/call" "idle-busy"
   printf '%s\n' "${ROWS[@]}"
   echo
   echo "errors: non-2xx + socket errors (wrk), failed requests (h2load), plus kaireon_errors_total growth."
-  echo "svc CPU: the service's CPU time over the run (200% = both cores)."
+  echo "svc CPU: the service's CPU time over the run (200% = both cores); µs/call: that time per answered call."
   echo "idle-busy: CPU use of the whole machine in the second before the run, with the load tool idle (other work)."
   if (( ${#NOTES[@]} > 0 )); then printf '%s\n' "${NOTES[@]}"; fi
 } | tee "$OUT/summary.txt"

@@ -293,7 +293,7 @@ async function run(deps: ServiceDeps, argv: string[]): Promise<string> {
   }
   if (group === "flows" && action === "rollback") {
     const ctx = await requireTenant(first);
-    const target = Number(positionals[3]);
+    const target = Number(third);
     if (!second || !Number.isInteger(target) || target < 1) throw new UsageError("usage: flows rollback <tenant> <flow> <version>");
     const flow = await getResource(deps, ctx, decisionFlowKind, [second]);
     const res = await rollBackDecisionFlow(

@@ -124,6 +124,14 @@ describe("the flows CLI", () => {
       );
       const versions = await runCli(svc, "flows", "versions", "demo", "df_web");
       expect(versions.stdout).toMatch(/^1\tpublished\t/m);
+      // A second version, then the rollback as the README writes it: version 1's definition published anew.
+      await writeFile(good, JSON.stringify({ candidates: { categoryIds: ["cat_credit_cards"] }, score: { propensity: "mean" } }));
+      expect((await runCli(svc, "flows", "publish", "demo", "df_web", "--file", good)).stdout).toContain("version 2");
+      const rolledBack = await runCli(svc, "flows", "rollback", "demo", "df_web", "1");
+      expect(rolledBack.stderr).toBe("");
+      expect(rolledBack.code).toBe(0);
+      expect(rolledBack.stdout).toContain("published version 1's definition of df_web as version 3");
+      expect((await runCli(svc, "flows", "rollback", "demo", "df_web", "zero")).code).toBe(2);
       const settings = await runCli(svc, "tenants", "set", "demo", "--trace-sample-rate", "2");
       expect(settings.code).toBe(2);
     } finally {
