@@ -170,7 +170,6 @@ export interface SpawnedService {
   exited: Promise<number>;
 }
 
-/** Starts `bun src/main.ts` as a separate process and waits until it listens. */
 /**
  * The environment of a service run as a process of its own (spawnService): the test settings, logs at
  * info level for the test to read, and the local Redis unless `extra` names another (or none, with "").
@@ -179,6 +178,7 @@ export function processEnv(extra: Record<string, string> = {}): Record<string, s
   return testEnv({ LOG_LEVEL: "info", REDIS_URL, ...extra });
 }
 
+/** Starts `bun src/main.ts` as a separate process and waits until it listens. */
 export async function spawnService(env: Record<string, string>, timeoutMs = 30_000): Promise<SpawnedService> {
   const proc = Bun.spawn([BUN, "src/main.ts"], {
     cwd: ROOT,
