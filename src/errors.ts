@@ -9,6 +9,7 @@ export type ErrorCode =
   | "UNAUTHORIZED"
   | "FORBIDDEN"
   | "NOT_FOUND"
+  | "METHOD_NOT_ALLOWED"
   | "CONFLICT"
   | "PAYLOAD_TOO_LARGE"
   | "UNSUPPORTED_MEDIA_TYPE"
@@ -46,6 +47,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
   NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
   CONFLICT: 409,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
@@ -65,6 +67,12 @@ export function validationError(details: FieldViolation[]): AppError {
 export function unauthorized(): AppError {
   // One message for every cause, so a caller cannot tell a missing key from a revoked one.
   return new AppError("UNAUTHORIZED", "Missing or invalid API key");
+}
+
+/** A tenant's call without x-tenant-id: said plainly, since it tells nothing about any key. */
+export function tenantMissing(): AppError {
+  const message = "x-tenant-id is required: the tenant the API key belongs to";
+  return new AppError("UNAUTHORIZED", message, [{ field: "x-tenant-id", message }]);
 }
 
 export function notFound(what: string): AppError {

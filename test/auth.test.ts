@@ -79,7 +79,7 @@ describe("the CLI and key storage", () => {
 });
 
 describe("refusals", () => {
-  test("missing headers, a malformed key and an expired key are all the same 401", async () => {
+  test("a missing key, a malformed key and an expired key are all the same 401; a missing tenant is said plainly", async () => {
     const bodies = new Set<string>();
     const noKey = await postJson(
       svc.http,
@@ -98,12 +98,16 @@ describe("refusals", () => {
     const expiring = created.stdout.match(/krn_[0-9A-Za-z]{32,}/)?.[0] ?? "";
     await svc.db.sql`update api_keys set expires_at = now() - interval '1 second' where prefix = ${expiring.slice(0, 12)}`;
     const expired = await recommend(expiring, "demo");
-    for (const r of [noKey, noTenant, malformed, expired]) {
+    for (const r of [noKey, malformed, expired]) {
       expect(r.status).toBe(401);
       expect(r.json.code).toBe("UNAUTHORIZED");
       bodies.add(r.json.error);
     }
     expect(bodies.size).toBe(1);
+    // Naming the missing header tells nothing about any key.
+    expect(noTenant.status).toBe(401);
+    expect(noTenant.json.code).toBe("UNAUTHORIZED");
+    expect(noTenant.json.details).toEqual([{ field: "x-tenant-id", message: expect.stringContaining("x-tenant-id is required") }]);
   });
 
   test("a suspended tenant gets 403", async () => {

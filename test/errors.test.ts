@@ -208,6 +208,24 @@ describe("field violations travel as a typed detail", () => {
     expect(res.status).toBe(404);
     expect(((await res.json()) as { code: string }).code).toBe("NOT_FOUND");
   });
+
+  test("a path served for other methods is 405 METHOD_NOT_ALLOWED with Allow naming them", async () => {
+    const res = await fetch(`${svc.http}/api/v1/recommend`, { method: "GET" });
+    expect(res.status).toBe(405);
+    expect(res.headers.get("allow")).toBe("POST");
+    expect(((await res.json()) as { code: string }).code).toBe("METHOD_NOT_ALLOWED");
+    const item = await fetch(`${svc.http}/api/v1/offers/act_cashback`, { method: "POST" });
+    expect(item.status).toBe(405);
+    expect(item.headers.get("allow")).toBe("DELETE, GET, PATCH, PUT");
+  });
+
+  test("the root says where the API, its description and the health checks are", async () => {
+    const res = await fetch(`${svc.http}/`);
+    expect(res.status).toBe(200);
+    const index = (await res.json()) as Record<string, string>;
+    expect(index).toMatchObject({ api: "/api/v1", docs: "/api/v1/docs", openapi: "/api/v1/openapi.json" });
+    expect((await fetch(`${svc.http}${index.docs}`)).status).toBe(200);
+  });
 });
 
 describe("what the log says about refused calls", () => {

@@ -725,7 +725,7 @@ describe("REST", () => {
   );
 
   test(
-    "the app's other routes (health, readiness, metrics, the API description) answer 200, and paths it does not serve 404",
+    "the app's other routes (health, readiness, metrics, the API description) answer 200, a wrong method 405 and paths it does not serve 404",
     async () => {
       // The app as the service builds it: what it serves beyond the route table is fuzzed here too.
       const app = createRestApp(svc.app.deps, {} as never, { ready: async () => ({}) });
@@ -749,8 +749,8 @@ describe("REST", () => {
             weight: 2,
             arbitrary: fc.constantFrom(...others).map((r) => ({ method: "GET", path: r.split(" ")[1] as string, served: true })),
           },
-          { weight: 1, arbitrary: wrongMethod.map((t) => ({ ...t, served: false })) },
-          { weight: 1, arbitrary: nowhere.map((t) => ({ ...t, served: false })) },
+          { weight: 1, arbitrary: wrongMethod.map((t) => ({ ...t, served: false, status: 405 })) },
+          { weight: 1, arbitrary: nowhere.map((t) => ({ ...t, served: false, status: 404 })) },
         ),
         query: queryString([]),
         credentials: credentials(headerText),
@@ -768,7 +768,12 @@ describe("REST", () => {
           if (answer.status !== 200) fail(`${where}: not 200`, answer);
           return;
         }
-        if (answer.status !== 404) fail(`${where}: not 404`, answer);
+        const status = "status" in c.target ? c.target.status : 404;
+        if (answer.status !== status) fail(`${where}: not ${status}`, answer);
+        // A wrong method is told which ones the path takes.
+        if (status === 405 && !(res.headers.get("allow") ?? "").split(", ").every((m) => isServed(m, c.target.path))) {
+          fail(`${where}: Allow ${res.headers.get("allow")} names a method the path does not take`, answer);
+        }
         checkErrorBody(answer, res.headers.get("x-request-id") ?? "");
       });
     },

@@ -191,7 +191,14 @@ describe("frames and compression the protocol layer would call internal", () => 
     const { connect } = await import("node:http2");
     const session = connect(svc.grpc);
     try {
-      const stream = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers", ...metadata, ...headers });
+      const stream = session.request({
+        ":method": "POST",
+        ":path": path,
+        "content-type": "application/grpc",
+        te: "trailers",
+        ...metadata,
+        ...headers,
+      });
       stream.end(body);
       return await new Promise<string>((resolve, reject) => {
         stream.on("response", (h) => h["grpc-status"] !== undefined && resolve(String(h["grpc-status"])));
@@ -212,7 +219,11 @@ describe("frames and compression the protocol layer would call internal", () => 
     ["gzip cut short", frame(1, gzipped.subarray(0, 10)), { "grpc-encoding": "gzip" }],
     ["gzip of bytes that are not the message", frame(1, Bun.gzipSync(new Uint8Array([0]))), { "grpc-encoding": "gzip" }],
   ];
-  for (const path of ["/kaireon.v1.RecommendService/Recommend", "/kaireon.v1.RespondService/Respond", "/kaireon.v1.OfferService/CreateOffer"]) {
+  for (const path of [
+    "/kaireon.v1.RecommendService/Recommend",
+    "/kaireon.v1.RespondService/Respond",
+    "/kaireon.v1.OfferService/CreateOffer",
+  ]) {
     test.each(cases)(`native gRPC ${path}: %s is INVALID_ARGUMENT`, async (_name, body, headers) => {
       expect(await grpcStatus(path, body, headers)).toBe("3");
     });
@@ -228,7 +239,10 @@ describe("frames and compression the protocol layer would call internal", () => 
     for (const [body, headers] of [
       [new Uint8Array([0]), { "content-type": "application/proto" }],
       [Bun.gzipSync(new Uint8Array([0])), { "content-type": "application/proto", "content-encoding": "gzip" }],
-      [Bun.gzipSync(new TextEncoder().encode('{"customerId": "c"}')).subarray(0, 10), { "content-type": "application/json", "content-encoding": "gzip" }],
+      [
+        Bun.gzipSync(new TextEncoder().encode('{"customerId": "c"}')).subarray(0, 10),
+        { "content-type": "application/json", "content-encoding": "gzip" },
+      ],
     ] as const) {
       const res = await connectCall(body, headers);
       expect(res.status).toBe(400);

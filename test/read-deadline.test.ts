@@ -57,7 +57,7 @@ describe("REQUEST_READ_TIMEOUT_MS", () => {
     expect(short.ms).toBeGreaterThanOrEqual(READ_TIMEOUT_MS - 50);
     const chunked = await rawHttp(
       `POST /api/v1/offers HTTP/1.1\r\nhost: 127.0.0.1\r\n${headerLines(authHeaders())}transfer-encoding: chunked\r\n\r\n`,
-      "5\r\n{\"off\r\n",
+      '5\r\n{"off\r\n',
     );
     expect(chunked.text).toStartWith("HTTP/1.1 408");
     expect((await postJson(svc.http, "/api/v1/recommend", TUTORIAL_RECOMMEND)).status).toBe(200);

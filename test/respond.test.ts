@@ -92,6 +92,9 @@ describe("Idempotency-Key over REST", () => {
     expect(again.json.id).toBe(first.json.id);
     expect(again.json.recordedAt).toBe(first.json.recordedAt);
     expect(again.json).toEqual(first.json);
+    // Ids the request did not name are left out of the answer, not echoed as "".
+    expect(first.json).not.toHaveProperty("traceId");
+    expect(first.json).not.toHaveProperty("creativeId");
     const rows = await rowsOf(customer);
     expect(rows.map((r) => r.id)).toEqual([first.json.id]);
     const keys = await svc.db.sql`select interaction_id from idempotency_keys where tenant_id = 'demo' and key = ${key}`;

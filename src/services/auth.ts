@@ -4,7 +4,7 @@
 // keys churns only the misses and every real key stays cached.
 
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { AppError, unauthorized } from "../errors.ts";
+import { AppError, tenantMissing, unauthorized } from "../errors.ts";
 import type { Db } from "../store/db.ts";
 import { findKeyByHash, getTenant, type KeyLookup, type Scope, touchApiKeys } from "../store/tenants.ts";
 import type { Metrics } from "../metrics.ts";
@@ -109,10 +109,11 @@ export class ApiKeyVerifier {
     if (this.isOperatorKey(hash)) {
       if (scope === "operator") return { tenantId: "", keyId: OPERATOR_KEY_ID, scopes: [], operator: true };
       // The same answer for a missing tenant as for a bad key, as everywhere.
-      if (!tenantId || !(await getTenant(this.db, tenantId))) throw unauthorized();
+      if (!tenantId) throw tenantMissing();
+      if (!(await getTenant(this.db, tenantId))) throw unauthorized();
       return { tenantId, keyId: OPERATOR_KEY_ID, scopes: ["decide", "admin"], operator: true };
     }
-    if (!tenantId) throw unauthorized();
+    if (!tenantId) throw tenantMissing();
     const lookup = await this.lookup(hash);
     if (!lookup || lookup.revoked || lookup.tenantId !== tenantId) throw unauthorized();
     if (lookup.expiresAt && lookup.expiresAt.getTime() <= this.now()) throw unauthorized();

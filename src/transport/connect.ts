@@ -79,6 +79,8 @@ export const connectCodeOf: Record<ErrorCode, Code> = {
   UNAUTHORIZED: Code.Unauthenticated,
   FORBIDDEN: Code.PermissionDenied,
   NOT_FOUND: Code.NotFound,
+  // REST's alone: an RPC has no method to get wrong.
+  METHOD_NOT_ALLOWED: Code.Unimplemented,
   CONFLICT: Code.AlreadyExists,
   PAYLOAD_TOO_LARGE: Code.ResourceExhausted,
   UNSUPPORTED_MEDIA_TYPE: Code.InvalidArgument,

@@ -110,6 +110,7 @@ const ERROR_SCHEMA: Schema = {
         "UNAUTHORIZED",
         "FORBIDDEN",
         "NOT_FOUND",
+        "METHOD_NOT_ALLOWED",
         "CONFLICT",
         "PAYLOAD_TOO_LARGE",
         "UNSUPPORTED_MEDIA_TYPE",

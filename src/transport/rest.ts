@@ -84,6 +84,22 @@ export function createRestApp(deps: ServiceDeps, verifier: ApiKeyVerifier, probe
   const publicRoutes: (PublicRoute & { handle: () => Response | Promise<Response> })[] = [
     {
       method: "GET",
+      path: "/",
+      operationId: "getIndex",
+      summary: "Where the API, its description and the health checks are",
+      contentType: "application/json",
+      handle: () =>
+        Response.json({
+          service: "kaireon",
+          api: "/api/v1",
+          docs: "/api/v1/docs",
+          openapi: "/api/v1/openapi.json",
+          health: "/healthz",
+          readiness: "/readyz",
+        }),
+    },
+    {
+      method: "GET",
       path: "/api/v1/openapi.json",
       operationId: "getOpenApiDocument",
       summary: "This document",
@@ -184,9 +200,33 @@ export function createRestApp(deps: ServiceDeps, verifier: ApiKeyVerifier, probe
       return res;
     });
   }
+  // Each path pattern with the methods it is served for, to tell a wrong method from a wrong path.
+  const patterns = new Map<string, { pattern: RegExp; methods: Set<string> }>();
+  for (const route of [...routes, ...publicRoutes]) {
+    const entry = patterns.get(route.path) ?? {
+      pattern: new RegExp(`^${route.path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/:[A-Za-z]+/g, "[^/]+")}/?$`),
+      methods: new Set<string>(),
+    };
+    entry.methods.add(route.method);
+    patterns.set(route.path, entry);
+  }
+  const allowedMethods = (pathname: string): string[] => {
+    const methods = new Set<string>();
+    for (const { pattern, methods: m } of patterns.values()) if (pattern.test(pathname)) for (const x of m) methods.add(x);
+    return [...methods].sort();
+  };
   return app.onError(({ code, request }) => {
     const requestId = requestIdFrom(request.headers.get("x-request-id"));
-    if (code === "NOT_FOUND") return errorResponse(new AppError("NOT_FOUND", "Route not found"), requestId);
+    if (code === "NOT_FOUND") {
+      const allowed = allowedMethods(new URL(request.url).pathname);
+      if (allowed.length > 0 && !allowed.includes(request.method)) {
+        const allow = allowed.join(", ");
+        return errorResponse(new AppError("METHOD_NOT_ALLOWED", `${request.method} is not served here; use ${allow}`), requestId, {
+          allow,
+        });
+      }
+      return errorResponse(new AppError("NOT_FOUND", "Route not found"), requestId);
+    }
     return errorResponse(toAppError(null), requestId);
   });
 }

@@ -102,6 +102,8 @@ export type RespondResponse = Message<"kaireon.v1.RespondResponse"> & {
   outcomeType: string;
 
   /**
+   * The creative and the trace the request named; empty (left out of the REST answer) when it named none.
+   *
    * @generated from field: string creative_id = 6;
    */
   creativeId: string;

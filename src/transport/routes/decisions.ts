@@ -37,7 +37,15 @@ export function decisionRoutes(deps: ServiceDeps): RestRoute[] {
       tag: "Decisions",
       body: RespondRequestSchema,
       response: RespondResponseSchema,
-      run: async (ctx, { body }) => json(RespondResponseSchema, await respond(deps, ctx, decodeJsonMessage(RespondRequestSchema, body))),
+      run: async (ctx, { body }) => {
+        const out = json(RespondResponseSchema, await respond(deps, ctx, decodeJsonMessage(RespondRequestSchema, body))) as Record<
+          string,
+          unknown
+        >;
+        // The ids the request did not name are left out, not echoed as "".
+        for (const field of ["creativeId", "traceId"]) if (out[field] === "") delete out[field];
+        return out;
+      },
     },
     {
       method: "GET",
