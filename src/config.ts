@@ -102,6 +102,8 @@ export interface Config {
   /** How long an Idempotency-Key of Respond is remembered. */
   idempotencyKeyRetentionHours: number;
   logLevel: "debug" | "info" | "warn" | "error";
+  /** The share of answered requests logged at info (refusals and failures are always logged). */
+  requestLogSampleRate: number;
 }
 
 const DEVELOPMENT_PEPPER = "kaireon-development-pepper-not-for-production";
@@ -115,6 +117,14 @@ function integer(env: Record<string, string | undefined>, name: string, fallback
   if (!Number.isInteger(value) || value < min || value > max) {
     throw new ConfigError(`${name} must be an integer between ${min} and ${max}, got "${raw}"`);
   }
+  return value;
+}
+
+function fraction(env: Record<string, string | undefined>, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0 || value > 1) throw new ConfigError(`${name} must be a number from 0 to 1, got "${raw}"`);
   return value;
 }
 
@@ -221,5 +231,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     respondCommitTimeoutMs: integer(env, "RESPOND_COMMIT_TIMEOUT_MS", 10_000, 100, 600_000),
     idempotencyKeyRetentionHours: integer(env, "IDEMPOTENCY_KEY_RETENTION_HOURS", 24, 1, 24 * 365),
     logLevel: logLevel as Config["logLevel"],
+    requestLogSampleRate: fraction(env, "REQUEST_LOG_SAMPLE_RATE", 1),
   };
 }

@@ -1,7 +1,6 @@
 // The one error type of the service. Every failure a caller can see carries a code from the closed set
 // below; each transport maps it once (REST in transport/rest.ts, Connect and gRPC in transport/connect.ts).
 
-import type { Logger, Throttle } from "./log.ts";
 import { DatabaseUnavailableError } from "./store/db-errors.ts";
 
 export type ErrorCode =
@@ -84,22 +83,4 @@ export function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
   if (err instanceof DatabaseUnavailableError) return new AppError("UNAVAILABLE", "The database is unavailable; retry later");
   return new AppError("INTERNAL_ERROR", "Internal server error");
-}
-
-/**
- * One info line for a call refused for the caller's own reason (a 4xx): the code and the fields, never a
- * stack, and at a bounded rate. Unexpected failures are logged by the transports as errors; unavailable
- * dependencies say so once when they go away.
- */
-export function logRefusal(log: Logger, throttle: Throttle, err: AppError): void {
-  if (httpStatusOf[err.code] >= 500) return;
-  const held = throttle.pass();
-  if (held === null) return;
-  log.info("request refused", {
-    code: err.code,
-    status: httpStatusOf[err.code],
-    error: err.message,
-    ...(err.details.length > 0 ? { fields: err.details.map((d) => d.field) } : {}),
-    ...(held > 0 ? { refusalsNotLogged: held } : {}),
-  });
 }

@@ -228,6 +228,67 @@ describe("field violations travel as a typed detail", () => {
   });
 });
 
+describe("what the log says about each request", () => {
+  test("one info line per answered call on every transport: route, status, duration, request id, tenant", async () => {
+    const { createTestDatabase, spawnService, processEnv, TUTORIAL_RECOMMEND, authHeaders } = await import("./harness.ts");
+    const db = await createTestDatabase();
+    const spawned = await spawnService(processEnv({ DATABASE_URL: db.url }));
+    try {
+      const rest = await fetch(`${spawned.http}/api/v1/recommend`, {
+        method: "POST",
+        headers: { ...authHeaders(), "x-request-id": "req_restlogline0000001" },
+        body: TUTORIAL_RECOMMEND,
+      });
+      expect(rest.status).toBe(200);
+      const request = create(RecommendRequestSchema, {
+        customerId: "cust_12345",
+        channelId: "ch_email",
+        decisionFlowId: "df_credit_cards",
+      });
+      const headers = { "x-tenant-id": "demo", "x-api-key": DEMO_KEY };
+      await createClient(RecommendService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${spawned.grpcPort}` })).recommend(request, {
+        headers: { ...headers, "x-request-id": "req_grpclogline0000001" },
+      });
+      await createClient(RecommendService, createConnectTransport({ baseUrl: spawned.http, httpVersion: "1.1" })).recommend(request, {
+        headers: { ...headers, "x-request-id": "req_connlogline0000001" },
+      });
+      await Bun.sleep(200);
+      const lines = spawned
+        .output()
+        .split("\n")
+        .filter((l) => l.includes('"msg":"request"'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      const byId = (id: string) => lines.find((l) => l.requestId === id);
+      expect(byId("req_restlogline0000001")).toMatchObject({
+        level: "info",
+        transport: "rest",
+        method: "POST",
+        route: "/api/v1/recommend",
+        status: 200,
+        tenantId: "demo",
+        durationMs: expect.any(Number),
+      });
+      for (const [id, transport] of [
+        ["req_grpclogline0000001", "grpc"],
+        ["req_connlogline0000001", "connect"],
+      ]) {
+        expect(byId(id as string)).toMatchObject({
+          level: "info",
+          transport,
+          route: "/kaireon.v1.RecommendService/Recommend",
+          status: "OK",
+          tenantId: "demo",
+          durationMs: expect.any(Number),
+        });
+      }
+    } finally {
+      spawned.proc.kill("SIGKILL");
+      await spawned.exited;
+      await db.drop();
+    }
+  }, 60_000);
+});
+
 describe("what the log says about refused calls", () => {
   test("one info line per refusal with its code and fields, no stack, at most ten a second; the rest are counted", async () => {
     const { createTestDatabase, spawnService, REDIS_URL, TEST_KEY_PREFIX, authHeaders } = await import("./harness.ts");

@@ -6,7 +6,7 @@ import type { CompiledCatalog } from "../decisioning/catalog.ts";
 import type { CustomerProfile } from "../decisioning/engine.ts";
 import { prepareCandidateLists } from "../decisioning/engine.ts";
 import { PropensityModel } from "../decisioning/propensity.ts";
-import { type Logger, Throttle } from "../log.ts";
+import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { LoadingCache } from "../store/cache.ts";
 import type { Db } from "../store/db.ts";
@@ -15,6 +15,7 @@ import { loadProfile } from "../store/profiles.ts";
 import { TraceWriter } from "../store/traces.ts";
 import type { AuthContext } from "./auth.ts";
 import { createCatalogCache, runInSlices } from "./catalogs.ts";
+import { RequestLog } from "../request-log.ts";
 import { LoopStalls } from "./loop-stalls.ts";
 import { TenantLimits } from "./limits.ts";
 
@@ -57,8 +58,8 @@ export interface ServiceDeps {
   loopStalls: LoopStalls;
   /** Drops a revoked key (by hash) from this instance's key cache; set by the app once the verifier exists. */
   forgetApiKey: (hash: string) => void;
-  /** Bounds the "request refused" lines of every transport together. */
-  refusalLog: Throttle;
+  /** The one line per request of every transport (refusals bounded together across them). */
+  requestLog: RequestLog;
 }
 
 export function createServiceDeps(opts: {
@@ -109,8 +110,7 @@ export function createServiceDeps(opts: {
     catalogs,
     loopStalls: new LoopStalls(),
     forgetApiKey: () => {},
-    // Ten a second: enough to see what callers get wrong, too few to matter under a flood.
-    refusalLog: new Throttle(10),
+    requestLog: new RequestLog(config.requestLogSampleRate),
     limits: new TenantLimits({ config, redis: opts.redis ?? null, catalogs, metrics, log, now: () => clock.now() }),
     propensity,
     profiles: new LoadingCache(

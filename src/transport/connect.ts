@@ -32,7 +32,8 @@ import { RespondService } from "../../gen/kaireon/v1/respond_pb.ts";
 import { TenantSettingsService } from "../../gen/kaireon/v1/tenant_settings_pb.ts";
 import { OperatorService } from "../../gen/kaireon/v1/operator_pb.ts";
 import type { Logger } from "../log.ts";
-import { AppError, type ErrorCode, logRefusal, toAppError, validationError } from "../errors.ts";
+import { AppError, type ErrorCode, toAppError, validationError } from "../errors.ts";
+import { grpcStatusName } from "../request-log.ts";
 import { createApiKey, getApiKeyInfo, listApiKeys, revokeApiKey } from "../services/api-keys.ts";
 import { listAuditEntries } from "../services/audit-log.ts";
 import type { ApiKeyVerifier } from "../services/auth.ts";
@@ -133,8 +134,8 @@ export function createInterceptor(deps: ServiceDeps, verifier: ApiKeyVerifier): 
     const transport = transportOf(req.header.get("content-type"));
     const route = `/${req.service.typeName}/${req.method.name}`;
     const log = deps.log.child({ requestId, transport, route });
-    let status = "OK";
     let limitHeaders: Record<string, string> = {};
+    let tenantId: string | undefined;
     try {
       const invalid = req.header.get(INVALID_MESSAGE_HEADER);
       if (invalid) throw validationError([{ field: "", message: `request message is not valid protobuf: ${invalid}` }]);
@@ -144,15 +145,17 @@ export function createInterceptor(deps: ServiceDeps, verifier: ApiKeyVerifier): 
       if (!rule) throw new Error(`no call rule for ${route}`);
       const admitted = await admit(deps, verifier, rule, (name) => req.header.get(name), requestId, log);
       limitHeaders = admitted.limitHeaders;
+      tenantId = admitted.ctx.auth.tenantId || undefined;
       req.contextValues.set(callKey, admitted.ctx);
       const res = await next(req);
       res.header.set("x-request-id", requestId);
       for (const [name, value] of Object.entries(limitHeaders)) res.header.set(name, value);
+      deps.requestLog.answered(log, { status: "OK", startedAt: started, tenantId });
       return res;
     } catch (err) {
       if (err instanceof ConnectError) {
         // Raised by the protocol layer itself (deadline, cancellation): pass it on with our request id.
-        status = Code[err.code];
+        deps.requestLog.ended(log, { status: grpcStatusName(err.code), startedAt: started, tenantId }, err.rawMessage);
         err.metadata.set("x-request-id", requestId);
         throw err;
       }
@@ -167,15 +170,12 @@ export function createInterceptor(deps: ServiceDeps, verifier: ApiKeyVerifier): 
           appError.conflict,
         );
       }
-      status = appError.code;
       deps.metrics.errors.inc({ code: appError.code, transport });
-      if (appError.code === "INTERNAL_ERROR") log.error("request failed", { err });
-      else logRefusal(log, deps.refusalLog, appError);
-      throw toConnectError(appError, requestId);
+      const error = toConnectError(appError, requestId);
+      deps.requestLog.refused(log, { status: grpcStatusName(error.code), startedAt: started, tenantId }, appError, err);
+      throw error;
     } finally {
-      const seconds = (performance.now() - started) / 1000;
-      deps.metrics.requestDuration.observe({ route, transport }, seconds);
-      log.debug("request", { status, durationMs: Math.round(seconds * 1e6) / 1e3 });
+      deps.metrics.requestDuration.observe({ route, transport }, (performance.now() - started) / 1000);
     }
   };
 }

@@ -13,7 +13,8 @@ import { type DescMethod, type DescService, fromBinary, toBinary } from "@bufbui
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
-import { AppError, logRefusal, toAppError, validationError } from "../errors.ts";
+import { AppError, toAppError, validationError } from "../errors.ts";
+import { grpcStatusName } from "../request-log.ts";
 import type { ApiKeyVerifier } from "../services/auth.ts";
 import type { ServiceDeps } from "../services/context.ts";
 import type { Probe } from "../services/health.ts";
@@ -180,7 +181,7 @@ export function createNativeGrpc(
     const requestId = requestIdFrom(headerOf(headers, "x-request-id"));
     const log = deps.log.child({ requestId, transport: "grpc", route: m.route });
     let limitHeaders: Record<string, string> = {};
-    let status = "OK";
+    let tenantId: string | undefined;
     track.start();
     try {
       const ms = deadlineMs(headerOf(headers, "grpc-timeout"), config.maxDeadlineMs);
@@ -190,6 +191,7 @@ export function createNativeGrpc(
       checkText(message);
       const admitted = await admit(deps, verifier, m.rule, (name) => headerOf(headers, name), requestId, log);
       limitHeaders = admitted.limitHeaders;
+      tenantId = admitted.ctx.auth.tenantId || undefined;
       let timer: ReturnType<typeof setTimeout> | undefined;
       const expired = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new ConnectError("the call's deadline passed", Code.DeadlineExceeded)), ms);
@@ -227,12 +229,13 @@ export function createNativeGrpc(
         if (!stream.destroyed) stream.sendTrailers({ "grpc-status": "0" });
       });
       stream.end(body);
+      deps.requestLog.answered(log, { status: "OK", startedAt: started, tenantId });
     } catch (err) {
       let error: ConnectError;
       if (err instanceof ConnectError) {
         error = err;
         error.metadata.set("x-request-id", requestId);
-        status = Code[err.code];
+        deps.requestLog.ended(log, { status: grpcStatusName(err.code), startedAt: started, tenantId }, err.rawMessage);
       } else {
         let appError = toAppError(err);
         if (Object.keys(limitHeaders).length > 0) {
@@ -244,18 +247,14 @@ export function createNativeGrpc(
             appError.conflict,
           );
         }
-        status = appError.code;
         metrics.errors.inc({ code: appError.code, transport: "grpc" });
-        if (appError.code === "INTERNAL_ERROR") log.error("request failed", { err });
-        else logRefusal(log, deps.refusalLog, appError);
         error = toConnectError(appError, requestId);
+        deps.requestLog.refused(log, { status: grpcStatusName(error.code), startedAt: started, tenantId }, appError, err);
       }
       respondStatus(stream, error);
     } finally {
       track.end();
-      const seconds = (performance.now() - started) / 1000;
-      metrics.requestDuration.observe({ route: m.route, transport: "grpc" }, seconds);
-      if (status !== "OK") log.debug("request", { status, durationMs: Math.round(seconds * 1e6) / 1e3 });
+      metrics.requestDuration.observe({ route: m.route, transport: "grpc" }, (performance.now() - started) / 1000);
     }
   }
 

@@ -3,7 +3,7 @@
 // function as gRPC and Connect, and encodes the response message with every field present.
 
 import { Elysia } from "elysia";
-import { AppError, httpStatusOf, logRefusal, toAppError, validationError } from "../errors.ts";
+import { AppError, httpStatusOf, toAppError, validationError } from "../errors.ts";
 import type { ApiKeyVerifier } from "../services/auth.ts";
 import type { ServiceDeps } from "../services/context.ts";
 import type { Probe } from "../services/health.ts";
@@ -155,6 +155,7 @@ export function createRestApp(deps: ServiceDeps, verifier: ApiKeyVerifier, probe
     const requestId = requestIdFrom(request.headers.get("x-request-id"));
     const log = deps.log.child({ requestId, transport: "rest", route: route.path });
     let limitHeaders: Record<string, string> = {};
+    let tenantId: string | undefined;
     try {
       // Path and query text is checked before it can reach a key lookup or a query. A path segment
       // that is not percent-encoded UTF-8 reaches us as null.
@@ -166,18 +167,24 @@ export function createRestApp(deps: ServiceDeps, verifier: ApiKeyVerifier, probe
       checkText(query);
       const admitted = await admit(deps, verifier, rule, (name) => request.headers.get(name), requestId, log);
       limitHeaders = admitted.limitHeaders;
+      tenantId = admitted.ctx.auth.tenantId || undefined;
       if (route.body !== undefined && route.body !== "ndjson") checkJsonContentType(request.headers.get("content-type"));
       const body =
         route.body === undefined || route.body === "ndjson"
           ? ""
           : await readWithin(readBodyText(request, rule.maxBytes(config)), config.requestReadTimeoutMs);
       const out = await route.run(admitted.ctx, { request, params, query, body });
+      deps.requestLog.answered(log, { method: route.method, status: 200, startedAt: started, tenantId });
       return jsonResponse(200, out, requestId, limitHeaders);
     } catch (err) {
       const appError = toAppError(err);
       metrics.errors.inc({ code: appError.code, transport: "rest" });
-      if (appError.code === "INTERNAL_ERROR") log.error("request failed", { err });
-      else logRefusal(log, deps.refusalLog, appError);
+      deps.requestLog.refused(
+        log,
+        { method: route.method, status: httpStatusOf[appError.code], startedAt: started, tenantId },
+        appError,
+        err,
+      );
       // A refusal after the limit check (a quota, a bad request) still tells the caller where its window stands.
       return errorResponse(appError, requestId, limitHeaders);
     } finally {
