@@ -1,13 +1,14 @@
 # syntax=docker/dockerfile:1
-# Multi-stage build on the official Bun image: production dependencies in one stage, a slim non-root
-# runtime in the other. Run with API_KEY_PEPPER, DATABASE_URL and REDIS_URL set.
+# Multi-stage build on the official Bun image of the version package.json pins (a test holds the two
+# together): production dependencies in one stage, a slim non-root runtime in the other. Run with
+# API_KEY_PEPPER, DATABASE_URL and REDIS_URL set.
 
-FROM oven/bun:1 AS deps
+FROM oven/bun:1.4.5 AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN bun install --production --ignore-scripts
 
-FROM oven/bun:1-slim AS runtime
+FROM oven/bun:1.4.5-slim AS runtime
 WORKDIR /app
 ENV NODE_ENV=production \
     PORT=3000 \
