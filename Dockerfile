@@ -6,6 +6,7 @@
 FROM oven/bun:1.4.5 AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY packages/client/package.json ./packages/client/
 RUN bun install --production --ignore-scripts
 
 FROM oven/bun:1.4.5-slim AS runtime

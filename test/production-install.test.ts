@@ -4,7 +4,7 @@
 // none may be installed.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { cp, mkdtemp, readdir, rm } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { DEMO_KEY, ROOT, TUTORIAL_RECOMMEND, waitFor } from "./harness.ts";
@@ -12,7 +12,10 @@ import { DEMO_KEY, ROOT, TUTORIAL_RECOMMEND, waitFor } from "./harness.ts";
 let dir: string;
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), "kaireon-prod-"));
-  for (const entry of ["package.json", "package-lock.json", "tsconfig.json", "src", "gen"]) {
+  // What the Dockerfile copies: the manifests (the client package's too, a workspace npm must find), the
+  // sources and the generated code.
+  for (const entry of ["package.json", "package-lock.json", "packages/client/package.json", "tsconfig.json", "src", "gen"]) {
+    await mkdir(path.dirname(path.join(dir, entry)), { recursive: true });
     await cp(path.join(ROOT, entry), path.join(dir, entry), { recursive: true });
   }
 });
@@ -49,7 +52,7 @@ describe("a production install", () => {
       if (install.code !== 0) throw new Error(`npm ci --omit=dev failed:\n${install.stderr}`);
       const installed = new Set(await readdir(path.join(dir, "node_modules")));
       // (typescript may be there: elysia names it as an optional peer, which npm installs.)
-      for (const dev of ["fast-check", "postgres", "@biomejs", "@grpc", "@seriousme"]) expect(installed.has(dev)).toBe(false);
+      for (const dev of ["fast-check", "postgres", "@biomejs", "@grpc", "@seriousme", "kubernetes-models"]) expect(installed.has(dev)).toBe(false);
       expect(installed.has("bun")).toBe(true);
 
       const proc = Bun.spawn(["npm", "start"], {

@@ -10,29 +10,10 @@ import { mkdtemp, readFile, rm, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { DEMO_KEY, OPERATOR_KEY, postJson, processEnv, ROOT, type SpawnedService, spawnService } from "./harness.ts";
+import { runShellBlocks, shellBlocks, shellFailure } from "./shell-docs.ts";
 
 /** Blocks that are not examples to run against a service: installing and starting it, and the checks CI runs. */
 const NOT_EXAMPLES = ["npm ci && npm start", "npm ci && npm test", "npm run gen "];
-
-interface Block {
-  line: number;
-  text: string;
-}
-
-/** The README's `sh` blocks, with the line each starts on. */
-function shellBlocks(markdown: string): Block[] {
-  const blocks: Block[] = [];
-  const lines = markdown.split("\n");
-  for (let i = 0; i < lines.length; i++) {
-    if (!/^```(sh|bash|shell)\s*$/.test(lines[i] as string)) continue;
-    const start = i + 1;
-    let end = start;
-    while (end < lines.length && !(lines[end] as string).startsWith("```")) end++;
-    blocks.push({ line: start + 1, text: lines.slice(start, end).join("\n") });
-    i = end;
-  }
-  return blocks;
-}
 
 let svc: SpawnedService;
 let work: string;
@@ -60,45 +41,6 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 }, 30_000);
 
-/** Runs every example block in order in one bash, stopping at the first that fails. */
-async function runExamples(blocks: Block[]): Promise<{ failed?: Block; output: string; code: number }> {
-  // curl fails on an HTTP error and ends its answer with a newline; everything else fails on its exit code.
-  const preamble = [
-    "set -euo pipefail",
-    'curl() { command curl --fail-with-body --show-error "$@"; local rc=$?; echo; return $rc; }',
-    'block() { echo "=== README block at line $1"; }',
-  ];
-  const script = [...preamble];
-  for (const b of blocks) {
-    const text = b.text.replaceAll("localhost:3000", `localhost:${svc.port}`).replaceAll("127.0.0.1:50051", `127.0.0.1:${svc.grpcPort}`);
-    script.push(`block ${b.line}`, text);
-  }
-  const proc = Bun.spawn(["bash", "-c", script.join("\n")], {
-    cwd: work,
-    env: {
-      PATH: process.env.PATH ?? "",
-      HOME: process.env.HOME ?? "/tmp",
-      DATA_DIR: path.join(work, ".data"),
-      KEY: DEMO_KEY,
-      OPERATOR_API_KEY: OPERATOR_KEY,
-      TRACE_ID: traceId,
-    },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  // Both streams into one, in the order they came, so a failure shows next to its block.
-  let output = "";
-  const pump = async (stream: ReadableStream<Uint8Array>) => {
-    const decoder = new TextDecoder();
-    for await (const chunk of stream) output += decoder.decode(chunk);
-  };
-  await Promise.all([pump(proc.stdout as ReadableStream<Uint8Array>), pump(proc.stderr as ReadableStream<Uint8Array>)]);
-  const code = await proc.exited;
-  const last = [...output.matchAll(/=== README block at line (\d+)/g)].pop();
-  const failed = code === 0 ? undefined : blocks.find((b) => String(b.line) === last?.[1]);
-  return { failed, output, code };
-}
-
 describe("the README", () => {
   test("every shell example runs as written against a fresh service, in order", async () => {
     const blocks = shellBlocks(await readFile(path.join(ROOT, "README.md"), "utf8"));
@@ -108,13 +50,13 @@ describe("the README", () => {
     const examples = blocks.filter((b) => !skipped.includes(b));
     expect(examples.length).toBeGreaterThan(8);
     expect(traceId).toMatch(/^trace_/);
-    const run = await runExamples(examples);
-    if (run.code !== 0) {
-      throw new Error(
-        `README block at line ${run.failed?.line ?? "?"} failed (exit ${run.code}):\n${run.failed?.text ?? ""}\n--- output:\n${run.output.slice(-4000)}`,
-      );
-    }
-    // Every block ran, and said what the README says it says.
-    expect([...run.output.matchAll(/=== README block at line/g)].length).toBe(examples.length);
+    const run = await runShellBlocks(examples, {
+      cwd: work,
+      env: { DATA_DIR: path.join(work, ".data"), KEY: DEMO_KEY, OPERATOR_API_KEY: OPERATOR_KEY, TRACE_ID: traceId },
+      rewrite: (text) => text.replaceAll("localhost:3000", `localhost:${svc.port}`).replaceAll("127.0.0.1:50051", `127.0.0.1:${svc.grpcPort}`),
+    });
+    if (run.code !== 0) throw shellFailure("README", run);
+    // Every block ran.
+    expect(run.started).toBe(examples.length);
   }, 300_000);
 });
