@@ -4,6 +4,9 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Db } from "./db.ts";
+import { ensureInteractionPartitions } from "./partitions.ts";
+
+export { ensureInteractionPartitions };
 
 const MIGRATION_LOCK = 72_150_001;
 const migrationsDir = join(import.meta.dir, "migrations");
@@ -35,20 +38,4 @@ export async function migrate(db: Db, now: Date = new Date()): Promise<Migration
     await ensureInteractionPartitions(tx, now);
     return { applied };
   });
-}
-
-function monthStart(year: number, month: number): Date {
-  return new Date(Date.UTC(year, month, 1));
-}
-
-/** Creates the monthly interaction partitions from last month to three months ahead. */
-export async function ensureInteractionPartitions(tx: { query: Db["query"] }, now: Date): Promise<void> {
-  for (let offset = -1; offset <= 3; offset++) {
-    const from = monthStart(now.getUTCFullYear(), now.getUTCMonth() + offset);
-    const to = monthStart(from.getUTCFullYear(), from.getUTCMonth() + 1);
-    const name = `interactions_${from.getUTCFullYear()}_${String(from.getUTCMonth() + 1).padStart(2, "0")}`;
-    const exists = await tx.query("select 1 from pg_class where relname = $1", [name]);
-    if (exists.length > 0) continue;
-    await tx.query(`create table ${name} partition of interactions for values from ('${from.toISOString()}') to ('${to.toISOString()}')`);
-  }
 }

@@ -126,7 +126,7 @@ async function insertTraces(db: Queryable, batch: StoredTrace[]): Promise<void> 
     `insert into decision_traces (tenant_id, trace_id, customer_id, decision_flow_id, body, created_at, expires_at)
      select * from json_to_recordset($1::json) as t(
        tenant_id text, trace_id text, customer_id text, decision_flow_id text, body json, created_at timestamptz, expires_at timestamptz)
-     on conflict (tenant_id, trace_id) do nothing`,
+     on conflict do nothing`,
     [
       batch.map((t) => ({
         tenant_id: t.tenantId,
