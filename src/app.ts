@@ -5,7 +5,7 @@ import Redis from "ioredis";
 import type { Config } from "./config.ts";
 import { DEMO_TENANT, seedDemo } from "./demo.ts";
 import { createLogger, type Logger } from "./log.ts";
-import { Metrics } from "./metrics.ts";
+import { EventLoopDelaySampler, gitCommitOf, Metrics } from "./metrics.ts";
 import { ApiKeyVerifier } from "./services/auth.ts";
 import { createServiceDeps, type ServiceDeps } from "./services/context.ts";
 import { type Db, openEmbedded, openPostgres } from "./store/db.ts";
@@ -27,13 +27,15 @@ export interface App {
   stop(): Promise<void>;
 }
 
-export async function openDatabase(config: Config, log?: Logger): Promise<Db> {
+export async function openDatabase(config: Config, log?: Logger, metrics?: Metrics): Promise<Db> {
   if (!config.databaseUrl) return openEmbedded(config.dataDir);
   let busyLoggedAt = Number.NEGATIVE_INFINITY;
+  const calls = metrics?.dbQueryDuration;
   return openPostgres({
     url: config.databaseUrl,
     poolSize: config.databasePoolSize,
     maxQueued: config.databaseQueueLimit,
+    onCall: calls && ((kind, seconds, ok) => calls.observe({ kind, result: ok ? "ok" : "error" }, seconds)),
     onAvailability: (available, cause) => {
       if (available) log?.info("database reachable again");
       else log?.error("database unreachable: calls that need it answer 503 UNAVAILABLE until it answers again", { err: cause });
@@ -54,7 +56,8 @@ export async function startApp(config: Config, log: Logger = createLogger(config
       "API_KEY_PEPPER is not set: using the development pepper. Set it before storing real keys; keys made under one pepper stop working under another.",
     );
   }
-  const db = await openDatabase(config, log);
+  const metrics = new Metrics({ commit: config.buildCommit ?? gitCommitOf(new URL("..", import.meta.url).pathname) });
+  const db = await openDatabase(config, log, metrics);
   const { applied } = await migrate(db);
   log.info("database ready", { kind: db.kind, migrationsApplied: applied });
 
@@ -81,14 +84,23 @@ export async function startApp(config: Config, log: Logger = createLogger(config
       })
     : null;
   if (redis) {
+    timeRedisCommands(redis, metrics);
     redis.on("error", (err) => log.warn("redis error", { err: err.message }));
     await redis.connect().catch((err) => log.warn("redis not reachable at start", { err: err.message }));
   }
 
   if (!config.operatorKeyHash)
     log.info("OPERATOR_API_KEY is not set: the operator API (/api/v1/tenants, OperatorService) refuses every call");
-  const metrics = new Metrics();
   const deps = createServiceDeps({ config, db, log, metrics, redis });
+  const eventLoop = new EventLoopDelaySampler(metrics.eventLoopDelay);
+  eventLoop.start();
+  if (db.pool) metrics.watchPool(db.pool);
+  if (redis) {
+    metrics.collect(() => {
+      metrics.redisUp.set({}, redis.status === "ready" ? 1 : 0);
+      metrics.rateLimitRedisFallback.set({}, deps.limits.usingFallback ? 1 : 0);
+    });
+  }
   const verifier = new ApiKeyVerifier(db, metrics, {
     pepper: config.apiKeyPepper,
     operatorKeyHash: config.operatorKeyHash,
@@ -149,6 +161,7 @@ export async function startApp(config: Config, log: Logger = createLogger(config
     demoApiKey,
     async stop() {
       for (const t of housekeeping) clearInterval(t);
+      eventLoop.stop();
       await listeners.shutdown();
       await control?.stop();
       // Commit what Respond has queued; it refuses new writes from here on.
@@ -160,5 +173,25 @@ export async function startApp(config: Config, log: Logger = createLogger(config
       redis?.disconnect();
       await db.close();
     },
+  };
+}
+
+/**
+ * Times every Redis command from the moment ioredis writes it (alone or in an automatic pipeline, which
+ * also goes through sendCommand) to its reply. Command names come from the service's own code: a closed set.
+ */
+function timeRedisCommands(redis: Redis, metrics: Metrics): void {
+  type Send = (command: { name: string; promise: Promise<unknown> }, ...rest: unknown[]) => unknown;
+  const client = redis as unknown as { sendCommand: Send };
+  const send = client.sendCommand.bind(redis) as Send;
+  const histogram = metrics.redisCommandDuration;
+  client.sendCommand = (command, ...rest) => {
+    const started = performance.now();
+    const sent = send(command, ...rest);
+    command.promise.then(
+      () => histogram.observe({ command: command.name, result: "ok" }, (performance.now() - started) / 1000),
+      () => histogram.observe({ command: command.name, result: "error" }, (performance.now() - started) / 1000),
+    );
+    return sent;
   };
 }

@@ -1,12 +1,18 @@
 // Every setting of the service: its environment variable, its default and its check, in one place.
 
-import { createHmac } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 
 export interface Config {
   nodeEnv: string;
   host: string;
   port: number;
   grpcPort: number;
+  /** A listener of its own for GET /metrics (the public port then answers it 404); null: /metrics on PORT. */
+  metricsPort: number | null;
+  /** SHA-256 (hex) of METRICS_TOKEN, the bearer token /metrics then asks for; null: no token asked. */
+  metricsTokenHash: string | null;
+  /** The commit the service was built from (BUILD_COMMIT), shown in kaireon_build_info. */
+  buildCommit: string | undefined;
   databaseUrl: string | undefined;
   dataDir: string;
   databasePoolSize: number;
@@ -167,6 +173,20 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (demoApiKey !== undefined && !/^krn_[0-9A-Za-z]{32,}$/.test(demoApiKey)) {
     throw new ConfigError("DEMO_API_KEY must be krn_ followed by at least 32 letters or digits");
   }
+  const port = integer(env, "PORT", 3000, 0, 65535);
+  const grpcPort = integer(env, "GRPC_PORT", 50051, 0, 65535);
+  const metricsPort = optionalInteger(env, "METRICS_PORT", 0, 65535);
+  if (metricsPort !== null && metricsPort !== 0 && (metricsPort === port || metricsPort === grpcPort)) {
+    throw new ConfigError(`METRICS_PORT must differ from PORT and GRPC_PORT, got "${metricsPort}"`);
+  }
+  const metricsToken = env.METRICS_TOKEN || undefined;
+  if (metricsToken !== undefined && !/^[\x21-\x7e]{16,256}$/.test(metricsToken)) {
+    throw new ConfigError("METRICS_TOKEN must be 16 to 256 printable characters without spaces");
+  }
+  const buildCommit = env.BUILD_COMMIT || undefined;
+  if (buildCommit !== undefined && !/^[0-9a-f]{7,40}$/i.test(buildCommit)) {
+    throw new ConfigError(`BUILD_COMMIT must be a git commit id (7 to 40 hex digits), got "${buildCommit}"`);
+  }
   const operatorKey = env.OPERATOR_API_KEY || undefined;
   if (operatorKey !== undefined && !/^krn_[0-9A-Za-z]{32,128}$/.test(operatorKey)) {
     throw new ConfigError("OPERATOR_API_KEY must be krn_ followed by 32 to 128 letters or digits");
@@ -174,8 +194,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   return {
     nodeEnv,
     host: env.HOST || "0.0.0.0",
-    port: integer(env, "PORT", 3000, 0, 65535),
-    grpcPort: integer(env, "GRPC_PORT", 50051, 0, 65535),
+    port,
+    grpcPort,
+    metricsPort,
+    metricsTokenHash: metricsToken ? createHash("sha256").update(metricsToken).digest("hex") : null,
+    buildCommit: buildCommit?.toLowerCase(),
     databaseUrl: env.DATABASE_URL || undefined,
     dataDir: env.DATA_DIR || "./.data",
     databasePoolSize: integer(env, "DATABASE_POOL_SIZE", 10, 1, 200),

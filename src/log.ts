@@ -9,6 +9,8 @@ export interface Logger {
   warn(msg: string, fields?: Record<string, unknown>): void;
   error(msg: string, fields?: Record<string, unknown>): void;
   child(fields: Record<string, unknown>): Logger;
+  /** The fields every line of this logger carries (a request's transport and route, for its metrics). */
+  readonly fields?: Readonly<Record<string, unknown>>;
 }
 
 export function createLogger(level: Level = "info", base: Record<string, unknown> = {}): Logger {
@@ -26,6 +28,7 @@ export function createLogger(level: Level = "info", base: Record<string, unknown
     warn: (m, f) => write("warn", m, f),
     error: (m, f) => write("error", m, f),
     child: (fields) => createLogger(level, { ...base, ...fields }),
+    fields: base,
   };
 }
 

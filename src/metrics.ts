@@ -1,4 +1,9 @@
-// Prometheus metrics in the text exposition format, kept in process memory and served at GET /metrics.
+// Prometheus metrics in the text exposition format, kept in process memory and served at GET /metrics
+// (or on METRICS_PORT alone): the service's own counters, the calls by transport, RPC and status, and the
+// process, runtime, database pool and Redis figures read when the metrics are scraped.
+
+import { readdirSync, readFileSync } from "node:fs";
+import packageJson from "../package.json" with { type: "json" };
 
 type Labels = Record<string, string>;
 
@@ -88,6 +93,232 @@ export class Histogram {
   }
 }
 
+/**
+ * A figure read from elsewhere (the process, the pool) each time the metrics are rendered. Most are
+ * gauges; a total the runtime keeps (CPU seconds) is exposed as a counter.
+ */
+export class Gauge {
+  private readonly values = new Map<string, number>();
+  private readonly keys = new LabelKeys();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly type: "gauge" | "counter" = "gauge",
+  ) {}
+  set(labels: Labels, value: number): void {
+    this.values.set(this.keys.of(labels), value);
+  }
+  get(labels: Labels = {}): number | undefined {
+    return this.values.get(this.keys.of(labels));
+  }
+  render(): string {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.type}`];
+    for (const [key, value] of this.values) lines.push(`${this.name}${key ? `{${key}}` : ""} ${value}`);
+    return lines.join("\n");
+  }
+}
+
+interface RpcSeries {
+  /** The rendered label set: method, status, transport. */
+  key: string;
+  counts: number[];
+  sum: number;
+  count: number;
+}
+
+/** Past this many series a new combination is counted under method="other": a guard against a wiring fault. */
+const MAX_RPC_SERIES = 2_000;
+
+/**
+ * Every call by transport, RPC method and status: a counter and a latency histogram over one table of
+ * series, updated once per call from the request log. The hot path looks the series up by the values
+ * the transports already hold (transport, route, HTTP method, status), so labels are worked out and
+ * rendered only the first time a combination is seen.
+ */
+export class RpcMetrics {
+  private readonly series: RpcSeries[] = [];
+  private readonly index = new Map<string, Map<string, Map<string, Map<string | number, RpcSeries>>>>();
+  /** REST routes by path and HTTP method: the RPC each serves (`kaireon.v1.RecommendService/Recommend`). */
+  private readonly restNames = new Map<string, Map<string, string>>();
+
+  constructor(readonly buckets: number[]) {}
+
+  /** Names the RPC of each REST route; a route not named is labelled by its HTTP method and path pattern. */
+  nameRestRoutes(routes: Iterable<{ method: string; path: string; name: string }>): void {
+    for (const r of routes) {
+      const byMethod = this.restNames.get(r.path) ?? new Map<string, string>();
+      byMethod.set(r.method, r.name);
+      this.restNames.set(r.path, byMethod);
+    }
+  }
+
+  /**
+   * One finished call. `route` is the REST path pattern (`/api/v1/decision-traces/:traceId`) or the RPC
+   * path (`/kaireon.v1.RecommendService/Recommend`); `status` the HTTP status or the gRPC status name.
+   */
+  record(transport: string, route: string, httpMethod: string, status: number | string, seconds: number): void {
+    let byRoute = this.index.get(transport);
+    if (!byRoute) {
+      byRoute = new Map();
+      this.index.set(transport, byRoute);
+    }
+    let byMethod = byRoute.get(route);
+    if (!byMethod) {
+      byMethod = new Map();
+      byRoute.set(route, byMethod);
+    }
+    let byStatus = byMethod.get(httpMethod);
+    if (!byStatus) {
+      byStatus = new Map();
+      byMethod.set(httpMethod, byStatus);
+    }
+    let s = byStatus.get(status);
+    if (!s) {
+      s = this.seriesOf(transport, route, httpMethod, status);
+      byStatus.set(status, s);
+    }
+    const buckets = this.buckets;
+    for (let i = 0; i < buckets.length; i++) {
+      if (seconds <= (buckets[i] as number)) {
+        s.counts[i] = (s.counts[i] as number) + 1;
+        break;
+      }
+    }
+    s.sum += seconds;
+    s.count++;
+  }
+
+  /** Calls counted under these labels (as rendered: the RPC name and the status or status class). */
+  count(labels: { transport: string; method: string; status: string }): number {
+    const key = renderLabels(labels);
+    return this.series.find((s) => s.key === key)?.count ?? 0;
+  }
+
+  private seriesOf(transport: string, route: string, httpMethod: string, status: number | string): RpcSeries {
+    const method =
+      this.series.length >= MAX_RPC_SERIES
+        ? "other"
+        : transport === "rest"
+          ? (this.restNames.get(route)?.get(httpMethod) ?? `${httpMethod} ${route}`)
+          : route.startsWith("/")
+            ? route.slice(1)
+            : route;
+    // REST by status class: the error code is in kaireon_errors_total; gRPC status names are a closed set.
+    const statusLabel = typeof status === "number" ? `${Math.floor(status / 100)}xx` : status;
+    const key = renderLabels({ method, status: statusLabel, transport });
+    // Two raw statuses of one class (200, 201) share a series.
+    let s = this.series.find((x) => x.key === key);
+    if (!s) {
+      s = { key, counts: new Array(this.buckets.length).fill(0), sum: 0, count: 0 };
+      this.series.push(s);
+    }
+    return s;
+  }
+
+  render(): string {
+    const total = "kaireon_rpc_requests_total";
+    const duration = "kaireon_rpc_duration_seconds";
+    const counter = [
+      `# HELP ${total} Calls by transport, RPC method and status (gRPC status name, or HTTP status class on REST).`,
+      `# TYPE ${total} counter`,
+    ];
+    const histogram = [`# HELP ${duration} Call latency by transport, RPC method and status.`, `# TYPE ${duration} histogram`];
+    for (const s of this.series) {
+      counter.push(`${total}{${s.key}} ${s.count}`);
+      let cumulative = 0;
+      this.buckets.forEach((le, i) => {
+        cumulative += s.counts[i] as number;
+        histogram.push(`${duration}_bucket{${s.key},le="${le}"} ${cumulative}`);
+      });
+      histogram.push(`${duration}_bucket{${s.key},le="+Inf"} ${s.count}`);
+      histogram.push(`${duration}_sum{${s.key}} ${s.sum}`);
+      histogram.push(`${duration}_count{${s.key}} ${s.count}`);
+    }
+    return `${counter.join("\n")}\n${histogram.join("\n")}`;
+  }
+}
+
+/**
+ * Event-loop delay by timer drift: a timer due every `intervalMs` records how late it fired. Bun 1.4
+ * has perf_hooks.monitorEventLoopDelay, but its percentiles cover everything since it was enabled;
+ * a histogram lets Prometheus take them over any window.
+ */
+export class EventLoopDelaySampler {
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private last = 0;
+
+  constructor(
+    private readonly histogram: Histogram,
+    private readonly intervalMs = 10,
+  ) {}
+
+  start(): void {
+    if (this.timer) return;
+    this.last = performance.now();
+    this.timer = setInterval(() => {
+      const now = performance.now();
+      this.histogram.observe({}, Math.max(0, now - this.last - this.intervalMs) / 1000);
+      this.last = now;
+    }, this.intervalMs);
+    // It only measures; it must never keep the process alive.
+    this.timer.unref?.();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+}
+
+/** The soft limit on open files (Linux), read once: it does not change under a running process. */
+function maxOpenFiles(): number | null {
+  try {
+    const line = readFileSync("/proc/self/limits", "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("Max open files"));
+    const soft = line?.slice("Max open files".length).trim().split(/\s+/)[0];
+    return soft && /^\d+$/.test(soft) ? Number(soft) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The commit of a git checkout the service runs from, when it runs from one (no git needed). */
+export function gitCommitOf(root: string): string | null {
+  try {
+    const head = readFileSync(`${root}/.git/HEAD`, "utf8").trim();
+    if (/^[0-9a-f]{40}$/.test(head)) return head;
+    const ref = /^ref: (refs\/[^\s]+)$/.exec(head)?.[1];
+    if (!ref) return null;
+    try {
+      return readFileSync(`${root}/.git/${ref}`, "utf8").trim();
+    } catch {
+      const packed = readFileSync(`${root}/.git/packed-refs`, "utf8");
+      return (
+        packed
+          .split("\n")
+          .find((l) => l.endsWith(` ${ref}`))
+          ?.slice(0, 40) ?? null
+      );
+    }
+  } catch {
+    return null;
+  }
+}
+
+/** What the metrics read of the database pool: connections the pool holds, those running a call, calls waiting for one. */
+export interface PoolReading {
+  max: number;
+  open: number;
+  inUse: number;
+  waiting: number;
+}
+
+export interface MetricsOptions {
+  /** The commit the service was built from, when known (BUILD_COMMIT, or the checkout it runs from). */
+  commit?: string | null;
+}
+
 export class Metrics {
   readonly requestDuration = new Histogram(
     "kaireon_request_duration_seconds",
@@ -132,8 +363,97 @@ export class Metrics {
     "kaireon_decision_budget_exhausted_total",
     "Decisions whose formula work ran past DECISION_EVALUATION_BUDGET, by tenant: a catalog to look at.",
   );
+  readonly rpcs = new RpcMetrics([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]);
+
+  readonly buildInfo = new Gauge("kaireon_build_info", "The version of the service, the Bun it runs on and the commit it was built from.");
+  readonly startTime = new Gauge("kaireon_process_start_time_seconds", "When the process started, in seconds since the Unix epoch.");
+  readonly residentMemory = new Gauge("kaireon_process_resident_memory_bytes", "Resident memory of the process.");
+  readonly heapUsed = new Gauge("kaireon_process_heap_used_bytes", "JavaScript heap in use.");
+  readonly heapTotal = new Gauge("kaireon_process_heap_total_bytes", "JavaScript heap reserved.");
+  readonly externalMemory = new Gauge(
+    "kaireon_process_external_memory_bytes",
+    "Memory held outside the JavaScript heap for its objects (buffers).",
+  );
+  readonly cpuSeconds = new Gauge("kaireon_process_cpu_seconds_total", "CPU time of the process, by mode (user or system).", "counter");
+  readonly openFds = new Gauge("kaireon_process_open_fds", "File descriptors the process holds open (Linux).");
+  readonly maxFds = new Gauge("kaireon_process_max_fds", "The process's limit on open file descriptors (Linux).");
+  readonly eventLoopDelay = new Histogram(
+    "kaireon_event_loop_delay_seconds",
+    "How late a timer due every 10 ms fired: the time the event loop was held up by other work.",
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+  );
+
+  readonly dbPoolConnections = new Gauge(
+    "kaireon_db_pool_connections",
+    "Connections of the PostgreSQL pool by state: in_use (running a call) or idle (open, waiting for one).",
+  );
+  readonly dbPoolMax = new Gauge("kaireon_db_pool_max_connections", "The PostgreSQL pool's size (DATABASE_POOL_SIZE).");
+  readonly dbPoolWaiting = new Gauge("kaireon_db_pool_waiting_calls", "Database calls waiting for a connection of the pool.");
+  readonly dbQueryDuration = new Histogram(
+    "kaireon_db_query_duration_seconds",
+    "Database calls as the service waits for them (a connection, then the answer), by kind (query, exec or transaction) and result (ok or error).",
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+  );
+  readonly redisUp = new Gauge("kaireon_redis_up", "1 while the Redis connection is ready, else 0 (present only with Redis configured).");
+  readonly rateLimitRedisFallback = new Gauge(
+    "kaireon_rate_limit_redis_fallback",
+    "1 while rate limits are counted in this process because Redis failed or was slow, else 0 (present only with Redis configured).",
+  );
+  readonly redisCommandDuration = new Histogram(
+    "kaireon_redis_command_duration_seconds",
+    "Redis commands from being written to their reply, by command and result (ok or error).",
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+  );
+
+  /** Read when the metrics are rendered: figures that live elsewhere (pool, Redis state). */
+  private readonly collectors: (() => void)[] = [() => this.collectProcess()];
+  private readonly fdLimit = maxOpenFiles();
+
+  constructor(opts: MetricsOptions = {}) {
+    this.buildInfo.set({ version: packageJson.version, bun: Bun.version, commit: opts.commit || "unknown" }, 1);
+    this.startTime.set({}, Math.round(performance.timeOrigin) / 1000);
+  }
+
+  /** Adds figures read at each render; a collector that throws leaves its figures as they were. */
+  collect(collector: () => void): void {
+    this.collectors.push(collector);
+  }
+
+  /** The PostgreSQL pool, read at each render. */
+  watchPool(read: () => PoolReading): void {
+    this.collect(() => {
+      const p = read();
+      this.dbPoolMax.set({}, p.max);
+      this.dbPoolConnections.set({ state: "in_use" }, p.inUse);
+      this.dbPoolConnections.set({ state: "idle" }, Math.max(0, p.open - p.inUse));
+      this.dbPoolWaiting.set({}, p.waiting);
+    });
+  }
+
+  private collectProcess(): void {
+    const memory = process.memoryUsage();
+    this.residentMemory.set({}, memory.rss);
+    this.heapUsed.set({}, memory.heapUsed);
+    this.heapTotal.set({}, memory.heapTotal);
+    this.externalMemory.set({}, memory.external);
+    const cpu = process.cpuUsage();
+    this.cpuSeconds.set({ mode: "user" }, cpu.user / 1e6);
+    this.cpuSeconds.set({ mode: "system" }, cpu.system / 1e6);
+    if (this.fdLimit !== null) {
+      this.maxFds.set({}, this.fdLimit);
+      // The listing holds one descriptor of its own while it reads.
+      this.openFds.set({}, readdirSync("/proc/self/fd").length - 1);
+    }
+  }
 
   render(): string {
+    for (const collector of this.collectors) {
+      try {
+        collector();
+      } catch {
+        // A figure that cannot be read now keeps its last value; the rest still render.
+      }
+    }
     return `${[
       this.requestDuration,
       this.errors,
@@ -150,6 +470,24 @@ export class Metrics {
       this.catalogCompileSeconds,
       this.catalogCompileSliceSeconds,
       this.budgetExhausted,
+      this.rpcs,
+      this.buildInfo,
+      this.startTime,
+      this.residentMemory,
+      this.heapUsed,
+      this.heapTotal,
+      this.externalMemory,
+      this.cpuSeconds,
+      this.openFds,
+      this.maxFds,
+      this.eventLoopDelay,
+      this.dbPoolConnections,
+      this.dbPoolMax,
+      this.dbPoolWaiting,
+      this.dbQueryDuration,
+      this.redisUp,
+      this.rateLimitRedisFallback,
+      this.redisCommandDuration,
     ]
       .map((m) => m.render())
       .join("\n")}\n`;

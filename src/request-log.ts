@@ -2,12 +2,14 @@
 // answered call (a sample of them, REQUEST_LOG_SAMPLE_RATE), `request refused` at info for a call
 // refused with a client's or a dependency's error (its code, message and fields; at most ten a second,
 // those held back counted in the next), `request failed` at error for an unexpected failure, with the
-// cause. Each carries the transport, route, status, duration, request id and tenant.
+// cause. Each carries the transport, route, status, duration, request id and tenant. The same call counts
+// the request in the metrics (kaireon_rpc_requests_total and its latency), whether it is logged or not.
 
 import { Code } from "@connectrpc/connect";
 import type { AppError } from "./errors.ts";
 import { httpStatusOf } from "./errors.ts";
 import { type Logger, Throttle } from "./log.ts";
+import type { Metrics } from "./metrics.ts";
 
 /** A gRPC status by its canonical name (INVALID_ARGUMENT), from connect-es's code. */
 export function grpcStatusName(code: Code): string {
@@ -31,13 +33,32 @@ export class RequestLog {
   constructor(
     private readonly sampleRate: number,
     private readonly random: () => number = Math.random,
+    private readonly metrics: Metrics | null = null,
   ) {}
 
-  private fields(s: RequestSummary, held?: number): Record<string, unknown> {
+  /** Counts the call under the transport and route its logger carries; returns its duration in ms. */
+  private count(log: Logger, s: RequestSummary): number {
+    const ms = performance.now() - s.startedAt;
+    if (this.metrics) {
+      const bound = log.fields;
+      const transport = bound?.transport;
+      const route = bound?.route;
+      this.metrics.rpcs.record(
+        typeof transport === "string" ? transport : "unknown",
+        typeof route === "string" ? route : "unknown",
+        s.method ?? "",
+        s.status,
+        ms / 1000,
+      );
+    }
+    return ms;
+  }
+
+  private fields(s: RequestSummary, ms: number, held?: number): Record<string, unknown> {
     return {
       ...(s.method ? { method: s.method } : {}),
       status: s.status,
-      durationMs: Math.round((performance.now() - s.startedAt) * 1000) / 1000,
+      durationMs: Math.round(ms * 1000) / 1000,
       ...(s.tenantId ? { tenantId: s.tenantId } : {}),
       ...(held ? { refusalsNotLogged: held } : {}),
     };
@@ -45,20 +66,22 @@ export class RequestLog {
 
   /** An answered call: logged for a sample of them. */
   answered(log: Logger, s: RequestSummary): void {
+    const ms = this.count(log, s);
     if (this.sampleRate <= 0 || (this.sampleRate < 1 && this.random() >= this.sampleRate)) return;
-    log.info("request", this.fields(s));
+    log.info("request", this.fields(s, ms));
   }
 
   /** A call that ended with an error: a refusal (throttled) or, for INTERNAL_ERROR, a failure with its cause. */
   refused(log: Logger, s: RequestSummary, err: AppError, cause?: unknown): void {
+    const ms = this.count(log, s);
     if (err.code === "INTERNAL_ERROR") {
-      log.error("request failed", { ...this.fields(s), code: err.code, err: cause });
+      log.error("request failed", { ...this.fields(s, ms), code: err.code, err: cause });
       return;
     }
     const held = this.refusals.pass();
     if (held === null) return;
     log.info("request refused", {
-      ...this.fields(s, held),
+      ...this.fields(s, ms, held),
       code: err.code,
       httpStatus: httpStatusOf[err.code],
       error: err.message,
@@ -68,8 +91,9 @@ export class RequestLog {
 
   /** A call the protocol layer ended (deadline passed, caller gone): throttled like a refusal. */
   ended(log: Logger, s: RequestSummary, message: string): void {
+    const ms = this.count(log, s);
     const held = this.refusals.pass();
     if (held === null) return;
-    log.info("request refused", { ...this.fields(s, held), error: message });
+    log.info("request refused", { ...this.fields(s, ms, held), error: message });
   }
 }

@@ -110,7 +110,7 @@ export function createServiceDeps(opts: {
     catalogs,
     loopStalls: new LoopStalls(),
     forgetApiKey: () => {},
-    requestLog: new RequestLog(config.requestLogSampleRate),
+    requestLog: new RequestLog(config.requestLogSampleRate, Math.random, metrics),
     limits: new TenantLimits({ config, redis: opts.redis ?? null, catalogs, metrics, log, now: () => clock.now() }),
     propensity,
     profiles: new LoadingCache(

@@ -79,6 +79,11 @@ export class TenantLimits {
     clearInterval(this.sweeper);
   }
 
+  /** Whether checks are counted in this process now, because Redis failed or was slow (for the metrics). */
+  get usingFallback(): boolean {
+    return this.fallingBack;
+  }
+
   private now(): Date {
     return this.deps.now?.() ?? new Date();
   }

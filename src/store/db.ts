@@ -15,8 +15,20 @@ export interface Queryable {
   exec(script: string): Promise<void>;
 }
 
+/** What the pool holds now: its size, connections open (not the one kept for LISTEN), calls on one, calls waiting. */
+export interface PoolFigures {
+  max: number;
+  open: number;
+  inUse: number;
+  waiting: number;
+}
+
+export type CallKind = "query" | "exec" | "transaction";
+
 export interface Db extends Queryable {
   readonly kind: "postgres" | "embedded";
+  /** The pool's figures, for the metrics; absent on the embedded database (one connection, no pool). */
+  pool?(): PoolFigures;
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   /** Calls `onNotify` with the payload of every NOTIFY on the channel; resolves once listening. */
   listen(channel: string, onNotify: (payload: string) => void): Promise<void>;
@@ -37,6 +49,25 @@ export interface PostgresOptions {
   onBusy?: (cause: unknown) => void;
   /** Told about an error thrown by a LISTEN handler (which would otherwise end the process). */
   onListenerError?: (err: unknown) => void;
+  /** Told how long each call took, from asking for a connection to the answer, and whether it failed. */
+  onCall?: (kind: CallKind, seconds: number, ok: boolean) => void;
+}
+
+/**
+ * Whether a connection Bun.SQL reports closed had been open: Bun reports a failed connection attempt to
+ * the same callback, with the error of the attempt (refused, timed out, authentication, TLS, or the
+ * server's refusal while starting the session: too many clients, no such database).
+ */
+function wasOpen(err: unknown): boolean {
+  const { code, errno } = (err ?? {}) as { code?: unknown; errno?: unknown };
+  if (typeof code !== "string") return true;
+  if (
+    /^ERR_POSTGRES_(CONNECTION_(REFUSED|TIMEOUT|FAILED)|TLS_|SASL_|AUTHENTICATION_|UNSUPPORTED_AUTH|UNKNOWN_AUTH|CHANNEL_BINDING|INVALID_SERVER)/.test(
+      code,
+    )
+  )
+    return false;
+  return !(code === "ERR_POSTGRES_SERVER_ERROR" && typeof errno === "string" && /^(28|3D|53300)/.test(errno));
 }
 
 /**
@@ -153,6 +184,9 @@ class Breaker {
  */
 export function openPostgres(opts: PostgresOptions): Db {
   const connectionTimeout = opts.connectTimeoutSeconds ?? 5;
+  // Connections open, counted from Bun's callbacks (it has no figure of its own), and the one kept for LISTEN.
+  let open = 0;
+  let listening = 0;
   const sql = new Bun.SQL(opts.url, {
     max: opts.poolSize,
     connectionTimeout,
@@ -161,6 +195,12 @@ export function openPostgres(opts: PostgresOptions): Db {
     // Keep bigint columns exact instead of silently losing precision.
     bigint: true,
     prepare: true,
+    onconnect: () => {
+      open++;
+    },
+    onclose: (err) => {
+      if (open > 0 && wasOpen(err)) open--;
+    },
   });
   // The probe has a connection of its own so that a pool busy with long calls never looks like an outage.
   const probeSql = new Bun.SQL(opts.url, { max: 1, connectionTimeout: 1, idleTimeout: 10 });
@@ -176,14 +216,25 @@ export function openPostgres(opts: PostgresOptions): Db {
   const breaker = new Breaker(probe, opts.probeIntervalMs ?? 250, opts.onAvailability ?? (() => {}), opts.onBusy ?? (() => {}));
   const maxPending = opts.poolSize + (opts.maxQueued ?? opts.poolSize * 50);
   let pending = 0;
-  const guarded = <T>(call: () => Promise<T>): Promise<T> => {
+  const onCall = opts.onCall;
+  const guarded = <T>(kind: CallKind, call: () => Promise<T>): Promise<T> => {
     if (pending >= maxPending) {
       return Promise.reject(new DatabaseUnavailableError(`The database pool is saturated (${pending} calls waiting or running)`));
     }
     pending++;
-    return breaker.run(call).finally(() => {
-      pending--;
-    });
+    const started = performance.now();
+    return breaker.run(call).then(
+      (value) => {
+        pending--;
+        onCall?.(kind, (performance.now() - started) / 1000, true);
+        return value;
+      },
+      (err: unknown) => {
+        pending--;
+        onCall?.(kind, (performance.now() - started) / 1000, false);
+        throw err;
+      },
+    );
   };
   const wrap = (s: Bun.SQL | Bun.TransactionSQL): Queryable => ({
     async query<T>(text: string, params: unknown[] = []) {
@@ -196,9 +247,16 @@ export function openPostgres(opts: PostgresOptions): Db {
   const root = wrap(sql);
   return {
     kind: "postgres",
-    query: (text, params) => guarded(() => root.query(text, params)),
-    exec: (script) => guarded(() => root.exec(script)),
-    transaction: <T>(fn: (tx: Queryable) => Promise<T>) => guarded(() => sql.begin((tx) => fn(wrap(tx))) as Promise<T>),
+    // Each call holds one connection while it runs; those beyond the pool's size wait in Bun's queue.
+    pool: () => ({
+      max: opts.poolSize,
+      open: Math.max(0, open - listening),
+      inUse: Math.min(pending, opts.poolSize),
+      waiting: Math.max(0, pending - opts.poolSize),
+    }),
+    query: (text, params) => guarded("query", () => root.query(text, params)),
+    exec: (script) => guarded("exec", () => root.exec(script)),
+    transaction: <T>(fn: (tx: Queryable) => Promise<T>) => guarded("transaction", () => sql.begin((tx) => fn(wrap(tx))) as Promise<T>),
     // Bun.SQL keeps a connection for LISTEN and subscribes again after reconnecting.
     listen: async (channel, onNotify) => {
       await sql.listen(channel, (payload) => {
@@ -208,6 +266,7 @@ export function openPostgres(opts: PostgresOptions): Db {
           opts.onListenerError?.(err);
         }
       });
+      listening = 1;
     },
     close: async () => {
       breaker.stop();

@@ -1,26 +1,63 @@
-// The two listeners of one process. PORT is Bun.serve over HTTP/1.1: Connect and gRPC-Web calls go to
+// The listeners of one process. PORT is Bun.serve over HTTP/1.1: Connect and gRPC-Web calls go to
 // the Connect dispatcher, everything else to the REST app. GRPC_PORT is node:http2 in cleartext (h2c)
-// for native gRPC, which needs HTTP trailers that Bun.serve cannot send.
+// for native gRPC, which needs HTTP trailers that Bun.serve cannot send. METRICS_PORT, when set, is a
+// small Bun.serve of its own for GET /metrics, which PORT then answers 404.
 
+import { createHash, timingSafeEqual } from "node:crypto";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { universalServerRequestFromFetch, universalServerResponseToFetch } from "@connectrpc/connect/protocol";
 import type { ApiKeyVerifier } from "../services/auth.ts";
 import type { ServiceDeps } from "../services/context.ts";
 import type { Probe } from "../services/health.ts";
+import { AppError } from "../errors.ts";
+import type { Metrics } from "../metrics.ts";
+import { pathOf } from "./call-rules.ts";
 import { createConnectDispatcher } from "./connect-dispatch.ts";
 import { createNativeGrpc } from "./grpc-native.ts";
-import { createRestApp } from "./rest.ts";
+import { createRestApp, errorResponse } from "./rest.ts";
+import { apiRoutes } from "./routes/index.ts";
 import { bodyWithin } from "./read-deadline.ts";
 import { requestIdFrom } from "./request-id.ts";
 
 export interface Listeners {
   port: number;
   grpcPort: number;
+  /** The listener of GET /metrics alone (METRICS_PORT); null when /metrics is served on `port`. */
+  metricsPort: number | null;
   /** Native gRPC streams open now (a call the client abandoned included, until it is closed). */
   readonly openGrpcStreams: number;
   /** Stops accepting, waits for in-flight requests (up to the shutdown timeout), then closes. */
   shutdown(): Promise<void>;
+}
+
+const isMetricsPath = (pathname: string) => pathname === "/metrics" || pathname === "/metrics/";
+
+/**
+ * GET /metrics, behind METRICS_TOKEN when one is set (`Authorization: Bearer <token>`), compared by digest
+ * in constant time.
+ */
+export function metricsHandler(metrics: Metrics, tokenHash: string | null): (request: Request) => Response {
+  const expected = tokenHash ? Buffer.from(tokenHash, "hex") : null;
+  return (request) => {
+    const requestId = requestIdFrom(request.headers.get("x-request-id"));
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      return errorResponse(new AppError("METHOD_NOT_ALLOWED", `${request.method} is not served here; use GET`), requestId, {
+        allow: "GET",
+      });
+    }
+    if (expected) {
+      const given = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.get("authorization") ?? "")?.[1] ?? "";
+      if (!timingSafeEqual(createHash("sha256").update(given).digest(), expected)) {
+        return errorResponse(new AppError("UNAUTHORIZED", "The metrics need the bearer token of METRICS_TOKEN"), requestId, {
+          "www-authenticate": 'Bearer realm="metrics"',
+        });
+      }
+    }
+    return new Response(metrics.render(), {
+      headers: { "content-type": "text/plain; version=0.0.4", "x-request-id": requestId },
+    });
+  };
 }
 
 export async function startListeners(deps: ServiceDeps, verifier: ApiKeyVerifier, probe: Probe): Promise<Listeners> {
@@ -28,6 +65,18 @@ export async function startListeners(deps: ServiceDeps, verifier: ApiKeyVerifier
   const shutdownController = new AbortController();
   const connect = createConnectDispatcher(deps, verifier, probe, shutdownController.signal);
   const rest = createRestApp(deps, verifier, probe);
+  // Calls over REST are counted under the RPC each route serves, as over gRPC and Connect.
+  deps.metrics.rpcs.nameRestRoutes(
+    apiRoutes(deps).map((r) => ({ method: r.method, path: r.path, name: r.restOnly ? r.operationId : pathOf(r.rpc).slice(1) })),
+  );
+  const serveMetrics = metricsHandler(deps.metrics, config.metricsTokenHash);
+  // With a port of their own, or a token, the metrics are no longer the REST app's plain public route.
+  const metricsOnPublicPort: ((request: Request) => Response) | null =
+    config.metricsPort !== null
+      ? (request) => errorResponse(new AppError("NOT_FOUND", "Route not found"), requestIdFrom(request.headers.get("x-request-id")))
+      : config.metricsTokenHash
+        ? serveMetrics
+        : null;
 
   const withinReadTimeout = <B>(body: B): B =>
     body && typeof body === "object" && Symbol.asyncIterator in body
@@ -43,6 +92,7 @@ export async function startListeners(deps: ServiceDeps, verifier: ApiKeyVerifier
 
   async function dispatch(request: Request): Promise<Response> {
     const url = new URL(request.url);
+    if (metricsOnPublicPort && isMetricsPath(url.pathname)) return metricsOnPublicPort(request);
     const handler = connect.matchHttp1(url.pathname);
     if (!handler) return rest.handle(request);
     const requestId = requestIdFrom(request.headers.get("x-request-id"));
@@ -71,6 +121,22 @@ export async function startListeners(deps: ServiceDeps, verifier: ApiKeyVerifier
     },
   });
 
+  const metricsServer =
+    config.metricsPort === null
+      ? null
+      : Bun.serve({
+          hostname: config.host,
+          port: config.metricsPort,
+          idleTimeout: config.idleTimeoutSeconds,
+          // A scrape sends no body.
+          maxRequestBodySize: 1024,
+          development: false,
+          fetch(request) {
+            if (isMetricsPath(new URL(request.url).pathname)) return serveMetrics(request);
+            return errorResponse(new AppError("NOT_FOUND", "Route not found"), requestIdFrom(request.headers.get("x-request-id")));
+          },
+        });
+
   const sessions = new Set<http2.ServerHttp2Session>();
   const grpc = http2.createServer({
     maxSessionMemory: 64,
@@ -90,11 +156,13 @@ export async function startListeners(deps: ServiceDeps, verifier: ApiKeyVerifier
     grpc.listen(config.grpcPort, config.host, () => resolve());
   });
   const grpcPort = (grpc.address() as AddressInfo).port;
-  log.info("listening", { port: http.port, grpcPort });
+  const metricsPort = metricsServer ? (metricsServer.port as number) : null;
+  log.info("listening", { port: http.port, grpcPort, ...(metricsPort !== null ? { metricsPort } : {}) });
 
   return {
     port: http.port as number,
     grpcPort,
+    metricsPort,
     get openGrpcStreams() {
       return native.open;
     },
@@ -115,6 +183,8 @@ export async function startListeners(deps: ServiceDeps, verifier: ApiKeyVerifier
       shutdownController.abort();
       http.stop(true);
       for (const s of sessions) s.destroy();
+      // Scraped until the end, so the drain itself shows in the metrics.
+      metricsServer?.stop(true);
     },
   };
 }
