@@ -4,8 +4,10 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Validator } from "@seriousme/openapi-schema-validator";
+import { commentsJson, protoComments } from "../scripts/proto-comments.ts";
+import protoCommentsFile from "../src/transport/proto-comments.json" with { type: "json" };
 import { createRestApp } from "../src/transport/rest.ts";
-import { authHeaders, startTestService, type TestService } from "./harness.ts";
+import { authHeaders, startTestService, TUTORIAL_RECOMMEND, TUTORIAL_RESPOND, type TestService } from "./harness.ts";
 
 let svc: TestService;
 let doc: Record<string, any>;
@@ -83,14 +85,154 @@ describe("the OpenAPI document", () => {
   });
 });
 
+/** Checks a JSON value against a schema of the document: types, enums, required and nested properties. */
+function violations(value: unknown, schema: Json, at: string, out: string[] = []): string[] {
+  if (typeof schema.$ref === "string") return violations(value, doc.components.schemas[schema.$ref.split("/").pop() as string], at, out);
+  const types = schema.type === undefined ? [] : ([] as string[]).concat(schema.type);
+  const kind = value === null ? "null" : Array.isArray(value) ? "array" : typeof value;
+  const fits = (t: string) => t === kind || (t === "integer" && Number.isInteger(value)) || (t === "number" && kind === "number");
+  if (types.length > 0 && !types.some(fits)) out.push(`${at}: ${kind} is not ${types.join(" or ")}`);
+  if (Array.isArray(schema.enum) && !schema.enum.includes(value)) out.push(`${at}: ${String(value)} is not one of the enum`);
+  if (kind === "array" && schema.items) {
+    for (const [i, v] of (value as unknown[]).entries()) violations(v, schema.items, `${at}[${i}]`, out);
+  }
+  if (kind === "object") {
+    const object = value as Json;
+    for (const name of schema.required ?? []) if (!(name in object)) out.push(`${at}.${name}: required`);
+    for (const [k, v] of Object.entries(object)) {
+      const property = schema.properties?.[k] ?? (typeof schema.additionalProperties === "object" ? schema.additionalProperties : undefined);
+      if (property) violations(v, property, `${at}.${k}`, out);
+      else if (schema.properties && !schema.additionalProperties) out.push(`${at}.${k}: not a property`);
+    }
+  }
+  return out;
+}
+
+const operations = () =>
+  Object.entries(doc.paths as Record<string, Json>).flatMap(([path, ops]) =>
+    Object.entries(ops).map(([method, op]) => ({ path, method, op: op as Json })),
+  );
+
+describe("descriptions, required fields, examples and servers", () => {
+  test("the comments file is the comments of proto/ (run bun scripts/proto-comments.ts)", () => {
+    const fresh = protoComments();
+    expect(commentsJson(protoCommentsFile as Record<string, string>)).toBe(commentsJson(fresh));
+    expect(fresh["kaireon.v1.RecommendRequest.customer_id"]).toStartWith("Required. The customer to decide for");
+  });
+
+  test("every property of every schema has a description, the proto comment of its field", () => {
+    const missing: string[] = [];
+    let total = 0;
+    for (const [name, schema] of Object.entries(doc.components.schemas as Record<string, Json>)) {
+      for (const [property, s] of Object.entries((schema.properties ?? {}) as Record<string, Json>)) {
+        total++;
+        if (!s.description) missing.push(`${name}.${property}`);
+      }
+    }
+    expect(missing).toEqual([]);
+    expect(total).toBeGreaterThan(300);
+    // The description is the contract's comment on the field.
+    expect(doc.components.schemas.RecommendRequest.properties.channelId.description).toBe(
+      "Required. The delivery channel; it determines which creatives can be chosen.",
+    );
+    expect(doc.components.schemas.Offer.properties.priority.description).toContain("the marketer's emphasis");
+  });
+
+  test("every operation has a summary and a description, the comment of its RPC", () => {
+    for (const { path, method, op } of operations()) {
+      expect(`${method} ${path}: ${op.summary ? "summary" : ""}`).toBe(`${method} ${path}: summary`);
+      if (op.tags[0] !== "Operations") expect(op.description).toMatch(/\S/);
+    }
+    expect(doc.paths["/api/v1/recommend"].post.description).toStartWith("RecommendService runs a tenant's decision flow");
+    expect(doc.paths["/api/v1/offers/{offerId}"].delete.description).toStartWith("Deletes the offer's creatives with it");
+  });
+
+  test("the document names its server, relative to where it is served", () => {
+    expect(doc.servers).toEqual([expect.objectContaining({ url: "/" })]);
+  });
+
+  test("errors answer the error schema", () => {
+    for (const { op } of operations().filter(({ op }) => op.tags[0] !== "Operations")) {
+      for (const status of ["400", "401", "404", "500"]) {
+        expect(op.responses[status].content["application/json"].schema).toEqual({ $ref: "#/components/schemas/Error" });
+      }
+    }
+  });
+
+  test("the required fields are exactly those the service refuses a request without", async () => {
+    expect(doc.components.schemas.RecommendRequest.required).toEqual(["customerId", "channelId"]);
+    expect(doc.components.schemas.RespondRequest.required).toEqual(["customerId", "offerId", "channelId", "outcomeType"]);
+    // A patch sends only what it changes; a key in the path need not be in the body.
+    expect(doc.paths["/api/v1/offers/{offerId}"].patch.requestBody.content["application/json"].schema.required).toBeUndefined();
+    expect(doc.paths["/api/v1/offers/{offerId}"].put.requestBody.content["application/json"].schema.required).toEqual(["categoryId", "name"]);
+    let checked = 0;
+    for (const { path, method, op } of operations()) {
+      const schema = op.requestBody?.content?.["application/json"]?.schema as Json | undefined;
+      if (method !== "post" || !schema || path.includes("{")) continue;
+      const required = (schema.$ref ? doc.components.schemas[schema.$ref.split("/").pop()] : schema).required ?? [];
+      const res = await fetch(`${svc.http}${path}`, { method: "POST", headers: authHeaders(), body: "{}" });
+      const body = (await res.json()) as Json;
+      const refused = (body.details ?? []) as { field: string; message: string }[];
+      const saidRequired = refused.filter((d) => / is required$/.test(d.message)).map((d) => d.field);
+      // Each field the service calls required is documented so; each documented one is refused when missing.
+      expect(`${path}: ${saidRequired.filter((f) => !required.includes(f))}`).toBe(`${path}: `);
+      if (required.length > 0) expect(res.status).toBe(400);
+      const named = new Set(refused.map((d) => d.field));
+      // Fields checked only once others are valid (the variants of an experiment) are not always named.
+      expect(`${path}: ${required.filter((f: string) => !named.has(f) && saidRequired.length === 0)}`).toBe(`${path}: `);
+      checked++;
+    }
+    expect(checked).toBeGreaterThan(8);
+  });
+
+  test("examples fit their schemas, and the service accepts them", async () => {
+    let checked = 0;
+    for (const { path, method, op } of operations()) {
+      const media = op.requestBody?.content?.["application/json"];
+      if (!media?.example) continue;
+      expect(`${method} ${path}: ${violations(media.example, media.schema, "body").join("; ")}`).toBe(`${method} ${path}: `);
+      checked++;
+    }
+    expect(checked).toBeGreaterThanOrEqual(8);
+    // The tutorial's requests, verbatim, and the demo tenant answers the first as the tutorial does.
+    expect(doc.paths["/api/v1/recommend"].post.requestBody.content["application/json"].example).toEqual(JSON.parse(TUTORIAL_RECOMMEND));
+    expect(doc.paths["/api/v1/respond"].post.requestBody.content["application/json"].example).toEqual(JSON.parse(TUTORIAL_RESPOND));
+    const example = doc.paths["/api/v1/recommend"].post.requestBody.content["application/json"].example;
+    const res = await fetch(`${svc.http}/api/v1/recommend`, { method: "POST", headers: authHeaders(), body: JSON.stringify(example) });
+    expect(res.status).toBe(200);
+    const answer = (await res.json()) as Json;
+    expect(answer.recommendations.map((r: Json) => r.offerId).slice(0, 2)).toEqual(["act_platinum_cc", "act_cashback"]);
+    // A create's example, under a new id, creates: the examples are bodies the service takes.
+    const category = structuredClone(doc.paths["/api/v1/categories"].post.requestBody.content["application/json"].example);
+    category.categoryId = "cat_from_example";
+    expect((await fetch(`${svc.http}/api/v1/categories`, { method: "POST", headers: authHeaders(), body: JSON.stringify(category) })).status).toBe(200);
+    const offer = structuredClone(doc.paths["/api/v1/offers"].post.requestBody.content["application/json"].example);
+    offer.offerId = "act_from_example";
+    expect((await fetch(`${svc.http}/api/v1/offers`, { method: "POST", headers: authHeaders(), body: JSON.stringify(offer) })).status).toBe(200);
+  });
+
+  test("the schema checker of these tests finds what is wrong", () => {
+    expect(violations({ channelId: 5 }, { $ref: "#/components/schemas/RecommendRequest" }, "body")).toEqual([
+      "body.customerId: required",
+      "body.channelId: number is not string",
+    ]);
+  });
+});
+
 describe("the documentation page", () => {
-  test("renders every operation and schema of the document, without a script", async () => {
+  test("renders every operation and schema of the document, with a search box", async () => {
     const res = await fetch(`${svc.http}/api/v1/docs`);
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toContain("text/html");
     const page = await res.text();
     expect(page.startsWith("<!doctype html>")).toBe(true);
-    expect(page).not.toContain("<script");
+    // One inline script, the search; nothing fetched from elsewhere.
+    expect(page.match(/<script/g)?.length).toBe(1);
+    expect(page).not.toMatch(/<script[^>]*src=|<link[^>]*href="http|src="http/);
+    expect(page).toContain('<input id="search" type="search"');
+    // Descriptions and required marks reach the page.
+    expect(page).toContain("Required. The delivery channel; it determines which creatives can be chosen.");
+    expect(page).toContain('<code>customerId</code> <span class="req">required</span>');
     expect(page).toContain('href="/api/v1/openapi.json"');
     for (const [path, ops] of Object.entries(doc.paths as Record<string, Json>)) {
       for (const op of Object.values(ops)) expect(page).toContain(`id="op-${op.operationId}"`);

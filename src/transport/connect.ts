@@ -31,7 +31,6 @@ import { RecommendService } from "../../gen/kaireon/v1/recommend_pb.ts";
 import { RespondService } from "../../gen/kaireon/v1/respond_pb.ts";
 import { TenantSettingsService } from "../../gen/kaireon/v1/tenant_settings_pb.ts";
 import { OperatorService } from "../../gen/kaireon/v1/operator_pb.ts";
-import type { Logger } from "../log.ts";
 import { AppError, type ErrorCode, toAppError, validationError } from "../errors.ts";
 import { grpcStatusName } from "../request-log.ts";
 import { createApiKey, getApiKeyInfo, listApiKeys, revokeApiKey } from "../services/api-keys.ts";

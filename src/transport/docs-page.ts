@@ -1,5 +1,6 @@
 // A page to read the OpenAPI document with: rendered on the server from the document itself (served at
-// /api/v1/docs), with no script and nothing fetched from elsewhere, so it works on a closed network.
+// /api/v1/docs), every operation grouped by tag, with a search box filtering them in the browser. Nothing
+// is fetched from elsewhere, so it works on a closed network.
 
 type Json = Record<string, unknown>;
 
@@ -31,35 +32,104 @@ function typeOf(schema: Json | undefined): string {
   return type ? `${html(type)}${format}` : "any JSON";
 }
 
-function operationHtml(method: string, path: string, op: Json): string {
+const paragraphs = (text: unknown) =>
+  String(text ?? "")
+    .split(/\n\s*\n/)
+    .filter((p) => p.trim() !== "")
+    .map((p) => `<p class="note">${html(p)}</p>`)
+    .join("");
+
+/** The fields of a body: a component's, or those of a schema written in place. */
+function bodyFields(doc: Json, schema: Json | undefined): { properties: Record<string, Json>; required: string[] } {
+  const ref = schema?.$ref;
+  const target =
+    typeof ref === "string" ? (((doc.components as Json).schemas as Record<string, Json>)[ref.split("/").pop() ?? ""] ?? {}) : (schema ?? {});
+  return {
+    properties: (target.properties as Record<string, Json> | undefined) ?? {},
+    required: (target.required as string[] | undefined) ?? [],
+  };
+}
+
+function fieldRows(properties: Record<string, Json>, required: string[]): string {
+  return Object.entries(properties)
+    .map(
+      ([k, v]) =>
+        `<tr><td><code>${html(k)}</code>${required.includes(k) ? ' <span class="req">required</span>' : ""}</td><td>${typeOf(v)}</td><td>${html(v.description)}</td></tr>`,
+    )
+    .join("");
+}
+
+function operationHtml(doc: Json, method: string, path: string, op: Json): string {
   const params = (op.parameters as Json[] | undefined) ?? [];
   const body = (op.requestBody as Json | undefined)?.content as Record<string, Json> | undefined;
   const [bodyType, bodyMedia] = body ? (Object.entries(body)[0] ?? []) : [];
-  const ok = ((op.responses as Record<string, Json>)["200"]?.content ?? {}) as Record<string, Json>;
+  const responses = (op.responses as Record<string, Json>) ?? {};
+  const ok = (responses["200"]?.content ?? {}) as Record<string, Json>;
   const [okType, okMedia] = Object.entries(ok)[0] ?? [];
-  const rows = params
+  const paramRows = params
     .map(
       (p) =>
-        `<tr><td><code>${html(p.name)}</code></td><td>${html(p.in)}</td><td>${typeOf(p.schema as Json)}</td><td>${html(p.description)}</td></tr>`,
+        `<tr><td><code>${html(p.name)}</code>${p.required ? ' <span class="req">required</span>' : ""}</td><td>${html(p.in)}</td><td>${typeOf(p.schema as Json)}</td><td>${html(p.description)}</td></tr>`,
     )
     .join("");
-  return `<section class="op" id="op-${html(op.operationId)}">
-  <h3><span class="method ${html(method)}">${html(method.toUpperCase())}</span> <code>${html(path)}</code></h3>
-  <p>${html(op.summary)}</p>
-  ${op.description ? `<p class="note">${html(op.description)}</p>` : ""}
-  ${rows ? `<table><tr><th>parameter</th><th>in</th><th>type</th><th></th></tr>${rows}</table>` : ""}
-  ${bodyType ? `<p>Body (<code>${html(bodyType)}</code>): ${typeOf((bodyMedia as Json | undefined)?.schema as Json)}</p>` : ""}
+  const bodySchema = (bodyMedia as Json | undefined)?.schema as Json | undefined;
+  const fields = bodyType === "application/json" ? bodyFields(doc, bodySchema) : undefined;
+  const example = (bodyMedia as Json | undefined)?.example;
+  const errors = Object.entries(responses)
+    .filter(([status]) => status !== "200")
+    .map(([status, r]) => `<li><code>${html(status)}</code> ${html(r.description)}</li>`)
+    .join("");
+  // What the search box matches: the operation's id, method, path, summary and description.
+  const searchText = [op.operationId, method, path, op.summary, op.description].join(" ").toLowerCase();
+  return `<section class="op" id="op-${html(op.operationId)}" data-search="${html(searchText)}">
+  <h3><span class="method ${html(method)}">${html(method.toUpperCase())}</span> <code>${html(path)}</code> <small>${html(op.operationId)}</small></h3>
+  <p class="summary">${html(op.summary)}</p>
+  ${paragraphs(op.description)}
+  ${paramRows ? `<table><tr><th>parameter</th><th>in</th><th>type</th><th></th></tr>${paramRows}</table>` : ""}
+  ${bodyType ? `<p>Body (<code>${html(bodyType)}</code>): ${typeOf(bodySchema) || html(bodySchema?.description)}</p>` : ""}
+  ${fields && Object.keys(fields.properties).length > 0 ? `<table class="fields"><tr><th>field</th><th>type</th><th></th></tr>${fieldRows(fields.properties, fields.required)}</table>` : ""}
+  ${example ? `<details><summary>Example body</summary><pre>${html(JSON.stringify(example, null, 2))}</pre></details>` : ""}
   ${okType ? `<p>Answer (<code>${html(okType)}</code>): ${typeOf((okMedia as Json | undefined)?.schema as Json) || "see above"}</p>` : ""}
+  ${errors ? `<details><summary>Errors</summary><ul>${errors}</ul></details>` : ""}
 </section>`;
 }
 
 function schemaHtml(name: string, schema: Json): string {
   const properties = Object.entries((schema.properties as Record<string, Json> | undefined) ?? {});
-  const rows = properties
-    .map(([k, v]) => `<tr><td><code>${html(k)}</code></td><td>${typeOf(v)}</td><td>${html(v.description)}</td></tr>`)
-    .join("");
-  return `<section class="schema" id="${anchor(name)}"><h3>${html(name)}</h3>${rows ? `<table>${rows}</table>` : `<p>${typeOf(schema)}</p>`}</section>`;
+  const rows = fieldRows(Object.fromEntries(properties), (schema.required as string[] | undefined) ?? []);
+  return `<section class="schema" id="${anchor(name)}"><h3>${html(name)}</h3>${schema.description ? `<p>${html(schema.description)}</p>` : ""}${rows ? `<table>${rows}</table>` : `<p>${typeOf(schema)}</p>`}</section>`;
 }
+
+/**
+ * Shows the operations whose text holds every word typed, and the tags that still have one; plain script,
+ * run in the page, so the search needs no network.
+ */
+const SEARCH_SCRIPT = `
+(function () {
+  var input = document.getElementById("search");
+  var count = document.getElementById("search-count");
+  var none = document.getElementById("search-none");
+  function filter() {
+    var words = input.value.toLowerCase().split(/\\s+/).filter(Boolean);
+    var shown = 0;
+    document.querySelectorAll("section.tag").forEach(function (tag) {
+      var inTag = 0;
+      tag.querySelectorAll("section.op").forEach(function (op) {
+        var text = op.getAttribute("data-search") || "";
+        var match = words.every(function (w) { return text.indexOf(w) !== -1; });
+        op.hidden = !match;
+        if (match) inTag++;
+      });
+      tag.hidden = inTag === 0;
+      shown += inTag;
+    });
+    count.textContent = shown + (shown === 1 ? " operation" : " operations");
+    none.hidden = shown !== 0;
+  }
+  input.addEventListener("input", filter);
+  filter();
+})();
+`;
 
 export function renderDocsPage(doc: Json): string {
   const info = doc.info as Json;
@@ -69,11 +139,12 @@ export function renderDocsPage(doc: Json): string {
     for (const [method, op] of Object.entries(methods)) {
       const tag = ((op.tags as string[] | undefined) ?? ["Other"])[0] as string;
       const list = byTag.get(tag) ?? [];
-      list.push(operationHtml(method, path, op));
+      list.push(operationHtml(doc, method, path, op));
       byTag.set(tag, list);
     }
   }
   const schemas = Object.entries(((doc.components as Json).schemas as Record<string, Json>) ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
+  const count = [...byTag.values()].reduce((n, ops) => n + ops.length, 0);
   const toc = [...byTag.keys()].map((t) => `<li><a href="#tag-${slug(t)}">${html(t)}</a></li>`).join("");
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -85,15 +156,22 @@ code{font:13px ui-monospace,monospace}h2{border-bottom:1px solid #ccd;margin-top
 .method{display:inline-block;min-width:4.5em;font-size:12px;color:#fff;border-radius:4px;padding:2px 6px;text-align:center}
 .get{background:#2b6cb0}.post{background:#2f855a}.put{background:#b7791f}.patch{background:#805ad5}.delete{background:#c53030}
 table{border-collapse:collapse;margin:.4rem 0}td,th{border-bottom:1px solid #eef;padding:2px 10px 2px 0;text-align:left;vertical-align:top}
-.note{color:#555}
+.note{color:#555}.summary{font-weight:600}.req{color:#c53030;font-size:12px}
+.op small{color:#777;font-weight:normal}pre{background:#f6f7f9;padding:.5rem;overflow:auto}
+#search{font:inherit;width:100%;max-width:32rem;padding:.3rem .5rem;box-sizing:border-box}
+[hidden]{display:none!important}
 </style></head><body>
 <h1>${html(info.title)} <small>${html(info.version)}</small></h1>
 <p>${html(info.description)}</p>
 <p>OpenAPI ${html(doc.openapi)} document: <a href="/api/v1/openapi.json">/api/v1/openapi.json</a></p>
 <ul>${toc}<li><a href="#schemas">Schemas</a></li></ul>
-${[...byTag.entries()].map(([tag, ops]) => `<h2 id="tag-${slug(tag)}">${html(tag)}</h2>${ops.join("\n")}`).join("\n")}
+<p><label for="search">Search operations</label><br><input id="search" type="search" placeholder="e.g. recommend, offers, POST" autocomplete="off">
+<span id="search-count" aria-live="polite">${count} operations</span></p>
+<p id="search-none" hidden>No operation matches.</p>
+${[...byTag.entries()].map(([tag, ops]) => `<section class="tag" id="tag-${slug(tag)}"><h2>${html(tag)}</h2>${ops.join("\n")}</section>`).join("\n")}
 <h2 id="schemas">Schemas</h2>
 ${schemas.map(([name, schema]) => schemaHtml(name, schema)).join("\n")}
+<script>${SEARCH_SCRIPT}</script>
 </body></html>
 `;
 }

@@ -2,8 +2,12 @@
 // contract's message descriptors: every route, its parameters, and the JSON of every message it reads or
 // answers, written as the proto3 JSON mapping writes it.
 
-import { type DescEnum, type DescField, type DescMessage, ScalarType } from "@bufbuild/protobuf";
+import { type DescEnum, type DescField, type DescMessage, ScalarType, toJson } from "@bufbuild/protobuf";
+import { CatalogDocumentSchema } from "../../gen/kaireon/v1/catalog_pb.ts";
+import { demoCatalog } from "../demo.ts";
+import { catalogDocumentOf } from "../services/catalog-document.ts";
 import { pathOf } from "./call-rules.ts";
+import protoComments from "./proto-comments.json" with { type: "json" };
 import { type RestRoute, ruleOfRoute } from "./routes/index.ts";
 
 type Schema = Record<string, unknown>;
@@ -50,6 +54,23 @@ function scalarSchema(scalar: ScalarType): Schema {
   }
 }
 
+/** The contract's comment on a service, method, message or field, by its full name. */
+export function commentOf(typeName: string): string {
+  return (protoComments as Record<string, string>)[typeName] ?? "";
+}
+
+/**
+ * A field the service refuses a request without (VALIDATION_ERROR "… is required") says so in its proto
+ * comment, which starts "Required.", so that every generated client reads the same rule.
+ */
+export const isRequired = (f: DescField) => /^Required\./.test(commentOf(`${f.parent.typeName}.${f.name}`));
+
+const withDescription = (schema: Schema, description: string): Schema => {
+  if (!description) return schema;
+  const own = typeof schema.description === "string" ? ` (${schema.description})` : "";
+  return { ...schema, description: `${description}${own}` };
+};
+
 /** Collects the component schemas of every message reachable from the routes. */
 class Components {
   readonly schemas: Record<string, Schema> = {};
@@ -57,7 +78,7 @@ class Components {
   ref(message: DescMessage): Schema {
     const known = WELL_KNOWN[message.typeName];
     if (known) return known;
-    const name = message.typeName.replace(/^kaireon\.v1\./, "");
+    const name = schemaName(message);
     if (!(name in this.schemas)) {
       this.schemas[name] = {}; // placeholder first: messages may refer to themselves
       this.schemas[name] = this.object(message);
@@ -93,18 +114,23 @@ class Components {
 
   private object(message: DescMessage): Schema {
     const properties: Record<string, Schema> = {};
-    for (const f of message.fields) properties[f.jsonName] = this.field(f);
-    return { type: "object", properties };
+    for (const f of message.fields) properties[f.jsonName] = withDescription(this.field(f), commentOf(`${message.typeName}.${f.name}`));
+    const required = message.fields.filter(isRequired).map((f) => f.jsonName);
+    const description = commentOf(message.typeName);
+    return { type: "object", ...(description ? { description } : {}), ...(required.length > 0 ? { required } : {}), properties };
   }
 }
+
+const schemaName = (message: DescMessage) => message.typeName.replace(/^kaireon\.v1\./, "");
 
 const ERROR_SCHEMA: Schema = {
   type: "object",
   required: ["error", "code", "details", "requestId"],
   properties: {
-    error: { type: "string", description: "what went wrong, for a person" },
+    error: { type: "string", description: "What went wrong, for a person." },
     code: {
       type: "string",
+      description: "What went wrong, for a program: one of a closed set.",
       enum: [
         "VALIDATION_ERROR",
         "UNAUTHORIZED",
@@ -123,13 +149,17 @@ const ERROR_SCHEMA: Schema = {
     },
     details: {
       type: "array",
+      description: "One entry per field that was refused; empty otherwise.",
       items: {
         type: "object",
         required: ["field", "message"],
-        properties: { field: { type: "string", description: "JSON path, e.g. variants[1].weight" }, message: { type: "string" } },
+        properties: {
+          field: { type: "string", description: "JSON path, e.g. variants[1].weight." },
+          message: { type: "string", description: "What is wrong with the field." },
+        },
       },
     },
-    requestId: { type: "string" },
+    requestId: { type: "string", description: "The request's x-request-id, to find its log lines." },
   },
 };
 
@@ -147,6 +177,73 @@ const ERRORS: Record<string, string> = {
   "503": "A dependency is down (UNAVAILABLE)",
 };
 
+/** The tutorial's Recommend and Respond requests, which the demo tenant answers as the tutorial shows. */
+const TUTORIAL_EXAMPLES: Record<string, unknown> = {
+  "kaireon.v1.RecommendRequest": {
+    customerId: "cust_12345",
+    channelId: "ch_email",
+    decisionFlowId: "df_credit_cards",
+    maxOffers: 3,
+    placement: "hero_offer",
+    attributes: { tier: "gold", source: "campaign_q1", device: "mobile" },
+    trace: true,
+  },
+  "kaireon.v1.RespondRequest": {
+    customerId: "cust_12345",
+    offerId: "act_platinum_cc",
+    channelId: "ch_email",
+    outcomeType: "click",
+    creativeId: "treat_platinum_email",
+    traceId: "trace_abc123",
+    metadata: { clickPosition: "hero_banner", deviceType: "mobile" },
+  },
+};
+
+/** An example body per message: the tutorial's requests, and the first of each kind of the demo catalog. */
+function examples(): Record<string, unknown> {
+  const demo = toJson(CatalogDocumentSchema, catalogDocumentOf(demoCatalog)) as Record<string, unknown[] | undefined>;
+  const out: Record<string, unknown> = { ...TUTORIAL_EXAMPLES };
+  for (const f of CatalogDocumentSchema.fields) {
+    const first = demo[f.jsonName]?.[0];
+    if (f.fieldKind === "list" && f.listKind === "message" && first) out[f.message.typeName] = first;
+  }
+  return out;
+}
+
+/** The comment of the RPC a route serves, else of its service: what the operation does, in the contract's words. */
+function rpcComment(route: RestRoute): string {
+  return commentOf(`${route.rpc.parent.typeName}.${route.rpc.name}`) || commentOf(route.rpc.parent.typeName);
+}
+
+/**
+ * The schema of a route's JSON body. A body whose message has required fields the call does not need
+ * gets the message's properties with the fewer required ones: a patch needs none (it sends the fields
+ * it changes), and a key the path names need not be in the body too.
+ */
+function bodySchema(components: Components, route: RestRoute, message: DescMessage, pathParams: string[]): Schema {
+  const ref = components.ref(message);
+  const schema = components.schemas[schemaName(message)] ?? {};
+  const required = (schema.required as string[] | undefined) ?? [];
+  const needed = route.method === "PATCH" ? [] : required.filter((name) => !pathParams.includes(name));
+  if (needed.length === required.length) return ref;
+  return {
+    type: "object",
+    description:
+      route.method === "PATCH"
+        ? `The fields of ${schemaName(message)} to change; those left out keep their value.`
+        : `${schemaName(message)}, with ${required.filter((n) => !needed.includes(n)).join(" and ")} from the path.`,
+    ...(needed.length > 0 ? { required: needed } : {}),
+    properties: schema.properties,
+  };
+}
+
+/** A path parameter named for a field of the route's message reads that field's comment. */
+function pathParamDescription(message: DescMessage, name: string): { description?: string } {
+  const field = message.fields.find((f) => f.jsonName === name);
+  const description = field ? commentOf(`${message.typeName}.${field.name}`).replace(/^Required\.\s*/, "") : "";
+  return description ? { description } : {};
+}
+
 /** A route outside the API proper, served without a key: health, metrics, this document. */
 export interface PublicRoute {
   method: "GET";
@@ -158,6 +255,7 @@ export interface PublicRoute {
 
 export function openApiDocument(routes: RestRoute[], publicRoutes: PublicRoute[] = []): Record<string, unknown> {
   const components = new Components();
+  const exampleOf = examples();
   const paths: Record<string, Record<string, unknown>> = {};
   const errorResponses = Object.fromEntries(
     Object.entries(ERRORS).map(([status, description]) => [
@@ -167,10 +265,12 @@ export function openApiDocument(routes: RestRoute[], publicRoutes: PublicRoute[]
   );
   for (const route of routes) {
     const path = route.path.replace(/:([A-Za-z]+)/g, "{$1}");
-    const pathParams = [...route.path.matchAll(/:([A-Za-z]+)/g)].map((m) => ({
-      name: m[1],
+    const pathNames = [...route.path.matchAll(/:([A-Za-z]+)/g)].map((m) => m[1] as string);
+    const pathParams = pathNames.map((name) => ({
+      name,
       in: "path",
       required: true,
+      ...(route.body && route.body !== "ndjson" ? pathParamDescription(route.body, name) : pathParamDescription(route.response, name)),
       schema: { type: "string" },
     }));
     const queryParams = (route.query ?? []).map((q) => ({
@@ -185,7 +285,7 @@ export function openApiDocument(routes: RestRoute[], publicRoutes: PublicRoute[]
       operationId: route.operationId,
       summary: route.summary,
       tags: [route.tag],
-      description: `${
+      description: `${rpcComment(route)}${rpcComment(route) ? "\n\n" : ""}${
         scope === "operator"
           ? "Needs the operator key (OPERATOR_API_KEY) in x-api-key; no x-tenant-id."
           : `Needs a key with the ${scope} scope.`
@@ -205,7 +305,13 @@ export function openApiDocument(routes: RestRoute[], publicRoutes: PublicRoute[]
         },
       };
     } else if (route.body) {
-      operation.requestBody = { required: true, content: { "application/json": { schema: components.ref(route.body) } } };
+      const schema = bodySchema(components, route, route.body, pathNames);
+      // A create's example is the demo catalog's; an update or a patch of it would send other fields.
+      const example = route.method === "POST" || !pathNames.length ? exampleOf[route.body.typeName] : undefined;
+      operation.requestBody = {
+        required: true,
+        content: { "application/json": { schema, ...(example ? { example } : {}) } },
+      };
     }
     paths[path] ??= {};
     (paths[path] as Record<string, unknown>)[route.method.toLowerCase()] = operation;
@@ -229,6 +335,7 @@ export function openApiDocument(routes: RestRoute[], publicRoutes: PublicRoute[]
         "Real-time decisioning: Recommend, Respond and decision traces, and the administration of catalogs, flows, customers and keys. " +
         "Every call sends x-tenant-id and x-api-key. The same operations are served over gRPC and Connect from the proto files in proto/kaireon/v1.",
     },
+    servers: [{ url: "/", description: "This service: the document is served by the service it describes" }],
     tags: [...new Set([...routes.map((r) => r.tag), ...(publicRoutes.length > 0 ? ["Operations"] : [])])].map((name) => ({ name })),
     paths,
     components: {

@@ -15,15 +15,21 @@ export const file_kaireon_v1_api_key: GenFile = /*@__PURE__*/
   fileDesc("ChhrYWlyZW9uL3YxL2FwaV9rZXkucHJvdG8SCmthaXJlb24udjEijAIKBkFwaUtleRISCgphcGlfa2V5X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDgoGc2NvcGVzGAMgAygJEg4KBnByZWZpeBgEIAEoCRIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImMKE0NyZWF0ZUFwaUtleVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIOCgZzY29wZXMYAiADKAkSLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiSAoUQ3JlYXRlQXBpS2V5UmVzcG9uc2USIwoHYXBpX2tleRgBIAEoCzISLmthaXJlb24udjEuQXBpS2V5EgsKA2tleRgCIAEoCSImChBHZXRBcGlLZXlSZXF1ZXN0EhIKCmFwaV9rZXlfaWQYASABKAkiOAoRR2V0QXBpS2V5UmVzcG9uc2USIwoHYXBpX2tleRgBIAEoCzISLmthaXJlb24udjEuQXBpS2V5IjMKEkxpc3RBcGlLZXlzUmVxdWVzdBINCgVsaW1pdBgBIAEoBRIOCgZjdXJzb3IYAiABKAkiUAoTTGlzdEFwaUtleXNSZXNwb25zZRIkCghhcGlfa2V5cxgBIAMoCzISLmthaXJlb24udjEuQXBpS2V5EhMKC25leHRfY3Vyc29yGAIgASgJIikKE1Jldm9rZUFwaUtleVJlcXVlc3QSEgoKYXBpX2tleV9pZBgBIAEoCSI7ChRSZXZva2VBcGlLZXlSZXNwb25zZRIjCgdhcGlfa2V5GAEgASgLMhIua2FpcmVvbi52MS5BcGlLZXkyzwIKDUFwaUtleVNlcnZpY2USUQoMQ3JlYXRlQXBpS2V5Eh8ua2FpcmVvbi52MS5DcmVhdGVBcGlLZXlSZXF1ZXN0GiAua2FpcmVvbi52MS5DcmVhdGVBcGlLZXlSZXNwb25zZRJICglHZXRBcGlLZXkSHC5rYWlyZW9uLnYxLkdldEFwaUtleVJlcXVlc3QaHS5rYWlyZW9uLnYxLkdldEFwaUtleVJlc3BvbnNlEk4KC0xpc3RBcGlLZXlzEh4ua2FpcmVvbi52MS5MaXN0QXBpS2V5c1JlcXVlc3QaHy5rYWlyZW9uLnYxLkxpc3RBcGlLZXlzUmVzcG9uc2USUQoMUmV2b2tlQXBpS2V5Eh8ua2FpcmVvbi52MS5SZXZva2VBcGlLZXlSZXF1ZXN0GiAua2FpcmVvbi52MS5SZXZva2VBcGlLZXlSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
+ * An API key's record; the key itself is never stored.
+ *
  * @generated from message kaireon.v1.ApiKey
  */
 export type ApiKey = Message<"kaireon.v1.ApiKey"> & {
   /**
+   * The key's id (not the key).
+   *
    * @generated from field: string api_key_id = 1;
    */
   apiKeyId: string;
 
   /**
+   * A name for people.
+   *
    * @generated from field: string name = 2;
    */
   name: string;
@@ -43,11 +49,15 @@ export type ApiKey = Message<"kaireon.v1.ApiKey"> & {
   prefix: string;
 
   /**
+   * When it was created.
+   *
    * @generated from field: google.protobuf.Timestamp created_at = 5;
    */
   createdAt?: Timestamp | undefined;
 
   /**
+   * After this the key is refused; never when unset.
+   *
    * @generated from field: google.protobuf.Timestamp expires_at = 6;
    */
   expiresAt?: Timestamp | undefined;
@@ -60,6 +70,8 @@ export type ApiKey = Message<"kaireon.v1.ApiKey"> & {
   lastUsedAt?: Timestamp | undefined;
 
   /**
+   * When the key was revoked; unset while it is valid.
+   *
    * @generated from field: google.protobuf.Timestamp revoked_at = 8;
    */
   revokedAt?: Timestamp | undefined;
@@ -73,6 +85,8 @@ export const ApiKeySchema: GenMessage<ApiKey> = /*@__PURE__*/
   messageDesc(file_kaireon_v1_api_key, 0);
 
 /**
+ * A new API key of the calling tenant.
+ *
  * @generated from message kaireon.v1.CreateApiKeyRequest
  */
 export type CreateApiKeyRequest = Message<"kaireon.v1.CreateApiKeyRequest"> & {
@@ -84,7 +98,7 @@ export type CreateApiKeyRequest = Message<"kaireon.v1.CreateApiKeyRequest"> & {
   name: string;
 
   /**
-   * decide and/or admin; at least one.
+   * Required. decide and/or admin; at least one.
    *
    * @generated from field: repeated string scopes = 2;
    */
@@ -106,10 +120,14 @@ export const CreateApiKeyRequestSchema: GenMessage<CreateApiKeyRequest> = /*@__P
   messageDesc(file_kaireon_v1_api_key, 1);
 
 /**
+ * A new API key.
+ *
  * @generated from message kaireon.v1.CreateApiKeyResponse
  */
 export type CreateApiKeyResponse = Message<"kaireon.v1.CreateApiKeyResponse"> & {
   /**
+   * The key's record; the key itself is never shown again.
+   *
    * @generated from field: kaireon.v1.ApiKey api_key = 1;
    */
   apiKey?: ApiKey | undefined;

@@ -15,6 +15,8 @@ export const file_kaireon_v1_audit_log: GenFile = /*@__PURE__*/
   fileDesc("ChprYWlyZW9uL3YxL2F1ZGl0X2xvZy5wcm90bxIKa2FpcmVvbi52MSLIAQoKQXVkaXRFbnRyeRIWCg5hdWRpdF9lbnRyeV9pZBgBIAEoCRIUCgxhY3Rvcl9rZXlfaWQYAiABKAkSDgoGYWN0aW9uGAMgASgJEhUKDXJlc291cmNlX3R5cGUYBCABKAkSEwoLcmVzb3VyY2VfaWQYBSABKAkSKAoHZGV0YWlscxgGIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJgoCYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImQKF0xpc3RBdWRpdEVudHJpZXNSZXF1ZXN0EhUKDXJlc291cmNlX3R5cGUYASABKAkSEwoLcmVzb3VyY2VfaWQYAiABKAkSDQoFbGltaXQYAyABKAUSDgoGY3Vyc29yGAQgASgJIlgKGExpc3RBdWRpdEVudHJpZXNSZXNwb25zZRInCgdlbnRyaWVzGAEgAygLMhYua2FpcmVvbi52MS5BdWRpdEVudHJ5EhMKC25leHRfY3Vyc29yGAIgASgJMnAKD0F1ZGl0TG9nU2VydmljZRJdChBMaXN0QXVkaXRFbnRyaWVzEiMua2FpcmVvbi52MS5MaXN0QXVkaXRFbnRyaWVzUmVxdWVzdBokLmthaXJlb24udjEuTGlzdEF1ZGl0RW50cmllc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
+ * One admin write.
+ *
  * @generated from message kaireon.v1.AuditEntry
  */
 export type AuditEntry = Message<"kaireon.v1.AuditEntry"> & {
@@ -47,6 +49,8 @@ export type AuditEntry = Message<"kaireon.v1.AuditEntry"> & {
   resourceType: string;
 
   /**
+   * The id of the resource written.
+   *
    * @generated from field: string resource_id = 5;
    */
   resourceId: string;
@@ -60,6 +64,8 @@ export type AuditEntry = Message<"kaireon.v1.AuditEntry"> & {
   details?: JsonObject | undefined;
 
   /**
+   * When the write was committed.
+   *
    * @generated from field: google.protobuf.Timestamp at = 7;
    */
   at?: Timestamp | undefined;

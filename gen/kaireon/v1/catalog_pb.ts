@@ -39,26 +39,36 @@ export const file_kaireon_v1_catalog: GenFile = /*@__PURE__*/
  */
 export type CatalogDocument = Message<"kaireon.v1.CatalogDocument"> & {
   /**
+   * The offer categories.
+   *
    * @generated from field: repeated kaireon.v1.Category categories = 1;
    */
   categories: Category[];
 
   /**
+   * The offers.
+   *
    * @generated from field: repeated kaireon.v1.Offer offers = 2;
    */
   offers: Offer[];
 
   /**
+   * The channels.
+   *
    * @generated from field: repeated kaireon.v1.Channel channels = 3;
    */
   channels: Channel[];
 
   /**
+   * The placements of the channels.
+   *
    * @generated from field: repeated kaireon.v1.Placement placements = 4;
    */
   placements: Placement[];
 
   /**
+   * The creatives.
+   *
    * @generated from field: repeated kaireon.v1.Creative creatives = 5;
    */
   creatives: Creative[];
@@ -73,21 +83,29 @@ export type CatalogDocument = Message<"kaireon.v1.CatalogDocument"> & {
   decisionFlows: DecisionFlow[];
 
   /**
+   * The experiments.
+   *
    * @generated from field: repeated kaireon.v1.Experiment experiments = 7;
    */
   experiments: Experiment[];
 
   /**
+   * The tenant's contact policies.
+   *
    * @generated from field: repeated kaireon.v1.ContactPolicy contact_policies = 8;
    */
   contactPolicies: ContactPolicy[];
 
   /**
+   * The tenant's qualification rules.
+   *
    * @generated from field: repeated kaireon.v1.QualificationRule qualification_rules = 9;
    */
   qualificationRules: QualificationRule[];
 
   /**
+   * The outcome types the tenant added.
+   *
    * @generated from field: repeated kaireon.v1.OutcomeType outcome_types = 10;
    */
   outcomeTypes: OutcomeType[];
@@ -162,16 +180,22 @@ export type ImportedResources = Message<"kaireon.v1.ImportedResources"> & {
   kind: string;
 
   /**
+   * Resources the import created.
+   *
    * @generated from field: int32 created = 2;
    */
   created: number;
 
   /**
+   * Resources the import changed.
+   *
    * @generated from field: int32 updated = 3;
    */
   updated: number;
 
   /**
+   * Resources already as the document has them.
+   *
    * @generated from field: int32 unchanged = 4;
    */
   unchanged: number;
@@ -185,10 +209,14 @@ export const ImportedResourcesSchema: GenMessage<ImportedResources> = /*@__PURE_
   messageDesc(file_kaireon_v1_catalog, 4);
 
 /**
+ * What an import did, per kind of resource.
+ *
  * @generated from message kaireon.v1.ImportCatalogResponse
  */
 export type ImportCatalogResponse = Message<"kaireon.v1.ImportCatalogResponse"> & {
   /**
+   * One entry per kind of resource.
+   *
    * @generated from field: repeated kaireon.v1.ImportedResources results = 1;
    */
   results: ImportedResources[];

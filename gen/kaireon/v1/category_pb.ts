@@ -15,17 +15,21 @@ export const file_kaireon_v1_category: GenFile = /*@__PURE__*/
   fileDesc("ChlrYWlyZW9uL3YxL2NhdGVnb3J5LnByb3RvEgprYWlyZW9uLnYxIt4CCghDYXRlZ29yeRITCgtjYXRlZ29yeV9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEicKBmZpZWxkcxgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSNAoIY29tcHV0ZWQYBCADKAsyIi5rYWlyZW9uLnYxLkNhdGVnb3J5LkNvbXB1dGVkRW50cnkSDwoHdmVyc2lvbhgFIAEoBRIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpkZWxldGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBovCg1Db21wdXRlZEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiPwoVQ3JlYXRlQ2F0ZWdvcnlSZXF1ZXN0EiYKCGNhdGVnb3J5GAEgASgLMhQua2FpcmVvbi52MS5DYXRlZ29yeSJAChZDcmVhdGVDYXRlZ29yeVJlc3BvbnNlEiYKCGNhdGVnb3J5GAEgASgLMhQua2FpcmVvbi52MS5DYXRlZ29yeSIpChJHZXRDYXRlZ29yeVJlcXVlc3QSEwoLY2F0ZWdvcnlfaWQYASABKAkiPQoTR2V0Q2F0ZWdvcnlSZXNwb25zZRImCghjYXRlZ29yeRgBIAEoCzIULmthaXJlb24udjEuQ2F0ZWdvcnkiNgoVTGlzdENhdGVnb3JpZXNSZXF1ZXN0Eg0KBWxpbWl0GAEgASgFEg4KBmN1cnNvchgCIAEoCSJXChZMaXN0Q2F0ZWdvcmllc1Jlc3BvbnNlEigKCmNhdGVnb3JpZXMYASADKAsyFC5rYWlyZW9uLnYxLkNhdGVnb3J5EhMKC25leHRfY3Vyc29yGAIgASgJInAKFVVwZGF0ZUNhdGVnb3J5UmVxdWVzdBImCghjYXRlZ29yeRgBIAEoCzIULmthaXJlb24udjEuQ2F0ZWdvcnkSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIkAKFlVwZGF0ZUNhdGVnb3J5UmVzcG9uc2USJgoIY2F0ZWdvcnkYASABKAsyFC5rYWlyZW9uLnYxLkNhdGVnb3J5Ij0KFURlbGV0ZUNhdGVnb3J5UmVxdWVzdBITCgtjYXRlZ29yeV9pZBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgFIkAKFkRlbGV0ZUNhdGVnb3J5UmVzcG9uc2USJgoIY2F0ZWdvcnkYASABKAsyFC5rYWlyZW9uLnYxLkNhdGVnb3J5MsUDCg9DYXRlZ29yeVNlcnZpY2USVwoOQ3JlYXRlQ2F0ZWdvcnkSIS5rYWlyZW9uLnYxLkNyZWF0ZUNhdGVnb3J5UmVxdWVzdBoiLmthaXJlb24udjEuQ3JlYXRlQ2F0ZWdvcnlSZXNwb25zZRJOCgtHZXRDYXRlZ29yeRIeLmthaXJlb24udjEuR2V0Q2F0ZWdvcnlSZXF1ZXN0Gh8ua2FpcmVvbi52MS5HZXRDYXRlZ29yeVJlc3BvbnNlElcKDkxpc3RDYXRlZ29yaWVzEiEua2FpcmVvbi52MS5MaXN0Q2F0ZWdvcmllc1JlcXVlc3QaIi5rYWlyZW9uLnYxLkxpc3RDYXRlZ29yaWVzUmVzcG9uc2USVwoOVXBkYXRlQ2F0ZWdvcnkSIS5rYWlyZW9uLnYxLlVwZGF0ZUNhdGVnb3J5UmVxdWVzdBoiLmthaXJlb24udjEuVXBkYXRlQ2F0ZWdvcnlSZXNwb25zZRJXCg5EZWxldGVDYXRlZ29yeRIhLmthaXJlb24udjEuRGVsZXRlQ2F0ZWdvcnlSZXF1ZXN0GiIua2FpcmVvbi52MS5EZWxldGVDYXRlZ29yeVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
+ * An offer category: custom fields and formulas its offers share.
+ *
  * @generated from message kaireon.v1.Category
  */
 export type Category = Message<"kaireon.v1.Category"> & {
   /**
-   * Letters, digits, '_', '-' and '.', at most 128 characters.
+   * Required. Letters, digits, '_', '-' and '.', at most 128 characters.
    *
    * @generated from field: string category_id = 1;
    */
   categoryId: string;
 
   /**
+   * Required. A name for people; at most 200 characters.
+   *
    * @generated from field: string name = 2;
    */
   name: string;
@@ -54,11 +58,15 @@ export type Category = Message<"kaireon.v1.Category"> & {
   version: number;
 
   /**
+   * When it was created.
+   *
    * @generated from field: google.protobuf.Timestamp created_at = 6;
    */
   createdAt?: Timestamp | undefined;
 
   /**
+   * When it was last written.
+   *
    * @generated from field: google.protobuf.Timestamp updated_at = 7;
    */
   updatedAt?: Timestamp | undefined;

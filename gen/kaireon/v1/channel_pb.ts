@@ -15,17 +15,21 @@ export const file_kaireon_v1_channel: GenFile = /*@__PURE__*/
   fileDesc("ChhrYWlyZW9uL3YxL2NoYW5uZWwucHJvdG8SCmthaXJlb24udjEi+AEKB0NoYW5uZWwSEgoKY2hhbm5lbF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEgwKBHR5cGUYAyABKAkSHAoUaW1wbGljaXRfaW1wcmVzc2lvbnMYBCABKAgSDwoHdmVyc2lvbhgFIAEoBRIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpkZWxldGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI8ChRDcmVhdGVDaGFubmVsUmVxdWVzdBIkCgdjaGFubmVsGAEgASgLMhMua2FpcmVvbi52MS5DaGFubmVsIj0KFUNyZWF0ZUNoYW5uZWxSZXNwb25zZRIkCgdjaGFubmVsGAEgASgLMhMua2FpcmVvbi52MS5DaGFubmVsIicKEUdldENoYW5uZWxSZXF1ZXN0EhIKCmNoYW5uZWxfaWQYASABKAkiOgoSR2V0Q2hhbm5lbFJlc3BvbnNlEiQKB2NoYW5uZWwYASABKAsyEy5rYWlyZW9uLnYxLkNoYW5uZWwiNAoTTGlzdENoYW5uZWxzUmVxdWVzdBINCgVsaW1pdBgBIAEoBRIOCgZjdXJzb3IYAiABKAkiUgoUTGlzdENoYW5uZWxzUmVzcG9uc2USJQoIY2hhbm5lbHMYASADKAsyEy5rYWlyZW9uLnYxLkNoYW5uZWwSEwoLbmV4dF9jdXJzb3IYAiABKAkibQoUVXBkYXRlQ2hhbm5lbFJlcXVlc3QSJAoHY2hhbm5lbBgBIAEoCzITLmthaXJlb24udjEuQ2hhbm5lbBIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siPQoVVXBkYXRlQ2hhbm5lbFJlc3BvbnNlEiQKB2NoYW5uZWwYASABKAsyEy5rYWlyZW9uLnYxLkNoYW5uZWwiOwoURGVsZXRlQ2hhbm5lbFJlcXVlc3QSEgoKY2hhbm5lbF9pZBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgFIj0KFURlbGV0ZUNoYW5uZWxSZXNwb25zZRIkCgdjaGFubmVsGAEgASgLMhMua2FpcmVvbi52MS5DaGFubmVsMrIDCg5DaGFubmVsU2VydmljZRJUCg1DcmVhdGVDaGFubmVsEiAua2FpcmVvbi52MS5DcmVhdGVDaGFubmVsUmVxdWVzdBohLmthaXJlb24udjEuQ3JlYXRlQ2hhbm5lbFJlc3BvbnNlEksKCkdldENoYW5uZWwSHS5rYWlyZW9uLnYxLkdldENoYW5uZWxSZXF1ZXN0Gh4ua2FpcmVvbi52MS5HZXRDaGFubmVsUmVzcG9uc2USUQoMTGlzdENoYW5uZWxzEh8ua2FpcmVvbi52MS5MaXN0Q2hhbm5lbHNSZXF1ZXN0GiAua2FpcmVvbi52MS5MaXN0Q2hhbm5lbHNSZXNwb25zZRJUCg1VcGRhdGVDaGFubmVsEiAua2FpcmVvbi52MS5VcGRhdGVDaGFubmVsUmVxdWVzdBohLmthaXJlb24udjEuVXBkYXRlQ2hhbm5lbFJlc3BvbnNlElQKDURlbGV0ZUNoYW5uZWwSIC5rYWlyZW9uLnYxLkRlbGV0ZUNoYW5uZWxSZXF1ZXN0GiEua2FpcmVvbi52MS5EZWxldGVDaGFubmVsUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
+ * A channel offers are decided for.
+ *
  * @generated from message kaireon.v1.Channel
  */
 export type Channel = Message<"kaireon.v1.Channel"> & {
   /**
-   * Letters, digits, '_', '-' and '.', at most 128 characters.
+   * Required. Letters, digits, '_', '-' and '.', at most 128 characters.
    *
    * @generated from field: string channel_id = 1;
    */
   channelId: string;
 
   /**
+   * Required. A name for people; at most 200 characters.
+   *
    * @generated from field: string name = 2;
    */
   name: string;
@@ -53,11 +57,15 @@ export type Channel = Message<"kaireon.v1.Channel"> & {
   version: number;
 
   /**
+   * When it was created.
+   *
    * @generated from field: google.protobuf.Timestamp created_at = 6;
    */
   createdAt?: Timestamp | undefined;
 
   /**
+   * When it was last written.
+   *
    * @generated from field: google.protobuf.Timestamp updated_at = 7;
    */
   updatedAt?: Timestamp | undefined;

@@ -15,17 +15,21 @@ export const file_kaireon_v1_contact_policy: GenFile = /*@__PURE__*/
   fileDesc("Ch9rYWlyZW9uL3YxL2NvbnRhY3RfcG9saWN5LnByb3RvEgprYWlyZW9uLnYxIukDCg1Db250YWN0UG9saWN5EhkKEWNvbnRhY3RfcG9saWN5X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDgoGc3RhdHVzGAMgASgJEgwKBHR5cGUYBCABKAkSDQoFc2NvcGUYBSABKAkSKAoDbWF4GAYgASgLMhsuZ29vZ2xlLnByb3RvYnVmLkludDMyVmFsdWUSDgoGd2luZG93GAcgASgJEisKBWhvdXJzGAggASgLMhwuZ29vZ2xlLnByb3RvYnVmLkRvdWJsZVZhbHVlEioKBGRheXMYCSABKAsyHC5nb29nbGUucHJvdG9idWYuRG91YmxlVmFsdWUSEAoIb3V0Y29tZXMYCiADKAkSEQoJb2ZmZXJfaWRzGAsgAygJEhQKDGNhdGVnb3J5X2lkcxgMIAMoCRITCgtjaGFubmVsX2lkcxgNIAMoCRIPCgd2ZXJzaW9uGA4gASgFEi4KCmNyZWF0ZWRfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmRlbGV0ZWRfYXQYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIk8KGkNyZWF0ZUNvbnRhY3RQb2xpY3lSZXF1ZXN0EjEKDmNvbnRhY3RfcG9saWN5GAEgASgLMhkua2FpcmVvbi52MS5Db250YWN0UG9saWN5IlAKG0NyZWF0ZUNvbnRhY3RQb2xpY3lSZXNwb25zZRIxCg5jb250YWN0X3BvbGljeRgBIAEoCzIZLmthaXJlb24udjEuQ29udGFjdFBvbGljeSI0ChdHZXRDb250YWN0UG9saWN5UmVxdWVzdBIZChFjb250YWN0X3BvbGljeV9pZBgBIAEoCSJNChhHZXRDb250YWN0UG9saWN5UmVzcG9uc2USMQoOY29udGFjdF9wb2xpY3kYASABKAsyGS5rYWlyZW9uLnYxLkNvbnRhY3RQb2xpY3kiOwoaTGlzdENvbnRhY3RQb2xpY2llc1JlcXVlc3QSDQoFbGltaXQYASABKAUSDgoGY3Vyc29yGAIgASgJImcKG0xpc3RDb250YWN0UG9saWNpZXNSZXNwb25zZRIzChBjb250YWN0X3BvbGljaWVzGAEgAygLMhkua2FpcmVvbi52MS5Db250YWN0UG9saWN5EhMKC25leHRfY3Vyc29yGAIgASgJIoABChpVcGRhdGVDb250YWN0UG9saWN5UmVxdWVzdBIxCg5jb250YWN0X3BvbGljeRgBIAEoCzIZLmthaXJlb24udjEuQ29udGFjdFBvbGljeRIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siUAobVXBkYXRlQ29udGFjdFBvbGljeVJlc3BvbnNlEjEKDmNvbnRhY3RfcG9saWN5GAEgASgLMhkua2FpcmVvbi52MS5Db250YWN0UG9saWN5IkgKGkRlbGV0ZUNvbnRhY3RQb2xpY3lSZXF1ZXN0EhkKEWNvbnRhY3RfcG9saWN5X2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAUiUAobRGVsZXRlQ29udGFjdFBvbGljeVJlc3BvbnNlEjEKDmNvbnRhY3RfcG9saWN5GAEgASgLMhkua2FpcmVvbi52MS5Db250YWN0UG9saWN5MpUEChRDb250YWN0UG9saWN5U2VydmljZRJmChNDcmVhdGVDb250YWN0UG9saWN5EiYua2FpcmVvbi52MS5DcmVhdGVDb250YWN0UG9saWN5UmVxdWVzdBonLmthaXJlb24udjEuQ3JlYXRlQ29udGFjdFBvbGljeVJlc3BvbnNlEl0KEEdldENvbnRhY3RQb2xpY3kSIy5rYWlyZW9uLnYxLkdldENvbnRhY3RQb2xpY3lSZXF1ZXN0GiQua2FpcmVvbi52MS5HZXRDb250YWN0UG9saWN5UmVzcG9uc2USZgoTTGlzdENvbnRhY3RQb2xpY2llcxImLmthaXJlb24udjEuTGlzdENvbnRhY3RQb2xpY2llc1JlcXVlc3QaJy5rYWlyZW9uLnYxLkxpc3RDb250YWN0UG9saWNpZXNSZXNwb25zZRJmChNVcGRhdGVDb250YWN0UG9saWN5EiYua2FpcmVvbi52MS5VcGRhdGVDb250YWN0UG9saWN5UmVxdWVzdBonLmthaXJlb24udjEuVXBkYXRlQ29udGFjdFBvbGljeVJlc3BvbnNlEmYKE0RlbGV0ZUNvbnRhY3RQb2xpY3kSJi5rYWlyZW9uLnYxLkRlbGV0ZUNvbnRhY3RQb2xpY3lSZXF1ZXN0Gicua2FpcmVvbi52MS5EZWxldGVDb250YWN0UG9saWN5UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_google_protobuf_wrappers]);
 
 /**
+ * A cap or quiet period applied to every decision of the tenant.
+ *
  * @generated from message kaireon.v1.ContactPolicy
  */
 export type ContactPolicy = Message<"kaireon.v1.ContactPolicy"> & {
   /**
-   * Letters, digits, '_', '-' and '.', at most 128 characters.
+   * Required. Letters, digits, '_', '-' and '.', at most 128 characters.
    *
    * @generated from field: string contact_policy_id = 1;
    */
   contactPolicyId: string;
 
   /**
+   * Required. A name for people; at most 200 characters.
+   *
    * @generated from field: string name = 2;
    */
   name: string;
@@ -38,7 +42,7 @@ export type ContactPolicy = Message<"kaireon.v1.ContactPolicy"> & {
   status: string;
 
   /**
-   * frequency_cap, cooldown, outcome_suppression or opt_out.
+   * Required. frequency_cap, cooldown, outcome_suppression or opt_out.
    *
    * @generated from field: string type = 4;
    */
@@ -94,11 +98,15 @@ export type ContactPolicy = Message<"kaireon.v1.ContactPolicy"> & {
   offerIds: string[];
 
   /**
+   * See offer_ids.
+   *
    * @generated from field: repeated string category_ids = 12;
    */
   categoryIds: string[];
 
   /**
+   * See offer_ids.
+   *
    * @generated from field: repeated string channel_ids = 13;
    */
   channelIds: string[];
@@ -111,11 +119,15 @@ export type ContactPolicy = Message<"kaireon.v1.ContactPolicy"> & {
   version: number;
 
   /**
+   * When it was created.
+   *
    * @generated from field: google.protobuf.Timestamp created_at = 15;
    */
   createdAt?: Timestamp | undefined;
 
   /**
+   * When it was last written.
+   *
    * @generated from field: google.protobuf.Timestamp updated_at = 16;
    */
   updatedAt?: Timestamp | undefined;

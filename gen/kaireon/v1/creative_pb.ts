@@ -15,22 +15,28 @@ export const file_kaireon_v1_creative: GenFile = /*@__PURE__*/
   fileDesc("ChlrYWlyZW9uL3YxL2NyZWF0aXZlLnByb3RvEgprYWlyZW9uLnYxIsQCCghDcmVhdGl2ZRITCgtjcmVhdGl2ZV9pZBgBIAEoCRIQCghvZmZlcl9pZBgCIAEoCRISCgpjaGFubmVsX2lkGAMgASgJEhQKDHBsYWNlbWVudF9pZBgEIAEoCRIMCgRuYW1lGAUgASgJEg4KBnN0YXR1cxgGIAEoCRIoCgdjb250ZW50GAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIPCgd2ZXJzaW9uGAggASgFEi4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmRlbGV0ZWRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIj8KFUNyZWF0ZUNyZWF0aXZlUmVxdWVzdBImCghjcmVhdGl2ZRgBIAEoCzIULmthaXJlb24udjEuQ3JlYXRpdmUiQAoWQ3JlYXRlQ3JlYXRpdmVSZXNwb25zZRImCghjcmVhdGl2ZRgBIAEoCzIULmthaXJlb24udjEuQ3JlYXRpdmUiKQoSR2V0Q3JlYXRpdmVSZXF1ZXN0EhMKC2NyZWF0aXZlX2lkGAEgASgJIj0KE0dldENyZWF0aXZlUmVzcG9uc2USJgoIY3JlYXRpdmUYASABKAsyFC5rYWlyZW9uLnYxLkNyZWF0aXZlIkcKFExpc3RDcmVhdGl2ZXNSZXF1ZXN0EhAKCG9mZmVyX2lkGAEgASgJEg0KBWxpbWl0GAIgASgFEg4KBmN1cnNvchgDIAEoCSJVChVMaXN0Q3JlYXRpdmVzUmVzcG9uc2USJwoJY3JlYXRpdmVzGAEgAygLMhQua2FpcmVvbi52MS5DcmVhdGl2ZRITCgtuZXh0X2N1cnNvchgCIAEoCSJwChVVcGRhdGVDcmVhdGl2ZVJlcXVlc3QSJgoIY3JlYXRpdmUYASABKAsyFC5rYWlyZW9uLnYxLkNyZWF0aXZlEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJAChZVcGRhdGVDcmVhdGl2ZVJlc3BvbnNlEiYKCGNyZWF0aXZlGAEgASgLMhQua2FpcmVvbi52MS5DcmVhdGl2ZSI9ChVEZWxldGVDcmVhdGl2ZVJlcXVlc3QSEwoLY3JlYXRpdmVfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoBSJAChZEZWxldGVDcmVhdGl2ZVJlc3BvbnNlEiYKCGNyZWF0aXZlGAEgASgLMhQua2FpcmVvbi52MS5DcmVhdGl2ZTLCAwoPQ3JlYXRpdmVTZXJ2aWNlElcKDkNyZWF0ZUNyZWF0aXZlEiEua2FpcmVvbi52MS5DcmVhdGVDcmVhdGl2ZVJlcXVlc3QaIi5rYWlyZW9uLnYxLkNyZWF0ZUNyZWF0aXZlUmVzcG9uc2USTgoLR2V0Q3JlYXRpdmUSHi5rYWlyZW9uLnYxLkdldENyZWF0aXZlUmVxdWVzdBofLmthaXJlb24udjEuR2V0Q3JlYXRpdmVSZXNwb25zZRJUCg1MaXN0Q3JlYXRpdmVzEiAua2FpcmVvbi52MS5MaXN0Q3JlYXRpdmVzUmVxdWVzdBohLmthaXJlb24udjEuTGlzdENyZWF0aXZlc1Jlc3BvbnNlElcKDlVwZGF0ZUNyZWF0aXZlEiEua2FpcmVvbi52MS5VcGRhdGVDcmVhdGl2ZVJlcXVlc3QaIi5rYWlyZW9uLnYxLlVwZGF0ZUNyZWF0aXZlUmVzcG9uc2USVwoORGVsZXRlQ3JlYXRpdmUSIS5rYWlyZW9uLnYxLkRlbGV0ZUNyZWF0aXZlUmVxdWVzdBoiLmthaXJlb24udjEuRGVsZXRlQ3JlYXRpdmVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
+ * The content an offer is shown with on one channel.
+ *
  * @generated from message kaireon.v1.Creative
  */
 export type Creative = Message<"kaireon.v1.Creative"> & {
   /**
-   * Letters, digits, '_', '-' and '.', at most 128 characters.
+   * Required. Letters, digits, '_', '-' and '.', at most 128 characters.
    *
    * @generated from field: string creative_id = 1;
    */
   creativeId: string;
 
   /**
+   * Required. The offer the creative shows; it must exist.
+   *
    * @generated from field: string offer_id = 2;
    */
   offerId: string;
 
   /**
+   * Required. The channel the creative is made for; it must exist.
+   *
    * @generated from field: string channel_id = 3;
    */
   channelId: string;
@@ -43,6 +49,8 @@ export type Creative = Message<"kaireon.v1.Creative"> & {
   placementId: string;
 
   /**
+   * Required. A name for people; at most 200 characters.
+   *
    * @generated from field: string name = 5;
    */
   name: string;
@@ -70,11 +78,15 @@ export type Creative = Message<"kaireon.v1.Creative"> & {
   version: number;
 
   /**
+   * When it was created.
+   *
    * @generated from field: google.protobuf.Timestamp created_at = 9;
    */
   createdAt?: Timestamp | undefined;
 
   /**
+   * When it was last written.
+   *
    * @generated from field: google.protobuf.Timestamp updated_at = 10;
    */
   updatedAt?: Timestamp | undefined;

@@ -15,10 +15,14 @@ export const file_kaireon_v1_customer: GenFile = /*@__PURE__*/
   fileDesc("ChlrYWlyZW9uL3YxL2N1c3RvbWVyLnByb3RvEgprYWlyZW9uLnYxIo4BCghDdXN0b21lchITCgtjdXN0b21lcl9pZBgBIAEoCRIrCgphdHRyaWJ1dGVzGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIQCghzZWdtZW50cxgDIAMoCRIuCgp1cGRhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJrChVVcHNlcnRDdXN0b21lclJlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkSKwoKYXR0cmlidXRlcxgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEAoIc2VnbWVudHMYAyADKAkiQAoWVXBzZXJ0Q3VzdG9tZXJSZXNwb25zZRImCghjdXN0b21lchgBIAEoCzIULmthaXJlb24udjEuQ3VzdG9tZXIiKQoSR2V0Q3VzdG9tZXJSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJIj0KE0dldEN1c3RvbWVyUmVzcG9uc2USJgoIY3VzdG9tZXIYASABKAsyFC5rYWlyZW9uLnYxLkN1c3RvbWVyIiwKFURlbGV0ZUN1c3RvbWVyUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCSJYCg1EZWxldGVkQ291bnRzEg8KB3Byb2ZpbGUYASABKAUSFAoMaW50ZXJhY3Rpb25zGAIgASgFEg4KBnRyYWNlcxgDIAEoBRIQCghvcHRfb3V0cxgEIAEoBSJZChZEZWxldGVDdXN0b21lclJlc3BvbnNlEhMKC2N1c3RvbWVyX2lkGAEgASgJEioKB2RlbGV0ZWQYAiABKAsyGS5rYWlyZW9uLnYxLkRlbGV0ZWRDb3VudHMilwEKFEN1c3RvbWVySW1wb3J0UmVwb3J0EhEKCXByb2Nlc3NlZBgBIAEoBRIRCglzdWNjZWVkZWQYAiABKAUSDgoGZmFpbGVkGAMgASgFEi8KBmVycm9ycxgEIAMoCzIfLmthaXJlb24udjEuQ3VzdG9tZXJJbXBvcnRFcnJvchIYChBlcnJvcnNfdHJ1bmNhdGVkGAUgASgIIjQKE0N1c3RvbWVySW1wb3J0RXJyb3ISDAoEbGluZRgBIAEoBRIPCgdtZXNzYWdlGAIgASgJMpMCCg9DdXN0b21lclNlcnZpY2USVwoOVXBzZXJ0Q3VzdG9tZXISIS5rYWlyZW9uLnYxLlVwc2VydEN1c3RvbWVyUmVxdWVzdBoiLmthaXJlb24udjEuVXBzZXJ0Q3VzdG9tZXJSZXNwb25zZRJOCgtHZXRDdXN0b21lchIeLmthaXJlb24udjEuR2V0Q3VzdG9tZXJSZXF1ZXN0Gh8ua2FpcmVvbi52MS5HZXRDdXN0b21lclJlc3BvbnNlElcKDkRlbGV0ZUN1c3RvbWVyEiEua2FpcmVvbi52MS5EZWxldGVDdXN0b21lclJlcXVlc3QaIi5rYWlyZW9uLnYxLkRlbGV0ZUN1c3RvbWVyUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
+ * A customer profile of the tenant's customer store.
+ *
  * @generated from message kaireon.v1.Customer
  */
 export type Customer = Message<"kaireon.v1.Customer"> & {
   /**
+   * The customer's id, as Recommend and Respond name it.
+   *
    * @generated from field: string customer_id = 1;
    */
   customerId: string;
@@ -38,6 +42,8 @@ export type Customer = Message<"kaireon.v1.Customer"> & {
   segments: string[];
 
   /**
+   * When it was last written.
+   *
    * @generated from field: google.protobuf.Timestamp updated_at = 4;
    */
   updatedAt?: Timestamp | undefined;
@@ -51,20 +57,28 @@ export const CustomerSchema: GenMessage<Customer> = /*@__PURE__*/
   messageDesc(file_kaireon_v1_customer, 0);
 
 /**
+ * A customer profile to create or replace.
+ *
  * @generated from message kaireon.v1.UpsertCustomerRequest
  */
 export type UpsertCustomerRequest = Message<"kaireon.v1.UpsertCustomerRequest"> & {
   /**
+   * The customer (the path names it over REST).
+   *
    * @generated from field: string customer_id = 1;
    */
   customerId: string;
 
   /**
+   * The profile attributes, read as customer.* in formulas and templates.
+   *
    * @generated from field: google.protobuf.Struct attributes = 2;
    */
   attributes?: JsonObject | undefined;
 
   /**
+   * The segments the customer belongs to.
+   *
    * @generated from field: repeated string segments = 3;
    */
   segments: string[];
@@ -152,21 +166,29 @@ export const DeleteCustomerRequestSchema: GenMessage<DeleteCustomerRequest> = /*
  */
 export type DeletedCounts = Message<"kaireon.v1.DeletedCounts"> & {
   /**
+   * Profiles removed: 1, or 0 when there was none.
+   *
    * @generated from field: int32 profile = 1;
    */
   profile: number;
 
   /**
+   * Recorded interactions removed.
+   *
    * @generated from field: int32 interactions = 2;
    */
   interactions: number;
 
   /**
+   * Decision traces removed.
+   *
    * @generated from field: int32 traces = 3;
    */
   traces: number;
 
   /**
+   * Channel opt-outs removed.
+   *
    * @generated from field: int32 opt_outs = 4;
    */
   optOuts: number;
@@ -180,15 +202,21 @@ export const DeletedCountsSchema: GenMessage<DeletedCounts> = /*@__PURE__*/
   messageDesc(file_kaireon_v1_customer, 6);
 
 /**
+ * What erasing a customer removed.
+ *
  * @generated from message kaireon.v1.DeleteCustomerResponse
  */
 export type DeleteCustomerResponse = Message<"kaireon.v1.DeleteCustomerResponse"> & {
   /**
+   * The erased customer.
+   *
    * @generated from field: string customer_id = 1;
    */
   customerId: string;
 
   /**
+   * How many rows of each kind were removed.
+   *
    * @generated from field: kaireon.v1.DeletedCounts deleted = 2;
    */
   deleted?: DeletedCounts | undefined;
@@ -215,11 +243,15 @@ export type CustomerImportReport = Message<"kaireon.v1.CustomerImportReport"> & 
   processed: number;
 
   /**
+   * Lines whose customer was written.
+   *
    * @generated from field: int32 succeeded = 2;
    */
   succeeded: number;
 
   /**
+   * Lines refused, each listed under errors (up to their limit).
+   *
    * @generated from field: int32 failed = 3;
    */
   failed: number;
@@ -247,6 +279,8 @@ export const CustomerImportReportSchema: GenMessage<CustomerImportReport> = /*@_
   messageDesc(file_kaireon_v1_customer, 8);
 
 /**
+ * A line of an import that was refused.
+ *
  * @generated from message kaireon.v1.CustomerImportError
  */
 export type CustomerImportError = Message<"kaireon.v1.CustomerImportError"> & {
@@ -258,6 +292,8 @@ export type CustomerImportError = Message<"kaireon.v1.CustomerImportError"> & {
   line: number;
 
   /**
+   * Why the line was refused.
+   *
    * @generated from field: string message = 2;
    */
   message: string;

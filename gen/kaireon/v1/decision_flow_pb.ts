@@ -15,17 +15,21 @@ export const file_kaireon_v1_decision_flow: GenFile = /*@__PURE__*/
   fileDesc("Ch5rYWlyZW9uL3YxL2RlY2lzaW9uX2Zsb3cucHJvdG8SCmthaXJlb24udjEigQMKDERlY2lzaW9uRmxvdxIYChBkZWNpc2lvbl9mbG93X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSEgoKaXNfZGVmYXVsdBgDIAEoCBIrCgpkZWZpbml0aW9uGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIVCg1kcmFmdF92ZXJzaW9uGAUgASgFEhkKEXB1Ymxpc2hlZF92ZXJzaW9uGAYgASgFEjUKFHB1Ymxpc2hlZF9kZWZpbml0aW9uGAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIPCgd2ZXJzaW9uGAggASgFEi4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmRlbGV0ZWRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkwKGUNyZWF0ZURlY2lzaW9uRmxvd1JlcXVlc3QSLwoNZGVjaXNpb25fZmxvdxgBIAEoCzIYLmthaXJlb24udjEuRGVjaXNpb25GbG93Ik0KGkNyZWF0ZURlY2lzaW9uRmxvd1Jlc3BvbnNlEi8KDWRlY2lzaW9uX2Zsb3cYASABKAsyGC5rYWlyZW9uLnYxLkRlY2lzaW9uRmxvdyIyChZHZXREZWNpc2lvbkZsb3dSZXF1ZXN0EhgKEGRlY2lzaW9uX2Zsb3dfaWQYASABKAkiSgoXR2V0RGVjaXNpb25GbG93UmVzcG9uc2USLwoNZGVjaXNpb25fZmxvdxgBIAEoCzIYLmthaXJlb24udjEuRGVjaXNpb25GbG93IjkKGExpc3REZWNpc2lvbkZsb3dzUmVxdWVzdBINCgVsaW1pdBgBIAEoBRIOCgZjdXJzb3IYAiABKAkiYgoZTGlzdERlY2lzaW9uRmxvd3NSZXNwb25zZRIwCg5kZWNpc2lvbl9mbG93cxgBIAMoCzIYLmthaXJlb24udjEuRGVjaXNpb25GbG93EhMKC25leHRfY3Vyc29yGAIgASgJIn0KGVVwZGF0ZURlY2lzaW9uRmxvd1JlcXVlc3QSLwoNZGVjaXNpb25fZmxvdxgBIAEoCzIYLmthaXJlb24udjEuRGVjaXNpb25GbG93Ei8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJNChpVcGRhdGVEZWNpc2lvbkZsb3dSZXNwb25zZRIvCg1kZWNpc2lvbl9mbG93GAEgASgLMhgua2FpcmVvbi52MS5EZWNpc2lvbkZsb3ciRgoZRGVsZXRlRGVjaXNpb25GbG93UmVxdWVzdBIYChBkZWNpc2lvbl9mbG93X2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAUiTQoaRGVsZXRlRGVjaXNpb25GbG93UmVzcG9uc2USLwoNZGVjaXNpb25fZmxvdxgBIAEoCzIYLmthaXJlb24udjEuRGVjaXNpb25GbG93IkcKGlB1Ymxpc2hEZWNpc2lvbkZsb3dSZXF1ZXN0EhgKEGRlY2lzaW9uX2Zsb3dfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoBSJOChtQdWJsaXNoRGVjaXNpb25GbG93UmVzcG9uc2USLwoNZGVjaXNpb25fZmxvdxgBIAEoCzIYLmthaXJlb24udjEuRGVjaXNpb25GbG93IjsKH0xpc3REZWNpc2lvbkZsb3dWZXJzaW9uc1JlcXVlc3QSGAoQZGVjaXNpb25fZmxvd19pZBgBIAEoCSLFAQoTRGVjaXNpb25GbG93VmVyc2lvbhIPCgd2ZXJzaW9uGAEgASgFEg4KBnN0YXR1cxgCIAEoCRIrCgpkZWZpbml0aW9uGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxwdWJsaXNoZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlUKIExpc3REZWNpc2lvbkZsb3dWZXJzaW9uc1Jlc3BvbnNlEjEKCHZlcnNpb25zGAEgAygLMh8ua2FpcmVvbi52MS5EZWNpc2lvbkZsb3dWZXJzaW9uIlwKG1JvbGxCYWNrRGVjaXNpb25GbG93UmVxdWVzdBIYChBkZWNpc2lvbl9mbG93X2lkGAEgASgJEhIKCnRvX3ZlcnNpb24YAiABKAUSDwoHdmVyc2lvbhgDIAEoBSJPChxSb2xsQmFja0RlY2lzaW9uRmxvd1Jlc3BvbnNlEi8KDWRlY2lzaW9uX2Zsb3cYASABKAsyGC5rYWlyZW9uLnYxLkRlY2lzaW9uRmxvdzLMBgoTRGVjaXNpb25GbG93U2VydmljZRJjChJDcmVhdGVEZWNpc2lvbkZsb3cSJS5rYWlyZW9uLnYxLkNyZWF0ZURlY2lzaW9uRmxvd1JlcXVlc3QaJi5rYWlyZW9uLnYxLkNyZWF0ZURlY2lzaW9uRmxvd1Jlc3BvbnNlEloKD0dldERlY2lzaW9uRmxvdxIiLmthaXJlb24udjEuR2V0RGVjaXNpb25GbG93UmVxdWVzdBojLmthaXJlb24udjEuR2V0RGVjaXNpb25GbG93UmVzcG9uc2USYAoRTGlzdERlY2lzaW9uRmxvd3MSJC5rYWlyZW9uLnYxLkxpc3REZWNpc2lvbkZsb3dzUmVxdWVzdBolLmthaXJlb24udjEuTGlzdERlY2lzaW9uRmxvd3NSZXNwb25zZRJjChJVcGRhdGVEZWNpc2lvbkZsb3cSJS5rYWlyZW9uLnYxLlVwZGF0ZURlY2lzaW9uRmxvd1JlcXVlc3QaJi5rYWlyZW9uLnYxLlVwZGF0ZURlY2lzaW9uRmxvd1Jlc3BvbnNlEmMKEkRlbGV0ZURlY2lzaW9uRmxvdxIlLmthaXJlb24udjEuRGVsZXRlRGVjaXNpb25GbG93UmVxdWVzdBomLmthaXJlb24udjEuRGVsZXRlRGVjaXNpb25GbG93UmVzcG9uc2USZgoTUHVibGlzaERlY2lzaW9uRmxvdxImLmthaXJlb24udjEuUHVibGlzaERlY2lzaW9uRmxvd1JlcXVlc3QaJy5rYWlyZW9uLnYxLlB1Ymxpc2hEZWNpc2lvbkZsb3dSZXNwb25zZRJ1ChhMaXN0RGVjaXNpb25GbG93VmVyc2lvbnMSKy5rYWlyZW9uLnYxLkxpc3REZWNpc2lvbkZsb3dWZXJzaW9uc1JlcXVlc3QaLC5rYWlyZW9uLnYxLkxpc3REZWNpc2lvbkZsb3dWZXJzaW9uc1Jlc3BvbnNlEmkKFFJvbGxCYWNrRGVjaXNpb25GbG93Eicua2FpcmVvbi52MS5Sb2xsQmFja0RlY2lzaW9uRmxvd1JlcXVlc3QaKC5rYWlyZW9uLnYxLlJvbGxCYWNrRGVjaXNpb25GbG93UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
+ * A decision flow: a versioned definition of which Recommend runs the latest published version.
+ *
  * @generated from message kaireon.v1.DecisionFlow
  */
 export type DecisionFlow = Message<"kaireon.v1.DecisionFlow"> & {
   /**
-   * Letters, digits, '_', '-' and '.', at most 128 characters.
+   * Required. Letters, digits, '_', '-' and '.', at most 128 characters.
    *
    * @generated from field: string decision_flow_id = 1;
    */
   decisionFlowId: string;
 
   /**
+   * Required. A name for people; at most 200 characters.
+   *
    * @generated from field: string name = 2;
    */
   name: string;
@@ -74,11 +78,15 @@ export type DecisionFlow = Message<"kaireon.v1.DecisionFlow"> & {
   version: number;
 
   /**
+   * When it was created.
+   *
    * @generated from field: google.protobuf.Timestamp created_at = 9;
    */
   createdAt?: Timestamp | undefined;
 
   /**
+   * When it was last written.
+   *
    * @generated from field: google.protobuf.Timestamp updated_at = 10;
    */
   updatedAt?: Timestamp | undefined;
@@ -301,10 +309,14 @@ export const DeleteDecisionFlowResponseSchema: GenMessage<DeleteDecisionFlowResp
   messageDesc(file_kaireon_v1_decision_flow, 10);
 
 /**
+ * Publishes a flow's draft.
+ *
  * @generated from message kaireon.v1.PublishDecisionFlowRequest
  */
 export type PublishDecisionFlowRequest = Message<"kaireon.v1.PublishDecisionFlowRequest"> & {
   /**
+   * The flow to publish (the path names it over REST).
+   *
    * @generated from field: string decision_flow_id = 1;
    */
   decisionFlowId: string;
@@ -359,10 +371,14 @@ export const ListDecisionFlowVersionsRequestSchema: GenMessage<ListDecisionFlowV
   messageDesc(file_kaireon_v1_decision_flow, 13);
 
 /**
+ * One version of a decision flow's definition.
+ *
  * @generated from message kaireon.v1.DecisionFlowVersion
  */
 export type DecisionFlowVersion = Message<"kaireon.v1.DecisionFlowVersion"> & {
   /**
+   * The version number.
+   *
    * @generated from field: int32 version = 1;
    */
   version: number;
@@ -375,16 +391,22 @@ export type DecisionFlowVersion = Message<"kaireon.v1.DecisionFlowVersion"> & {
   status: string;
 
   /**
+   * The definition of this version.
+   *
    * @generated from field: google.protobuf.Struct definition = 3;
    */
   definition?: JsonObject | undefined;
 
   /**
+   * When the version was saved.
+   *
    * @generated from field: google.protobuf.Timestamp created_at = 4;
    */
   createdAt?: Timestamp | undefined;
 
   /**
+   * When the version was published; unset for a draft.
+   *
    * @generated from field: google.protobuf.Timestamp published_at = 5;
    */
   publishedAt?: Timestamp | undefined;
@@ -398,10 +420,14 @@ export const DecisionFlowVersionSchema: GenMessage<DecisionFlowVersion> = /*@__P
   messageDesc(file_kaireon_v1_decision_flow, 14);
 
 /**
+ * The versions of a decision flow.
+ *
  * @generated from message kaireon.v1.ListDecisionFlowVersionsResponse
  */
 export type ListDecisionFlowVersionsResponse = Message<"kaireon.v1.ListDecisionFlowVersionsResponse"> & {
   /**
+   * Every version of the flow.
+   *
    * @generated from field: repeated kaireon.v1.DecisionFlowVersion versions = 1;
    */
   versions: DecisionFlowVersion[];
@@ -415,16 +441,20 @@ export const ListDecisionFlowVersionsResponseSchema: GenMessage<ListDecisionFlow
   messageDesc(file_kaireon_v1_decision_flow, 15);
 
 /**
+ * Publishes an earlier version's definition anew.
+ *
  * @generated from message kaireon.v1.RollBackDecisionFlowRequest
  */
 export type RollBackDecisionFlowRequest = Message<"kaireon.v1.RollBackDecisionFlowRequest"> & {
   /**
+   * The flow to roll back (the path names it over REST).
+   *
    * @generated from field: string decision_flow_id = 1;
    */
   decisionFlowId: string;
 
   /**
-   * The published version whose definition to publish again.
+   * Required. The published version whose definition to publish again.
    *
    * @generated from field: int32 to_version = 2;
    */

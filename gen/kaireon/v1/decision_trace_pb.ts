@@ -49,20 +49,28 @@ export const GetDecisionTraceResponseSchema: GenMessage<GetDecisionTraceResponse
   messageDesc(file_kaireon_v1_decision_trace, 1);
 
 /**
+ * A recorded decision, stage by stage; kept for the tenant's trace retention.
+ *
  * @generated from message kaireon.v1.DecisionTrace
  */
 export type DecisionTrace = Message<"kaireon.v1.DecisionTrace"> & {
   /**
+   * The id Recommend returned.
+   *
    * @generated from field: string trace_id = 1;
    */
   traceId: string;
 
   /**
+   * The customer decided for.
+   *
    * @generated from field: string customer_id = 2;
    */
   customerId: string;
 
   /**
+   * The decision flow that ran.
+   *
    * @generated from field: string decision_flow_id = 3;
    */
   decisionFlowId: string;
@@ -75,6 +83,8 @@ export type DecisionTrace = Message<"kaireon.v1.DecisionTrace"> & {
   decisionFlowVersion: number;
 
   /**
+   * The channel of the request.
+   *
    * @generated from field: string channel_id = 5;
    */
   channelId: string;
@@ -94,6 +104,8 @@ export type DecisionTrace = Message<"kaireon.v1.DecisionTrace"> & {
   totalDuration: number;
 
   /**
+   * When the decision was made (RFC 3339, UTC).
+   *
    * @generated from field: google.protobuf.Timestamp processed_at = 8;
    */
   processedAt?: Timestamp | undefined;
@@ -116,6 +128,8 @@ export const DecisionTraceSchema: GenMessage<DecisionTrace> = /*@__PURE__*/
  */
 export type TraceStage = Message<"kaireon.v1.TraceStage"> & {
   /**
+   * enrich, compute, filter, score or rank.
+   *
    * @generated from field: string name = 1;
    */
   name: string;
@@ -128,11 +142,15 @@ export type TraceStage = Message<"kaireon.v1.TraceStage"> & {
   duration: number;
 
   /**
+   * enrich: what the stage was given (the customer id).
+   *
    * @generated from field: google.protobuf.Struct input = 3;
    */
   input?: JsonObject | undefined;
 
   /**
+   * enrich: the customer profile the decision used, as customer.* names, and the segments.
+   *
    * @generated from field: google.protobuf.Struct output = 4;
    */
   output?: JsonObject | undefined;
@@ -146,11 +164,15 @@ export type TraceStage = Message<"kaireon.v1.TraceStage"> & {
   computed?: JsonObject | undefined;
 
   /**
+   * filter: how many candidates the stage was given.
+   *
    * @generated from field: google.protobuf.Int32Value candidates_in = 6;
    */
   candidatesIn?: number | undefined;
 
   /**
+   * filter: how many candidates passed.
+   *
    * @generated from field: google.protobuf.Int32Value candidates_out = 7;
    */
   candidatesOut?: number | undefined;
@@ -177,6 +199,8 @@ export type TraceStage = Message<"kaireon.v1.TraceStage"> & {
   factors?: JsonObject | undefined;
 
   /**
+   * rank: the offer ids answered, best first.
+   *
    * @generated from field: repeated string final_order = 11;
    */
   finalOrder: string[];

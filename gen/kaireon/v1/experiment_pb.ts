@@ -15,20 +15,28 @@ export const file_kaireon_v1_experiment: GenFile = /*@__PURE__*/
   fileDesc("ChtrYWlyZW9uL3YxL2V4cGVyaW1lbnQucHJvdG8SCmthaXJlb24udjEiyAIKCkV4cGVyaW1lbnQSFQoNZXhwZXJpbWVudF9pZBgBIAEoCRIQCghvZmZlcl9pZBgCIAEoCRISCgpjaGFubmVsX2lkGAMgASgJEg4KBnN0YXR1cxgEIAEoCRIMCgRnb2FsGAUgASgJEi8KCHZhcmlhbnRzGAYgAygLMh0ua2FpcmVvbi52MS5FeHBlcmltZW50VmFyaWFudBINCgVwaGFzZRgHIAEoBRIPCgd2ZXJzaW9uGAggASgFEi4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmRlbGV0ZWRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkkKEUV4cGVyaW1lbnRWYXJpYW50Eg8KB3ZhcmlhbnQYASABKAkSEwoLY3JlYXRpdmVfaWQYAiABKAkSDgoGd2VpZ2h0GAMgASgFIqUBChdDcmVhdGVFeHBlcmltZW50UmVxdWVzdBIVCg1leHBlcmltZW50X2lkGAEgASgJEhAKCG9mZmVyX2lkGAIgASgJEhIKCmNoYW5uZWxfaWQYAyABKAkSDgoGc3RhdHVzGAQgASgJEgwKBGdvYWwYBSABKAkSLwoIdmFyaWFudHMYBiADKAsyHS5rYWlyZW9uLnYxLkV4cGVyaW1lbnRWYXJpYW50IkYKGENyZWF0ZUV4cGVyaW1lbnRSZXNwb25zZRIqCgpleHBlcmltZW50GAEgASgLMhYua2FpcmVvbi52MS5FeHBlcmltZW50Ii0KFEdldEV4cGVyaW1lbnRSZXF1ZXN0EhUKDWV4cGVyaW1lbnRfaWQYASABKAkiQwoVR2V0RXhwZXJpbWVudFJlc3BvbnNlEioKCmV4cGVyaW1lbnQYASABKAsyFi5rYWlyZW9uLnYxLkV4cGVyaW1lbnQiNwoWTGlzdEV4cGVyaW1lbnRzUmVxdWVzdBINCgVsaW1pdBgBIAEoBRIOCgZjdXJzb3IYAiABKAkiWwoXTGlzdEV4cGVyaW1lbnRzUmVzcG9uc2USKwoLZXhwZXJpbWVudHMYASADKAsyFi5rYWlyZW9uLnYxLkV4cGVyaW1lbnQSEwoLbmV4dF9jdXJzb3IYAiABKAkiggEKF1VwZGF0ZUV4cGVyaW1lbnRSZXF1ZXN0EhUKDWV4cGVyaW1lbnRfaWQYASABKAkSDgoGc3RhdHVzGAIgASgJEi8KCHZhcmlhbnRzGAMgAygLMh0ua2FpcmVvbi52MS5FeHBlcmltZW50VmFyaWFudBIPCgd2ZXJzaW9uGAQgASgFIkEKF0RlbGV0ZUV4cGVyaW1lbnRSZXF1ZXN0EhUKDWV4cGVyaW1lbnRfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoBSJGChhEZWxldGVFeHBlcmltZW50UmVzcG9uc2USKgoKZXhwZXJpbWVudBgBIAEoCzIWLmthaXJlb24udjEuRXhwZXJpbWVudCJGChhVcGRhdGVFeHBlcmltZW50UmVzcG9uc2USKgoKZXhwZXJpbWVudBgBIAEoCzIWLmthaXJlb24udjEuRXhwZXJpbWVudCJgChtHZXRFeHBlcmltZW50UmVzdWx0c1JlcXVlc3QSFQoNZXhwZXJpbWVudF9pZBgBIAEoCRIqCgVwaGFzZRgCIAEoCzIbLmdvb2dsZS5wcm90b2J1Zi5JbnQzMlZhbHVlIp8CChxHZXRFeHBlcmltZW50UmVzdWx0c1Jlc3BvbnNlEhUKDWV4cGVyaW1lbnRfaWQYASABKAkSEAoIb2ZmZXJfaWQYAiABKAkSEgoKY2hhbm5lbF9pZBgDIAEoCRIOCgZzdGF0dXMYBCABKAkSDQoFcGhhc2UYBSABKAUSNAoQcGhhc2Vfc3RhcnRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEZ29hbBgHIAEoCRIrCgh2YXJpYW50cxgIIAMoCzIZLmthaXJlb24udjEuVmFyaWFudFJlc3VsdBIyCgxzYW1wbGVfcmF0aW8YCSABKAsyHC5rYWlyZW9uLnYxLlNhbXBsZVJhdGlvQ2hlY2sihAMKDVZhcmlhbnRSZXN1bHQSDwoHdmFyaWFudBgBIAEoCRITCgtjcmVhdGl2ZV9pZBgCIAEoCRIOCgZ3ZWlnaHQYAyABKAUSEwoLaW1wcmVzc2lvbnMYBCABKAUSEwoLY29udmVyc2lvbnMYBSABKAUSNQoPY29udmVyc2lvbl9yYXRlGAYgASgLMhwuZ29vZ2xlLnByb3RvYnVmLkRvdWJsZVZhbHVlEjsKE2NvbmZpZGVuY2VfaW50ZXJ2YWwYByABKAsyHi5rYWlyZW9uLnYxLkNvbmZpZGVuY2VJbnRlcnZhbBIsCgZ1cGxpZnQYCCABKAsyHC5nb29nbGUucHJvdG9idWYuRG91YmxlVmFsdWUSLQoHel9zY29yZRgJIAEoCzIcLmdvb2dsZS5wcm90b2J1Zi5Eb3VibGVWYWx1ZRItCgdwX3ZhbHVlGAogASgLMhwuZ29vZ2xlLnByb3RvYnVmLkRvdWJsZVZhbHVlEhMKC3NpZ25pZmljYW50GAsgASgIIi8KEkNvbmZpZGVuY2VJbnRlcnZhbBILCgNsb3cYASABKAESDAoEaGlnaBgCIAEoASJmChBTYW1wbGVSYXRpb0NoZWNrEhMKC2NoaV9zcXVhcmVkGAEgASgBEhoKEmRlZ3JlZXNfb2ZfZnJlZWRvbRgCIAEoBRIPCgdwX3ZhbHVlGAMgASgBEhAKCG1pc21hdGNoGAQgASgIMs0EChFFeHBlcmltZW50U2VydmljZRJdChBDcmVhdGVFeHBlcmltZW50EiMua2FpcmVvbi52MS5DcmVhdGVFeHBlcmltZW50UmVxdWVzdBokLmthaXJlb24udjEuQ3JlYXRlRXhwZXJpbWVudFJlc3BvbnNlElQKDUdldEV4cGVyaW1lbnQSIC5rYWlyZW9uLnYxLkdldEV4cGVyaW1lbnRSZXF1ZXN0GiEua2FpcmVvbi52MS5HZXRFeHBlcmltZW50UmVzcG9uc2USWgoPTGlzdEV4cGVyaW1lbnRzEiIua2FpcmVvbi52MS5MaXN0RXhwZXJpbWVudHNSZXF1ZXN0GiMua2FpcmVvbi52MS5MaXN0RXhwZXJpbWVudHNSZXNwb25zZRJdChBVcGRhdGVFeHBlcmltZW50EiMua2FpcmVvbi52MS5VcGRhdGVFeHBlcmltZW50UmVxdWVzdBokLmthaXJlb24udjEuVXBkYXRlRXhwZXJpbWVudFJlc3BvbnNlEl0KEERlbGV0ZUV4cGVyaW1lbnQSIy5rYWlyZW9uLnYxLkRlbGV0ZUV4cGVyaW1lbnRSZXF1ZXN0GiQua2FpcmVvbi52MS5EZWxldGVFeHBlcmltZW50UmVzcG9uc2USaQoUR2V0RXhwZXJpbWVudFJlc3VsdHMSJy5rYWlyZW9uLnYxLkdldEV4cGVyaW1lbnRSZXN1bHRzUmVxdWVzdBooLmthaXJlb24udjEuR2V0RXhwZXJpbWVudFJlc3VsdHNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_google_protobuf_wrappers]);
 
 /**
+ * A split of one offer's creatives on a channel into a control and variants.
+ *
  * @generated from message kaireon.v1.Experiment
  */
 export type Experiment = Message<"kaireon.v1.Experiment"> & {
   /**
+   * Required. Letters, digits, '_', '-' and '.', at most 128 characters.
+   *
    * @generated from field: string experiment_id = 1;
    */
   experimentId: string;
 
   /**
+   * Required. The offer whose creatives are split; it must exist.
+   *
    * @generated from field: string offer_id = 2;
    */
   offerId: string;
 
   /**
+   * Required. The channel the creatives are made for; it must exist.
+   *
    * @generated from field: string channel_id = 3;
    */
   channelId: string;
@@ -48,7 +56,7 @@ export type Experiment = Message<"kaireon.v1.Experiment"> & {
   goal: string;
 
   /**
-   * The control first; integer weights summing to 100.
+   * Required. The control first, then at least one variant; integer weights summing to 100.
    *
    * @generated from field: repeated kaireon.v1.ExperimentVariant variants = 6;
    */
@@ -69,11 +77,15 @@ export type Experiment = Message<"kaireon.v1.Experiment"> & {
   version: number;
 
   /**
+   * When it was created.
+   *
    * @generated from field: google.protobuf.Timestamp created_at = 9;
    */
   createdAt?: Timestamp | undefined;
 
   /**
+   * When it was last written.
+   *
    * @generated from field: google.protobuf.Timestamp updated_at = 10;
    */
   updatedAt?: Timestamp | undefined;
@@ -94,22 +106,28 @@ export const ExperimentSchema: GenMessage<Experiment> = /*@__PURE__*/
   messageDesc(file_kaireon_v1_experiment, 0);
 
 /**
+ * One arm of an experiment.
+ *
  * @generated from message kaireon.v1.ExperimentVariant
  */
 export type ExperimentVariant = Message<"kaireon.v1.ExperimentVariant"> & {
   /**
-   * "control" for the first, any name for the others.
+   * Required. "control" for the first, any name for the others.
    *
    * @generated from field: string variant = 1;
    */
   variant: string;
 
   /**
+   * Required. An active creative of the experiment's offer on its channel, each used once.
+   *
    * @generated from field: string creative_id = 2;
    */
   creativeId: string;
 
   /**
+   * A whole number from 0 to 100; the weights of an experiment sum to 100.
+   *
    * @generated from field: int32 weight = 3;
    */
   weight: number;
@@ -123,20 +141,28 @@ export const ExperimentVariantSchema: GenMessage<ExperimentVariant> = /*@__PURE_
   messageDesc(file_kaireon_v1_experiment, 1);
 
 /**
+ * A new experiment.
+ *
  * @generated from message kaireon.v1.CreateExperimentRequest
  */
 export type CreateExperimentRequest = Message<"kaireon.v1.CreateExperimentRequest"> & {
   /**
+   * Required. Letters, digits, '_', '-' and '.', at most 128 characters.
+   *
    * @generated from field: string experiment_id = 1;
    */
   experimentId: string;
 
   /**
+   * Required. The offer whose creatives are split; it must exist.
+   *
    * @generated from field: string offer_id = 2;
    */
   offerId: string;
 
   /**
+   * Required. The channel the creatives are made for; it must exist.
+   *
    * @generated from field: string channel_id = 3;
    */
   channelId: string;
@@ -149,11 +175,15 @@ export type CreateExperimentRequest = Message<"kaireon.v1.CreateExperimentReques
   status: string;
 
   /**
+   * The outcome type counted as a conversion ("conversion" when empty).
+   *
    * @generated from field: string goal = 5;
    */
   goal: string;
 
   /**
+   * Required. The control first, then at least one variant; integer weights summing to 100.
+   *
    * @generated from field: repeated kaireon.v1.ExperimentVariant variants = 6;
    */
   variants: ExperimentVariant[];
@@ -270,10 +300,14 @@ export const ListExperimentsResponseSchema: GenMessage<ListExperimentsResponse> 
   messageDesc(file_kaireon_v1_experiment, 7);
 
 /**
+ * A change to an experiment's status or variants.
+ *
  * @generated from message kaireon.v1.UpdateExperimentRequest
  */
 export type UpdateExperimentRequest = Message<"kaireon.v1.UpdateExperimentRequest"> & {
   /**
+   * The experiment to change (the path names it over REST).
+   *
    * @generated from field: string experiment_id = 1;
    */
   experimentId: string;
@@ -390,20 +424,28 @@ export const GetExperimentResultsRequestSchema: GenMessage<GetExperimentResultsR
   messageDesc(file_kaireon_v1_experiment, 12);
 
 /**
+ * An experiment's results in its current phase.
+ *
  * @generated from message kaireon.v1.GetExperimentResultsResponse
  */
 export type GetExperimentResultsResponse = Message<"kaireon.v1.GetExperimentResultsResponse"> & {
   /**
+   * The experiment.
+   *
    * @generated from field: string experiment_id = 1;
    */
   experimentId: string;
 
   /**
+   * The experiment's offer.
+   *
    * @generated from field: string offer_id = 2;
    */
   offerId: string;
 
   /**
+   * The experiment's channel.
+   *
    * @generated from field: string channel_id = 3;
    */
   channelId: string;
@@ -416,11 +458,15 @@ export type GetExperimentResultsResponse = Message<"kaireon.v1.GetExperimentResu
   status: string;
 
   /**
+   * The current phase; counts start again with every phase.
+   *
    * @generated from field: int32 phase = 5;
    */
   phase: number;
 
   /**
+   * When the current phase started.
+   *
    * @generated from field: google.protobuf.Timestamp phase_started_at = 6;
    */
   phaseStartedAt?: Timestamp | undefined;
@@ -455,30 +501,42 @@ export const GetExperimentResultsResponseSchema: GenMessage<GetExperimentResults
   messageDesc(file_kaireon_v1_experiment, 13);
 
 /**
+ * The counts and statistics of one variant.
+ *
  * @generated from message kaireon.v1.VariantResult
  */
 export type VariantResult = Message<"kaireon.v1.VariantResult"> & {
   /**
+   * The variant's name.
+   *
    * @generated from field: string variant = 1;
    */
   variant: string;
 
   /**
+   * The variant's creative.
+   *
    * @generated from field: string creative_id = 2;
    */
   creativeId: string;
 
   /**
+   * The variant's share of customers, in percent.
+   *
    * @generated from field: int32 weight = 3;
    */
   weight: number;
 
   /**
+   * Impressions recorded in the phase.
+   *
    * @generated from field: int32 impressions = 4;
    */
   impressions: number;
 
   /**
+   * Goal outcomes recorded in the phase.
+   *
    * @generated from field: int32 conversions = 5;
    */
   conversions: number;
@@ -513,6 +571,8 @@ export type VariantResult = Message<"kaireon.v1.VariantResult"> & {
   zScore?: number | undefined;
 
   /**
+   * Two-sided p-value of the z-test against the control.
+   *
    * @generated from field: google.protobuf.DoubleValue p_value = 10;
    */
   pValue?: number | undefined;
@@ -533,15 +593,21 @@ export const VariantResultSchema: GenMessage<VariantResult> = /*@__PURE__*/
   messageDesc(file_kaireon_v1_experiment, 14);
 
 /**
+ * A 95% Wilson interval.
+ *
  * @generated from message kaireon.v1.ConfidenceInterval
  */
 export type ConfidenceInterval = Message<"kaireon.v1.ConfidenceInterval"> & {
   /**
+   * The lower bound, 0 to 1.
+   *
    * @generated from field: double low = 1;
    */
   low: number;
 
   /**
+   * The upper bound, 0 to 1.
+   *
    * @generated from field: double high = 2;
    */
   high: number;
@@ -561,16 +627,22 @@ export const ConfidenceIntervalSchema: GenMessage<ConfidenceInterval> = /*@__PUR
  */
 export type SampleRatioCheck = Message<"kaireon.v1.SampleRatioCheck"> & {
   /**
+   * The chi-squared statistic of the observed impressions against the weights.
+   *
    * @generated from field: double chi_squared = 1;
    */
   chiSquared: number;
 
   /**
+   * The number of variants minus one.
+   *
    * @generated from field: int32 degrees_of_freedom = 2;
    */
   degreesOfFreedom: number;
 
   /**
+   * The statistic's p-value; below 0.001 is a mismatch.
+   *
    * @generated from field: double p_value = 3;
    */
   pValue: number;

@@ -15,27 +15,35 @@ export const file_kaireon_v1_offer: GenFile = /*@__PURE__*/
   fileDesc("ChZrYWlyZW9uL3YxL29mZmVyLnByb3RvEgprYWlyZW9uLnYxIsIFCgVPZmZlchIQCghvZmZlcl9pZBgBIAEoCRITCgtjYXRlZ29yeV9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEg4KBnN0YXR1cxgFIAEoCRItCglzdGFydHNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKB2VuZHNfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCHByaW9yaXR5GAggASgLMhsuZ29vZ2xlLnByb3RvYnVmLkludDMyVmFsdWUSNAoOYnVzaW5lc3NfdmFsdWUYCSABKAsyHC5nb29nbGUucHJvdG9idWYuRG91YmxlVmFsdWUSKwoGd2VpZ2h0GAogASgLMhsuZ29vZ2xlLnByb3RvYnVmLkludDMyVmFsdWUSEQoJbWFuZGF0b3J5GAsgASgIEicKBmZpZWxkcxgMIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSMQoIY29tcHV0ZWQYDSADKAsyHy5rYWlyZW9uLnYxLk9mZmVyLkNvbXB1dGVkRW50cnkSMAoNcXVhbGlmaWNhdGlvbhgOIAEoCzIZLmthaXJlb24udjEuUXVhbGlmaWNhdGlvbhIPCgd2ZXJzaW9uGA8gASgFEi4KCmNyZWF0ZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmRlbGV0ZWRfYXQYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGi8KDUNvbXB1dGVkRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI2ChJDcmVhdGVPZmZlclJlcXVlc3QSIAoFb2ZmZXIYASABKAsyES5rYWlyZW9uLnYxLk9mZmVyIjcKE0NyZWF0ZU9mZmVyUmVzcG9uc2USIAoFb2ZmZXIYASABKAsyES5rYWlyZW9uLnYxLk9mZmVyIiMKD0dldE9mZmVyUmVxdWVzdBIQCghvZmZlcl9pZBgBIAEoCSI0ChBHZXRPZmZlclJlc3BvbnNlEiAKBW9mZmVyGAEgASgLMhEua2FpcmVvbi52MS5PZmZlciIyChFMaXN0T2ZmZXJzUmVxdWVzdBINCgVsaW1pdBgBIAEoBRIOCgZjdXJzb3IYAiABKAkiTAoSTGlzdE9mZmVyc1Jlc3BvbnNlEiEKBm9mZmVycxgBIAMoCzIRLmthaXJlb24udjEuT2ZmZXISEwoLbmV4dF9jdXJzb3IYAiABKAkiZwoSVXBkYXRlT2ZmZXJSZXF1ZXN0EiAKBW9mZmVyGAEgASgLMhEua2FpcmVvbi52MS5PZmZlchIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siNwoTVXBkYXRlT2ZmZXJSZXNwb25zZRIgCgVvZmZlchgBIAEoCzIRLmthaXJlb24udjEuT2ZmZXIiNwoSRGVsZXRlT2ZmZXJSZXF1ZXN0EhAKCG9mZmVyX2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAUiNwoTRGVsZXRlT2ZmZXJSZXNwb25zZRIgCgVvZmZlchgBIAEoCzIRLmthaXJlb24udjEuT2ZmZXIiiwEKDVF1YWxpZmljYXRpb24SDwoHc2VnbWVudBgBIAEoCRIRCgljb25kaXRpb24YAiABKAkSNAoObWluX3Byb3BlbnNpdHkYAyABKAsyHC5nb29nbGUucHJvdG9idWYuRG91YmxlVmFsdWUSIAoDZml0GAQgAygLMhMua2FpcmVvbi52MS5GaXRSdWxlIioKB0ZpdFJ1bGUSDAoEd2hlbhgBIAEoCRIRCglyZWxldmFuY2UYAiABKAEykgMKDE9mZmVyU2VydmljZRJOCgtDcmVhdGVPZmZlchIeLmthaXJlb24udjEuQ3JlYXRlT2ZmZXJSZXF1ZXN0Gh8ua2FpcmVvbi52MS5DcmVhdGVPZmZlclJlc3BvbnNlEkUKCEdldE9mZmVyEhsua2FpcmVvbi52MS5HZXRPZmZlclJlcXVlc3QaHC5rYWlyZW9uLnYxLkdldE9mZmVyUmVzcG9uc2USSwoKTGlzdE9mZmVycxIdLmthaXJlb24udjEuTGlzdE9mZmVyc1JlcXVlc3QaHi5rYWlyZW9uLnYxLkxpc3RPZmZlcnNSZXNwb25zZRJOCgtVcGRhdGVPZmZlchIeLmthaXJlb24udjEuVXBkYXRlT2ZmZXJSZXF1ZXN0Gh8ua2FpcmVvbi52MS5VcGRhdGVPZmZlclJlc3BvbnNlEk4KC0RlbGV0ZU9mZmVyEh4ua2FpcmVvbi52MS5EZWxldGVPZmZlclJlcXVlc3QaHy5rYWlyZW9uLnYxLkRlbGV0ZU9mZmVyUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_protobuf_wrappers]);
 
 /**
+ * An offer decisions choose from.
+ *
  * @generated from message kaireon.v1.Offer
  */
 export type Offer = Message<"kaireon.v1.Offer"> & {
   /**
-   * Letters, digits, '_', '-' and '.', at most 128 characters.
+   * Required. Letters, digits, '_', '-' and '.', at most 128 characters.
    *
    * @generated from field: string offer_id = 1;
    */
   offerId: string;
 
   /**
+   * Required. The category the offer belongs to; it must exist.
+   *
    * @generated from field: string category_id = 2;
    */
   categoryId: string;
 
   /**
+   * Required. A name for people; at most 200 characters.
+   *
    * @generated from field: string name = 3;
    */
   name: string;
 
   /**
+   * Free text for people; templates read it as {{offer.description}}.
+   *
    * @generated from field: string description = 4;
    */
   description: string;
@@ -55,6 +63,8 @@ export type Offer = Message<"kaireon.v1.Offer"> & {
   startsAt?: Timestamp | undefined;
 
   /**
+   * See starts_at.
+   *
    * @generated from field: google.protobuf.Timestamp ends_at = 7;
    */
   endsAt?: Timestamp | undefined;
@@ -104,6 +114,8 @@ export type Offer = Message<"kaireon.v1.Offer"> & {
   computed: { [key: string]: string };
 
   /**
+   * What a customer must satisfy to be offered it.
+   *
    * @generated from field: kaireon.v1.Qualification qualification = 14;
    */
   qualification?: Qualification | undefined;
@@ -116,11 +128,15 @@ export type Offer = Message<"kaireon.v1.Offer"> & {
   version: number;
 
   /**
+   * When it was created.
+   *
    * @generated from field: google.protobuf.Timestamp created_at = 16;
    */
   createdAt?: Timestamp | undefined;
 
   /**
+   * When it was last written.
+   *
    * @generated from field: google.protobuf.Timestamp updated_at = 17;
    */
   updatedAt?: Timestamp | undefined;
@@ -385,10 +401,14 @@ export const QualificationSchema: GenMessage<Qualification> = /*@__PURE__*/
   messageDesc(file_kaireon_v1_offer, 11);
 
 /**
+ * A soft rule of an offer's qualification.
+ *
  * @generated from message kaireon.v1.FitRule
  */
 export type FitRule = Message<"kaireon.v1.FitRule"> & {
   /**
+   * A formula; when it is not true, relevance drops to the rule's value.
+   *
    * @generated from field: string when = 1;
    */
   when: string;

@@ -185,10 +185,14 @@ export const UpdateTenantResponseSchema: GenMessage<UpdateTenantResponse> = /*@_
   messageDesc(file_kaireon_v1_operator, 7);
 
 /**
+ * A new API key of a tenant, made by the operator.
+ *
  * @generated from message kaireon.v1.CreateTenantApiKeyRequest
  */
 export type CreateTenantApiKeyRequest = Message<"kaireon.v1.CreateTenantApiKeyRequest"> & {
   /**
+   * Required. The tenant (the path names it over REST).
+   *
    * @generated from field: string tenant_id = 1;
    */
   tenantId: string;
@@ -216,10 +220,14 @@ export const CreateTenantApiKeyRequestSchema: GenMessage<CreateTenantApiKeyReque
   messageDesc(file_kaireon_v1_operator, 8);
 
 /**
+ * A new API key of a tenant.
+ *
  * @generated from message kaireon.v1.CreateTenantApiKeyResponse
  */
 export type CreateTenantApiKeyResponse = Message<"kaireon.v1.CreateTenantApiKeyResponse"> & {
   /**
+   * The key's record; the key itself is never shown again.
+   *
    * @generated from field: kaireon.v1.ApiKey api_key = 1;
    */
   apiKey?: ApiKey | undefined;

@@ -15,18 +15,21 @@ export const file_kaireon_v1_outcome_type: GenFile = /*@__PURE__*/
   fileDesc("Ch1rYWlyZW9uL3YxL291dGNvbWVfdHlwZS5wcm90bxIKa2FpcmVvbi52MSLcAQoLT3V0Y29tZVR5cGUSFAoMb3V0Y29tZV90eXBlGAEgASgJEhYKDmNsYXNzaWZpY2F0aW9uGAIgASgJEg8KB3ZlcnNpb24YAyABKAUSLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZGVsZXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiSQoYQ3JlYXRlT3V0Y29tZVR5cGVSZXF1ZXN0Ei0KDG91dGNvbWVfdHlwZRgBIAEoCzIXLmthaXJlb24udjEuT3V0Y29tZVR5cGUiSgoZQ3JlYXRlT3V0Y29tZVR5cGVSZXNwb25zZRItCgxvdXRjb21lX3R5cGUYASABKAsyFy5rYWlyZW9uLnYxLk91dGNvbWVUeXBlIi0KFUdldE91dGNvbWVUeXBlUmVxdWVzdBIUCgxvdXRjb21lX3R5cGUYASABKAkiRwoWR2V0T3V0Y29tZVR5cGVSZXNwb25zZRItCgxvdXRjb21lX3R5cGUYASABKAsyFy5rYWlyZW9uLnYxLk91dGNvbWVUeXBlIjgKF0xpc3RPdXRjb21lVHlwZXNSZXF1ZXN0Eg0KBWxpbWl0GAEgASgFEg4KBmN1cnNvchgCIAEoCSJfChhMaXN0T3V0Y29tZVR5cGVzUmVzcG9uc2USLgoNb3V0Y29tZV90eXBlcxgBIAMoCzIXLmthaXJlb24udjEuT3V0Y29tZVR5cGUSEwoLbmV4dF9jdXJzb3IYAiABKAkiegoYVXBkYXRlT3V0Y29tZVR5cGVSZXF1ZXN0Ei0KDG91dGNvbWVfdHlwZRgBIAEoCzIXLmthaXJlb24udjEuT3V0Y29tZVR5cGUSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIkoKGVVwZGF0ZU91dGNvbWVUeXBlUmVzcG9uc2USLQoMb3V0Y29tZV90eXBlGAEgASgLMhcua2FpcmVvbi52MS5PdXRjb21lVHlwZSJBChhEZWxldGVPdXRjb21lVHlwZVJlcXVlc3QSFAoMb3V0Y29tZV90eXBlGAEgASgJEg8KB3ZlcnNpb24YAiABKAUiSgoZRGVsZXRlT3V0Y29tZVR5cGVSZXNwb25zZRItCgxvdXRjb21lX3R5cGUYASABKAsyFy5rYWlyZW9uLnYxLk91dGNvbWVUeXBlMvIDChJPdXRjb21lVHlwZVNlcnZpY2USYAoRQ3JlYXRlT3V0Y29tZVR5cGUSJC5rYWlyZW9uLnYxLkNyZWF0ZU91dGNvbWVUeXBlUmVxdWVzdBolLmthaXJlb24udjEuQ3JlYXRlT3V0Y29tZVR5cGVSZXNwb25zZRJXCg5HZXRPdXRjb21lVHlwZRIhLmthaXJlb24udjEuR2V0T3V0Y29tZVR5cGVSZXF1ZXN0GiIua2FpcmVvbi52MS5HZXRPdXRjb21lVHlwZVJlc3BvbnNlEl0KEExpc3RPdXRjb21lVHlwZXMSIy5rYWlyZW9uLnYxLkxpc3RPdXRjb21lVHlwZXNSZXF1ZXN0GiQua2FpcmVvbi52MS5MaXN0T3V0Y29tZVR5cGVzUmVzcG9uc2USYAoRVXBkYXRlT3V0Y29tZVR5cGUSJC5rYWlyZW9uLnYxLlVwZGF0ZU91dGNvbWVUeXBlUmVxdWVzdBolLmthaXJlb24udjEuVXBkYXRlT3V0Y29tZVR5cGVSZXNwb25zZRJgChFEZWxldGVPdXRjb21lVHlwZRIkLmthaXJlb24udjEuRGVsZXRlT3V0Y29tZVR5cGVSZXF1ZXN0GiUua2FpcmVvbi52MS5EZWxldGVPdXRjb21lVHlwZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
+ * An outcome type the tenant added to the built-in ones.
+ *
  * @generated from message kaireon.v1.OutcomeType
  */
 export type OutcomeType = Message<"kaireon.v1.OutcomeType"> & {
   /**
-   * Lowercase letters, digits and '_', starting with a letter, at most 64 characters; not a built-in type.
+   * Required. Lowercase letters, digits and '_', starting with a letter, at most 64 characters; not a built-
+   * in type.
    *
    * @generated from field: string outcome_type = 1;
    */
   outcomeType: string;
 
   /**
-   * positive (counted like a click), negative (a rejection) or neutral (recorded only).
+   * Required. positive (counted like a click), negative (a rejection) or neutral (recorded only).
    *
    * @generated from field: string classification = 2;
    */
@@ -40,11 +43,15 @@ export type OutcomeType = Message<"kaireon.v1.OutcomeType"> & {
   version: number;
 
   /**
+   * When it was created.
+   *
    * @generated from field: google.protobuf.Timestamp created_at = 4;
    */
   createdAt?: Timestamp | undefined;
 
   /**
+   * When it was last written.
+   *
    * @generated from field: google.protobuf.Timestamp updated_at = 5;
    */
   updatedAt?: Timestamp | undefined;

@@ -15,24 +15,28 @@ export const file_kaireon_v1_placement: GenFile = /*@__PURE__*/
   fileDesc("ChprYWlyZW9uL3YxL3BsYWNlbWVudC5wcm90bxIKa2FpcmVvbi52MSLkAQoJUGxhY2VtZW50EhIKCmNoYW5uZWxfaWQYASABKAkSFAoMcGxhY2VtZW50X2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDwoHdmVyc2lvbhgEIAEoBRIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpkZWxldGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJCChZDcmVhdGVQbGFjZW1lbnRSZXF1ZXN0EigKCXBsYWNlbWVudBgBIAEoCzIVLmthaXJlb24udjEuUGxhY2VtZW50IkMKF0NyZWF0ZVBsYWNlbWVudFJlc3BvbnNlEigKCXBsYWNlbWVudBgBIAEoCzIVLmthaXJlb24udjEuUGxhY2VtZW50Ij8KE0dldFBsYWNlbWVudFJlcXVlc3QSEgoKY2hhbm5lbF9pZBgBIAEoCRIUCgxwbGFjZW1lbnRfaWQYAiABKAkiQAoUR2V0UGxhY2VtZW50UmVzcG9uc2USKAoJcGxhY2VtZW50GAEgASgLMhUua2FpcmVvbi52MS5QbGFjZW1lbnQiSgoVTGlzdFBsYWNlbWVudHNSZXF1ZXN0EhIKCmNoYW5uZWxfaWQYASABKAkSDQoFbGltaXQYAiABKAUSDgoGY3Vyc29yGAMgASgJIlgKFkxpc3RQbGFjZW1lbnRzUmVzcG9uc2USKQoKcGxhY2VtZW50cxgBIAMoCzIVLmthaXJlb24udjEuUGxhY2VtZW50EhMKC25leHRfY3Vyc29yGAIgASgJInMKFlVwZGF0ZVBsYWNlbWVudFJlcXVlc3QSKAoJcGxhY2VtZW50GAEgASgLMhUua2FpcmVvbi52MS5QbGFjZW1lbnQSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIkMKF1VwZGF0ZVBsYWNlbWVudFJlc3BvbnNlEigKCXBsYWNlbWVudBgBIAEoCzIVLmthaXJlb24udjEuUGxhY2VtZW50IlMKFkRlbGV0ZVBsYWNlbWVudFJlcXVlc3QSEgoKY2hhbm5lbF9pZBgBIAEoCRIUCgxwbGFjZW1lbnRfaWQYAiABKAkSDwoHdmVyc2lvbhgDIAEoBSJDChdEZWxldGVQbGFjZW1lbnRSZXNwb25zZRIoCglwbGFjZW1lbnQYASABKAsyFS5rYWlyZW9uLnYxLlBsYWNlbWVudDLSAwoQUGxhY2VtZW50U2VydmljZRJaCg9DcmVhdGVQbGFjZW1lbnQSIi5rYWlyZW9uLnYxLkNyZWF0ZVBsYWNlbWVudFJlcXVlc3QaIy5rYWlyZW9uLnYxLkNyZWF0ZVBsYWNlbWVudFJlc3BvbnNlElEKDEdldFBsYWNlbWVudBIfLmthaXJlb24udjEuR2V0UGxhY2VtZW50UmVxdWVzdBogLmthaXJlb24udjEuR2V0UGxhY2VtZW50UmVzcG9uc2USVwoOTGlzdFBsYWNlbWVudHMSIS5rYWlyZW9uLnYxLkxpc3RQbGFjZW1lbnRzUmVxdWVzdBoiLmthaXJlb24udjEuTGlzdFBsYWNlbWVudHNSZXNwb25zZRJaCg9VcGRhdGVQbGFjZW1lbnQSIi5rYWlyZW9uLnYxLlVwZGF0ZVBsYWNlbWVudFJlcXVlc3QaIy5rYWlyZW9uLnYxLlVwZGF0ZVBsYWNlbWVudFJlc3BvbnNlEloKD0RlbGV0ZVBsYWNlbWVudBIiLmthaXJlb24udjEuRGVsZXRlUGxhY2VtZW50UmVxdWVzdBojLmthaXJlb24udjEuRGVsZXRlUGxhY2VtZW50UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
+ * A named slot of a channel.
+ *
  * @generated from message kaireon.v1.Placement
  */
 export type Placement = Message<"kaireon.v1.Placement"> & {
   /**
-   * The channel the placement belongs to.
+   * Required. The channel the placement belongs to.
    *
    * @generated from field: string channel_id = 1;
    */
   channelId: string;
 
   /**
-   * Unique within its channel: letters, digits, '_', '-' and '.', at most 128 characters.
+   * Required. Unique within its channel: letters, digits, '_', '-' and '.', at most 128 characters.
    *
    * @generated from field: string placement_id = 2;
    */
   placementId: string;
 
   /**
+   * Required. A name for people; at most 200 characters.
+   *
    * @generated from field: string name = 3;
    */
   name: string;
@@ -45,11 +49,15 @@ export type Placement = Message<"kaireon.v1.Placement"> & {
   version: number;
 
   /**
+   * When it was created.
+   *
    * @generated from field: google.protobuf.Timestamp created_at = 5;
    */
   createdAt?: Timestamp | undefined;
 
   /**
+   * When it was last written.
+   *
    * @generated from field: google.protobuf.Timestamp updated_at = 6;
    */
   updatedAt?: Timestamp | undefined;

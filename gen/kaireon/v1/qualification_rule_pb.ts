@@ -15,17 +15,21 @@ export const file_kaireon_v1_qualification_rule: GenFile = /*@__PURE__*/
   fileDesc("CiNrYWlyZW9uL3YxL3F1YWxpZmljYXRpb25fcnVsZS5wcm90bxIKa2FpcmVvbi52MSL0AgoRUXVhbGlmaWNhdGlvblJ1bGUSHQoVcXVhbGlmaWNhdGlvbl9ydWxlX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDgoGc3RhdHVzGAMgASgJEhEKCW9mZmVyX2lkcxgEIAMoCRIUCgxjYXRlZ29yeV9pZHMYBSADKAkSDwoHc2VnbWVudBgGIAEoCRIRCgljb25kaXRpb24YByABKAkSNAoObWluX3Byb3BlbnNpdHkYCCABKAsyHC5nb29nbGUucHJvdG9idWYuRG91YmxlVmFsdWUSDwoHdmVyc2lvbhgJIAEoBRIuCgpjcmVhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpkZWxldGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJbCh5DcmVhdGVRdWFsaWZpY2F0aW9uUnVsZVJlcXVlc3QSOQoScXVhbGlmaWNhdGlvbl9ydWxlGAEgASgLMh0ua2FpcmVvbi52MS5RdWFsaWZpY2F0aW9uUnVsZSJcCh9DcmVhdGVRdWFsaWZpY2F0aW9uUnVsZVJlc3BvbnNlEjkKEnF1YWxpZmljYXRpb25fcnVsZRgBIAEoCzIdLmthaXJlb24udjEuUXVhbGlmaWNhdGlvblJ1bGUiPAobR2V0UXVhbGlmaWNhdGlvblJ1bGVSZXF1ZXN0Eh0KFXF1YWxpZmljYXRpb25fcnVsZV9pZBgBIAEoCSJZChxHZXRRdWFsaWZpY2F0aW9uUnVsZVJlc3BvbnNlEjkKEnF1YWxpZmljYXRpb25fcnVsZRgBIAEoCzIdLmthaXJlb24udjEuUXVhbGlmaWNhdGlvblJ1bGUiPgodTGlzdFF1YWxpZmljYXRpb25SdWxlc1JlcXVlc3QSDQoFbGltaXQYASABKAUSDgoGY3Vyc29yGAIgASgJInEKHkxpc3RRdWFsaWZpY2F0aW9uUnVsZXNSZXNwb25zZRI6ChNxdWFsaWZpY2F0aW9uX3J1bGVzGAEgAygLMh0ua2FpcmVvbi52MS5RdWFsaWZpY2F0aW9uUnVsZRITCgtuZXh0X2N1cnNvchgCIAEoCSKMAQoeVXBkYXRlUXVhbGlmaWNhdGlvblJ1bGVSZXF1ZXN0EjkKEnF1YWxpZmljYXRpb25fcnVsZRgBIAEoCzIdLmthaXJlb24udjEuUXVhbGlmaWNhdGlvblJ1bGUSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIlwKH1VwZGF0ZVF1YWxpZmljYXRpb25SdWxlUmVzcG9uc2USOQoScXVhbGlmaWNhdGlvbl9ydWxlGAEgASgLMh0ua2FpcmVvbi52MS5RdWFsaWZpY2F0aW9uUnVsZSJQCh5EZWxldGVRdWFsaWZpY2F0aW9uUnVsZVJlcXVlc3QSHQoVcXVhbGlmaWNhdGlvbl9ydWxlX2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAUiXAofRGVsZXRlUXVhbGlmaWNhdGlvblJ1bGVSZXNwb25zZRI5ChJxdWFsaWZpY2F0aW9uX3J1bGUYASABKAsyHS5rYWlyZW9uLnYxLlF1YWxpZmljYXRpb25SdWxlMtIEChhRdWFsaWZpY2F0aW9uUnVsZVNlcnZpY2UScgoXQ3JlYXRlUXVhbGlmaWNhdGlvblJ1bGUSKi5rYWlyZW9uLnYxLkNyZWF0ZVF1YWxpZmljYXRpb25SdWxlUmVxdWVzdBorLmthaXJlb24udjEuQ3JlYXRlUXVhbGlmaWNhdGlvblJ1bGVSZXNwb25zZRJpChRHZXRRdWFsaWZpY2F0aW9uUnVsZRInLmthaXJlb24udjEuR2V0UXVhbGlmaWNhdGlvblJ1bGVSZXF1ZXN0Gigua2FpcmVvbi52MS5HZXRRdWFsaWZpY2F0aW9uUnVsZVJlc3BvbnNlEm8KFkxpc3RRdWFsaWZpY2F0aW9uUnVsZXMSKS5rYWlyZW9uLnYxLkxpc3RRdWFsaWZpY2F0aW9uUnVsZXNSZXF1ZXN0Gioua2FpcmVvbi52MS5MaXN0UXVhbGlmaWNhdGlvblJ1bGVzUmVzcG9uc2UScgoXVXBkYXRlUXVhbGlmaWNhdGlvblJ1bGUSKi5rYWlyZW9uLnYxLlVwZGF0ZVF1YWxpZmljYXRpb25SdWxlUmVxdWVzdBorLmthaXJlb24udjEuVXBkYXRlUXVhbGlmaWNhdGlvblJ1bGVSZXNwb25zZRJyChdEZWxldGVRdWFsaWZpY2F0aW9uUnVsZRIqLmthaXJlb24udjEuRGVsZXRlUXVhbGlmaWNhdGlvblJ1bGVSZXF1ZXN0Gisua2FpcmVvbi52MS5EZWxldGVRdWFsaWZpY2F0aW9uUnVsZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_google_protobuf_wrappers]);
 
 /**
+ * An eligibility check over a set of offers.
+ *
  * @generated from message kaireon.v1.QualificationRule
  */
 export type QualificationRule = Message<"kaireon.v1.QualificationRule"> & {
   /**
-   * Letters, digits, '_', '-' and '.', at most 128 characters.
+   * Required. Letters, digits, '_', '-' and '.', at most 128 characters.
    *
    * @generated from field: string qualification_rule_id = 1;
    */
   qualificationRuleId: string;
 
   /**
+   * Required. A name for people; at most 200 characters.
+   *
    * @generated from field: string name = 2;
    */
   name: string;
@@ -45,6 +49,8 @@ export type QualificationRule = Message<"kaireon.v1.QualificationRule"> & {
   offerIds: string[];
 
   /**
+   * See offer_ids.
+   *
    * @generated from field: repeated string category_ids = 5;
    */
   categoryIds: string[];
@@ -78,11 +84,15 @@ export type QualificationRule = Message<"kaireon.v1.QualificationRule"> & {
   version: number;
 
   /**
+   * When it was created.
+   *
    * @generated from field: google.protobuf.Timestamp created_at = 10;
    */
   createdAt?: Timestamp | undefined;
 
   /**
+   * When it was last written.
+   *
    * @generated from field: google.protobuf.Timestamp updated_at = 11;
    */
   updatedAt?: Timestamp | undefined;

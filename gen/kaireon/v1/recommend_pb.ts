@@ -15,19 +15,21 @@ export const file_kaireon_v1_recommend: GenFile = /*@__PURE__*/
   fileDesc("ChprYWlyZW9uL3YxL3JlY29tbWVuZC5wcm90bxIKa2FpcmVvbi52MSLVAQoQUmVjb21tZW5kUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRISCgpjaGFubmVsX2lkGAIgASgJEhgKEGRlY2lzaW9uX2Zsb3dfaWQYAyABKAkSLwoKbWF4X29mZmVycxgEIAEoCzIbLmdvb2dsZS5wcm90b2J1Zi5JbnQzMlZhbHVlEhEKCXBsYWNlbWVudBgFIAEoCRIrCgphdHRyaWJ1dGVzGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBINCgV0cmFjZRgHIAEoCCLZAQoRUmVjb21tZW5kUmVzcG9uc2USEwoLY3VzdG9tZXJfaWQYASABKAkSMwoPcmVjb21tZW5kYXRpb25zGAIgAygLMhoua2FpcmVvbi52MS5SZWNvbW1lbmRhdGlvbhIYChBkZWNpc2lvbl9mbG93X2lkGAMgASgJEi4KCHRyYWNlX2lkGAQgASgLMhwuZ29vZ2xlLnByb3RvYnVmLlN0cmluZ1ZhbHVlEjAKDHByb2Nlc3NlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiowIKDlJlY29tbWVuZGF0aW9uEhAKCG9mZmVyX2lkGAEgASgJEhIKCm9mZmVyX25hbWUYAiABKAkSEwoLY2F0ZWdvcnlfaWQYAyABKAkSDAoEcmFuaxgEIAEoBRINCgVzY29yZRgFIAEoARISCgpjaGFubmVsX2lkGAYgASgJEhMKC2NyZWF0aXZlX2lkGAcgASgJEigKB2NvbnRlbnQYCCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EjAKD3BlcnNvbmFsaXphdGlvbhgJIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSNAoKZXhwZXJpbWVudBgKIAEoCzIgLmthaXJlb24udjEuRXhwZXJpbWVudEFzc2lnbm1lbnQiTgoURXhwZXJpbWVudEFzc2lnbm1lbnQSFQoNZXhwZXJpbWVudF9pZBgBIAEoCRIPCgd2YXJpYW50GAIgASgJEg4KBndlaWdodBgDIAEoBTJcChBSZWNvbW1lbmRTZXJ2aWNlEkgKCVJlY29tbWVuZBIcLmthaXJlb24udjEuUmVjb21tZW5kUmVxdWVzdBodLmthaXJlb24udjEuUmVjb21tZW5kUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_protobuf_wrappers]);
 
 /**
+ * A request for ranked offers for one customer on one channel.
+ *
  * @generated from message kaireon.v1.RecommendRequest
  */
 export type RecommendRequest = Message<"kaireon.v1.RecommendRequest"> & {
   /**
-   * The customer to decide for (1-256 characters). Unknown customers are decided
-   * on the request attributes alone.
+   * Required. The customer to decide for (1-256 characters). Unknown customers are decided on the request
+   * attributes alone.
    *
    * @generated from field: string customer_id = 1;
    */
   customerId: string;
 
   /**
-   * The delivery channel; it determines which creatives can be chosen.
+   * Required. The delivery channel; it determines which creatives can be chosen.
    *
    * @generated from field: string channel_id = 2;
    */
@@ -78,10 +80,14 @@ export const RecommendRequestSchema: GenMessage<RecommendRequest> = /*@__PURE__*
   messageDesc(file_kaireon_v1_recommend, 0);
 
 /**
+ * The offers chosen for one customer on one channel.
+ *
  * @generated from message kaireon.v1.RecommendResponse
  */
 export type RecommendResponse = Message<"kaireon.v1.RecommendResponse"> & {
   /**
+   * The customer of the request.
+   *
    * @generated from field: string customer_id = 1;
    */
   customerId: string;
@@ -94,6 +100,8 @@ export type RecommendResponse = Message<"kaireon.v1.RecommendResponse"> & {
   recommendations: Recommendation[];
 
   /**
+   * The decision flow that ran.
+   *
    * @generated from field: string decision_flow_id = 3;
    */
   decisionFlowId: string;
@@ -106,6 +114,8 @@ export type RecommendResponse = Message<"kaireon.v1.RecommendResponse"> & {
   traceId?: string | undefined;
 
   /**
+   * When the decision was made (RFC 3339, UTC).
+   *
    * @generated from field: google.protobuf.Timestamp processed_at = 5;
    */
   processedAt?: Timestamp | undefined;
@@ -119,20 +129,28 @@ export const RecommendResponseSchema: GenMessage<RecommendResponse> = /*@__PURE_
   messageDesc(file_kaireon_v1_recommend, 1);
 
 /**
+ * One recommended offer with the creative chosen for the channel.
+ *
  * @generated from message kaireon.v1.Recommendation
  */
 export type Recommendation = Message<"kaireon.v1.Recommendation"> & {
   /**
+   * The offer's id.
+   *
    * @generated from field: string offer_id = 1;
    */
   offerId: string;
 
   /**
+   * The offer's name.
+   *
    * @generated from field: string offer_name = 2;
    */
   offerName: string;
 
   /**
+   * The offer's category.
+   *
    * @generated from field: string category_id = 3;
    */
   categoryId: string;
@@ -152,11 +170,15 @@ export type Recommendation = Message<"kaireon.v1.Recommendation"> & {
   score: number;
 
   /**
+   * The channel of the request.
+   *
    * @generated from field: string channel_id = 6;
    */
   channelId: string;
 
   /**
+   * The creative chosen for the channel (and placement).
+   *
    * @generated from field: string creative_id = 7;
    */
   creativeId: string;
@@ -191,20 +213,28 @@ export const RecommendationSchema: GenMessage<Recommendation> = /*@__PURE__*/
   messageDesc(file_kaireon_v1_recommend, 2);
 
 /**
+ * The experiment bucket a customer falls into, sticky per customer.
+ *
  * @generated from message kaireon.v1.ExperimentAssignment
  */
 export type ExperimentAssignment = Message<"kaireon.v1.ExperimentAssignment"> & {
   /**
+   * The experiment that chose the creative.
+   *
    * @generated from field: string experiment_id = 1;
    */
   experimentId: string;
 
   /**
+   * The variant the customer is assigned to, e.g. control.
+   *
    * @generated from field: string variant = 2;
    */
   variant: string;
 
   /**
+   * The variant's share of customers, in percent.
+   *
    * @generated from field: int32 weight = 3;
    */
   weight: number;

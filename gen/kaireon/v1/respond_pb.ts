@@ -15,27 +15,35 @@ export const file_kaireon_v1_respond: GenFile = /*@__PURE__*/
   fileDesc("ChhrYWlyZW9uL3YxL3Jlc3BvbmQucHJvdG8SCmthaXJlb24udjEiswEKDlJlc3BvbmRSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJEhAKCG9mZmVyX2lkGAIgASgJEhIKCmNoYW5uZWxfaWQYAyABKAkSFAoMb3V0Y29tZV90eXBlGAQgASgJEhMKC2NyZWF0aXZlX2lkGAUgASgJEhAKCHRyYWNlX2lkGAYgASgJEikKCG1ldGFkYXRhGAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCLGAQoPUmVzcG9uZFJlc3BvbnNlEgoKAmlkGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJEhAKCG9mZmVyX2lkGAMgASgJEhIKCmNoYW5uZWxfaWQYBCABKAkSFAoMb3V0Y29tZV90eXBlGAUgASgJEhMKC2NyZWF0aXZlX2lkGAYgASgJEhAKCHRyYWNlX2lkGAcgASgJEi8KC3JlY29yZGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDJUCg5SZXNwb25kU2VydmljZRJCCgdSZXNwb25kEhoua2FpcmVvbi52MS5SZXNwb25kUmVxdWVzdBobLmthaXJlb24udjEuUmVzcG9uZFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
+ * How a customer reacted to an offer on a channel.
+ *
  * @generated from message kaireon.v1.RespondRequest
  */
 export type RespondRequest = Message<"kaireon.v1.RespondRequest"> & {
   /**
+   * Required. The customer who reacted.
+   *
    * @generated from field: string customer_id = 1;
    */
   customerId: string;
 
   /**
+   * Required. The offer reacted to; it must exist.
+   *
    * @generated from field: string offer_id = 2;
    */
   offerId: string;
 
   /**
+   * Required. The channel it was shown on; it must exist.
+   *
    * @generated from field: string channel_id = 3;
    */
   channelId: string;
 
   /**
-   * impression, click, conversion, dismiss, not_interested, opt_out, or a type
-   * the tenant registered.
+   * Required. impression, click, conversion, dismiss, not_interested, opt_out, or a type the tenant
+   * registered.
    *
    * @generated from field: string outcome_type = 4;
    */
@@ -71,6 +79,8 @@ export const RespondRequestSchema: GenMessage<RespondRequest> = /*@__PURE__*/
   messageDesc(file_kaireon_v1_respond, 0);
 
 /**
+ * The recorded interaction.
+ *
  * @generated from message kaireon.v1.RespondResponse
  */
 export type RespondResponse = Message<"kaireon.v1.RespondResponse"> & {
@@ -82,21 +92,29 @@ export type RespondResponse = Message<"kaireon.v1.RespondResponse"> & {
   id: string;
 
   /**
+   * The customer of the request.
+   *
    * @generated from field: string customer_id = 2;
    */
   customerId: string;
 
   /**
+   * The offer of the request.
+   *
    * @generated from field: string offer_id = 3;
    */
   offerId: string;
 
   /**
+   * The channel of the request.
+   *
    * @generated from field: string channel_id = 4;
    */
   channelId: string;
 
   /**
+   * The outcome type of the request.
+   *
    * @generated from field: string outcome_type = 5;
    */
   outcomeType: string;
@@ -109,11 +127,15 @@ export type RespondResponse = Message<"kaireon.v1.RespondResponse"> & {
   creativeId: string;
 
   /**
+   * The trace the request named; empty when it named none.
+   *
    * @generated from field: string trace_id = 7;
    */
   traceId: string;
 
   /**
+   * When the interaction was committed (RFC 3339, UTC).
+   *
    * @generated from field: google.protobuf.Timestamp recorded_at = 8;
    */
   recordedAt?: Timestamp | undefined;

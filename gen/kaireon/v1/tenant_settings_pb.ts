@@ -15,6 +15,8 @@ export const file_kaireon_v1_tenant_settings: GenFile = /*@__PURE__*/
   fileDesc("CiBrYWlyZW9uL3YxL3RlbmFudF9zZXR0aW5ncy5wcm90bxIKa2FpcmVvbi52MSLgBAoOVGVuYW50U2V0dGluZ3MSEQoJdGVuYW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDAoEcGxhbhgDIAEoCRIOCgZzdGF0dXMYBCABKAkSOgoVcmF0ZV9saW1pdF9wZXJfbWludXRlGAUgASgLMhsuZ29vZ2xlLnByb3RvYnVmLkludDMyVmFsdWUSQgodcmVzcG9uZF9yYXRlX2xpbWl0X3Blcl9taW51dGUYBiABKAsyGy5nb29nbGUucHJvdG9idWYuSW50MzJWYWx1ZRJAChthZG1pbl9yYXRlX2xpbWl0X3Blcl9taW51dGUYDyABKAsyGy5nb29nbGUucHJvdG9idWYuSW50MzJWYWx1ZRI7ChZtb250aGx5X2RlY2lzaW9uX3F1b3RhGAcgASgLMhsuZ29vZ2xlLnByb3RvYnVmLkludDY0VmFsdWUSGQoRdHJhY2Vfc2FtcGxlX3JhdGUYCCABKAESOQoUdHJhY2VfcmV0ZW50aW9uX2RheXMYCSABKAsyGy5nb29nbGUucHJvdG9idWYuSW50MzJWYWx1ZRInCh9lZmZlY3RpdmVfcmF0ZV9saW1pdF9wZXJfbWludXRlGAogASgFEigKIGVmZmVjdGl2ZV9tb250aGx5X2RlY2lzaW9uX3F1b3RhGAsgASgDEiYKHmVmZmVjdGl2ZV90cmFjZV9yZXRlbnRpb25fZGF5cxgMIAEoBRIPCgd2ZXJzaW9uGA0gASgFEi4KCnVwZGF0ZWRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIhoKGEdldFRlbmFudFNldHRpbmdzUmVxdWVzdCJQChlHZXRUZW5hbnRTZXR0aW5nc1Jlc3BvbnNlEjMKD3RlbmFudF9zZXR0aW5ncxgBIAEoCzIaLmthaXJlb24udjEuVGVuYW50U2V0dGluZ3MigwEKG1VwZGF0ZVRlbmFudFNldHRpbmdzUmVxdWVzdBIzCg90ZW5hbnRfc2V0dGluZ3MYASABKAsyGi5rYWlyZW9uLnYxLlRlbmFudFNldHRpbmdzEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJTChxVcGRhdGVUZW5hbnRTZXR0aW5nc1Jlc3BvbnNlEjMKD3RlbmFudF9zZXR0aW5ncxgBIAEoCzIaLmthaXJlb24udjEuVGVuYW50U2V0dGluZ3My5AEKFVRlbmFudFNldHRpbmdzU2VydmljZRJgChFHZXRUZW5hbnRTZXR0aW5ncxIkLmthaXJlb24udjEuR2V0VGVuYW50U2V0dGluZ3NSZXF1ZXN0GiUua2FpcmVvbi52MS5HZXRUZW5hbnRTZXR0aW5nc1Jlc3BvbnNlEmkKFFVwZGF0ZVRlbmFudFNldHRpbmdzEicua2FpcmVvbi52MS5VcGRhdGVUZW5hbnRTZXR0aW5nc1JlcXVlc3QaKC5rYWlyZW9uLnYxLlVwZGF0ZVRlbmFudFNldHRpbmdzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_google_protobuf_wrappers]);
 
 /**
+ * A tenant's plan, limits and settings.
+ *
  * @generated from message kaireon.v1.TenantSettings
  */
 export type TenantSettings = Message<"kaireon.v1.TenantSettings"> & {
@@ -26,6 +28,8 @@ export type TenantSettings = Message<"kaireon.v1.TenantSettings"> & {
   tenantId: string;
 
   /**
+   * The tenant's name for people.
+   *
    * @generated from field: string name = 2;
    */
   name: string;
@@ -94,11 +98,15 @@ export type TenantSettings = Message<"kaireon.v1.TenantSettings"> & {
   effectiveRateLimitPerMinute: number;
 
   /**
+   * The monthly decision quota in force: the override, else the plan's.
+   *
    * @generated from field: int64 effective_monthly_decision_quota = 11;
    */
   effectiveMonthlyDecisionQuota: bigint;
 
   /**
+   * The trace retention in force: the override, else the default.
+   *
    * @generated from field: int32 effective_trace_retention_days = 12;
    */
   effectiveTraceRetentionDays: number;
@@ -111,6 +119,8 @@ export type TenantSettings = Message<"kaireon.v1.TenantSettings"> & {
   version: number;
 
   /**
+   * When it was last written.
+   *
    * @generated from field: google.protobuf.Timestamp updated_at = 14;
    */
   updatedAt?: Timestamp | undefined;
