@@ -1,9 +1,11 @@
 // Builds a running service from a configuration: database (with migrations and the demo seed), Redis,
 // the service dependencies and both listeners. main.ts calls it for the process; tests call it in-process.
 
+import { hostname } from "node:os";
 import Redis from "ioredis";
 import type { Config } from "./config.ts";
 import { DEMO_TENANT, seedDemo } from "./demo.ts";
+import { randomBase62 } from "./ids.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { EventLoopDelaySampler, gitCommitOf, Metrics } from "./metrics.ts";
 import { ApiKeyVerifier } from "./services/auth.ts";
@@ -12,9 +14,9 @@ import { type Db, openEmbedded, openPostgres } from "./store/db.ts";
 import { CATALOG_CHANNEL } from "./store/flows.ts";
 import { CATALOG_CHANGE_RETENTION_MS, pruneCatalogChanges } from "./store/catalog.ts";
 import { deleteExpiredIdempotencyKeys } from "./store/idempotency-keys.ts";
-import { ensureInteractionPartitions, migrate } from "./store/migrate.ts";
-import { countTenants } from "./store/tenants.ts";
-import { deleteExpiredTraces } from "./store/traces.ts";
+import { migrate } from "./store/migrate.ts";
+import { maintainPartitions } from "./store/partitions.ts";
+import { ACCESS_CHANNEL, countTenants } from "./store/tenants.ts";
 import { type ControlSocket, startControlSocket } from "./transport/control-socket.ts";
 import { type Listeners, startListeners } from "./transport/server.ts";
 
@@ -132,21 +134,23 @@ export async function startApp(config: Config, log: Logger = createLogger(config
       deps.catalogs.reload(tenantId).catch((err) => log.warn("catalog reload failed", { tenantId, err }));
     })
     .catch((err) => log.warn("catalog change notifications unavailable; relying on CATALOG_CACHE_TTL_MS", { err }));
+  // So do revoked keys and suspended tenants: the database announces them (migration 009's triggers).
+  await db
+    .listen(ACCESS_CHANNEL, (tenantId) => verifier.forgetTenant(tenantId))
+    .catch((err) => log.warn("access change notifications unavailable; relying on API_KEY_CACHE_TTL_MS", { err }));
   const listeners = await startListeners(deps, verifier, probe);
   // The embedded database is this process's alone: the command line runs its commands through it.
   const control: ControlSocket | null = db.kind === "embedded" ? startControlSocket(deps, config.dataDir) : null;
 
+  const maintenance = partitionMaintenance(db, config, metrics, log);
+  maintenance.run();
   const housekeeping = [
     setInterval(() => verifier.flushUsage().catch((err) => log.warn("api key usage update failed", { err })), 10_000),
     setInterval(() => {
-      deleteExpiredTraces(db, new Date()).catch((err) => log.warn("trace expiry failed", { err }));
+      maintenance.run();
       deleteExpiredIdempotencyKeys(db, new Date(), config.idempotencyKeyRetentionHours * 3_600_000).catch((err) =>
         log.warn("idempotency key expiry failed", { err }),
       );
-      db.transaction(async (tx) => {
-        await tx.query("select pg_advisory_xact_lock(72150001)");
-        await ensureInteractionPartitions(tx, new Date());
-      }).catch((err) => log.warn("partition maintenance failed", { err }));
       pruneCatalogChanges(db, new Date(), CATALOG_CHANGE_RETENTION_MS).catch((err) =>
         log.warn("catalog change log cleanup failed", { err }),
       );
@@ -161,6 +165,7 @@ export async function startApp(config: Config, log: Logger = createLogger(config
     demoApiKey,
     async stop() {
       for (const t of housekeeping) clearInterval(t);
+      await maintenance.idle();
       eventLoop.stop();
       await listeners.shutdown();
       await control?.stop();
@@ -193,5 +198,50 @@ function timeRedisCommands(redis: Redis, metrics: Metrics): void {
       () => histogram.observe({ command: command.name, result: "error" }, (performance.now() - started) / 1000),
     );
     return sent;
+  };
+}
+
+/**
+ * One round of partition maintenance (store/partitions.ts), on whichever instance takes its lease: trace
+ * partitions as far ahead as the longest retention any tenant keeps. Timed in
+ * kaireon_maintenance_duration_seconds; a failure is logged and the next round tries again.
+ */
+function partitionMaintenance(db: Db, config: Config, metrics: Metrics, log: Logger): { run(): void; idle(): Promise<void> } {
+  const holder = `${hostname()}:${process.pid}:${randomBase62(6)}`;
+  let current: Promise<void> | null = null;
+  const round = async () => {
+    const started = performance.now();
+    try {
+      const [longest] = await db.query<{ days: number | null }>(
+        "select max((settings ->> 'traceRetentionDays')::int) as days from tenants where settings ? 'traceRetentionDays'",
+      );
+      const report = await maintainPartitions(db, {
+        now: new Date(),
+        interactionRetentionMonths: config.interactionRetentionMonths,
+        traceRetentionDays: Math.max(config.traceRetentionDays, longest?.days ?? 0),
+        holder,
+      });
+      if (!report.ran) return;
+      metrics.maintenanceDuration.observe({ task: "partitions", result: "ok" }, (performance.now() - started) / 1000);
+      metrics.maintenancePartitions.inc({ action: "created" }, report.partitionsCreated);
+      metrics.maintenancePartitions.inc({ action: "dropped" }, report.partitionsDropped);
+      metrics.maintenanceRows.inc({ action: "moved" }, report.rowsMoved);
+      metrics.maintenanceRows.inc({ action: "deleted" }, report.rowsDeleted);
+      if (report.partitionsDropped > 0 || report.rowsDeleted > 0 || report.rowsMoved > 0) log.info("partition maintenance", { ...report });
+    } catch (err) {
+      metrics.maintenanceDuration.observe({ task: "partitions", result: "error" }, (performance.now() - started) / 1000);
+      log.warn("partition maintenance failed", { err });
+    }
+  };
+  return {
+    run() {
+      current ??= round().finally(() => {
+        current = null;
+      });
+    },
+    /** Resolves when no round is running (shutdown waits for one under way). */
+    idle: async () => {
+      await current;
+    },
   };
 }

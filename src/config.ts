@@ -97,6 +97,8 @@ export interface Config {
   /** Decision traces held in memory waiting to be written; beyond it a trace is not recorded. */
   traceBufferSize: number;
   traceRetentionDays: number;
+  /** Whole months of interactions kept before the current one; older monthly partitions are dropped. */
+  interactionRetentionMonths: number;
   /** How long Respond waits for other interactions to share its commit (group commit window). */
   respondBatchMaxWaitMs: number;
   /** Interactions committed in one transaction at most; a full batch is committed without waiting. */
@@ -248,6 +250,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     traceFlushMs: integer(env, "TRACE_FLUSH_MS", 100, 5, 1_000),
     traceBufferSize: integer(env, "TRACE_BUFFER_SIZE", 20_000, 1, 1_000_000),
     traceRetentionDays: integer(env, "TRACE_RETENTION_DAYS", 30, 1, 3650),
+    interactionRetentionMonths: integer(env, "INTERACTION_RETENTION_MONTHS", 13, 1, 1200),
     respondBatchMaxWaitMs: integer(env, "RESPOND_BATCH_MAX_WAIT_MS", 2, 0, 1_000),
     respondBatchMax: integer(env, "RESPOND_BATCH_MAX", 200, 1, 10_000),
     respondBatchConcurrency: integer(env, "RESPOND_BATCH_CONCURRENCY", 2, 1, 64),

@@ -404,6 +404,19 @@ export class Metrics {
     "Redis commands from being written to their reply, by command and result (ok or error).",
     [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
   );
+  readonly maintenanceDuration = new Histogram(
+    "kaireon_maintenance_duration_seconds",
+    "Rounds of periodic maintenance this instance ran, by task and result (ok or error); a round another instance held is not counted.",
+    [0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300],
+  );
+  readonly maintenanceRows = new Counter(
+    "kaireon_maintenance_rows_total",
+    "Rows maintenance moved out of a default partition or deleted, by action.",
+  );
+  readonly maintenancePartitions = new Counter(
+    "kaireon_maintenance_partitions_total",
+    "Partitions maintenance created or dropped, by action.",
+  );
 
   /** Read when the metrics are rendered: figures that live elsewhere (pool, Redis state). */
   private readonly collectors: (() => void)[] = [() => this.collectProcess()];
@@ -488,6 +501,9 @@ export class Metrics {
       this.redisUp,
       this.rateLimitRedisFallback,
       this.redisCommandDuration,
+      this.maintenanceDuration,
+      this.maintenanceRows,
+      this.maintenancePartitions,
     ]
       .map((m) => m.render())
       .join("\n")}\n`;

@@ -75,6 +75,10 @@ class Lru<V> {
   delete(key: string): void {
     this.entries.delete(key);
   }
+
+  deleteWhere(matches: (value: V) => boolean): void {
+    for (const [key, value] of this.entries) if (matches(value)) this.entries.delete(key);
+  }
 }
 
 export class ApiKeyVerifier {
@@ -156,6 +160,15 @@ export class ApiKeyVerifier {
   forget(hash: string): void {
     this.keys.delete(hash);
     this.misses.delete(hash);
+  }
+
+  /**
+   * Drops every cached key of a tenant, so that the next call of each reads the database again: called
+   * when the database announces a change to who may call for the tenant (a key revoked, the tenant
+   * suspended), on whichever instance it was made.
+   */
+  forgetTenant(tenantId: string): void {
+    this.keys.deleteWhere((entry) => entry.lookup?.tenantId === tenantId);
   }
 
   /** Records last-use times for the keys seen since the previous call (called on a timer). */

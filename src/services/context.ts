@@ -100,6 +100,7 @@ export function createServiceDeps(opts: {
     now: () => clock.now(),
     propensityOf: (tenantId) => propensity.get(tenantId),
   });
+  const loopStalls = new LoopStalls();
   return {
     config,
     db,
@@ -108,10 +109,10 @@ export function createServiceDeps(opts: {
     clock,
     random: opts.random ?? Math.random,
     catalogs,
-    loopStalls: new LoopStalls(),
+    loopStalls,
     forgetApiKey: () => {},
     requestLog: new RequestLog(config.requestLogSampleRate, Math.random, metrics),
-    limits: new TenantLimits({ config, redis: opts.redis ?? null, catalogs, metrics, log, now: () => clock.now() }),
+    limits: new TenantLimits({ config, redis: opts.redis ?? null, catalogs, metrics, log, now: () => clock.now(), loopStalls }),
     propensity,
     profiles: new LoadingCache(
       { name: "profile", ttlMs: config.profileCacheTtlMs, maxEntries: config.profileCacheSize, staleWhileRevalidate: false, metrics },

@@ -9,6 +9,7 @@
 // because the increment is queued on the same connection ahead of the next check.
 
 import type Redis from "ioredis";
+import type { LoopStalls } from "./loop-stalls.ts";
 import type { Config } from "../config.ts";
 import type { CompiledCatalog } from "../decisioning/catalog.ts";
 import type { TenantSettings } from "../decisioning/definitions.ts";
@@ -43,6 +44,18 @@ const UNLIMITED: LimitCheck = { headers: {}, decisionsUsed: 0 };
 
 class RedisTimeout extends Error {}
 
+/** How much longer than RATE_LIMIT_REDIS_TIMEOUT_MS of wall-clock time a busy process waits for Redis. */
+const REDIS_WALL_CLOCK_FACTOR = 20;
+
+/** A deadline in wall-clock time, that still gives pending I/O one turn of the loop when it is due. */
+function plainDeadline(ms: number): { reached: Promise<void>; cancel(): void } {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const reached = new Promise<void>((resolve) => {
+    timer = setTimeout(() => setImmediate(resolve), ms);
+  });
+  return { reached, cancel: () => clearTimeout(timer) };
+}
+
 /** The calendar month (UTC) a decision counts in. */
 export function monthOf(date: Date): string {
   return date.toISOString().slice(0, 7);
@@ -68,6 +81,8 @@ export class TenantLimits {
       metrics: Metrics;
       log: Logger;
       now?: () => Date;
+      /** Measures the Redis timeout in time this process was free to read the answer (see checkRedis). */
+      loopStalls?: LoopStalls;
     },
   ) {
     this.redisWindows = deps.redis ? new RedisWindows(deps.redis, deps.config.redisKeyPrefix) : null;
@@ -192,11 +207,13 @@ export class TenantLimits {
       return null;
     }
     const pending = this.uncounted.get(counterKey) ?? 0;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      // A timer that fires late because this process was busy (a burst) must not blame Redis for a reply
-      // already waiting in the socket: give pending I/O one turn of the event loop before giving up.
-      timer = setTimeout(() => setImmediate(() => reject(new RedisTimeout())), config.rateLimitRedisTimeoutMs);
+    // The timeout counts only time this process was free to read the answer: in a burst the loop is busy
+    // with the calls themselves and the reply waits in the socket, which is no reason to stop sharing the
+    // limit. Wall-clock time is capped at REDIS_WALL_CLOCK_FACTOR times the timeout (and at least 1 s).
+    const timeoutMs = config.rateLimitRedisTimeoutMs;
+    const deadline = this.deps.loopStalls?.deadline(timeoutMs, Math.max(1_000, timeoutMs * REDIS_WALL_CLOCK_FACTOR)) ?? plainDeadline(timeoutMs);
+    const timeout = deadline.reached.then(() => {
+      throw new RedisTimeout();
     });
     const call = (this.redisWindows as RedisWindows).check(tenantId, bucket, limit, config.rateLimitWindowMs, month, pending);
     try {
@@ -217,7 +234,7 @@ export class TenantLimits {
       this.fellBack(err instanceof RedisTimeout ? "timeout" : "error", err);
       return null;
     } finally {
-      clearTimeout(timer);
+      deadline.cancel();
     }
   }
 

@@ -6,8 +6,6 @@ import { join } from "node:path";
 import type { Db } from "./db.ts";
 import { ensureInteractionPartitions } from "./partitions.ts";
 
-export { ensureInteractionPartitions };
-
 const MIGRATION_LOCK = 72_150_001;
 const migrationsDir = join(import.meta.dir, "migrations");
 

@@ -5,6 +5,9 @@ import type { Db, Queryable } from "./db.ts";
 import { lockCatalogRevision } from "./catalog.ts";
 import { notifyCatalogChanged } from "./flows.ts";
 
+/** Announces, with a tenant id, a change to who may call for that tenant (migration 009's triggers). */
+export const ACCESS_CHANNEL = "kaireon_access";
+
 export type Scope = "decide" | "admin";
 
 export interface Tenant {

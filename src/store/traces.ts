@@ -148,11 +148,3 @@ export async function readTrace(db: Queryable, tenantId: string, traceId: string
   );
   return rows[0]?.body ?? null;
 }
-
-export async function deleteExpiredTraces(db: Queryable, now: Date): Promise<number> {
-  const rows = await db.query<{ n: number }>(
-    "with gone as (delete from decision_traces where expires_at <= $1 returning 1) select count(*)::int as n from gone",
-    [now],
-  );
-  return rows[0]?.n ?? 0;
-}
