@@ -1,0 +1,105 @@
+// What the service stores per decision and per response, measured: runs CALLS traced Recommends and as
+// many Responds (one per customer, over CUSTOMERS customers) against a fresh database and a Redis key
+// prefix of its own, then reads PostgreSQL's sizes of the tables that grow (interactions, decision
+// traces, idempotency keys, the learned counters) and Redis's memory per key of what the calls left.
+//
+//   bun bench/storage.ts                  # CALLS=4000 CUSTOMERS=1000
+//   DATABASE_URL=… REDIS_URL=… CALLS=20000 bun bench/storage.ts
+
+import Redis from "ioredis";
+import postgres from "postgres";
+import { startApp } from "../src/app.ts";
+import { loadConfig } from "../src/config.ts";
+import { randomBase62 } from "../src/ids.ts";
+import { createLogger } from "../src/log.ts";
+
+const SERVER = process.env.DATABASE_URL || "postgres://postgres@127.0.0.1:5432/postgres";
+const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
+const CALLS = Number(process.env.CALLS ?? 4000);
+const CUSTOMERS = Number(process.env.CUSTOMERS ?? 1000);
+const CONCURRENCY = 16;
+const KEY = "krn_BenchStorageKey000000000000000000000001";
+
+const name = `kaireon_storage_${randomBase62(6).toLowerCase()}`;
+const at = (db: string) => Object.assign(new URL(SERVER), { pathname: `/${db}` }).toString();
+const admin = postgres(at("postgres"), { max: 1, onnotice: () => {} });
+await admin.unsafe(`create database ${name}`);
+const prefix = `kaireon_storage_${randomBase62(6)}`;
+const app = await startApp(
+  loadConfig({
+    NODE_ENV: "production",
+    HOST: "127.0.0.1",
+    PORT: "0",
+    GRPC_PORT: "0",
+    DATABASE_URL: at(name),
+    REDIS_URL,
+    REDIS_KEY_PREFIX: prefix,
+    API_KEY_PEPPER: "bench-pepper-0123456789abcdef",
+    DEMO_API_KEY: KEY,
+    RATE_LIMIT_OVERRIDE_PER_MINUTE: "100000000",
+    MONTHLY_DECISION_QUOTA_OVERRIDE: "1000000000",
+  }),
+  createLogger("warn"),
+);
+const base = `http://127.0.0.1:${app.listeners.port}`;
+const headers = { "x-tenant-id": "demo", "x-api-key": KEY, "content-type": "application/json" };
+const sql = postgres(at(name), { max: 2, onnotice: () => {} });
+const redis = new Redis(REDIS_URL);
+
+try {
+  let next = 0;
+  const worker = async () => {
+    while (next < CALLS) {
+      const i = next++;
+      const customerId = `cust_${String(10001 + (i % CUSTOMERS)).padStart(5, "0")}`;
+      const rec = await fetch(`${base}/api/v1/recommend`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ customerId, channelId: "ch_email", maxOffers: 3, trace: true }),
+      });
+      const answer = (await rec.json()) as { traceId: string; recommendations: { offerId: string; creativeId: string }[] };
+      const top = answer.recommendations[0];
+      if (!rec.ok || !top) throw new Error(`recommend failed: ${rec.status}`);
+      const res = await fetch(`${base}/api/v1/respond`, {
+        method: "POST",
+        headers: { ...headers, "idempotency-key": `storage-${i}` },
+        body: JSON.stringify({ customerId, offerId: top.offerId, channelId: "ch_email", creativeId: top.creativeId, outcomeType: "click", traceId: answer.traceId }),
+      });
+      if (!res.ok) throw new Error(`respond failed: ${res.status} ${await res.text()}`);
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  await app.deps.traces.flush();
+
+  const size = async (table: string) => {
+    const [row] = await sql.unsafe(
+      `select count(*)::bigint as n,
+              coalesce((select sum(pg_total_relation_size(inhrelid)) from pg_inherits where inhparent = '${table}'::regclass), 0)
+                + pg_total_relation_size('${table}') as bytes
+         from ${table}`,
+    );
+    return { n: Number(row?.n), bytes: Number(row?.bytes) };
+  };
+  await sql`vacuum analyze`;
+  const baseline = { interactions: 2000 * 2 }; // the demo's experiment history: 2,000 impressions and their conversions, roughly
+  const rows: string[] = [];
+  for (const table of ["interactions", "decision_traces", "idempotency_keys", "offer_channel_stats"]) {
+    const { n, bytes } = await size(table);
+    rows.push(`| ${table} | ${n.toLocaleString("en")} | ${(bytes / 1024 / 1024).toFixed(1)} MiB | ${n ? Math.round(bytes / n) : "-"} |`);
+  }
+  const keys = await redis.keys(`${prefix}:*`);
+  let redisBytes = 0;
+  for (const k of keys) redisBytes += Number(await redis.memory("USAGE", k));
+  console.log(`${CALLS} traced Recommends and ${CALLS} Responds over ${CUSTOMERS} customers (demo tenant; ~${baseline.interactions} seeded interactions)\n`);
+  console.log("| table | rows | size with indexes | bytes per row |\n|---|---:|---:|---:|");
+  console.log(rows.join("\n"));
+  console.log(`\nRedis: ${keys.length} keys under the tenant, ${redisBytes.toLocaleString("en")} bytes (MEMORY USAGE)`);
+  for (const k of keys) console.log(`  ${k.slice(prefix.length + 1)}: ${await redis.memory("USAGE", k)} bytes`);
+} finally {
+  await app.stop();
+  await sql.end();
+  await redis.del(...((await redis.keys(`${prefix}:*`)) as [string]).concat(`${prefix}:none`));
+  redis.disconnect();
+  await admin.unsafe(`drop database ${name} with (force)`);
+  await admin.end();
+}
