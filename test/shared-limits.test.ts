@@ -82,8 +82,11 @@ describe("a shared limit under CPU load", () => {
       await waitFor(async () => {
         for (const s of services) {
           const res = await postJson(s.http, "/api/v1/recommend", body, authHeaders(key, tenantId));
-          if (res.status === 200) warm++;
-          else return !(last = `${res.status} ${res.text}`);
+          if (res.status !== 200) {
+            last = `${res.status} ${res.text}`;
+            return false;
+          }
+          warm++;
         }
         return true;
       }, 30_000).catch((err) => {

@@ -3,7 +3,7 @@
 // same port) and a Redis.
 
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -122,4 +122,146 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
   };
   await redis.start();
   return redis;
+}
+
+export interface PrivateRedisCluster {
+  /** host:port of every master, as REDIS_CLUSTER_NODES takes them. */
+  nodes: string[];
+  ports: number[];
+  stop(): Promise<void>;
+}
+
+/** Starts `masters` Redis servers in cluster mode, no replicas, and joins them into one cluster. */
+export async function startRedisCluster(masters = 3): Promise<PrivateRedisCluster> {
+  const dir = mkdtempSync(join(tmpdir(), "kaireon-redis-cluster-"));
+  const ports: number[] = [];
+  const procs: ReturnType<typeof Bun.spawn>[] = [];
+  const stop = async () => {
+    for (const p of procs) p.kill("SIGKILL");
+    await Promise.all(procs.map((p) => p.exited));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    for (let i = 0; i < masters; i++) {
+      const port = await freePort();
+      ports.push(port);
+      procs.push(
+        Bun.spawn(
+          [
+            "redis-server",
+            "--port",
+            String(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            join(dir, `nodes-${port}.conf`),
+            "--dir",
+            dir,
+          ],
+          { stdout: "ignore", stderr: "ignore" },
+        ),
+      );
+    }
+    const cli = async (port: number, ...args: string[]) => {
+      const p = Bun.spawn(["redis-cli", "-p", String(port), ...args], { stdout: "pipe", stderr: "pipe" });
+      const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+      return out + err;
+    };
+    const deadline = Date.now() + 20_000;
+    for (const port of ports) {
+      while ((await cli(port, "ping")).trim() !== "PONG") {
+        if (Date.now() > deadline) throw new Error(`redis-server on ${port} did not start`);
+        await Bun.sleep(50);
+      }
+    }
+    const nodes = ports.map((p) => `127.0.0.1:${p}`);
+    const created = await cli(ports[0] as number, "--cluster", "create", ...nodes, "--cluster-replicas", "0", "--cluster-yes");
+    if (!created.includes("[OK] All 16384 slots covered")) throw new Error(`redis-cli --cluster create failed:\n${created}`);
+    for (const port of ports) {
+      while (!(await cli(port, "cluster", "info")).includes("cluster_state:ok")) {
+        if (Date.now() > deadline) throw new Error(`the cluster did not come up on ${port}`);
+        await Bun.sleep(100);
+      }
+    }
+    return { nodes, ports, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+export interface PrivatePgBouncer {
+  port: number;
+  /** The pooler's URL for `database`, as DATABASE_URL takes it. */
+  url(database: string): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts PgBouncer in transaction mode in front of the PostgreSQL at 127.0.0.1:`upstreamPort`, every
+ * database passed through, trust authentication, run as the `postgres` user (it refuses root).
+ */
+export async function startPgBouncer(upstreamPort: number, poolSize = 10): Promise<PrivatePgBouncer> {
+  const dir = mkdtempSync(join(tmpdir(), "kaireon-pgbouncer-"));
+  chmodSync(dir, 0o777);
+  const port = await freePort();
+  const ini = join(dir, "pgbouncer.ini");
+  await Bun.write(join(dir, "users.txt"), '"postgres" ""\n');
+  await Bun.write(
+    ini,
+    [
+      "[databases]",
+      `* = host=127.0.0.1 port=${upstreamPort}`,
+      "[pgbouncer]",
+      "listen_addr = 127.0.0.1",
+      `listen_port = ${port}`,
+      `unix_socket_dir = ${dir}`,
+      "auth_type = trust",
+      `auth_file = ${join(dir, "users.txt")}`,
+      "pool_mode = transaction",
+      `default_pool_size = ${poolSize}`,
+      "max_client_conn = 1000",
+      "ignore_startup_parameters = extra_float_digits,options,application_name",
+      `logfile = ${join(dir, "pgbouncer.log")}`,
+      `pidfile = ${join(dir, "pgbouncer.pid")}`,
+      "",
+    ].join("\n"),
+  );
+  const argv = ["/usr/sbin/pgbouncer", ini];
+  const proc = Bun.spawn(process.getuid?.() === 0 ? ["runuser", "-u", "postgres", "--", ...argv] : argv, {
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const stop = async () => {
+    proc.kill("SIGTERM");
+    await proc.exited;
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const ready = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, "127.0.0.1");
+      socket.once("connect", () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once("error", () => resolve(false));
+    });
+    if (ready) break;
+    if (proc.exitCode !== null || Date.now() > deadline) {
+      const log = await Bun.file(join(dir, "pgbouncer.log"))
+        .text()
+        .catch(() => "");
+      await stop();
+      throw new Error(`pgbouncer did not start (exit ${proc.exitCode}):\n${log}`);
+    }
+    await Bun.sleep(50);
+  }
+  return { port, url: (database) => `postgres://postgres@127.0.0.1:${port}/${database}`, stop };
 }
