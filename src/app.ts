@@ -2,7 +2,7 @@
 // the service dependencies and both listeners. main.ts calls it for the process; tests call it in-process.
 
 import { hostname } from "node:os";
-import Redis from "ioredis";
+import Redis, { Cluster } from "ioredis";
 import type { Config } from "./config.ts";
 import { DEMO_TENANT, seedDemo } from "./demo.ts";
 import { randomBase62 } from "./ids.ts";
@@ -74,20 +74,9 @@ export async function startApp(config: Config, log: Logger = createLogger(config
     }
   }
 
-  // No offline queue: while Redis is down a command fails at once, so the rate limiter falls back to its
-  // in-process window instead of waiting for a reconnect.
-  const redis = config.redisUrl
-    ? new Redis(config.redisUrl, {
-        lazyConnect: true,
-        enableOfflineQueue: false,
-        maxRetriesPerRequest: 1,
-        connectTimeout: 2000,
-        enableAutoPipelining: true,
-      })
-    : null;
+  const redis = connectRedis(config, log);
   if (redis) {
     timeRedisCommands(redis, metrics);
-    redis.on("error", (err) => log.warn("redis error", { err: err.message }));
     await redis.connect().catch((err) => log.warn("redis not reachable at start", { err: err.message }));
   }
 
@@ -182,10 +171,37 @@ export async function startApp(config: Config, log: Logger = createLogger(config
 }
 
 /**
+ * The Redis client of the configuration: one Redis at REDIS_URL, or a Redis Cluster from the nodes of
+ * REDIS_CLUSTER_NODES (the client follows MOVED and ASK redirections and keeps the slot map current), or
+ * none. No offline queue: while Redis is down a command fails at once, so the rate limiter falls back to
+ * its in-process window instead of waiting for a reconnect. Every error is logged with what it was and,
+ * on a cluster, the node it came from.
+ */
+function connectRedis(config: Config, log: Logger): Redis | Cluster | null {
+  const connection = { connectTimeout: 2000, maxRetriesPerRequest: 1 };
+  if (config.redisClusterNodes) {
+    const cluster = new Cluster(config.redisClusterNodes, {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      enableAutoPipelining: true,
+      scaleReads: "master",
+      redisOptions: connection,
+    });
+    cluster.on("error", (err: Error) => log.warn("redis cluster error", { err: err.message }));
+    cluster.on("node error", (err: Error, node: string) => log.warn("redis cluster node error", { node, err: err.message }));
+    return cluster;
+  }
+  if (!config.redisUrl) return null;
+  const redis = new Redis(config.redisUrl, { lazyConnect: true, enableOfflineQueue: false, enableAutoPipelining: true, ...connection });
+  redis.on("error", (err) => log.warn("redis error", { err: err.message }));
+  return redis;
+}
+
+/**
  * Times every Redis command from the moment ioredis writes it (alone or in an automatic pipeline, which
  * also goes through sendCommand) to its reply. Command names come from the service's own code: a closed set.
  */
-function timeRedisCommands(redis: Redis, metrics: Metrics): void {
+function timeRedisCommands(redis: Redis | Cluster, metrics: Metrics): void {
   type Send = (command: { name: string; promise: Promise<unknown> }, ...rest: unknown[]) => unknown;
   const client = redis as unknown as { sendCommand: Send };
   const send = client.sendCommand.bind(redis) as Send;

@@ -19,6 +19,8 @@ export interface Config {
   /** Database calls waiting for a connection at most; more answer 503 at once. */
   databaseQueueLimit: number;
   redisUrl: string | undefined;
+  /** The nodes of a Redis Cluster to start from (REDIS_CLUSTER_NODES), instead of one Redis at redisUrl. */
+  redisClusterNodes: { host: string; port: number }[] | null;
   /** Prefix of every Redis key, so that deployments (and test runs) sharing a Redis never collide. */
   redisKeyPrefix: string;
   /** Per-tenant rate limits and monthly decision quotas; off only for load tests. */
@@ -158,6 +160,21 @@ function redisKeyPrefix(env: Record<string, string | undefined>): string {
   return prefix;
 }
 
+/** REDIS_CLUSTER_NODES: comma-separated host:port; refused beside REDIS_URL, which names one Redis. */
+function redisClusterNodes(env: Record<string, string | undefined>): { host: string; port: number }[] | null {
+  const raw = env.REDIS_CLUSTER_NODES?.trim();
+  if (!raw) return null;
+  if (env.REDIS_URL) throw new ConfigError("set REDIS_URL (one Redis) or REDIS_CLUSTER_NODES (a Redis Cluster), not both");
+  return raw.split(",").map((item) => {
+    const m = /^\s*(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})\s*$/.exec(item);
+    const port = Number(m?.[2]);
+    if (!m || port < 1 || port > 65_535) {
+      throw new ConfigError(`REDIS_CLUSTER_NODES must be comma-separated host:port, got "${item.trim()}"`);
+    }
+    return { host: (m[1] as string).replace(/^\[|\]$/g, ""), port };
+  });
+}
+
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const nodeEnv = env.NODE_ENV ?? "development";
   const pepper = env.API_KEY_PEPPER;
@@ -206,6 +223,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     databasePoolSize: integer(env, "DATABASE_POOL_SIZE", 10, 1, 200),
     databaseQueueLimit: integer(env, "DATABASE_QUEUE_LIMIT", 500, 1, 100_000),
     redisUrl: env.REDIS_URL || undefined,
+    redisClusterNodes: redisClusterNodes(env),
     redisKeyPrefix: redisKeyPrefix(env),
     rateLimitEnabled: boolean(env, "RATE_LIMIT_ENABLED", true),
     rateLimitWindowMs: integer(env, "RATE_LIMIT_WINDOW_MS", 60_000, 100, 3_600_000),

@@ -32,6 +32,13 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ API_KEY_CACHE_TTL_MS: "60000" })).toThrow("API_KEY_CACHE_TTL_MS");
     expect(() => loadConfig({ REDIS_KEY_PREFIX: "a{b}" })).toThrow("REDIS_KEY_PREFIX");
     expect(() => loadConfig({ RATE_LIMIT_OVERRIDE_PER_MINUTE: "0" })).toThrow("RATE_LIMIT_OVERRIDE_PER_MINUTE");
+    expect(loadConfig({ REDIS_CLUSTER_NODES: "10.0.0.1:7000, redis-b:7001,[::1]:7002" }).redisClusterNodes).toEqual([
+      { host: "10.0.0.1", port: 7000 },
+      { host: "redis-b", port: 7001 },
+      { host: "::1", port: 7002 },
+    ]);
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: "redis-a" })).toThrow('REDIS_CLUSTER_NODES must be comma-separated host:port, got "redis-a"');
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: "a:1", REDIS_URL: "redis://a" })).toThrow("not both");
   });
 });
 

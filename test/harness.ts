@@ -219,3 +219,55 @@ export async function runCli(svc: TestService, ...args: string[]): Promise<{ std
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   return { stdout, stderr, code };
 }
+
+/**
+ * A community tenant (100 calls a minute) with an admin key and one offer with a creative on one channel
+ * `ch`, in a published default flow: made over the operator API of the service at `base`.
+ */
+export async function createCommunityTenant(base: string, tenantId = `shared_${randomBase62(6).toLowerCase()}`): Promise<{ tenantId: string; key: string }> {
+  const call = async (path: string, body: object, headers = operatorHeaders()) => {
+    const res = await postJson(base, path, body, headers);
+    if (res.status !== 200) throw new Error(`${path}: ${res.status} ${res.text}`);
+    return res.json;
+  };
+  await call("/api/v1/tenants", { tenantId, name: tenantId, plan: "community" });
+  const { key } = await call(`/api/v1/tenants/${tenantId}/api-keys`, { name: "burst", scopes: ["admin"] });
+  const admin = { ...operatorHeaders(), "x-tenant-id": tenantId };
+  await call("/api/v1/categories", { categoryId: "cat", name: "Cards" }, admin);
+  await call("/api/v1/channels", { channelId: "ch", name: "Web", type: "web" }, admin);
+  await call("/api/v1/offers", { offerId: "off", categoryId: "cat", name: "Card" }, admin);
+  await call("/api/v1/creatives", { creativeId: "cr", offerId: "off", channelId: "ch", name: "cr", status: "active", content: { h: "x" } }, admin);
+  const flow = await call("/api/v1/decision-flows", { decisionFlowId: "df", name: "Main", isDefault: true, definition: {} }, admin);
+  await call("/api/v1/decision-flows/df/publish", { version: flow.version }, admin);
+  return { tenantId, key };
+}
+
+/**
+ * Calls Recommend for the tenant once on each instance until every one answers 200, so that a burst
+ * after it meets warm caches; answers how many of these calls passed (they count against the limit).
+ */
+export async function warmUp(bases: string[], tenantId: string, key: string): Promise<number> {
+  let warm = 0;
+  let last = "";
+  await waitFor(async () => {
+    for (const base of bases) {
+      const res = await postJson(base, "/api/v1/recommend", { customerId: "c1", channelId: "ch" }, authHeaders(key, tenantId));
+      if (res.status !== 200) {
+        last = `${res.status} ${res.text}`;
+        return false;
+      }
+      warm++;
+    }
+    return true;
+  }, 30_000).catch((err: Error) => {
+    throw new Error(`${err.message}: ${last}`);
+  });
+  return warm;
+}
+
+/** How many rate-limit checks the service at `base` answered without Redis so far. */
+export async function fallbacks(base: string): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  return [...text.matchAll(/^kaireon_rate_limit_fallback_total\{[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+}
+

@@ -7,15 +7,15 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBase62 } from "../src/ids.ts";
 import {
   authHeaders,
+  createCommunityTenant,
   createTestDatabase,
-  OPERATOR_KEY,
-  operatorHeaders,
+  fallbacks,
   postJson,
   processEnv,
   type SpawnedService,
   spawnService,
   type TestDatabase,
-  waitFor,
+  warmUp,
 } from "./harness.ts";
 
 let db: TestDatabase;
@@ -43,56 +43,16 @@ afterAll(async () => {
   await db?.drop();
 }, 60_000);
 
-/** A community tenant (100 calls a minute) with an admin key and one offer on one channel. */
-async function communityTenant(base: string): Promise<{ tenantId: string; key: string }> {
-  const tenantId = `shared_${randomBase62(6).toLowerCase()}`;
-  const call = async (path: string, body: object, headers = operatorHeaders()) => {
-    const res = await postJson(base, path, body, headers);
-    if (res.status !== 200) throw new Error(`${path}: ${res.status} ${res.text}`);
-    return res.json;
-  };
-  await call("/api/v1/tenants", { tenantId, name: tenantId, plan: "community" });
-  const { key } = await call(`/api/v1/tenants/${tenantId}/api-keys`, { name: "burst", scopes: ["admin"] });
-  const admin = { ...operatorHeaders(), "x-tenant-id": tenantId, "x-api-key": OPERATOR_KEY };
-  await call("/api/v1/categories", { categoryId: "cat", name: "Cards" }, admin);
-  await call("/api/v1/channels", { channelId: "ch", name: "Web", type: "web" }, admin);
-  await call("/api/v1/offers", { offerId: "off", categoryId: "cat", name: "Card" }, admin);
-  await call("/api/v1/creatives", { creativeId: "cr", offerId: "off", channelId: "ch", name: "cr", status: "active", content: { h: "x" } }, admin);
-  const flow = await call("/api/v1/decision-flows", { decisionFlowId: "df", name: "Main", isDefault: true, definition: {} }, admin);
-  await call("/api/v1/decision-flows/df/publish", { version: flow.version }, admin);
-  return { tenantId, key };
-}
-
-async function fallbacks(s: SpawnedService): Promise<number> {
-  const text = await (await fetch(`${s.http}/metrics`)).text();
-  return [...text.matchAll(/^kaireon_rate_limit_fallback_total\{[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
-}
-
 describe("a shared limit under CPU load", () => {
   test("three instances, both cores busy, 300 concurrent calls at a limit of 100: exactly 100 pass, three times", async () => {
     const tenants = [];
-    for (let i = 0; i < 3; i++) tenants.push(await communityTenant(services[0]?.http as string));
+    for (let i = 0; i < 3; i++) tenants.push(await createCommunityTenant(services[0]?.http as string));
     stress = Bun.spawn(["stress-ng", "--cpu", "2", "--timeout", "300", "--quiet"], { stdout: "ignore", stderr: "ignore" });
     await Bun.sleep(500);
     for (const { tenantId, key } of tenants) {
       const body = { customerId: "c1", channelId: "ch" };
-      // Every instance answers the tenant before its burst; the calls that pass here count too.
-      let warm = 0;
-      let last = "";
-      await waitFor(async () => {
-        for (const s of services) {
-          const res = await postJson(s.http, "/api/v1/recommend", body, authHeaders(key, tenantId));
-          if (res.status !== 200) {
-            last = `${res.status} ${res.text}`;
-            return false;
-          }
-          warm++;
-        }
-        return true;
-      }, 30_000).catch((err) => {
-        throw new Error(`${err.message}: ${last}`);
-      });
-      const before = await Promise.all(services.map(fallbacks));
+      const warm = await warmUp(services.map((x) => x.http), tenantId, key);
+      const before = await Promise.all(services.map((x) => fallbacks(x.http)));
       const results = await Promise.all(
         Array.from({ length: 300 }, (_, i) =>
           postJson((services[i % 3] as SpawnedService).http, "/api/v1/recommend", body, authHeaders(key, tenantId)),
@@ -101,7 +61,7 @@ describe("a shared limit under CPU load", () => {
       const statuses = results.map((r) => r.status);
       expect({ tenantId, passed: statuses.filter((s) => s === 200).length }).toEqual({ tenantId, passed: 100 - warm });
       expect(statuses.filter((s) => s === 429)).toHaveLength(200 + warm);
-      expect(await Promise.all(services.map(fallbacks))).toEqual(before);
+      expect(await Promise.all(services.map((x) => fallbacks(x.http)))).toEqual(before);
     }
   }, 240_000);
 });

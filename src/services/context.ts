@@ -1,6 +1,6 @@
 // What every service function needs, built once by the composition root, and what each call carries.
 
-import type Redis from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import type { Config } from "../config.ts";
 import type { CompiledCatalog } from "../decisioning/catalog.ts";
 import type { CustomerProfile } from "../decisioning/engine.ts";
@@ -67,7 +67,7 @@ export function createServiceDeps(opts: {
   db: Db;
   log: Logger;
   metrics: Metrics;
-  redis?: Redis | null;
+  redis?: Redis | Cluster | null;
   clock?: Clock;
   random?: () => number;
 }): ServiceDeps {

@@ -8,7 +8,7 @@
 // was admitted on a count below the quota and still counts. Sequential calls on one instance are exact,
 // because the increment is queued on the same connection ahead of the next check.
 
-import type Redis from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import type { LoopStalls } from "./loop-stalls.ts";
 import type { Config } from "../config.ts";
 import type { CompiledCatalog } from "../decisioning/catalog.ts";
@@ -76,7 +76,7 @@ export class TenantLimits {
   constructor(
     private readonly deps: {
       config: Config;
-      redis: Redis | null;
+      redis: Redis | Cluster | null;
       catalogs: LoadingCache<CompiledCatalog>;
       metrics: Metrics;
       log: Logger;

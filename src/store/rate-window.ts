@@ -2,7 +2,7 @@
 // and an in-process window of the same shape for when Redis is unset or unreachable.
 
 import { createHash } from "node:crypto";
-import type Redis from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 
 /** What one check decided, in milliseconds; the same shape from Redis and from the in-process window. */
 export interface WindowResult {
@@ -64,7 +64,7 @@ class LuaScript {
   constructor(private readonly source: string) {
     this.sha = sha1(source);
   }
-  async run(redis: Redis, keys: string[], args: (string | number)[]): Promise<unknown> {
+  async run(redis: Redis | Cluster, keys: string[], args: (string | number)[]): Promise<unknown> {
     try {
       return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
     } catch (err) {
@@ -85,7 +85,7 @@ export class RedisWindows {
   private seq = 0;
   private readonly instance = Math.random().toString(36).slice(2, 10);
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: Redis | Cluster,
     private readonly prefix: string,
   ) {}
 
