@@ -14,7 +14,7 @@ import { type Db, openEmbedded, openPostgres } from "./store/db.ts";
 import { CATALOG_CHANNEL } from "./store/flows.ts";
 import { CATALOG_CHANGE_RETENTION_MS, pruneCatalogChanges } from "./store/catalog.ts";
 import { deleteExpiredIdempotencyKeys } from "./store/idempotency-keys.ts";
-import { migrate } from "./store/migrate.ts";
+import { migrate, pendingMigrations } from "./store/migrate.ts";
 import { maintainPartitions } from "./store/partitions.ts";
 import { ACCESS_CHANNEL, countTenants } from "./store/tenants.ts";
 import { type ControlSocket, startControlSocket } from "./transport/control-socket.ts";
@@ -36,6 +36,9 @@ export async function openDatabase(config: Config, log?: Logger, metrics?: Metri
   return openPostgres({
     url: config.databaseUrl,
     poolSize: config.databasePoolSize,
+    // Through a transaction-mode pooler: no prepared statements, and LISTEN on the direct connection.
+    prepare: !config.databaseDirectUrl,
+    listenUrl: config.databaseDirectUrl,
     maxQueued: config.databaseQueueLimit,
     onCall: calls && ((kind, seconds, ok) => calls.observe({ kind, result: ok ? "ok" : "error" }, seconds)),
     onAvailability: (available, cause) => {
@@ -60,7 +63,7 @@ export async function startApp(config: Config, log: Logger = createLogger(config
   }
   const metrics = new Metrics({ commit: config.buildCommit ?? gitCommitOf(new URL("..", import.meta.url).pathname) });
   const db = await openDatabase(config, log, metrics);
-  const { applied } = await migrate(db);
+  const applied = await prepareSchema(db, config, log);
   log.info("database ready", { kind: db.kind, migrationsApplied: applied });
 
   let demoApiKey: string | null = null;
@@ -168,6 +171,32 @@ export async function startApp(config: Config, log: Logger = createLogger(config
       await db.close();
     },
   };
+}
+
+/**
+ * Brings the schema up to date: migrations run on the direct connection when DATABASE_URL is a pooler
+ * (their advisory lock and DDL want a session of their own). With MIGRATE=false this instance applies
+ * nothing and waits, up to a minute, for an instance that migrates; a schema still behind then ends the
+ * start-up with the migrations it lacks.
+ */
+async function prepareSchema(db: Db, config: Config, log: Logger): Promise<string[]> {
+  if (!config.migrate) {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const pending = await pendingMigrations(db);
+      if (pending.length === 0) return [];
+      if (Date.now() > deadline) throw new Error(`MIGRATE=false and the schema lacks migrations ${pending.join(", ")}: start an instance that migrates`);
+      log.info("waiting for the schema to be migrated", { pending });
+      await Bun.sleep(1_000);
+    }
+  }
+  if (!config.databaseDirectUrl) return (await migrate(db)).applied;
+  const direct = openPostgres({ url: config.databaseDirectUrl, poolSize: 1 });
+  try {
+    return (await migrate(direct)).applied;
+  } finally {
+    await direct.close();
+  }
 }
 
 /**

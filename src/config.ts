@@ -13,6 +13,13 @@ export interface Config {
   metricsTokenHash: string | null;
   /** The commit the service was built from (BUILD_COMMIT), shown in kaireon_build_info. */
   buildCommit: string | undefined;
+  /**
+   * A direct connection to the database when DATABASE_URL is a transaction-mode pooler: migrations and
+   * LISTEN use it, and the pool through the pooler prepares no statements.
+   */
+  databaseDirectUrl: string | undefined;
+  /** Whether this instance applies pending migrations at start-up (otherwise it waits for the schema). */
+  migrate: boolean;
   databaseUrl: string | undefined;
   dataDir: string;
   databasePoolSize: number;
@@ -160,6 +167,12 @@ function redisKeyPrefix(env: Record<string, string | undefined>): string {
   return prefix;
 }
 
+function directUrl(env: Record<string, string | undefined>): string | undefined {
+  const direct = env.DATABASE_DIRECT_URL || undefined;
+  if (direct && !env.DATABASE_URL) throw new ConfigError("DATABASE_DIRECT_URL needs DATABASE_URL (the pooler it goes around)");
+  return direct;
+}
+
 /** REDIS_CLUSTER_NODES: comma-separated host:port; refused beside REDIS_URL, which names one Redis. */
 function redisClusterNodes(env: Record<string, string | undefined>): { host: string; port: number }[] | null {
   const raw = env.REDIS_CLUSTER_NODES?.trim();
@@ -219,6 +232,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     metricsTokenHash: metricsToken ? createHash("sha256").update(metricsToken).digest("hex") : null,
     buildCommit: buildCommit?.toLowerCase(),
     databaseUrl: env.DATABASE_URL || undefined,
+    databaseDirectUrl: directUrl(env),
+    migrate: boolean(env, "MIGRATE", true),
     dataDir: env.DATA_DIR || "./.data",
     databasePoolSize: integer(env, "DATABASE_POOL_SIZE", 10, 1, 200),
     databaseQueueLimit: integer(env, "DATABASE_QUEUE_LIMIT", 500, 1, 100_000),

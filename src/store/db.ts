@@ -38,6 +38,13 @@ export interface Db extends Queryable {
 export interface PostgresOptions {
   url: string;
   poolSize: number;
+  /**
+   * False for a transaction-mode pooler in front of the database: no named prepared statements, which
+   * live on one server connection and a pooler hands each transaction another.
+   */
+  prepare?: boolean;
+  /** A direct connection for LISTEN (a transaction-mode pooler cannot keep a session's LISTEN). */
+  listenUrl?: string;
   connectTimeoutSeconds?: number;
   /** Calls waiting for a connection at most, beyond those running; more are refused as unavailable. */
   maxQueued?: number;
@@ -194,7 +201,7 @@ export function openPostgres(opts: PostgresOptions): Db {
     maxLifetime: 60 * 30,
     // Keep bigint columns exact instead of silently losing precision.
     bigint: true,
-    prepare: true,
+    prepare: opts.prepare ?? true,
     onconnect: () => {
       open++;
     },
@@ -245,6 +252,7 @@ export function openPostgres(opts: PostgresOptions): Db {
     },
   });
   const root = wrap(sql);
+  let listenSql: Bun.SQL | undefined;
   return {
     kind: "postgres",
     // Each call holds one connection while it runs; those beyond the pool's size wait in Bun's queue.
@@ -259,18 +267,19 @@ export function openPostgres(opts: PostgresOptions): Db {
     transaction: <T>(fn: (tx: Queryable) => Promise<T>) => guarded("transaction", () => sql.begin((tx) => fn(wrap(tx))) as Promise<T>),
     // Bun.SQL keeps a connection for LISTEN and subscribes again after reconnecting.
     listen: async (channel, onNotify) => {
-      await sql.listen(channel, (payload) => {
+      listenSql ??= opts.listenUrl ? new Bun.SQL(opts.listenUrl, { max: 1, connectionTimeout, idleTimeout: 0 }) : sql;
+      await listenSql.listen(channel, (payload) => {
         try {
           onNotify(payload);
         } catch (err) {
           opts.onListenerError?.(err);
         }
       });
-      listening = 1;
+      if (listenSql === sql) listening = 1;
     },
     close: async () => {
       breaker.stop();
-      await Promise.all([sql.close({ timeout: 5 }), probeSql.close({ timeout: 1 })]);
+      await Promise.all([sql.close({ timeout: 5 }), probeSql.close({ timeout: 1 }), listenSql !== sql && listenSql?.close({ timeout: 1 })]);
     },
   };
 }

@@ -37,3 +37,14 @@ export async function migrate(db: Db, now: Date = new Date()): Promise<Migration
     return { applied };
   });
 }
+
+/** The migrations this database has not had yet (all of them when it has none). */
+export async function pendingMigrations(db: Db): Promise<string[]> {
+  const files = readdirSync(migrationsDir)
+    .filter((f) => /^\d+_.+\.sql$/.test(f))
+    .sort();
+  const [table] = await db.query<{ present: boolean }>("select to_regclass('schema_migrations') is not null as present");
+  if (!table?.present) return files;
+  const done = new Set((await db.query<{ version: number }>("select version from schema_migrations")).map((r) => r.version));
+  return files.filter((f) => !done.has(Number.parseInt(f, 10)));
+}
