@@ -118,6 +118,10 @@ export async function startApp(config: Config, log: Logger = createLogger(config
       }
       return checks;
     },
+    details: () => ({
+      // Shared through Redis, or counted here alone while Redis fails (each instance then allows its share).
+      rateLimits: !redis ? "per-instance (no Redis configured)" : deps.limits.usingFallback ? "per-instance (Redis unavailable)" : "shared",
+    }),
   };
   // Catalog and flow changes reach every instance within moments, not at the cache's expiry.
   await db

@@ -38,6 +38,8 @@ export interface Config {
   rateLimitRedisTimeoutMs: number;
   /** After a Redis timeout, how long checks use the in-process window before trying Redis again. */
   rateLimitRedisRetryMs: number;
+  /** While Redis fails, each instance allows this share of a limit: 1/N for N instances. */
+  rateLimitFallbackInstances: number;
   /** Refuse calls (503) rather than limit per instance when Redis cannot be reached. */
   rateLimitFailClosed: boolean;
   /** At most one "falling back" log line per this interval. */
@@ -245,6 +247,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     rateLimitRedisTimeoutMs: integer(env, "RATE_LIMIT_REDIS_TIMEOUT_MS", 50, 1, 10_000),
     rateLimitRedisRetryMs: integer(env, "RATE_LIMIT_REDIS_RETRY_MS", 1_000, 0, 600_000),
     rateLimitFailClosed: boolean(env, "RATE_LIMIT_FAIL_CLOSED", false),
+    rateLimitFallbackInstances: integer(env, "RATE_LIMIT_FALLBACK_INSTANCES", 1, 1, 10_000),
     rateLimitFallbackLogIntervalMs: integer(env, "RATE_LIMIT_FALLBACK_LOG_INTERVAL_MS", 60_000, 0, 3_600_000),
     rateLimitOverridePerMinute: optionalInteger(env, "RATE_LIMIT_OVERRIDE_PER_MINUTE", 1, 100_000_000),
     enterpriseRateLimitPerMinute: integer(env, "ENTERPRISE_RATE_LIMIT_PER_MINUTE", 10_000, 1, 100_000_000),

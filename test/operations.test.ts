@@ -20,7 +20,7 @@ describe("health", () => {
     expect(health.status).toBe(200);
     const ready = await fetch(`${svc.http}/readyz`);
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toEqual({ status: "ok", checks: { database: "ok", redis: "ok" } });
+    expect(await ready.json()).toEqual({ status: "ok", checks: { database: "ok", redis: "ok" }, details: { rateLimits: "shared" } });
   });
 
   test("the gRPC health protocol answers without an API key", async () => {

@@ -14,6 +14,8 @@ import { RespondService } from "../../gen/kaireon/v1/respond_pb.ts";
 export interface Probe {
   /** "ok" per dependency, or what went wrong. */
   ready(): Promise<Record<string, string>>;
+  /** State worth knowing that does not make the instance unready (how rate limits are counted now). */
+  details?(): Record<string, string>;
 }
 
 const SERVICES = new Set(["", RecommendService.typeName, RespondService.typeName, DecisionTraceService.typeName]);

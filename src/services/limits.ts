@@ -147,7 +147,9 @@ export class TenantLimits {
       if (this.redisWindows && config.rateLimitFailClosed) {
         throw new AppError("UNAVAILABLE", "Rate limits cannot be checked right now; try again shortly", [], { "retry-after": "1" });
       }
-      const local = this.memory.check(`${tenantId}\u0000${bucket}`, limit, config.rateLimitWindowMs);
+      // Alone, an instance allows its share of the limit, so that N instances together stay near it.
+      const share = Math.max(1, Math.floor(limit / config.rateLimitFallbackInstances));
+      const local = this.memory.check(`${tenantId}\u0000${bucket}`, share, config.rateLimitWindowMs);
       result = { ...local, decisionsUsed: (this.lastUsed.get(counterKey) ?? 0) + (this.uncounted.get(counterKey) ?? 0) };
     }
     const headers = this.headersOf(result);

@@ -76,7 +76,7 @@ export function createRestApp(deps: ServiceDeps, verifier: ApiKeyVerifier, probe
   const readiness = async () => {
     const checks = await probe.ready();
     const ok = Object.values(checks).every((c) => c === "ok");
-    return Response.json({ status: ok ? "ok" : "unavailable", checks }, { status: ok ? 200 : 503 });
+    return Response.json({ status: ok ? "ok" : "unavailable", checks, details: probe.details?.() ?? {} }, { status: ok ? 200 : 503 });
   };
   // Built once: the routes do not change while the process runs.
   let openApi = "";
