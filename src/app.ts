@@ -85,7 +85,11 @@ export async function startApp(config: Config, log: Logger = createLogger(config
 
   if (!config.operatorKeyHash)
     log.info("OPERATOR_API_KEY is not set: the operator API (/api/v1/tenants, OperatorService) refuses every call");
-  const deps = createServiceDeps({ config, db, log, metrics, redis });
+  // Reads that tolerate lag may go to a replica; it is never migrated, and a small pool is enough.
+  const readDb = config.databaseReadUrl
+    ? openPostgres({ url: config.databaseReadUrl, poolSize: Math.max(2, Math.ceil(config.databasePoolSize / 2)) })
+    : db;
+  const deps = createServiceDeps({ config, db, readDb, log, metrics, redis });
   const eventLoop = new EventLoopDelaySampler(metrics.eventLoopDelay);
   eventLoop.start();
   if (db.pool) metrics.watchPool(db.pool);
@@ -172,6 +176,7 @@ export async function startApp(config: Config, log: Logger = createLogger(config
       await verifier.flushUsage().catch(() => {});
       deps.limits.close();
       redis?.disconnect();
+      if (readDb !== db) await readDb.close();
       await db.close();
     },
   };

@@ -18,6 +18,8 @@ export interface Config {
    * LISTEN use it, and the pool through the pooler prepares no statements.
    */
   databaseDirectUrl: string | undefined;
+  /** A streaming replica for reads that tolerate lag (trace reads, the audit log); never migrated. */
+  databaseReadUrl: string | undefined;
   /** Whether this instance applies pending migrations at start-up (otherwise it waits for the schema). */
   migrate: boolean;
   databaseUrl: string | undefined;
@@ -235,6 +237,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     buildCommit: buildCommit?.toLowerCase(),
     databaseUrl: env.DATABASE_URL || undefined,
     databaseDirectUrl: directUrl(env),
+    databaseReadUrl: env.DATABASE_READ_URL || undefined,
     migrate: boolean(env, "MIGRATE", true),
     dataDir: env.DATA_DIR || "./.data",
     databasePoolSize: integer(env, "DATABASE_POOL_SIZE", 10, 1, 200),

@@ -27,7 +27,7 @@ export async function listAuditEntries(
   const before = decodeCursor(req.cursor, 1)?.[0] ?? null;
   if (before !== null && !/^\d{1,18}$/.test(before))
     throw validationError([{ field: "cursor", message: "cursor is not one this service returned" }]);
-  const { entries, more } = await listAudit(deps.db, ctx.auth.tenantId, {
+  const { entries, more } = await listAudit(deps.readDb, ctx.auth.tenantId, {
     resourceType: req.resourceType,
     resourceId: req.resourceId,
     before,

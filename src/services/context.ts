@@ -42,6 +42,11 @@ export interface Clock {
 export interface ServiceDeps {
   config: Config;
   db: Db;
+  /**
+   * Where reads that tolerate replication lag go (trace reads, the audit log): the replica of
+   * DATABASE_READ_URL, else `db`.
+   */
+  readDb: Db;
   log: Logger;
   metrics: Metrics;
   clock: Clock;
@@ -65,6 +70,7 @@ export interface ServiceDeps {
 export function createServiceDeps(opts: {
   config: Config;
   db: Db;
+  readDb?: Db;
   log: Logger;
   metrics: Metrics;
   redis?: Redis | Cluster | null;
@@ -104,6 +110,7 @@ export function createServiceDeps(opts: {
   return {
     config,
     db,
+    readDb: opts.readDb ?? db,
     log,
     metrics,
     clock,

@@ -21,7 +21,12 @@ export async function getDecisionTrace(
   v.requireString("traceId", req.traceId, MAX_ID_LENGTH);
   if (v.list.length > 0) throw validationError(v.list);
   const tenantId = ctx.auth.tenantId;
-  const body = deps.traces.peek(tenantId, req.traceId)?.body ?? (await readTrace(deps.db, tenantId, req.traceId, deps.clock.now()));
+  // A replica may not have a trace written a moment ago: what it lacks is read from the primary.
+  const now = deps.clock.now();
+  const body =
+    deps.traces.peek(tenantId, req.traceId)?.body ??
+    (await readTrace(deps.readDb, tenantId, req.traceId, now)) ??
+    (deps.readDb !== deps.db ? await readTrace(deps.db, tenantId, req.traceId, now) : null);
   if (!body) throw notFound("Decision trace");
   return create(GetDecisionTraceResponseSchema, {
     trace: fromJson(DecisionTraceSchema, body as never, { ignoreUnknownFields: true }),

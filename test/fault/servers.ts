@@ -36,6 +36,8 @@ async function runAsPostgres(argv: string[]): Promise<{ code: number; output: st
 export interface PrivatePostgres {
   port: number;
   url: string;
+  /** The directory the server's data and socket live in. */
+  dir: string;
   start(): Promise<void>;
   /** Stops the server the way a crash does: no shutdown checkpoint, every backend killed. */
   kill(): Promise<void>;
@@ -64,6 +66,7 @@ export async function startPrivatePostgres(settings: Record<string, string> = {}
   const ctl = (...args: string[]) => runAsPostgres([pgBin("pg_ctl"), "-D", dataDir, ...args]);
   const pg: PrivatePostgres = {
     port,
+    dir,
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     async start() {
       const r = await ctl("-l", log, "-o", options, "-w", "-t", "60", "start");
@@ -265,3 +268,39 @@ export async function startPgBouncer(upstreamPort: number, poolSize = 10): Promi
   }
   return { port, url: (database) => `postgres://postgres@127.0.0.1:${port}/${database}`, stop };
 }
+
+/**
+ * A streaming replica of `primary`: pg_basebackup -R into a fresh directory (which writes the standby
+ * settings), started on a free port as a hot standby.
+ */
+export async function startReplica(primary: PrivatePostgres): Promise<PrivatePostgres> {
+  const dir = mkdtempSync(join(tmpdir(), "kaireon-replica-"));
+  chmodSync(dir, 0o777);
+  if (process.getuid?.() === 0) await Bun.spawn(["chown", "postgres", dir]).exited;
+  const dataDir = join(dir, "data");
+  const backup = await runAsPostgres([pgBin("pg_basebackup"), "-h", "127.0.0.1", "-p", String(primary.port), "-U", "postgres", "-D", dataDir, "-R", "-X", "stream"]);
+  if (backup.code !== 0) throw new Error(`pg_basebackup failed:\n${backup.output}`);
+  const port = await freePort();
+  const options = [`-p ${port}`, "-c listen_addresses=127.0.0.1", `-c unix_socket_directories=${dir}`, "-c hot_standby=on", "-c fsync=off"].join(" ");
+  const log = join(dir, "server.log");
+  const ctl = (...args: string[]) => runAsPostgres([pgBin("pg_ctl"), "-D", dataDir, ...args]);
+  const replica: PrivatePostgres = {
+    port,
+    dir,
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    async start() {
+      const r = await ctl("-l", log, "-o", options, "-w", "-t", "60", "start");
+      if (r.code !== 0) throw new Error(`replica start failed:\n${r.output}`);
+    },
+    async kill() {
+      await ctl("-m", "immediate", "-w", "-t", "60", "stop");
+    },
+    async destroy() {
+      await ctl("-m", "immediate", "-w", "-t", "60", "stop");
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  await replica.start();
+  return replica;
+}
+
