@@ -30,6 +30,9 @@
 #                 (written only when the service exits on SIGTERM within STOP_WAIT)
 #   LIMITER=off   run without the per-tenant rate limiter (on by default, with limits the load cannot reach)
 #   BUN           the bun binary (node_modules/.bin/bun)
+#   SERVICE_CPU   core the service is pinned to (0)      LOAD_CPU     core of wrk / h2load (1)
+#   BENCH_LOG_LEVEL  the service's LOG_LEVEL (warn); info also logs every refused call with its reason
+#   PORT_MIN / PORT_MAX  the service's REST and gRPC ports: the first free pair in this range (3400 / 3499)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -51,17 +54,23 @@ TRACE_WAIT="${TRACE_WAIT:-15}"
 STOP_WAIT="${STOP_WAIT:-10}"
 CPU_PROF="${CPU_PROF:-0}"
 LIMITER="${LIMITER:-on}"
+SERVICE_CPU="${SERVICE_CPU:-0}"
+LOAD_CPU="${LOAD_CPU:-1}"
+PORT_MIN="${PORT_MIN:-3400}"
+PORT_MAX="${PORT_MAX:-3499}"
 OUT="${BENCH_OUT:-$(mktemp -d /tmp/kaireon-bench.XXXXXX)}"
 mkdir -p "$OUT"
 
-for n in DURATION WARMUP CONNECTIONS THREADS STREAMS TRACE_WAIT STOP_WAIT; do
+for n in DURATION WARMUP CONNECTIONS THREADS STREAMS TRACE_WAIT STOP_WAIT SERVICE_CPU LOAD_CPU PORT_MIN PORT_MAX; do
   [[ "${!n}" =~ ^[0-9]+$ ]] || { echo "$n must be a whole number, got '${!n}'" >&2; exit 2; }
 done
 (( DURATION > 0 && CONNECTIONS >= THREADS && THREADS > 0 )) || { echo "need DURATION > 0 and CONNECTIONS >= THREADS > 0" >&2; exit 2; }
 for s in $SCENARIOS; do
   case "$s" in healthz | rest | rest_trace | grpc | grpc_trace | grpc1 | grpc10) ;; *) echo "unknown scenario '$s'" >&2; exit 2 ;; esac
 done
-for tool in wrk h2load curl; do
+(( PORT_MIN < PORT_MAX )) || { echo "need PORT_MIN < PORT_MAX" >&2; exit 2; }
+(( SERVICE_CPU < $(nproc) && LOAD_CPU < $(nproc) )) || { echo "SERVICE_CPU/LOAD_CPU must be below the $(nproc) cores" >&2; exit 2; }
+for tool in wrk h2load curl taskset; do
   command -v "$tool" >/dev/null || { echo "$tool is not installed" >&2; exit 2; }
 done
 [[ -x "$BUN" ]] || { echo "bun not found at $BUN (set BUN)" >&2; exit 2; }
@@ -112,23 +121,26 @@ BODY_TRACE="${BODY%\}},\"trace\":true}"
 # ---------------------------------------------------------------------------------------------------------
 # The service
 
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 start_service() { # <scenario>
   local s="$1" i
-  read -r PORT GRPC_PORT < <("$BUN" -e '
-const net = require("node:net");
-const free = () => new Promise((ok) => { const s = net.createServer(); s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => ok(p)); }); });
-const a = await free(); let b = await free(); while (b === a) b = await free();
-console.log(a, b);')
+  PORT="" GRPC_PORT=""
+  for ((i = PORT_MIN; i <= PORT_MAX; i++)); do
+    port_free "$i" || continue
+    if [[ -z "$PORT" ]]; then PORT="$i"; else GRPC_PORT="$i"; break; fi
+  done
+  [[ -n "$GRPC_PORT" ]] || { echo "no two free ports in $PORT_MIN-$PORT_MAX" >&2; exit 1; }
   local flags=()
   [[ "$CPU_PROF" == "1" ]] && flags=(--cpu-prof --cpu-prof-md --cpu-prof-dir="$OUT" --cpu-prof-name="$s")
-  log "$s: starting the service (REST :$PORT, gRPC :$GRPC_PORT)"
+  log "$s: starting the service on core $SERVICE_CPU (REST :$PORT, gRPC :$GRPC_PORT)"
   # The rate limiter runs as in production (one Redis script per call), but with limits far above what
   # the load can reach, so the run measures decisions rather than 429s; LIMITER=off turns it off.
   local limiter=(RATE_LIMIT_OVERRIDE_PER_MINUTE=100000000 MONTHLY_DECISION_QUOTA_OVERRIDE=1000000000000 REDIS_KEY_PREFIX="kaireon-bench-$$-$s")
   [[ "$LIMITER" == "off" ]] && limiter=(RATE_LIMIT_ENABLED=false)
   env NODE_ENV=production HOST=127.0.0.1 PORT="$PORT" GRPC_PORT="$GRPC_PORT" "${limiter[@]}" \
-    DATABASE_URL="$DB_URL" REDIS_URL="$REDIS_URL" DEMO_API_KEY="$API_KEY" API_KEY_PEPPER="$PEPPER" LOG_LEVEL=warn \
-    "$BUN" "${flags[@]}" src/main.ts >"$OUT/$s.service.log" 2>&1 &
+    DATABASE_URL="$DB_URL" REDIS_URL="$REDIS_URL" DEMO_API_KEY="$API_KEY" API_KEY_PEPPER="$PEPPER" LOG_LEVEL="${BENCH_LOG_LEVEL:-warn}" \
+    taskset -c "$SERVICE_CPU" "$BUN" "${flags[@]}" src/main.ts >"$OUT/$s.service.log" 2>&1 &
   SVC_PID=$!
   BASE="http://127.0.0.1:$PORT"
   for ((i = 1; ; i++)); do
@@ -201,10 +213,10 @@ machine_busy() {
 run_wrk() { # <out-file> <duration> <path-or-empty-for-recommend> [env for recommend.lua...]
   local out="$1" dur="$2" path="$3"; shift 3
   if [[ -n "$path" ]]; then
-    timeout -k 5 "$HARD_LIMIT" wrk -t "$THREADS" -c "$CONNECTIONS" -d "${dur}s" --timeout 10s --latency "$BASE$path" >"$out" 2>&1
+    timeout -k 5 "$HARD_LIMIT" taskset -c "$LOAD_CPU" wrk -t "$THREADS" -c "$CONNECTIONS" -d "${dur}s" --timeout 10s --latency "$BASE$path" >"$out" 2>&1
   else
     env "$@" KAIREON_API_KEY="$API_KEY" timeout -k 5 "$HARD_LIMIT" \
-      wrk -t "$THREADS" -c "$CONNECTIONS" -d "${dur}s" --timeout 10s --latency -s bench/recommend.lua "$BASE" >"$out" 2>&1
+      taskset -c "$LOAD_CPU" wrk -t "$THREADS" -c "$CONNECTIONS" -d "${dur}s" --timeout 10s --latency -s bench/recommend.lua "$BASE" >"$out" 2>&1
   fi
 }
 
@@ -212,7 +224,7 @@ run_h2load() { # <out-file> <duration> <frame-file> [log-file] [streams per conn
   local out="$1" dur="$2" frame="$3" logf="${4:-}" streams="${5:-$STREAMS}"
   local extra=()
   [[ -n "$logf" ]] && extra=(--log-file="$logf")
-  timeout -k 5 "$HARD_LIMIT" h2load -t "$THREADS" -c "$CONNECTIONS" -m "$streams" -D "$dur" -N 10 \
+  timeout -k 5 "$HARD_LIMIT" taskset -c "$LOAD_CPU" h2load -t "$THREADS" -c "$CONNECTIONS" -m "$streams" -D "$dur" -N 10 \
     -d "$frame" -H 'content-type: application/grpc' -H 'te: trailers' \
     -H 'x-tenant-id: demo' -H "x-api-key: $API_KEY" "${extra[@]}" \
     "http://127.0.0.1:$GRPC_PORT/kaireon.v1.RecommendService/Recommend" >"$out" 2>&1
@@ -268,6 +280,8 @@ scenario() { # <scenario>
     grpc10) run_h2load "$raw" "$DURATION" "$OUT/recommend.grpc" "$OUT/$s.h2load.log" 10 ;;
   esac
   t1="$(svc_ticks)"; err1="$(metric_sum kaireon_errors_total)"; dec1="$(metric_sum kaireon_decisions_total)"
+  # The service's counters after the run, for a look at what the errors column counted.
+  curl -sf -m 5 "$BASE/metrics" >"$OUT/$s.metrics.txt" || true
   cpu="$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" -v d="$DURATION" 'BEGIN { printf "%.0f%%", 100 * (b - a) / hz / d }')"
   case "$s" in
     healthz | rest | rest_trace)
@@ -320,7 +334,8 @@ for s in $SCENARIOS; do scenario "$s"; done
   echo
   echo "Kaireon Recommend load benchmark — $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "$(nproc) cores ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), bun $("$BUN" --version);" \
-    "${DURATION}s per run after ${WARMUP}s warm-up; $CONNECTIONS connections, $THREADS threads; h2load $STREAMS streams/connection"
+    "${DURATION}s per run after ${WARMUP}s warm-up; $CONNECTIONS connections, $THREADS threads; h2load $STREAMS streams/connection;" \
+    "service on core $SERVICE_CPU, load on core $LOAD_CPU"
   echo
   printf "$FORMAT\n" scenario tool "req/s" "p50 ms" "p99 ms" "max ms" errors decisions "svc CPU" "µs/call" "idle-busy"
   printf '%s\n' "${ROWS[@]}"
