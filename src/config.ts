@@ -177,6 +177,12 @@ function directUrl(env: Record<string, string | undefined>): string | undefined 
   return direct;
 }
 
+function readUrl(env: Record<string, string | undefined>): string | undefined {
+  const read = env.DATABASE_READ_URL || undefined;
+  if (read && !env.DATABASE_URL) throw new ConfigError("DATABASE_READ_URL needs DATABASE_URL (the primary it replicates)");
+  return read;
+}
+
 /** REDIS_CLUSTER_NODES: comma-separated host:port; refused beside REDIS_URL, which names one Redis. */
 function redisClusterNodes(env: Record<string, string | undefined>): { host: string; port: number }[] | null {
   const raw = env.REDIS_CLUSTER_NODES?.trim();
@@ -237,7 +243,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     buildCommit: buildCommit?.toLowerCase(),
     databaseUrl: env.DATABASE_URL || undefined,
     databaseDirectUrl: directUrl(env),
-    databaseReadUrl: env.DATABASE_READ_URL || undefined,
+    databaseReadUrl: readUrl(env),
     migrate: boolean(env, "MIGRATE", true),
     dataDir: env.DATA_DIR || "./.data",
     databasePoolSize: integer(env, "DATABASE_POOL_SIZE", 10, 1, 200),

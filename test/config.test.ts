@@ -39,6 +39,11 @@ describe("loadConfig", () => {
     ]);
     expect(() => loadConfig({ REDIS_CLUSTER_NODES: "redis-a" })).toThrow('REDIS_CLUSTER_NODES must be comma-separated host:port, got "redis-a"');
     expect(() => loadConfig({ REDIS_CLUSTER_NODES: "a:1", REDIS_URL: "redis://a" })).toThrow("not both");
+    expect(() => loadConfig({ DATABASE_READ_URL: "postgres://replica/db" })).toThrow("DATABASE_READ_URL needs DATABASE_URL");
+    expect(() => loadConfig({ DATABASE_DIRECT_URL: "postgres://db/db" })).toThrow("DATABASE_DIRECT_URL needs DATABASE_URL");
+    expect(() => loadConfig({ MIGRATE: "sometimes" })).toThrow("MIGRATE");
+    expect(() => loadConfig({ RATE_LIMIT_FALLBACK_INSTANCES: "0" })).toThrow("RATE_LIMIT_FALLBACK_INSTANCES");
+    expect(() => loadConfig({ INTERACTION_RETENTION_MONTHS: "0" })).toThrow("INTERACTION_RETENTION_MONTHS");
   });
 });
 
