@@ -3,6 +3,7 @@
 // typing in the search box leaves exactly the operations whose text holds the words typed.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { httpStatusOf } from "../src/errors.ts";
 import { startTestService, type TestService } from "./harness.ts";
 
 type Json = Record<string, any>;
@@ -129,7 +130,8 @@ beforeAll(async () => {
   await page.send("Runtime.enable");
   await page.send("Page.navigate", { url: `${svc.http}/api/v1/docs` });
   await waitFor(
-    async () => ((await page.evaluate<string>("location.pathname + ' ' + document.readyState")) === "/api/v1/docs complete" ? true : undefined),
+    async () =>
+      (await page.evaluate<string>("location.pathname + ' ' + document.readyState")) === "/api/v1/docs complete" ? true : undefined,
     "the docs page did not load",
   );
 }, 120_000);
@@ -159,9 +161,9 @@ describe("the documentation page in a browser", () => {
     expect(await search("getDecisionTrace")).toEqual(["getDecisionTrace"]);
     expect(await page.evaluate<string>(`document.getElementById("search-count").textContent`)).toBe("1 operation");
     // Tags without a match are hidden with their operations.
-    expect(await page.evaluate<string[]>(`[...document.querySelectorAll("section.tag")].filter((s) => !s.hidden).map((s) => s.id)`)).toEqual([
-      "tag-Decisions",
-    ]);
+    expect(
+      await page.evaluate<string[]>(`[...document.querySelectorAll("section.tag")].filter((s) => !s.hidden).map((s) => s.id)`),
+    ).toEqual(["tag-Decisions"]);
     // Every word must match, in any case, anywhere in the operation's text.
     const twoWords = await search("DELETE offers/{offerId}");
     expect(twoWords).toEqual(["deleteOffer"]);
@@ -174,6 +176,56 @@ describe("the documentation page in a browser", () => {
     expect(await page.evaluate<boolean>(`document.getElementById("search-none").hidden`)).toBe(false);
     // Clearing the box shows them all again.
     expect(await search("")).toEqual(matching(""));
+  });
+
+  test("the navigation links every operation, and following a link puts it in view", async () => {
+    await search("");
+    const all = matching("");
+    const linked = await page.evaluate<string[]>(
+      `[...document.querySelectorAll("#nav a[href^='#op-']")].filter((a) => a.getClientRects().length > 0).map((a) => a.getAttribute("href").slice(4)).sort()`,
+    );
+    expect(linked).toEqual(all);
+    // Each link's target is shown at the top of the window, or as near as the page's end allows.
+    const outOfView = await page.evaluate<string[]>(`(() => {
+      const out = [];
+      for (const a of document.querySelectorAll("#nav a[href^='#op-'], #nav a[href^='#tag-']")) {
+        a.click();
+        const target = document.getElementById(a.getAttribute("href").slice(1));
+        const r = target && target.getBoundingClientRect();
+        if (!r || r.height === 0 || r.top < -1 || r.top >= innerHeight) out.push(a.getAttribute("href"));
+      }
+      return out;
+    })()`);
+    expect(outOfView).toEqual([]);
+    // A real click on one link, by the mouse.
+    const at = await page.evaluate<Json>(
+      `(() => { const a = document.querySelector("#nav a[href='#op-getDecisionTrace']"); a.scrollIntoView(); const r = a.getBoundingClientRect(); return { x: r.x + 5, y: r.y + r.height / 2 }; })()`,
+    );
+    for (const type of ["mousePressed", "mouseReleased"]) {
+      await page.send("Input.dispatchMouseEvent", { type, x: at.x, y: at.y, button: "left", clickCount: 1 });
+    }
+    await waitFor(
+      async () => ((await page.evaluate<string>("location.hash")) === "#op-getDecisionTrace" ? true : undefined),
+      "the link was not followed",
+    );
+    const top = await page.evaluate<number>(`document.getElementById("op-getDecisionTrace").getBoundingClientRect().top`);
+    expect(Math.abs(top)).toBeLessThan(2);
+    // Each operation shows its examples, folded until opened.
+    const examples = await page.evaluate<string[]>(
+      `[...document.querySelectorAll("#op-updateOffer details.example summary")].map((s) => s.textContent)`,
+    );
+    expect(examples).toEqual(["Example request body", "Example answer (200)"]);
+  });
+
+  test("the error table lists every code the service defines, with its HTTP status", async () => {
+    const rows = await page.evaluate<string[][]>(
+      `[...document.querySelectorAll("#errors tr[data-code]")].map((tr) => [tr.getAttribute("data-code"), tr.cells[0].textContent, tr.cells[2].textContent])`,
+    );
+    expect(rows.map(([code]) => code).sort()).toEqual(Object.keys(httpStatusOf).sort());
+    for (const [code, status] of rows) expect(status).toBe(String(httpStatusOf[code as keyof typeof httpStatusOf]));
+    expect(rows.find(([code]) => code === "VALIDATION_ERROR")?.[2]).toContain("invalid_argument");
+    expect(rows.find(([code]) => code === "CONFLICT")?.[2]).toContain("aborted");
+    expect(await page.evaluate<number>(`document.querySelectorAll("#nav a[href='#errors']").length`)).toBe(1);
   });
 
   test("the page loaded nothing but itself from the service", async () => {

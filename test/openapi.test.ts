@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { commentsJson, protoComments } from "../scripts/proto-comments.ts";
 import protoCommentsFile from "../src/transport/proto-comments.json" with { type: "json" };
+import { httpStatusOf } from "../src/errors.ts";
+import { connectCodeOf } from "../src/transport/connect.ts";
 import { createRestApp } from "../src/transport/rest.ts";
 import { authHeaders, startTestService, TUTORIAL_RECOMMEND, TUTORIAL_RESPOND, type TestService } from "./harness.ts";
 
@@ -93,6 +95,12 @@ function violations(value: unknown, schema: Json, at: string, out: string[] = []
   const fits = (t: string) => t === kind || (t === "integer" && Number.isInteger(value)) || (t === "number" && kind === "number");
   if (types.length > 0 && !types.some(fits)) out.push(`${at}: ${kind} is not ${types.join(" or ")}`);
   if (Array.isArray(schema.enum) && !schema.enum.includes(value)) out.push(`${at}: ${String(value)} is not one of the enum`);
+  // A 64-bit integer written as a string is digits; a timestamp is one Date reads.
+  if (schema.format === "int64" && kind === "string" && !/^-?\d+$/.test(value as string))
+    out.push(`${at}: ${String(value)} is not an int64`);
+  if ((schema.format === "date-time" || /At$/.test(at)) && kind === "string" && Number.isNaN(Date.parse(value as string))) {
+    out.push(`${at}: ${String(value)} is not a timestamp`);
+  }
   if (kind === "array" && schema.items) {
     for (const [i, v] of (value as unknown[]).entries()) violations(v, schema.items, `${at}[${i}]`, out);
   }
@@ -100,7 +108,8 @@ function violations(value: unknown, schema: Json, at: string, out: string[] = []
     const object = value as Json;
     for (const name of schema.required ?? []) if (!(name in object)) out.push(`${at}.${name}: required`);
     for (const [k, v] of Object.entries(object)) {
-      const property = schema.properties?.[k] ?? (typeof schema.additionalProperties === "object" ? schema.additionalProperties : undefined);
+      const property =
+        schema.properties?.[k] ?? (typeof schema.additionalProperties === "object" ? schema.additionalProperties : undefined);
       if (property) violations(v, property, `${at}.${k}`, out);
       else if (schema.properties && !schema.additionalProperties) out.push(`${at}.${k}: not a property`);
     }
@@ -164,7 +173,10 @@ describe("descriptions, required fields, examples and servers", () => {
     expect(doc.components.schemas.RespondRequest.required).toEqual(["customerId", "offerId", "channelId", "outcomeType"]);
     // A patch sends only what it changes; a key in the path need not be in the body.
     expect(doc.paths["/api/v1/offers/{offerId}"].patch.requestBody.content["application/json"].schema.required).toBeUndefined();
-    expect(doc.paths["/api/v1/offers/{offerId}"].put.requestBody.content["application/json"].schema.required).toEqual(["categoryId", "name"]);
+    expect(doc.paths["/api/v1/offers/{offerId}"].put.requestBody.content["application/json"].schema.required).toEqual([
+      "categoryId",
+      "name",
+    ]);
     let checked = 0;
     for (const { path, method, op } of operations()) {
       const schema = op.requestBody?.content?.["application/json"]?.schema as Json | undefined;
@@ -205,10 +217,14 @@ describe("descriptions, required fields, examples and servers", () => {
     // A create's example, under a new id, creates: the examples are bodies the service takes.
     const category = structuredClone(doc.paths["/api/v1/categories"].post.requestBody.content["application/json"].example);
     category.categoryId = "cat_from_example";
-    expect((await fetch(`${svc.http}/api/v1/categories`, { method: "POST", headers: authHeaders(), body: JSON.stringify(category) })).status).toBe(200);
+    expect(
+      (await fetch(`${svc.http}/api/v1/categories`, { method: "POST", headers: authHeaders(), body: JSON.stringify(category) })).status,
+    ).toBe(200);
     const offer = structuredClone(doc.paths["/api/v1/offers"].post.requestBody.content["application/json"].example);
     offer.offerId = "act_from_example";
-    expect((await fetch(`${svc.http}/api/v1/offers`, { method: "POST", headers: authHeaders(), body: JSON.stringify(offer) })).status).toBe(200);
+    expect((await fetch(`${svc.http}/api/v1/offers`, { method: "POST", headers: authHeaders(), body: JSON.stringify(offer) })).status).toBe(
+      200,
+    );
   });
 
   test("the schema checker of these tests finds what is wrong", () => {
@@ -216,6 +232,67 @@ describe("descriptions, required fields, examples and servers", () => {
       "body.customerId: required",
       "body.channelId: number is not string",
     ]);
+    expect(
+      violations(
+        { offerId: "a", categoryId: "c", name: "n", colour: "red", createdAt: "soon" },
+        { $ref: "#/components/schemas/Offer" },
+        "o",
+      ),
+    ).toEqual(["o.colour: not a property", "o.createdAt: soon is not a timestamp"]);
+    expect(violations({ monthlyDecisionQuota: "lots" }, { $ref: "#/components/schemas/TenantSettings" }, "s")).toEqual([
+      "s.monthlyDecisionQuota: lots is not an int64",
+    ]);
+  });
+
+  // Answers that are not JSON, and the one whose example would be this document itself; and the streamed import's body.
+  const ANSWER_EXEMPT = ["getMetrics", "getApiDocs", "getOpenApiDocument"];
+  const BODY_EXEMPT = ["importCustomers"];
+
+  test("every operation has an example request body and answer, each fitting its schema", () => {
+    const missing: string[] = [];
+    let bodies = 0;
+    let answers = 0;
+    for (const { path, method, op } of operations()) {
+      const where = `${method} ${path} (${op.operationId})`;
+      if (op.requestBody && !BODY_EXEMPT.includes(op.operationId)) {
+        const media = op.requestBody.content["application/json"];
+        if (media?.example === undefined) missing.push(`${where}: body`);
+        else {
+          expect(`${where}: ${violations(media.example, media.schema, "body").join("; ")}`).toBe(`${where}: `);
+          bodies++;
+        }
+      }
+      if (ANSWER_EXEMPT.includes(op.operationId)) {
+        expect(op.responses["200"].content["application/json"]?.example).toBeUndefined();
+        continue;
+      }
+      const answer = op.responses["200"].content["application/json"];
+      if (answer?.example === undefined) missing.push(`${where}: answer`);
+      else {
+        expect(`${where}: ${violations(answer.example, answer.schema, "answer").join("; ")}`).toBe(`${where}: `);
+        answers++;
+      }
+    }
+    expect(missing).toEqual([]);
+    expect(answers).toBe(operations().length - ANSWER_EXEMPT.length);
+    expect(bodies).toBe(operations().filter(({ op }) => op.requestBody).length - BODY_EXEMPT.length);
+    // A patch changes a field and names the version it read; an answer's ids are the demo catalog's.
+    expect(doc.paths["/api/v1/offers/{offerId}"].patch.requestBody.content["application/json"].example).toEqual({
+      priority: 95,
+      version: 1,
+    });
+    expect(doc.paths["/api/v1/offers/{offerId}"].get.responses["200"].content["application/json"].example.offerId).toBe("act_platinum_cc");
+  });
+
+  test("the error table is the service's codes, with their HTTP status and gRPC code", () => {
+    const table = doc["x-errors"] as Json[];
+    expect(table.map((r) => r.code).sort()).toEqual(Object.keys(httpStatusOf).sort());
+    for (const row of table) {
+      expect(row.httpStatus).toBe(httpStatusOf[row.code as keyof typeof httpStatusOf]);
+      expect(row.grpcCode).toBe(connectCodeOf[row.code as keyof typeof connectCodeOf]);
+      expect(row.meaning).toMatch(/\S/);
+    }
+    expect(doc.components.schemas.Error.properties.code.enum.sort()).toEqual(Object.keys(httpStatusOf).sort());
   });
 });
 

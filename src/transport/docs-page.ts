@@ -1,6 +1,7 @@
 // A page to read the OpenAPI document with: rendered on the server from the document itself (served at
 // /api/v1/docs), every operation grouped by tag, with a search box filtering them in the browser. Nothing
-// is fetched from elsewhere, so it works on a closed network.
+// is fetched from elsewhere, so it works on a closed network. A sidebar links every tag and operation; each
+// operation shows its example request and answer; the error table is the document's x-errors.
 
 type Json = Record<string, unknown>;
 
@@ -43,7 +44,9 @@ const paragraphs = (text: unknown) =>
 function bodyFields(doc: Json, schema: Json | undefined): { properties: Record<string, Json>; required: string[] } {
   const ref = schema?.$ref;
   const target =
-    typeof ref === "string" ? (((doc.components as Json).schemas as Record<string, Json>)[ref.split("/").pop() ?? ""] ?? {}) : (schema ?? {});
+    typeof ref === "string"
+      ? (((doc.components as Json).schemas as Record<string, Json>)[ref.split("/").pop() ?? ""] ?? {})
+      : (schema ?? {});
   return {
     properties: (target.properties as Record<string, Json> | undefined) ?? {},
     required: (target.required as string[] | undefined) ?? [],
@@ -88,10 +91,32 @@ function operationHtml(doc: Json, method: string, path: string, op: Json): strin
   ${paramRows ? `<table><tr><th>parameter</th><th>in</th><th>type</th><th></th></tr>${paramRows}</table>` : ""}
   ${bodyType ? `<p>Body (<code>${html(bodyType)}</code>): ${typeOf(bodySchema) || html(bodySchema?.description)}</p>` : ""}
   ${fields && Object.keys(fields.properties).length > 0 ? `<table class="fields"><tr><th>field</th><th>type</th><th></th></tr>${fieldRows(fields.properties, fields.required)}</table>` : ""}
-  ${example ? `<details><summary>Example body</summary><pre>${html(JSON.stringify(example, null, 2))}</pre></details>` : ""}
+  ${example !== undefined ? `<details class="example"><summary>Example request body</summary><pre>${html(JSON.stringify(example, null, 2))}</pre></details>` : ""}
   ${okType ? `<p>Answer (<code>${html(okType)}</code>): ${typeOf((okMedia as Json | undefined)?.schema as Json) || "see above"}</p>` : ""}
+  ${(okMedia as Json | undefined)?.example !== undefined ? `<details class="example"><summary>Example answer (200)</summary><pre>${html(JSON.stringify((okMedia as Json).example, null, 2))}</pre></details>` : ""}
   ${errors ? `<details><summary>Errors</summary><ul>${errors}</ul></details>` : ""}
 </section>`;
+}
+
+/** One row of the document's error table (x-errors): a code with its HTTP status and its gRPC and Connect code. */
+interface ErrorRow {
+  code: string;
+  httpStatus: number;
+  grpcCode: number;
+  connectCode: string;
+  also?: { grpcCode: number; connectCode: string; when: string };
+  meaning: string;
+}
+
+function errorsHtml(rows: ErrorRow[]): string {
+  const body = rows
+    .map(
+      (r) =>
+        `<tr data-code="${html(r.code)}"><td>${html(r.httpStatus)}</td><td><code>${html(r.code)}</code></td><td><code>${html(r.connectCode)}</code> (${html(r.grpcCode)})${r.also ? `; <code>${html(r.also.connectCode)}</code> (${html(r.also.grpcCode)}) ${html(r.also.when)}` : ""}</td><td>${html(r.meaning)}</td></tr>`,
+    )
+    .join("");
+  return `<section id="errors"><h2>Errors</h2><p>Every failure carries one code from a closed set, on every transport. A REST body is the <a href="#${anchor("Error")}">Error</a> schema; gRPC and Connect send the same code, message and fields as the status.</p>
+<table class="errors"><tr><th>HTTP</th><th><code>code</code></th><th>gRPC / Connect</th><th>meaning</th></tr>${body}</table></section>`;
 }
 
 function schemaHtml(name: string, schema: Json): string {
@@ -118,9 +143,13 @@ const SEARCH_SCRIPT = `
         var text = op.getAttribute("data-search") || "";
         var match = words.every(function (w) { return text.indexOf(w) !== -1; });
         op.hidden = !match;
+        var link = document.querySelector('#nav li[data-op="' + op.id + '"]');
+        if (link) link.hidden = !match;
         if (match) inTag++;
       });
       tag.hidden = inTag === 0;
+      var navTag = document.querySelector('#nav li[data-tag="' + tag.id + '"]');
+      if (navTag) navTag.hidden = inTag === 0;
       shown += inTag;
     });
     count.textContent = shown + (shown === 1 ? " operation" : " operations");
@@ -135,22 +164,34 @@ export function renderDocsPage(doc: Json): string {
   const info = doc.info as Json;
   const paths = doc.paths as Record<string, Record<string, Json>>;
   const byTag = new Map<string, string[]>();
+  const navByTag = new Map<string, string[]>();
   for (const [path, methods] of Object.entries(paths)) {
     for (const [method, op] of Object.entries(methods)) {
       const tag = ((op.tags as string[] | undefined) ?? ["Other"])[0] as string;
-      const list = byTag.get(tag) ?? [];
-      list.push(operationHtml(doc, method, path, op));
-      byTag.set(tag, list);
+      byTag.set(tag, [...(byTag.get(tag) ?? []), operationHtml(doc, method, path, op)]);
+      const link = `<li data-op="op-${html(op.operationId)}"><a href="#op-${html(op.operationId)}"><span class="method ${html(method)}">${html(method.toUpperCase())}</span> ${html(op.summary)}</a></li>`;
+      navByTag.set(tag, [...(navByTag.get(tag) ?? []), link]);
     }
   }
+  const nav = [...navByTag.entries()]
+    .map(
+      ([tag, links]) =>
+        `<li data-tag="tag-${slug(tag)}"><a href="#tag-${slug(tag)}"><b>${html(tag)}</b></a><ul>${links.join("")}</ul></li>`,
+    )
+    .join("");
+  const errorRows = (doc["x-errors"] as ErrorRow[] | undefined) ?? [];
   const schemas = Object.entries(((doc.components as Json).schemas as Record<string, Json>) ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
   const count = [...byTag.values()].reduce((n, ops) => n + ops.length, 0);
-  const toc = [...byTag.keys()].map((t) => `<li><a href="#tag-${slug(t)}">${html(t)}</a></li>`).join("");
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${html(info.title)}</title>
 <style>
-body{font:15px/1.5 system-ui,sans-serif;margin:0 auto;max-width:980px;padding:1rem 2rem;color:#1d2330}
+body{font:15px/1.5 system-ui,sans-serif;margin:0;color:#1d2330}
+main{margin-left:300px;max-width:980px;padding:1rem 2rem}
+nav#nav{position:fixed;top:0;left:0;bottom:0;width:280px;overflow:auto;border-right:1px solid #dde;padding:.5rem;box-sizing:border-box;font-size:13px;background:#fafbfc}
+nav#nav ul{list-style:none;margin:0;padding-left:.6rem}nav#nav a{color:#1d2330;text-decoration:none;display:block;padding:1px 0}
+nav#nav .method{min-width:3.6em;font-size:10px}
+@media (max-width:800px){nav#nav{position:static;width:auto;border:0}main{margin-left:0}}
 code{font:13px ui-monospace,monospace}h2{border-bottom:1px solid #ccd;margin-top:2.5rem}
 .op,.schema{border:1px solid #dde;border-radius:6px;padding:.2rem 1rem;margin:.8rem 0}
 .method{display:inline-block;min-width:4.5em;font-size:12px;color:#fff;border-radius:4px;padding:2px 6px;text-align:center}
@@ -161,16 +202,19 @@ table{border-collapse:collapse;margin:.4rem 0}td,th{border-bottom:1px solid #eef
 #search{font:inherit;width:100%;max-width:32rem;padding:.3rem .5rem;box-sizing:border-box}
 [hidden]{display:none!important}
 </style></head><body>
+<nav id="nav" aria-label="Operations"><ul><li><a href="#errors"><b>Errors</b></a></li>${nav}<li><a href="#schemas"><b>Schemas</b></a></li></ul></nav>
+<main>
 <h1>${html(info.title)} <small>${html(info.version)}</small></h1>
 <p>${html(info.description)}</p>
 <p>OpenAPI ${html(doc.openapi)} document: <a href="/api/v1/openapi.json">/api/v1/openapi.json</a></p>
-<ul>${toc}<li><a href="#schemas">Schemas</a></li></ul>
 <p><label for="search">Search operations</label><br><input id="search" type="search" placeholder="e.g. recommend, offers, POST" autocomplete="off">
 <span id="search-count" aria-live="polite">${count} operations</span></p>
 <p id="search-none" hidden>No operation matches.</p>
 ${[...byTag.entries()].map(([tag, ops]) => `<section class="tag" id="tag-${slug(tag)}"><h2>${html(tag)}</h2>${ops.join("\n")}</section>`).join("\n")}
+${errorsHtml(errorRows)}
 <h2 id="schemas">Schemas</h2>
 ${schemas.map(([name, schema]) => schemaHtml(name, schema)).join("\n")}
+</main>
 <script>${SEARCH_SCRIPT}</script>
 </body></html>
 `;
