@@ -26,6 +26,8 @@ export interface App {
   listeners: Listeners;
   /** The demo tenant's key when this start created it. */
   demoApiKey: string | null;
+  /** Resolves when the partition maintenance round under way (the first starts with the service) is done. */
+  maintenanceIdle(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -163,6 +165,7 @@ export async function startApp(config: Config, log: Logger = createLogger(config
     deps,
     listeners,
     demoApiKey,
+    maintenanceIdle: () => maintenance.idle(),
     async stop() {
       for (const t of housekeeping) clearInterval(t);
       await maintenance.idle();

@@ -101,13 +101,13 @@ afterAll(async () => {
 });
 
 /**
- * Runs a measurement up to three times and keeps the best: a 2-core machine under other load can
+ * Runs a measurement up to five times and keeps the best: a 2-core machine under other load can
  * preempt the process for longer than 10 ms at any moment, which no code of ours causes; a compile that
  * held the loop would be late every time.
  */
 async function leastStall(run: () => Promise<void>): Promise<{ late: number; busy: number }[]> {
   const seen: { late: number; busy: number }[] = [];
-  for (let attempt = 0; attempt < 3; attempt++) {
+  for (let attempt = 0; attempt < 5; attempt++) {
     const stalls = stallRecorder();
     await run();
     const s = stalls.stop();
@@ -137,7 +137,7 @@ describe("a catalog of 10,000 offers", () => {
     expect(tops[1]).toBe(tops[0] as string);
     expect(Math.min(...stalls.map((s) => s.busy))).toBeLessThanOrEqual(MAX_STALL_MS);
     for (const app of [svc.app, second]) expect(app.deps.catalogs.peek(TENANT)?.offers.length).toBe(OFFERS);
-  }, 60_000);
+  }, 120_000);
 
   test("a change to one offer reaches the next decision within a second on both instances, without a stall", async () => {
     const before = await topOffer(svc.http);
@@ -180,7 +180,7 @@ describe("a catalog of 10,000 offers", () => {
     expect(Math.max(...seen)).toBeLessThan(1000);
     expect(Math.min(...stalls.map((s) => s.busy))).toBeLessThanOrEqual(MAX_STALL_MS);
     seen = [];
-  }, 60_000);
+  }, 120_000);
 
   test("an offer deleted and one created through the API: both instances follow from the changed rows alone", async () => {
     const rowsBefore = [svc.app, second].map((a) => a.deps.metrics.catalogCompiles.get({ result: "rows" }));
@@ -216,7 +216,7 @@ describe("a catalog of 10,000 offers", () => {
       expect(a.deps.metrics.catalogCompiles.get({ result: "rows" })).toBeGreaterThan(rowsBefore[i] as number);
       expect(a.deps.catalogs.peek(TENANT)?.offers.length).toBe(OFFERS);
     });
-  }, 60_000);
+  }, 120_000);
 
   test("an import and single writes to the same offers at once queue at the tenant's revision: no deadlock, no 5xx", async () => {
     const ids = Array.from({ length: 300 }, (_, i) => `off_${String(9000 + i).padStart(5, "0")}`);
@@ -241,7 +241,7 @@ describe("a catalog of 10,000 offers", () => {
     expect(imported.status).toBe(200);
     // One patch wins or the import got there first; the others find the version moved on.
     for (const p of patches) expect([200, 409]).toContain(p.status);
-  }, 60_000);
+  }, 120_000);
 
   test("an expired cache entry costs one revision read, not a compile, when nothing changed", async () => {
     const compiled = svc.app.deps.metrics.catalogCompiles.get({ result: "compiled" });
