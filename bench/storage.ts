@@ -69,7 +69,7 @@ try {
     }
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  await app.deps.traces.flush();
+  await Promise.all([app.deps.traces.flush(), app.deps.decisions.flush()]);
 
   const size = async (table: string) => {
     const [row] = await sql.unsafe(
@@ -83,7 +83,7 @@ try {
   await sql`vacuum analyze`;
   const baseline = { interactions: 2000 * 2 }; // the demo's experiment history: 2,000 impressions and their conversions, roughly
   const rows: string[] = [];
-  for (const table of ["interactions", "decision_traces", "idempotency_keys", "offer_channel_stats"]) {
+  for (const table of ["interactions", "decision_traces", "recommendations", "outbox_events", "idempotency_keys", "offer_channel_stats"]) {
     const { n, bytes } = await size(table);
     rows.push(`| ${table} | ${n.toLocaleString("en")} | ${(bytes / 1024 / 1024).toFixed(1)} MiB | ${n ? Math.round(bytes / n) : "-"} |`);
   }

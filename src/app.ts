@@ -15,6 +15,8 @@ import { CATALOG_CHANNEL } from "./store/flows.ts";
 import { CATALOG_CHANGE_RETENTION_MS, pruneCatalogChanges } from "./store/catalog.ts";
 import { deleteExpiredIdempotencyKeys } from "./store/idempotency-keys.ts";
 import { migrate, pendingMigrations } from "./store/migrate.ts";
+import { EventRelay } from "./events/relay.ts";
+import { natsStream, redisStream } from "./events/streams.ts";
 import { maintainPartitions } from "./store/partitions.ts";
 import { ACCESS_CHANNEL, countTenants } from "./store/tenants.ts";
 import { type ControlSocket, startControlSocket } from "./transport/control-socket.ts";
@@ -28,6 +30,8 @@ export interface App {
   demoApiKey: string | null;
   /** Resolves when the partition maintenance round under way (the first starts with the service) is done. */
   maintenanceIdle(): Promise<void>;
+  /** The event relay of this instance (null with EVENT_RELAY=false); it delivers while it holds the lease. */
+  relay: EventRelay | null;
   stop(): Promise<void>;
 }
 
@@ -146,6 +150,12 @@ export async function startApp(config: Config, log: Logger = createLogger(config
 
   const maintenance = partitionMaintenance(db, config, metrics, log);
   maintenance.run();
+  const stream =
+    config.eventStream === "redis" && redis ? redisStream(redis, config) : config.eventStream === "nats" ? natsStream(config) : null;
+  const relay = config.eventRelay
+    ? new EventRelay({ db, config, log, metrics, holder: `${hostname()}:${process.pid}:${randomBase62(6)}`, stream })
+    : null;
+  relay?.start();
   const housekeeping = [
     setInterval(() => verifier.flushUsage().catch((err) => log.warn("api key usage update failed", { err })), 10_000),
     setInterval(() => {
@@ -166,6 +176,7 @@ export async function startApp(config: Config, log: Logger = createLogger(config
     listeners,
     demoApiKey,
     maintenanceIdle: () => maintenance.idle(),
+    relay,
     async stop() {
       for (const t of housekeeping) clearInterval(t);
       await maintenance.idle();
@@ -174,8 +185,17 @@ export async function startApp(config: Config, log: Logger = createLogger(config
       await control?.stop();
       // Commit what Respond has queued; it refuses new writes from here on.
       await deps.interactions.close();
-      const flushed = await Promise.race([deps.traces.flush().then(() => true), Bun.sleep(config.shutdownTimeoutMs).then(() => false)]);
-      if (!flushed) log.error("decision traces not written before shutdown", { traces: deps.traces.buffered });
+      const flushed = await Promise.race([
+        Promise.all([deps.traces.flush(), deps.decisions.flush()]).then(() => true),
+        Bun.sleep(config.shutdownTimeoutMs).then(() => false),
+      ]);
+      if (!flushed) {
+        log.error("decision traces and decisions not written before shutdown", {
+          traces: deps.traces.buffered,
+          decisions: deps.decisions.buffered,
+        });
+      }
+      await relay?.stop();
       await verifier.flushUsage().catch(() => {});
       deps.limits.close();
       redis?.disconnect();
@@ -197,7 +217,8 @@ async function prepareSchema(db: Db, config: Config, log: Logger): Promise<strin
     for (;;) {
       const pending = await pendingMigrations(db);
       if (pending.length === 0) return [];
-      if (Date.now() > deadline) throw new Error(`MIGRATE=false and the schema lacks migrations ${pending.join(", ")}: start an instance that migrates`);
+      if (Date.now() > deadline)
+        throw new Error(`MIGRATE=false and the schema lacks migrations ${pending.join(", ")}: start an instance that migrates`);
       log.info("waiting for the schema to be migrated", { pending });
       await Bun.sleep(1_000);
     }

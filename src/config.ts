@@ -110,6 +110,32 @@ export interface Config {
   /** Decision traces held in memory waiting to be written; beyond it a trace is not recorded. */
   traceBufferSize: number;
   traceRetentionDays: number;
+  /** Decisions (recommendations and their decision.made.v1 event) held in memory waiting to be written. */
+  decisionBufferSize: number;
+  /** How long recorded recommendations can be named by a response. */
+  recommendationRetentionDays: number;
+  /** How long delivered and undelivered events stay in the outbox. */
+  eventRetentionHours: number;
+  /** Whether this instance may run the event relay (one instance at a time does, by lease). */
+  eventRelay: boolean;
+  /** How often the relay looks for new events when it has caught up. */
+  eventRelayPollMs: number;
+  /** Where every event is also published: none, a Redis stream, or a NATS JetStream stream. */
+  eventStream: "none" | "redis" | "nats";
+  /** The Redis stream key or the JetStream stream name. */
+  eventStreamName: string;
+  /** Messages a stream keeps at most (XADD MAXLEN ~, JetStream max_msgs). */
+  eventStreamMaxLength: number;
+  /** NATS servers for EVENT_STREAM=nats. */
+  natsUrl: string;
+  /** JetStream subjects are `<prefix>.<event type>`. */
+  natsSubjectPrefix: string;
+  webhookAllowPrivateTargets: boolean;
+  webhookTimeoutMs: number;
+  /** Deliveries of one event to one webhook before it goes to the dead-letter list. */
+  webhookMaxAttempts: number;
+  webhookRetryBaseMs: number;
+  webhookRetryMaxMs: number;
   /** Whole months of interactions kept before the current one; older monthly partitions are dropped. */
   interactionRetentionMonths: number;
   /** How long Respond waits for other interactions to share its commit (group commit window). */
@@ -160,6 +186,27 @@ function boolean(env: Record<string, string | undefined>, name: string, fallback
   if (["1", "true", "yes", "on"].includes(raw.toLowerCase())) return true;
   if (["0", "false", "no", "off"].includes(raw.toLowerCase())) return false;
   throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+}
+
+function eventStream(env: Record<string, string | undefined>): Config["eventStream"] {
+  const v = env.EVENT_STREAM || "none";
+  if (v !== "none" && v !== "redis" && v !== "nats") throw new ConfigError(`EVENT_STREAM must be none, redis or nats, got "${v}"`);
+  return v;
+}
+
+function streamName(env: Record<string, string | undefined>): string {
+  const v = env.EVENT_STREAM_NAME || "kaireon-events";
+  // Valid as a Redis key and as a JetStream stream name (no dots, spaces, wildcards or separators).
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(v)) throw new ConfigError("EVENT_STREAM_NAME must be 1 to 64 letters, digits, _ or -");
+  return v;
+}
+
+function subjectPrefix(env: Record<string, string | undefined>): string {
+  const v = env.NATS_SUBJECT_PREFIX || "kaireon.events";
+  if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(v) || v.length > 128) {
+    throw new ConfigError("NATS_SUBJECT_PREFIX must be dot-separated tokens of letters, digits, _ or -");
+  }
+  return v;
 }
 
 function redisKeyPrefix(env: Record<string, string | undefined>): string {
@@ -229,6 +276,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (buildCommit !== undefined && !/^[0-9a-f]{7,40}$/i.test(buildCommit)) {
     throw new ConfigError(`BUILD_COMMIT must be a git commit id (7 to 40 hex digits), got "${buildCommit}"`);
   }
+  if (env.EVENT_STREAM === "redis" && !env.REDIS_URL && !env.REDIS_CLUSTER_NODES) {
+    throw new ConfigError("EVENT_STREAM=redis needs REDIS_URL or REDIS_CLUSTER_NODES");
+  }
   const operatorKey = env.OPERATOR_API_KEY || undefined;
   if (operatorKey !== undefined && !/^krn_[0-9A-Za-z]{32,128}$/.test(operatorKey)) {
     throw new ConfigError("OPERATOR_API_KEY must be krn_ followed by 32 to 128 letters or digits");
@@ -295,6 +345,21 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     traceFlushMs: integer(env, "TRACE_FLUSH_MS", 100, 5, 1_000),
     traceBufferSize: integer(env, "TRACE_BUFFER_SIZE", 20_000, 1, 1_000_000),
     traceRetentionDays: integer(env, "TRACE_RETENTION_DAYS", 30, 1, 3650),
+    decisionBufferSize: integer(env, "DECISION_BUFFER_SIZE", 50_000, 1, 1_000_000),
+    recommendationRetentionDays: integer(env, "RECOMMENDATION_RETENTION_DAYS", 30, 1, 3650),
+    eventRetentionHours: integer(env, "EVENT_RETENTION_HOURS", 168, 1, 24 * 365),
+    eventRelay: boolean(env, "EVENT_RELAY", true),
+    eventRelayPollMs: integer(env, "EVENT_RELAY_POLL_MS", 200, 10, 60_000),
+    eventStream: eventStream(env),
+    eventStreamName: streamName(env),
+    eventStreamMaxLength: integer(env, "EVENT_STREAM_MAX_LENGTH", 1_000_000, 1_000, 1_000_000_000),
+    natsUrl: env.NATS_URL || "127.0.0.1:4222",
+    natsSubjectPrefix: subjectPrefix(env),
+    webhookAllowPrivateTargets: boolean(env, "WEBHOOK_ALLOW_PRIVATE_TARGETS", false),
+    webhookTimeoutMs: integer(env, "WEBHOOK_TIMEOUT_MS", 5_000, 100, 60_000),
+    webhookMaxAttempts: integer(env, "WEBHOOK_MAX_ATTEMPTS", 8, 1, 100),
+    webhookRetryBaseMs: integer(env, "WEBHOOK_RETRY_BASE_MS", 1_000, 1, 3_600_000),
+    webhookRetryMaxMs: integer(env, "WEBHOOK_RETRY_MAX_MS", 300_000, 1, 86_400_000),
     interactionRetentionMonths: integer(env, "INTERACTION_RETENTION_MONTHS", 13, 1, 1200),
     respondBatchMaxWaitMs: integer(env, "RESPOND_BATCH_MAX_WAIT_MS", 2, 0, 1_000),
     respondBatchMax: integer(env, "RESPOND_BATCH_MAX", 200, 1, 10_000),

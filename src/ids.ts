@@ -20,3 +20,8 @@ export const newRequestId = () => `req_${randomBase62(16)}`;
 export const newApiKeyId = () => `key_${randomBase62(16)}`;
 /** An API key: krn_ and 40 random base62 characters (about 238 bits). */
 export const newApiKey = () => `krn_${randomBase62(40)}`;
+export const newRecommendationId = () => `rec_${randomBase62(20)}`;
+export const newDecisionId = () => `dec_${randomBase62(20)}`;
+export const newEventId = () => `evt_${randomBase62(20)}`;
+export const newWebhookId = () => `wh_${randomBase62(16)}`;
+export const newWebhookSecret = () => `whsec_${randomBase62(32)}`;

@@ -343,6 +343,22 @@ export class Metrics {
     "kaireon_rate_limit_fallback_total",
     "Rate-limit checks answered without Redis (unreachable, error or timeout), by reason and mode (open or closed).",
   );
+  readonly decisionsUnrecorded = new Counter(
+    "kaireon_decisions_unrecorded_total",
+    "Decisions whose recommendations and decision.made.v1 event were not recorded, by reason: buffer_full (refused, no recommendation ids returned) or write_failed (given up after repeated write failures).",
+  );
+  readonly eventsDelivered = new Counter(
+    "kaireon_events_delivered_total",
+    "Events delivered by the relay, by destination kind (webhook, redis, nats).",
+  );
+  readonly eventDeliveryFailures = new Counter(
+    "kaireon_event_delivery_failures_total",
+    "Failed delivery attempts by destination kind; each is retried, a webhook's until its dead-letter list.",
+  );
+  readonly eventsDeadLettered = new Counter(
+    "kaireon_events_dead_lettered_total",
+    "Events put on a webhook's dead-letter list after its last retry.",
+  );
   readonly tracesRefused = new Counter("kaireon_traces_refused_total", "Decision traces not recorded because the write buffer was full.");
   readonly apiKeyLookups = new Counter("kaireon_api_key_lookups_total", "API keys looked up in the database (cache misses that read it).");
   readonly catalogCompiles = new Counter(
@@ -477,6 +493,10 @@ export class Metrics {
       this.cache,
       this.tracesDropped,
       this.tracesRefused,
+      this.decisionsUnrecorded,
+      this.eventsDelivered,
+      this.eventDeliveryFailures,
+      this.eventsDeadLettered,
       this.rateLimitFallback,
       this.apiKeyLookups,
       this.catalogCompiles,

@@ -223,6 +223,8 @@ describe("the audit log", () => {
 describe("export and import", () => {
   const compareable = (json: Json) => {
     const { processedAt: _p, traceId: _t, ...rest } = json;
+    // Each recommendation has an id of its own.
+    rest.recommendations = rest.recommendations.map(({ recommendationId: _r, ...r }: Json) => r);
     return rest;
   };
 
@@ -351,7 +353,7 @@ describe("export and import", () => {
       target,
     );
     expect(big.status).toBe(413);
-  });
+  }, 60_000);
 
   test("over gRPC, and from the command line to a file and back", async () => {
     const client = createClient(CatalogService, createGrpcTransport({ baseUrl: svc.grpc }));

@@ -32,7 +32,9 @@ afterAll(async () => {
 const DECIDE_METHODS = [
   "/kaireon.v1.RecommendService/Recommend",
   "/kaireon.v1.RespondService/Respond",
+  "/kaireon.v1.RespondService/RespondBulk",
   "/kaireon.v1.DecisionTraceService/GetDecisionTrace",
+  "/kaireon.v1.DecisionTraceService/ListDecisionTraces",
 ];
 const PUBLIC_SERVICES = ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"];
 
@@ -51,9 +53,11 @@ describe("the call rule table", () => {
     expect(byScope("operator").every((p) => p.startsWith("/kaireon.v1.OperatorService/"))).toBe(true);
     // Respond spends its own window; operator calls spend none; the catalog import may be larger.
     expect(ruleOf("/kaireon.v1.RespondService/Respond")?.bucket).toBe("respond");
+    expect(ruleOf("/kaireon.v1.RespondService/RespondBulk")?.bucket).toBe("respond");
     expect(ruleOf("/kaireon.v1.OperatorService/CreateTenant")?.bucket).toBe("none");
     const config = svc.app.deps.config;
     expect(ruleOf("/kaireon.v1.CatalogService/ImportCatalog")?.maxBytes(config)).toBe(config.catalogMaxBytes);
+    expect(ruleOf("/kaireon.v1.RespondService/RespondBulk")?.maxBytes(config)).toBe(config.catalogMaxBytes);
     expect(ruleOf("/kaireon.v1.OfferService/CreateOffer")?.maxBytes(config)).toBe(config.maxBodyBytes);
   });
 

@@ -95,5 +95,5 @@ describe("tenant outcome types", () => {
     expect(after).toBeGreaterThan(before);
     const listed = await runCli(svc, "outcomes", "list", "sim");
     expect(listed.stdout).toContain("purchase\tpositive\tregistered");
-  });
+  }, 60_000);
 });

@@ -12,6 +12,7 @@ import { LoadingCache } from "../store/cache.ts";
 import type { Db } from "../store/db.ts";
 import { InteractionWriter, loadStats } from "../store/interactions.ts";
 import { loadProfile } from "../store/profiles.ts";
+import { DecisionWriter } from "../store/decisions.ts";
 import { TraceWriter } from "../store/traces.ts";
 import type { AuthContext } from "./auth.ts";
 import { createCatalogCache, runInSlices } from "./catalogs.ts";
@@ -55,6 +56,8 @@ export interface ServiceDeps {
   propensity: LoadingCache<PropensityModel>;
   profiles: LoadingCache<CustomerProfile | null>;
   traces: TraceWriter;
+  /** What each decision showed and its decision.made.v1 event, written after the answer. */
+  decisions: DecisionWriter;
   /** Group commit of interactions; `close()` it at shutdown after the listeners stopped. */
   interactions: InteractionWriter;
   /** Per-tenant rate limits and monthly decision quotas; `close()` it at shutdown. */
@@ -151,6 +154,23 @@ export function createServiceDeps(opts: {
           err,
           traces,
         });
+      },
+    }),
+    decisions: new DecisionWriter(db, {
+      flushMs: config.traceFlushMs,
+      maxBatch: 500,
+      concurrency: 2,
+      maxBuffered: config.decisionBufferSize,
+      maxAttempts: 5,
+      onError: (err, decisions, givenUp) => {
+        if (givenUp) metrics.decisionsUnrecorded.inc({ reason: "write_failed" }, decisions);
+        log.error(
+          givenUp ? "decisions given up after repeated write failures; their events are lost" : "decision write failed; will retry",
+          {
+            err,
+            decisions,
+          },
+        );
       },
     }),
   };

@@ -81,14 +81,14 @@ export async function getCustomer(deps: ServiceDeps, ctx: CallContext, req: GetC
 
 /**
  * An erasure request: everything stored about the customer goes in one transaction, with an audit row
- * of the counts. Repeating it is harmless (all counts zero). Buffered decision traces are written first
- * so none of this customer's lands after the erasure.
+ * of the counts. Repeating it is harmless (all counts zero). Buffered decision traces and decisions are
+ * written first so none of this customer's lands after the erasure.
  */
 export async function deleteCustomer(deps: ServiceDeps, ctx: CallContext, req: DeleteCustomerRequest): Promise<DeleteCustomerResponse> {
   const v = new Violations();
   v.requireString("customerId", req.customerId, MAX_ID_LENGTH);
   if (v.list.length > 0) throw validationError(v.list);
-  await deps.traces.flush();
+  await Promise.all([deps.traces.flush(), deps.decisions.flush()]);
   const erased = await deps.db.transaction((tx) => eraseCustomer(tx, actorOf(ctx), req.customerId));
   deps.profiles.invalidate(cacheKey(ctx.auth.tenantId, req.customerId));
   return create(DeleteCustomerResponseSchema, { customerId: req.customerId, deleted: erased });

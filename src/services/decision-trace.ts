@@ -1,4 +1,4 @@
-// GetDecisionTrace: read back a recorded decision, stage by stage.
+// GetDecisionTrace: read back a recorded decision, stage by stage; ListDecisionTraces: a customer's, newest first.
 
 import { create, fromJson } from "@bufbuild/protobuf";
 import {
@@ -6,10 +6,14 @@ import {
   type GetDecisionTraceRequest,
   type GetDecisionTraceResponse,
   GetDecisionTraceResponseSchema,
+  type ListDecisionTracesRequest,
+  type ListDecisionTracesResponse,
+  ListDecisionTracesResponseSchema,
 } from "../../gen/kaireon/v1/decision_trace_pb.ts";
 import { notFound, validationError } from "../errors.ts";
-import { readTrace } from "../store/traces.ts";
+import { listTraces, readTrace } from "../store/traces.ts";
 import type { CallContext, ServiceDeps } from "./context.ts";
+import { decodeCursor, encodeCursor } from "./resources.ts";
 import { MAX_ID_LENGTH, Violations } from "./validate.ts";
 
 export async function getDecisionTrace(
@@ -30,5 +34,40 @@ export async function getDecisionTrace(
   if (!body) throw notFound("Decision trace");
   return create(GetDecisionTraceResponseSchema, {
     trace: fromJson(DecisionTraceSchema, body as never, { ignoreUnknownFields: true }),
+  });
+}
+
+const DEFAULT_TRACE_PAGE = 20;
+const MAX_TRACE_PAGE = 100;
+
+/**
+ * A customer's unexpired traces, newest first. A trace is listed once it is written (within
+ * TRACE_FLUSH_MS of its decision); with DATABASE_READ_URL, once the replica has it.
+ */
+export async function listDecisionTraces(
+  deps: ServiceDeps,
+  ctx: CallContext,
+  req: ListDecisionTracesRequest,
+): Promise<ListDecisionTracesResponse> {
+  const v = new Violations();
+  v.requireString("customerId", req.customerId, MAX_ID_LENGTH);
+  if (req.limit !== 0 && (!Number.isInteger(req.limit) || req.limit < 1 || req.limit > MAX_TRACE_PAGE)) {
+    v.add("limit", `limit must be between 1 and ${MAX_TRACE_PAGE}`);
+  }
+  if (v.list.length > 0) throw validationError(v.list);
+  const limit = req.limit || DEFAULT_TRACE_PAGE;
+  const after = decodeCursor(req.cursor, 2);
+  const rows = await listTraces(deps.readDb, {
+    tenantId: ctx.auth.tenantId,
+    customerId: req.customerId,
+    now: deps.clock.now(),
+    limit: limit + 1,
+    after: after ? { createdAt: after[0] as string, traceId: after[1] as string } : null,
+  });
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  return create(ListDecisionTracesResponseSchema, {
+    traces: page.map((r) => fromJson(DecisionTraceSchema, r.body as never, { ignoreUnknownFields: true })),
+    nextCursor: rows.length > limit && last ? encodeCursor([last.createdAt.toISOString(), last.traceId]) : "",
   });
 }

@@ -4,6 +4,7 @@
 import { create, type JsonObject, toJson } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { DecisionTraceSchema, TraceStageSchema } from "../../gen/kaireon/v1/decision_trace_pb.ts";
+import { DecisionMadeV1Schema, RecommendationShownSchema } from "../../gen/kaireon/v1/events_pb.ts";
 import {
   ExperimentAssignmentSchema,
   type RecommendRequest,
@@ -15,7 +16,8 @@ import type { ResolvedFlow } from "../decisioning/catalog.ts";
 import { decide, type Recommendation as EngineRecommendation, type StageRecord } from "../decisioning/engine.ts";
 import type { ContactHistory } from "../decisioning/policies.ts";
 import { AppError, notFound, validationError } from "../errors.ts";
-import { newInteractionId, newTraceId } from "../ids.ts";
+import { newDecisionId, newEventId, newInteractionId, newRecommendationId, newTraceId } from "../ids.ts";
+import type { ShownRecommendation } from "../store/decisions.ts";
 import { loadContactHistory } from "../store/history.ts";
 import type { CallContext, ServiceDeps } from "./context.ts";
 import { MAX_ID_LENGTH, Violations } from "./validate.ts";
@@ -105,6 +107,7 @@ export async function recommend(deps: ServiceDeps, ctx: CallContext, req: Recomm
         content: r.content as JsonObject,
         personalization: r.personalization as JsonObject,
         experiment: r.experiment ? create(ExperimentAssignmentSchema, r.experiment) : undefined,
+        recommendationId: newRecommendationId(),
       }),
     ),
   });
@@ -146,10 +149,97 @@ export async function recommend(deps: ServiceDeps, ctx: CallContext, req: Recomm
     else deps.metrics.tracesRefused.inc();
   }
 
+  recordDecision(deps, ctx, req, res, flow, decision.recommendations, now);
   if (channel.implicitImpressions && decision.recommendations.length > 0) {
-    await recordImplicitImpressions(deps, tenantId, req, res.traceId ?? null, decision.recommendations, now);
+    await recordImplicitImpressions(deps, tenantId, req, res, decision.recommendations, now);
   }
   return res;
+}
+
+/**
+ * Hands what the decision showed and its decision.made.v1 event to the decision writer. When its buffer is
+ * full nothing is recorded: the answer then carries no recommendation ids (a response cannot name what
+ * was never stored), and the loss is counted and logged.
+ */
+function recordDecision(
+  deps: ServiceDeps,
+  ctx: CallContext,
+  req: RecommendRequest,
+  res: RecommendResponse,
+  flow: ResolvedFlow,
+  shown: EngineRecommendation[],
+  now: Date,
+): void {
+  const tenantId = ctx.auth.tenantId;
+  const decisionId = newDecisionId();
+  const traceId = res.traceId ?? null;
+  const recommendations: ShownRecommendation[] = res.recommendations.map((r, i) => ({
+    recommendationId: r.recommendationId,
+    customerId: req.customerId,
+    channelId: req.channelId,
+    placement: req.placement || null,
+    offerId: r.offerId,
+    creativeId: r.creativeId,
+    rank: r.rank,
+    score: r.score,
+    propensity: shown[i]?.propensity ?? null,
+    experimentId: r.experiment?.experimentId ?? null,
+    variant: r.experiment?.variant ?? null,
+    decisionFlowId: flow.def.id,
+    flowVersion: flow.def.version ?? 0,
+    traceId,
+  }));
+  const data = create(DecisionMadeV1Schema, {
+    decisionId,
+    customerId: req.customerId,
+    channelId: req.channelId,
+    placement: req.placement,
+    decisionFlowId: flow.def.id,
+    decisionFlowVersion: flow.def.version ?? 0,
+    traceId: traceId ?? "",
+    recommendations: recommendations.map((r) =>
+      create(RecommendationShownSchema, {
+        recommendationId: r.recommendationId,
+        offerId: r.offerId,
+        creativeId: r.creativeId,
+        rank: r.rank,
+        score: r.score,
+        propensity: r.propensity ?? undefined,
+        experimentId: r.experimentId ?? "",
+        variant: r.variant ?? "",
+      }),
+    ),
+  });
+  const taken = deps.decisions.add({
+    tenantId,
+    decisionId,
+    createdAt: now,
+    recommendations,
+    event: {
+      id: newEventId(),
+      type: "decision.made.v1",
+      tenantId,
+      customerId: req.customerId,
+      occurredAt: now,
+      data: toJson(DecisionMadeV1Schema, data) as Record<string, unknown>,
+    },
+  });
+  if (taken) return;
+  for (const r of res.recommendations) r.recommendationId = "";
+  deps.metrics.decisionsUnrecorded.inc({ reason: "buffer_full" });
+  reportUnrecorded(ctx, deps.decisions.buffered);
+}
+
+let unrecordedLoggedAt = 0;
+
+/** Logs lost decisions at most once a second: under overload one line per call would add to it. */
+function reportUnrecorded(ctx: CallContext, buffered: number): void {
+  const now = Date.now();
+  if (now - unrecordedLoggedAt < 1_000) return;
+  unrecordedLoggedAt = now;
+  ctx.log.error("decision not recorded: the decision buffer is full; no recommendation ids or decision.made.v1 event", {
+    buffered,
+  });
 }
 
 /**
@@ -161,13 +251,14 @@ async function recordImplicitImpressions(
   deps: ServiceDeps,
   tenantId: string,
   req: RecommendRequest,
-  traceId: string | null,
+  res: RecommendResponse,
   recommendations: EngineRecommendation[],
   now: Date,
 ): Promise<void> {
+  const traceId = res.traceId ?? null;
   try {
     await deps.interactions.write(
-      recommendations.map((r) => ({
+      recommendations.map((r, i) => ({
         id: newInteractionId(),
         tenantId,
         customerId: req.customerId,
@@ -178,6 +269,7 @@ async function recordImplicitImpressions(
         outcomeClass: "impression" as const,
         traceId,
         metadata: { implicit: true, rank: r.rank },
+        recommendationId: res.recommendations[i]?.recommendationId || null,
         recordedAt: now,
         propensity: r.propensity,
         score: r.score,

@@ -4,7 +4,19 @@
 
 import { create, fromJson, type JsonObject, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { type RespondRequest, RespondRequestSchema, type RespondResponse, RespondResponseSchema } from "../../gen/kaireon/v1/respond_pb.ts";
+import {
+  type RespondBulkError,
+  RespondBulkErrorSchema,
+  type RespondBulkRequest,
+  type RespondBulkResponse,
+  RespondBulkResponseSchema,
+  type RespondBulkResult,
+  RespondBulkResultSchema,
+  type RespondRequest,
+  RespondRequestSchema,
+  type RespondResponse,
+  RespondResponseSchema,
+} from "../../gen/kaireon/v1/respond_pb.ts";
 import { AppError, notFound, validationError } from "../errors.ts";
 import { newInteractionId } from "../ids.ts";
 import { classifyDbFailure, sqlStateOf } from "../store/db-errors.ts";
@@ -16,6 +28,9 @@ import {
   type OutcomeClass,
   type WriteResult,
 } from "../store/interactions.ts";
+import type { CompiledCatalog } from "../decisioning/catalog.ts";
+import type { CreativeDef } from "../decisioning/definitions.ts";
+import { readRecommendation, type ShownRecommendation } from "../store/decisions.ts";
 import { CATALOG_RECHECK_MS, type CallContext, type ServiceDeps } from "./context.ts";
 import { checkIdempotencyKey, IDEMPOTENCY_KEY_FIELD, requestHash } from "./idempotency.ts";
 import { MAX_ID_LENGTH, Violations } from "./validate.ts";
@@ -30,7 +45,7 @@ export const OUTCOME_TYPES: Record<string, OutcomeClass> = {
   opt_out: "negative",
 };
 
-const ID_FIELDS = ["customerId", "offerId", "channelId", "creativeId", "traceId"] as const;
+const ID_FIELDS = ["customerId", "offerId", "channelId", "creativeId", "traceId", "recommendationId"] as const;
 
 function validate(req: RespondRequest, idempotencyKey: string | undefined): void {
   const v = new Violations();
@@ -40,6 +55,7 @@ function validate(req: RespondRequest, idempotencyKey: string | undefined): void
   v.requireString("outcomeType", req.outcomeType, 64);
   v.maxLength("creativeId", req.creativeId, MAX_ID_LENGTH);
   v.maxLength("traceId", req.traceId, MAX_ID_LENGTH);
+  v.maxLength("recommendationId", req.recommendationId, MAX_ID_LENGTH);
   // PostgreSQL text cannot hold NUL: refuse it here rather than fail the write.
   for (const field of ID_FIELDS) {
     if (req[field].includes("\u0000")) v.add(field, `${field} must not contain NUL characters`);
@@ -49,20 +65,76 @@ function validate(req: RespondRequest, idempotencyKey: string | undefined): void
 }
 
 /**
- * The score and propensity an offer was shown with, from the score stage of a decision trace still in this
- * instance's write buffer. Undefined when the trace is not here (then the insert looks in decision_traces).
+ * The recommendation a response names: from this instance's decision buffer, else the database; a
+ * recommendation made on another instance moments ago may still be in that instance's buffer, so the
+ * database is asked once more after a flush interval before the id is called unknown.
  */
-function shownWith(deps: ServiceDeps, tenantId: string, traceId: string, offerId: string) {
-  const body = deps.traces.peek(tenantId, traceId)?.body;
-  if (!body) return undefined;
-  const stages = Array.isArray(body.stages) ? (body.stages as Record<string, unknown>[]) : [];
-  const stage = stages.find((s) => s && s.name === "score");
-  const score = (stage?.scores as Record<string, unknown> | undefined)?.[offerId];
-  const propensity = (stage?.factors as Record<string, Record<string, unknown> | undefined> | undefined)?.[offerId]?.propensity;
-  return {
-    score: typeof score === "number" ? score : null,
-    propensity: typeof propensity === "number" ? propensity : null,
-  };
+async function recommendationNamed(deps: ServiceDeps, tenantId: string, id: string): Promise<ShownRecommendation | null> {
+  const buffered = deps.decisions.peek(tenantId, id);
+  if (buffered) return buffered;
+  const stored = await readRecommendation(deps.db, tenantId, id);
+  if (stored) return stored;
+  await Bun.sleep(deps.config.traceFlushMs * 2);
+  return deps.decisions.peek(tenantId, id) ?? (await readRecommendation(deps.db, tenantId, id));
+}
+
+/** Every creative of a compiled catalog by id, built once per catalog. */
+const creativesByCatalog = new WeakMap<CompiledCatalog, Map<string, CreativeDef>>();
+
+function creativeOf(catalog: CompiledCatalog, creativeId: string): CreativeDef | undefined {
+  let byId = creativesByCatalog.get(catalog);
+  if (!byId) {
+    byId = new Map(catalog.definition.creatives.map((c) => [c.id, c]));
+    creativesByCatalog.set(catalog, byId);
+  }
+  return byId.get(creativeId);
+}
+
+/**
+ * Checks what the response names against the catalog and the recommendation, and fills in what the
+ * recommendation knows: the creative (when the response names none), and for impressions the score and
+ * propensity the offer was shown with.
+ */
+async function attribute(
+  deps: ServiceDeps,
+  ctx: CallContext,
+  req: RespondRequest,
+  catalog: CompiledCatalog,
+): Promise<{ catalog: CompiledCatalog; shown: ShownRecommendation | null }> {
+  const tenantId = ctx.auth.tenantId;
+  let shown: ShownRecommendation | null = null;
+  if (req.recommendationId) {
+    shown = await recommendationNamed(deps, tenantId, req.recommendationId);
+    if (!shown) throw notFound("Recommendation");
+    const v = new Violations();
+    for (const [field, named, recorded] of [
+      ["customerId", req.customerId, shown.customerId],
+      ["offerId", req.offerId, shown.offerId],
+      ["channelId", req.channelId, shown.channelId],
+    ] as const) {
+      if (named !== recorded) v.add(field, `${field} must be ${recorded}, as in recommendation ${req.recommendationId}`);
+    }
+    if (req.creativeId && req.creativeId !== shown.creativeId) {
+      v.add("creativeId", `creativeId must be ${shown.creativeId}, the creative recommendation ${req.recommendationId} showed`);
+    }
+    if (v.list.length > 0) throw validationError(v.list);
+  }
+  if (req.creativeId) {
+    let creative = creativeOf(catalog, req.creativeId);
+    if (!creative || creative.offerId !== req.offerId || creative.channelId !== req.channelId) {
+      catalog = await deps.catalogs.getFresh(tenantId, CATALOG_RECHECK_MS);
+      creative = creativeOf(catalog, req.creativeId);
+    }
+    if (!creative || creative.offerId !== req.offerId || creative.channelId !== req.channelId) {
+      throw validationError([
+        {
+          field: "creativeId",
+          message: `creativeId ${req.creativeId} is not a creative of offer ${req.offerId} on channel ${req.channelId}`,
+        },
+      ]);
+    }
+  }
+  return { catalog, shown };
 }
 
 /** The caller's view of a failed write: nothing here is acknowledged, so a retry is always safe with a key. */
@@ -92,8 +164,16 @@ function writeFailure(ctx: CallContext, err: unknown): unknown {
   }
 }
 
-export async function respond(deps: ServiceDeps, ctx: CallContext, req: RespondRequest): Promise<RespondResponse> {
-  validate(req, ctx.idempotencyKey);
+interface Prepared {
+  interaction: NewInteraction;
+  res: RespondResponse;
+  hash: string;
+  catalog: CompiledCatalog;
+}
+
+/** Checks one response against the catalog and what it names, and builds what is written and answered. */
+async function prepare(deps: ServiceDeps, ctx: CallContext, req: RespondRequest, idempotencyKey: string | undefined): Promise<Prepared> {
+  validate(req, idempotencyKey);
   const tenantId = ctx.auth.tenantId;
   let catalog = await deps.catalogs.get(tenantId);
   if (!catalog.offerById.has(req.offerId) || !catalog.channels.has(req.channelId)) {
@@ -110,6 +190,10 @@ export async function respond(deps: ServiceDeps, ctx: CallContext, req: RespondR
   }
   if (!catalog.offerById.has(req.offerId)) throw notFound("Offer");
   if (!catalog.channels.has(req.channelId)) throw notFound("Channel");
+  const attributed = await attribute(deps, ctx, req, catalog);
+  catalog = attributed.catalog;
+  const shown = attributed.shown;
+  const creativeId = req.creativeId || shown?.creativeId || "";
 
   const recordedAt = deps.clock.now();
   const res = create(RespondResponseSchema, {
@@ -118,9 +202,10 @@ export async function respond(deps: ServiceDeps, ctx: CallContext, req: RespondR
     offerId: req.offerId,
     channelId: req.channelId,
     outcomeType: req.outcomeType,
-    creativeId: req.creativeId,
+    creativeId,
     traceId: req.traceId,
     recordedAt: timestampFromDate(recordedAt),
+    recommendationId: req.recommendationId,
   });
   const outcomeClass = OUTCOME_TYPES[req.outcomeType] ?? catalog.outcomeTypes.get(req.outcomeType) ?? "neutral";
   const interaction: NewInteraction = {
@@ -129,52 +214,126 @@ export async function respond(deps: ServiceDeps, ctx: CallContext, req: RespondR
     customerId: req.customerId,
     offerId: req.offerId,
     channelId: req.channelId,
-    creativeId: req.creativeId || null,
+    creativeId: creativeId || null,
     outcomeType: req.outcomeType,
     traceId: req.traceId || null,
+    recommendationId: req.recommendationId || null,
     metadata: req.metadata ?? {},
     recordedAt,
     outcomeClass,
     optOut: req.outcomeType === "opt_out",
   };
-  if (req.outcomeType === "impression" && req.traceId) {
-    const shown = shownWith(deps, tenantId, req.traceId, req.offerId);
-    if (shown) Object.assign(interaction, shown);
-    else interaction.scoresFromTrace = true;
+  if (outcomeClass === "impression") {
+    const seen = shown ?? (req.traceId ? deps.decisions.peekByTrace(tenantId, req.traceId, req.offerId) : undefined);
+    if (seen) Object.assign(interaction, { score: seen.score, propensity: seen.propensity });
+    else if (req.traceId) interaction.scoresFromTrace = true;
   }
   let hash = "";
-  if (ctx.idempotencyKey !== undefined) {
+  if (idempotencyKey !== undefined) {
     const json = toJson(RespondRequestSchema, req, { alwaysEmitImplicit: true }) as JsonObject;
     // Absent and empty metadata are the same request.
     json.metadata ??= {};
     hash = requestHash(json);
-    interaction.idempotency = { key: ctx.idempotencyKey, requestHash: hash, response: toJson(RespondResponseSchema, res) as JsonObject };
+    interaction.idempotency = { key: idempotencyKey, requestHash: hash, response: toJson(RespondResponseSchema, res) as JsonObject };
   }
+  return { interaction, res, hash, catalog };
+}
 
+const conflict = () =>
+  new AppError("CONFLICT", `${IDEMPOTENCY_KEY_FIELD} was already used with a different request`, [
+    { field: IDEMPOTENCY_KEY_FIELD, message: `${IDEMPOTENCY_KEY_FIELD} was already used with a different request` },
+  ]);
+
+/** What a committed interaction teaches at once: this instance learns now, others within the statistics cache's TTL. */
+function learn(deps: ServiceDeps, p: Prepared): void {
+  const { interaction: i, catalog } = p;
+  if (i.outcomeClass === "impression" || i.outcomeClass === "positive") {
+    const offer = catalog.offerById.get(i.offerId);
+    deps.propensity.peek(i.tenantId)?.record(i.offerId, offer?.def.categoryId ?? "", i.channelId, {
+      impressions: i.outcomeClass === "impression" ? 1 : 0,
+      positives: i.outcomeClass === "positive" ? 1 : 0,
+    });
+  }
+  deps.metrics.interactions.inc({ outcome: i.outcomeType });
+}
+
+export async function respond(deps: ServiceDeps, ctx: CallContext, req: RespondRequest): Promise<RespondResponse> {
+  const prepared = await prepare(deps, ctx, req, ctx.idempotencyKey);
   let result: WriteResult | undefined;
   try {
-    [result] = await deps.interactions.write([interaction]);
+    [result] = await deps.interactions.write([prepared.interaction]);
   } catch (err) {
     throw writeFailure(ctx, err);
   }
   if (result?.status === "duplicate") {
-    if (result.existing.requestHash !== hash) {
-      throw new AppError("CONFLICT", `${IDEMPOTENCY_KEY_FIELD} was already used with a different request`, [
-        { field: IDEMPOTENCY_KEY_FIELD, message: `${IDEMPOTENCY_KEY_FIELD} was already used with a different request` },
-      ]);
-    }
+    if (result.existing.requestHash !== prepared.hash) throw conflict();
     // A retry: the first request's answer, with its id and recordedAt; nothing was written this time.
     return fromJson(RespondResponseSchema, result.existing.response as JsonValue, { ignoreUnknownFields: true });
   }
+  learn(deps, prepared);
+  return prepared.res;
+}
 
-  // This instance learns at once; others within the statistics cache's TTL.
-  if (outcomeClass === "impression" || outcomeClass === "positive") {
-    const offer = catalog.offerById.get(req.offerId);
-    deps.propensity.peek(tenantId)?.record(req.offerId, offer?.def.categoryId ?? "", req.channelId, {
-      impressions: outcomeClass === "impression" ? 1 : 0,
-      positives: outcomeClass === "positive" ? 1 : 0,
-    });
+export const MAX_BULK_ITEMS = 1_000;
+
+/** The field a not-found resource is named by in a request. */
+const NOT_FOUND_FIELDS: Record<string, string> = { Offer: "offerId", Channel: "channelId", Recommendation: "recommendationId" };
+
+/**
+ * RespondBulk: each item checked on its own, the valid ones written in one call to the interaction writer
+ * (one transaction, shared with concurrent responds), answered once committed. A database failure fails
+ * the whole call: nothing of it is acknowledged, and a retry with the same idempotency keys is safe.
+ */
+export async function respondBulk(deps: ServiceDeps, ctx: CallContext, req: RespondBulkRequest): Promise<RespondBulkResponse> {
+  if (req.items.length === 0 || req.items.length > MAX_BULK_ITEMS) {
+    throw validationError([{ field: "items", message: `items must hold 1 to ${MAX_BULK_ITEMS} interactions` }]);
   }
-  deps.metrics.interactions.inc({ outcome: req.outcomeType });
-  return res;
+  const errors: RespondBulkError[] = [];
+  const ready: { index: number; p: Prepared }[] = [];
+  for (const [index, item] of req.items.entries()) {
+    const { idempotencyKey, ...fields } = item;
+    const one = create(RespondRequestSchema, { ...fields, $typeName: "kaireon.v1.RespondRequest" });
+    try {
+      ready.push({ index, p: await prepare(deps, ctx, one, idempotencyKey === "" ? undefined : idempotencyKey) });
+    } catch (err) {
+      if (!(err instanceof AppError) || (err.code !== "VALIDATION_ERROR" && err.code !== "NOT_FOUND")) throw err;
+      const details =
+        err.details.length > 0 ? err.details : [{ field: NOT_FOUND_FIELDS[err.message.split(" ")[0] ?? ""] ?? "", message: err.message }];
+      for (const d of details) errors.push(create(RespondBulkErrorSchema, { index, field: d.field, message: d.message }));
+    }
+  }
+  let written: WriteResult[] = [];
+  try {
+    written = await deps.interactions.write(ready.map((r) => r.p.interaction));
+  } catch (err) {
+    throw writeFailure(ctx, err);
+  }
+  const results: RespondBulkResult[] = [];
+  written.forEach((result, n) => {
+    const { index, p } = ready[n] as { index: number; p: Prepared };
+    if (result.status === "written") {
+      learn(deps, p);
+      results.push(create(RespondBulkResultSchema, { index, id: p.res.id }));
+    } else if (result.existing.requestHash !== p.hash) {
+      errors.push(
+        create(RespondBulkErrorSchema, {
+          index,
+          field: "idempotencyKey",
+          message: "idempotencyKey was already used with a different request",
+        }),
+      );
+    } else {
+      const first = result.existing.response as { id?: string };
+      results.push(create(RespondBulkResultSchema, { index, id: first.id ?? "", duplicate: true }));
+    }
+  });
+  errors.sort((a, b) => a.index - b.index);
+  const failed = new Set(errors.map((e) => e.index)).size;
+  return create(RespondBulkResponseSchema, {
+    processed: req.items.length,
+    succeeded: results.length,
+    failed,
+    errors,
+    results,
+  });
 }

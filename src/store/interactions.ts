@@ -2,10 +2,16 @@
 // the per offer × channel counters, contact opt-outs and idempotency keys. The InteractionWriter groups
 // concurrent writes into one transaction (group commit) and answers each caller only after that commit,
 // so an acknowledged interaction is always durable, always counted, and never written twice for one key.
+// Each written interaction's interaction.recorded.v1 event goes into the outbox in that same transaction.
 
+import { create, type JsonObject, toJson } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { InteractionRecordedV1Schema } from "../../gen/kaireon/v1/events_pb.ts";
 import type { StatsRow } from "../decisioning/propensity.ts";
+import { newEventId } from "../ids.ts";
 import type { Db, Queryable } from "./db.ts";
 import { classifyDbFailure } from "./db-errors.ts";
+import { insertEvents, type OutboxEvent } from "./outbox.ts";
 import {
   claimIdempotencyKeys,
   type IdempotencyClaim,
@@ -24,6 +30,8 @@ export interface Interaction {
   creativeId: string | null;
   outcomeType: string;
   traceId: string | null;
+  /** The recommendation the response names (recommendations table); null when none. */
+  recommendationId: string | null;
   metadata: Record<string, unknown>;
   recordedAt: Date;
 }
@@ -38,10 +46,11 @@ export interface NewInteraction extends Interaction {
   propensity?: number | null;
   score?: number | null;
   /**
-   * Fill a missing propensity/score from the stored decision trace `traceId` (its score stage), inside the
-   * insert itself, so that looking the trace up costs no extra round trip.
+   * Fill a missing propensity/score from the recorded recommendation of this offer in the decision traced
+   * as `traceId`, inside the insert itself, so that looking it up costs no extra round trip.
    */
   scoresFromTrace?: boolean;
+
   /** Record that the customer opted out of this channel (contact_opt_outs). */
   optOut?: boolean;
   /** Store the result under this key; a key already taken makes this write a duplicate instead. */
@@ -312,6 +321,7 @@ export async function writeInteractionBatch(db: Db, batch: NewInteraction[]): Pr
       insertInteractions(tx, writes),
       addCounters(tx, writes),
       insertOptOuts(tx, writes),
+      insertEvents(tx, writes.map(recordedEvent)),
     ]);
     return batch.map((i): WriteResult | null => {
       if (written.has(i)) return { status: "written", id: i.id };
@@ -321,25 +331,46 @@ export async function writeInteractionBatch(db: Db, batch: NewInteraction[]): Pr
   });
 }
 
+/** The interaction.recorded.v1 event of an interaction, committed with it. */
+function recordedEvent(i: NewInteraction): OutboxEvent {
+  const data = create(InteractionRecordedV1Schema, {
+    interactionId: i.id,
+    customerId: i.customerId,
+    offerId: i.offerId,
+    channelId: i.channelId,
+    outcomeType: i.outcomeType,
+    creativeId: i.creativeId ?? "",
+    recommendationId: i.recommendationId ?? "",
+    traceId: i.traceId ?? "",
+    metadata: i.metadata as JsonObject,
+    recordedAt: timestampFromDate(i.recordedAt),
+  });
+  return {
+    id: newEventId(),
+    type: "interaction.recorded.v1",
+    tenantId: i.tenantId,
+    customerId: i.customerId,
+    occurredAt: i.recordedAt,
+    data: toJson(InteractionRecordedV1Schema, data) as Record<string, unknown>,
+  };
+}
+
 async function insertInteractions(tx: Queryable, rows: NewInteraction[]): Promise<void> {
   if (rows.length === 0) return;
-  // The propensity and score an impression was shown with come from the score stage of its stored
-  // decision trace when the caller did not have them; only numbers are taken, anything else is null.
+  // The propensity and score an impression was shown with come from the recommendation recorded for this
+  // offer in the traced decision when the caller did not have them.
   await tx.query(
-    `insert into interactions (tenant_id, id, customer_id, offer_id, channel_id, creative_id, outcome_type, trace_id, metadata,
-                               recorded_at, propensity, score)
-     select i.tenant_id, i.id, i.customer_id, i.offer_id, i.channel_id, i.creative_id, i.outcome_type, i.trace_id, i.metadata,
-            i.recorded_at, coalesce(i.propensity, shown.propensity), coalesce(i.score, shown.score)
+    `insert into interactions (tenant_id, id, customer_id, offer_id, channel_id, creative_id, outcome_type, trace_id,
+                               recommendation_id, metadata, recorded_at, propensity, score)
+     select i.tenant_id, i.id, i.customer_id, i.offer_id, i.channel_id, i.creative_id, i.outcome_type, i.trace_id,
+            i.recommendation_id, i.metadata, i.recorded_at, coalesce(i.propensity, shown.propensity), coalesce(i.score, shown.score)
        from json_to_recordset($1::json) as i(
               tenant_id text, id text, customer_id text, offer_id text, channel_id text, creative_id text, outcome_type text,
-              trace_id text, metadata jsonb, recorded_at timestamptz, propensity float8, score float8, from_trace boolean)
+              trace_id text, recommendation_id text, metadata jsonb, recorded_at timestamptz, propensity float8, score float8,
+              from_trace boolean)
        left join lateral (
-         select case when json_typeof(s.stage -> 'factors' -> i.offer_id -> 'propensity') = 'number'
-                     then (s.stage -> 'factors' -> i.offer_id ->> 'propensity')::float8 end as propensity,
-                case when json_typeof(s.stage -> 'scores' -> i.offer_id) = 'number'
-                     then (s.stage -> 'scores' ->> i.offer_id)::float8 end as score
-           from decision_traces t, json_array_elements(t.body -> 'stages') as s(stage)
-          where i.from_trace and t.tenant_id = i.tenant_id and t.trace_id = i.trace_id and s.stage ->> 'name' = 'score'
+         select r.propensity, r.score from recommendations r
+          where i.from_trace and r.tenant_id = i.tenant_id and r.trace_id = i.trace_id and r.offer_id = i.offer_id
           limit 1
        ) shown on true`,
     [
@@ -352,6 +383,7 @@ async function insertInteractions(tx: Queryable, rows: NewInteraction[]): Promis
         creative_id: i.creativeId,
         outcome_type: i.outcomeType,
         trace_id: i.traceId,
+        recommendation_id: i.recommendationId,
         metadata: i.metadata,
         recorded_at: i.recordedAt.toISOString(),
         propensity: i.propensity ?? null,

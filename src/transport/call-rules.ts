@@ -9,6 +9,7 @@ import { ServerReflection as ReflectionV1 } from "../../gen/grpc/reflection/v1/r
 import { ServerReflection as ReflectionV1alpha } from "../../gen/grpc/reflection/v1alpha/reflection_pb.ts";
 import { ApiKeyService } from "../../gen/kaireon/v1/api_key_pb.ts";
 import { AuditLogService } from "../../gen/kaireon/v1/audit_log_pb.ts";
+import { WebhookService } from "../../gen/kaireon/v1/webhook_pb.ts";
 import { CatalogService } from "../../gen/kaireon/v1/catalog_pb.ts";
 import { CategoryService } from "../../gen/kaireon/v1/category_pb.ts";
 import { ChannelService } from "../../gen/kaireon/v1/channel_pb.ts";
@@ -57,7 +58,8 @@ const SERVICE_RULES: [DescService, CallRule, Record<string, Partial<CallRule>>?]
   [ReflectionV1, PUBLIC],
   [ReflectionV1alpha, PUBLIC],
   [RecommendService, DECIDE],
-  [RespondService, { ...DECIDE, bucket: "respond" }],
+  // A bulk respond carries up to 1,000 interactions.
+  [RespondService, { ...DECIDE, bucket: "respond" }, { RespondBulk: { maxBytes: catalog } }],
   // A decide key reads the traces of the decisions it made.
   [DecisionTraceService, DECIDE],
   // A catalog document may be far larger than any other message.
@@ -76,6 +78,7 @@ const SERVICE_RULES: [DescService, CallRule, Record<string, Partial<CallRule>>?]
   [TenantSettingsService, ADMIN],
   [ApiKeyService, ADMIN],
   [AuditLogService, ADMIN],
+  [WebhookService, ADMIN],
   // Operator calls belong to no tenant, so they spend no tenant's window.
   [OperatorService, { scope: "operator", bucket: "none", maxBytes: body }],
 ];

@@ -21,6 +21,7 @@ import {
 import { ServerReflectionResponseSchema as ReflectionV1Response } from "../../gen/grpc/reflection/v1/reflection_pb.ts";
 import { ApiKeyService } from "../../gen/kaireon/v1/api_key_pb.ts";
 import { AuditLogService } from "../../gen/kaireon/v1/audit_log_pb.ts";
+import { WebhookService } from "../../gen/kaireon/v1/webhook_pb.ts";
 import { CatalogService } from "../../gen/kaireon/v1/catalog_pb.ts";
 import { CustomerService } from "../../gen/kaireon/v1/customer_pb.ts";
 import { DecisionFlowService } from "../../gen/kaireon/v1/decision_flow_pb.ts";
@@ -34,12 +35,21 @@ import { OperatorService } from "../../gen/kaireon/v1/operator_pb.ts";
 import { AppError, type ErrorCode, toAppError, validationError } from "../errors.ts";
 import { grpcStatusName } from "../request-log.ts";
 import { createApiKey, getApiKeyInfo, listApiKeys, revokeApiKey } from "../services/api-keys.ts";
+import {
+  createWebhook,
+  deleteWebhook,
+  getWebhook,
+  listDeadLetters,
+  listWebhooks,
+  redeliverDeadLetter,
+  updateWebhook,
+} from "../services/webhooks.ts";
 import { listAuditEntries } from "../services/audit-log.ts";
 import type { ApiKeyVerifier } from "../services/auth.ts";
 import { exportCatalog, importCatalog } from "../services/catalog.ts";
 import type { CallContext, ServiceDeps } from "../services/context.ts";
 import { deleteCustomer, getCustomer, upsertCustomer } from "../services/customers.ts";
-import { getDecisionTrace } from "../services/decision-trace.ts";
+import { getDecisionTrace, listDecisionTraces } from "../services/decision-trace.ts";
 import { listDecisionFlowVersions, publishDecisionFlow, rollBackDecisionFlow } from "../services/decision-flows.ts";
 import { createExperiment, getExperimentResults, updateExperiment } from "../services/experiments.ts";
 import { checkHealth, type Probe } from "../services/health.ts";
@@ -66,7 +76,7 @@ import {
   type ResourceKind,
   updateResource,
 } from "../services/resources.ts";
-import { respond } from "../services/respond.ts";
+import { respond, respondBulk } from "../services/respond.ts";
 import { getTenantSettings, updateTenantSettings } from "../services/tenant-settings.ts";
 import { createTenant, createTenantApiKey, getTenantInfo, listTenants, updateTenant } from "../services/operator.ts";
 import { answer, ReflectionIndex, reflect } from "../services/reflection.ts";
@@ -237,6 +247,7 @@ export function registerServices(deps: ServiceDeps, probe: Probe) {
     });
     router.service(RespondService, {
       respond: (req, ctx) => respond(deps, contextOf(ctx.values), req),
+      respondBulk: (req, ctx) => respondBulk(deps, contextOf(ctx.values), req),
     });
     router.service(ExperimentService, {
       // Create and update keep the contract's flat requests (below); the rest are the resource's.
@@ -282,6 +293,15 @@ export function registerServices(deps: ServiceDeps, probe: Probe) {
       createTenantApiKey: (req, ctx) => createTenantApiKey(deps, contextOf(ctx.values), req),
     });
     router.service(AuditLogService, { listAuditEntries: (req, ctx) => listAuditEntries(deps, contextOf(ctx.values), req) });
+    router.service(WebhookService, {
+      createWebhook: (req, ctx) => createWebhook(deps, contextOf(ctx.values), req),
+      getWebhook: (req, ctx) => getWebhook(deps, contextOf(ctx.values), req),
+      listWebhooks: (_req, ctx) => listWebhooks(deps, contextOf(ctx.values)),
+      updateWebhook: (req, ctx) => updateWebhook(deps, contextOf(ctx.values), req),
+      deleteWebhook: (req, ctx) => deleteWebhook(deps, contextOf(ctx.values), req),
+      listDeadLetters: (req, ctx) => listDeadLetters(deps, contextOf(ctx.values), req),
+      redeliverDeadLetter: (req, ctx) => redeliverDeadLetter(deps, contextOf(ctx.values), req),
+    });
     router.service(
       CatalogService,
       {
@@ -298,6 +318,7 @@ export function registerServices(deps: ServiceDeps, probe: Probe) {
     });
     router.service(DecisionTraceService, {
       getDecisionTrace: (req, ctx) => getDecisionTrace(deps, contextOf(ctx.values), req),
+      listDecisionTraces: (req, ctx) => listDecisionTraces(deps, contextOf(ctx.values), req),
     });
     // Reflection describes every service registered above, and itself.
     const index = new ReflectionIndex([...router.handlers.map((h) => h.service), ReflectionV1, ReflectionV1alpha]);

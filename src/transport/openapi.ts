@@ -2,6 +2,7 @@
 // contract's message descriptors: every route, its parameters, and the JSON of every message it reads or
 // answers, written as the proto3 JSON mapping writes it.
 
+import { DecisionMadeV1Schema, EventSchema, InteractionRecordedV1Schema } from "../../gen/kaireon/v1/events_pb.ts";
 import { type DescEnum, type DescField, type DescMessage, ScalarType, toJson } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { CatalogDocumentSchema } from "../../gen/kaireon/v1/catalog_pb.ts";
@@ -484,6 +485,51 @@ function changedField(resource: Json): Json {
   return {};
 }
 
+const EVENT_MESSAGES: [string, DescMessage][] = [
+  ["decision.made.v1", DecisionMadeV1Schema],
+  ["interaction.recorded.v1", InteractionRecordedV1Schema],
+];
+
+/**
+ * What the service POSTs to a tenant's webhooks (and publishes on the event stream): the event envelope
+ * (kaireon.v1.Event) with `data` of the type's message, as JSON Schema in the document's components.
+ */
+function eventWebhooks(components: Components): Record<string, unknown> {
+  const envelope = components.ref(EventSchema);
+  const out: Record<string, unknown> = {};
+  for (const [type, message] of EVENT_MESSAGES) {
+    out[type] = {
+      post: {
+        operationId: `event_${type.replace(/\./g, "_")}`,
+        summary: commentOf(message.typeName).split(/;|\. /)[0],
+        description:
+          `${commentOf(message.typeName)}\n\nSent to each active webhook subscribed to ${type}, signed with ` +
+          'Kaireon-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>; ' +
+          "any 2xx answer acknowledges it. Also the payload of the event stream (EVENT_STREAM).",
+        requestBody: {
+          required: true,
+          content: {
+            "application/json": {
+              schema: {
+                allOf: [
+                  envelope,
+                  {
+                    type: "object",
+                    required: ["id", "type", "tenantId", "occurredAt", "data"],
+                    properties: { type: { const: type }, data: components.ref(message) },
+                  },
+                ],
+              },
+            },
+          },
+        },
+        responses: { "2XX": { description: "Accepted: the event will not be sent to this webhook again" } },
+      },
+    };
+  }
+  return out;
+}
+
 /** The comment of the RPC a route serves, else of its service: what the operation does, in the contract's words. */
 function rpcComment(route: RestRoute): string {
   return commentOf(`${route.rpc.parent.typeName}.${route.rpc.name}`) || commentOf(route.rpc.parent.typeName);
@@ -628,6 +674,7 @@ export function openApiDocument(routes: RestRoute[], publicRoutes: PublicRoute[]
       },
     };
   }
+  const webhooks = eventWebhooks(components);
   // Examples last: every component the routes reach is known by now.
   const builder = new ExampleBuilder(components.schemas, seedOf, ids);
   for (const { media, seed } of bodyExamples) media.example = builder.build(media.schema as Schema, seed, false);
@@ -644,6 +691,7 @@ export function openApiDocument(routes: RestRoute[], publicRoutes: PublicRoute[]
     servers: [{ url: "/", description: "This service: the document is served by the service it describes" }],
     tags: [...new Set([...routes.map((r) => r.tag), ...(publicRoutes.length > 0 ? ["Operations"] : [])])].map((name) => ({ name })),
     paths,
+    webhooks,
     "x-errors": errorTable(),
     components: {
       securitySchemes: {

@@ -12,7 +12,70 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file kaireon/v1/decision_trace.proto.
  */
 export const file_kaireon_v1_decision_trace: GenFile = /*@__PURE__*/
-  fileDesc("Ch9rYWlyZW9uL3YxL2RlY2lzaW9uX3RyYWNlLnByb3RvEgprYWlyZW9uLnYxIisKF0dldERlY2lzaW9uVHJhY2VSZXF1ZXN0EhAKCHRyYWNlX2lkGAEgASgJIkQKGEdldERlY2lzaW9uVHJhY2VSZXNwb25zZRIoCgV0cmFjZRgBIAEoCzIZLmthaXJlb24udjEuRGVjaXNpb25UcmFjZSL1AQoNRGVjaXNpb25UcmFjZRIQCgh0cmFjZV9pZBgBIAEoCRITCgtjdXN0b21lcl9pZBgCIAEoCRIYChBkZWNpc2lvbl9mbG93X2lkGAMgASgJEh0KFWRlY2lzaW9uX2Zsb3dfdmVyc2lvbhgEIAEoBRISCgpjaGFubmVsX2lkGAUgASgJEiYKBnN0YWdlcxgGIAMoCzIWLmthaXJlb24udjEuVHJhY2VTdGFnZRIWCg50b3RhbF9kdXJhdGlvbhgHIAEoARIwCgxwcm9jZXNzZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIvMDCgpUcmFjZVN0YWdlEgwKBG5hbWUYASABKAkSEAoIZHVyYXRpb24YAiABKAESJgoFaW5wdXQYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EicKBm91dHB1dBgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSKQoIY29tcHV0ZWQYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EjIKDWNhbmRpZGF0ZXNfaW4YBiABKAsyGy5nb29nbGUucHJvdG9idWYuSW50MzJWYWx1ZRIzCg5jYW5kaWRhdGVzX291dBgHIAEoCzIbLmdvb2dsZS5wcm90b2J1Zi5JbnQzMlZhbHVlEhAKCGZpbHRlcmVkGAggAygJEjIKBnNjb3JlcxgJIAMoCzIiLmthaXJlb24udjEuVHJhY2VTdGFnZS5TY29yZXNFbnRyeRIoCgdmYWN0b3JzGAogASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBITCgtmaW5hbF9vcmRlchgLIAMoCRIsCgtleHBlcmltZW50cxgMIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QaLQoLU2NvcmVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgBOgI4ATJ1ChREZWNpc2lvblRyYWNlU2VydmljZRJdChBHZXREZWNpc2lvblRyYWNlEiMua2FpcmVvbi52MS5HZXREZWNpc2lvblRyYWNlUmVxdWVzdBokLmthaXJlb24udjEuR2V0RGVjaXNpb25UcmFjZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_protobuf_wrappers]);
+  fileDesc("Ch9rYWlyZW9uL3YxL2RlY2lzaW9uX3RyYWNlLnByb3RvEgprYWlyZW9uLnYxIk8KGUxpc3REZWNpc2lvblRyYWNlc1JlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkSDQoFbGltaXQYAiABKAUSDgoGY3Vyc29yGAMgASgJIlwKGkxpc3REZWNpc2lvblRyYWNlc1Jlc3BvbnNlEikKBnRyYWNlcxgBIAMoCzIZLmthaXJlb24udjEuRGVjaXNpb25UcmFjZRITCgtuZXh0X2N1cnNvchgCIAEoCSIrChdHZXREZWNpc2lvblRyYWNlUmVxdWVzdBIQCgh0cmFjZV9pZBgBIAEoCSJEChhHZXREZWNpc2lvblRyYWNlUmVzcG9uc2USKAoFdHJhY2UYASABKAsyGS5rYWlyZW9uLnYxLkRlY2lzaW9uVHJhY2Ui9QEKDURlY2lzaW9uVHJhY2USEAoIdHJhY2VfaWQYASABKAkSEwoLY3VzdG9tZXJfaWQYAiABKAkSGAoQZGVjaXNpb25fZmxvd19pZBgDIAEoCRIdChVkZWNpc2lvbl9mbG93X3ZlcnNpb24YBCABKAUSEgoKY2hhbm5lbF9pZBgFIAEoCRImCgZzdGFnZXMYBiADKAsyFi5rYWlyZW9uLnYxLlRyYWNlU3RhZ2USFgoOdG90YWxfZHVyYXRpb24YByABKAESMAoMcHJvY2Vzc2VkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLzAwoKVHJhY2VTdGFnZRIMCgRuYW1lGAEgASgJEhAKCGR1cmF0aW9uGAIgASgBEiYKBWlucHV0GAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBInCgZvdXRwdXQYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EikKCGNvbXB1dGVkGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIyCg1jYW5kaWRhdGVzX2luGAYgASgLMhsuZ29vZ2xlLnByb3RvYnVmLkludDMyVmFsdWUSMwoOY2FuZGlkYXRlc19vdXQYByABKAsyGy5nb29nbGUucHJvdG9idWYuSW50MzJWYWx1ZRIQCghmaWx0ZXJlZBgIIAMoCRIyCgZzY29yZXMYCSADKAsyIi5rYWlyZW9uLnYxLlRyYWNlU3RhZ2UuU2NvcmVzRW50cnkSKAoHZmFjdG9ycxgKIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEwoLZmluYWxfb3JkZXIYCyADKAkSLAoLZXhwZXJpbWVudHMYDCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Gi0KC1Njb3Jlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAToCOAEy2gEKFERlY2lzaW9uVHJhY2VTZXJ2aWNlEl0KEEdldERlY2lzaW9uVHJhY2USIy5rYWlyZW9uLnYxLkdldERlY2lzaW9uVHJhY2VSZXF1ZXN0GiQua2FpcmVvbi52MS5HZXREZWNpc2lvblRyYWNlUmVzcG9uc2USYwoSTGlzdERlY2lzaW9uVHJhY2VzEiUua2FpcmVvbi52MS5MaXN0RGVjaXNpb25UcmFjZXNSZXF1ZXN0GiYua2FpcmVvbi52MS5MaXN0RGVjaXNpb25UcmFjZXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_protobuf_wrappers]);
+
+/**
+ * Which customer's traces to list.
+ *
+ * @generated from message kaireon.v1.ListDecisionTracesRequest
+ */
+export type ListDecisionTracesRequest = Message<"kaireon.v1.ListDecisionTracesRequest"> & {
+  /**
+   * Required. The customer whose decisions to list.
+   *
+   * @generated from field: string customer_id = 1;
+   */
+  customerId: string;
+
+  /**
+   * 1 to 100; 20 when unset.
+   *
+   * @generated from field: int32 limit = 2;
+   */
+  limit: number;
+
+  /**
+   * The next_cursor of the previous page; empty for the first page.
+   *
+   * @generated from field: string cursor = 3;
+   */
+  cursor: string;
+};
+
+/**
+ * Describes the message kaireon.v1.ListDecisionTracesRequest.
+ * Use `create(ListDecisionTracesRequestSchema)` to create a new message.
+ */
+export const ListDecisionTracesRequestSchema: GenMessage<ListDecisionTracesRequest> = /*@__PURE__*/
+  messageDesc(file_kaireon_v1_decision_trace, 0);
+
+/**
+ * A page of a customer's decision traces.
+ *
+ * @generated from message kaireon.v1.ListDecisionTracesResponse
+ */
+export type ListDecisionTracesResponse = Message<"kaireon.v1.ListDecisionTracesResponse"> & {
+  /**
+   * Newest first.
+   *
+   * @generated from field: repeated kaireon.v1.DecisionTrace traces = 1;
+   */
+  traces: DecisionTrace[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_cursor = 2;
+   */
+  nextCursor: string;
+};
+
+/**
+ * Describes the message kaireon.v1.ListDecisionTracesResponse.
+ * Use `create(ListDecisionTracesResponseSchema)` to create a new message.
+ */
+export const ListDecisionTracesResponseSchema: GenMessage<ListDecisionTracesResponse> = /*@__PURE__*/
+  messageDesc(file_kaireon_v1_decision_trace, 1);
 
 /**
  * @generated from message kaireon.v1.GetDecisionTraceRequest
@@ -29,7 +92,7 @@ export type GetDecisionTraceRequest = Message<"kaireon.v1.GetDecisionTraceReques
  * Use `create(GetDecisionTraceRequestSchema)` to create a new message.
  */
 export const GetDecisionTraceRequestSchema: GenMessage<GetDecisionTraceRequest> = /*@__PURE__*/
-  messageDesc(file_kaireon_v1_decision_trace, 0);
+  messageDesc(file_kaireon_v1_decision_trace, 2);
 
 /**
  * @generated from message kaireon.v1.GetDecisionTraceResponse
@@ -46,7 +109,7 @@ export type GetDecisionTraceResponse = Message<"kaireon.v1.GetDecisionTraceRespo
  * Use `create(GetDecisionTraceResponseSchema)` to create a new message.
  */
 export const GetDecisionTraceResponseSchema: GenMessage<GetDecisionTraceResponse> = /*@__PURE__*/
-  messageDesc(file_kaireon_v1_decision_trace, 1);
+  messageDesc(file_kaireon_v1_decision_trace, 3);
 
 /**
  * A recorded decision, stage by stage; kept for the tenant's trace retention.
@@ -116,7 +179,7 @@ export type DecisionTrace = Message<"kaireon.v1.DecisionTrace"> & {
  * Use `create(DecisionTraceSchema)` to create a new message.
  */
 export const DecisionTraceSchema: GenMessage<DecisionTrace> = /*@__PURE__*/
-  messageDesc(file_kaireon_v1_decision_trace, 2);
+  messageDesc(file_kaireon_v1_decision_trace, 4);
 
 /**
  * One stage of a decision. Which fields are set depends on the stage:
@@ -218,7 +281,7 @@ export type TraceStage = Message<"kaireon.v1.TraceStage"> & {
  * Use `create(TraceStageSchema)` to create a new message.
  */
 export const TraceStageSchema: GenMessage<TraceStage> = /*@__PURE__*/
-  messageDesc(file_kaireon_v1_decision_trace, 3);
+  messageDesc(file_kaireon_v1_decision_trace, 5);
 
 /**
  * DecisionTraceService explains recorded decisions stage by stage.
@@ -233,6 +296,16 @@ export const DecisionTraceService: GenService<{
     methodKind: "unary";
     input: typeof GetDecisionTraceRequestSchema;
     output: typeof GetDecisionTraceResponseSchema;
+  },
+  /**
+   * A customer's recorded decisions, newest first, a page at a time.
+   *
+   * @generated from rpc kaireon.v1.DecisionTraceService.ListDecisionTraces
+   */
+  listDecisionTraces: {
+    methodKind: "unary";
+    input: typeof ListDecisionTracesRequestSchema;
+    output: typeof ListDecisionTracesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_kaireon_v1_decision_trace, 0);

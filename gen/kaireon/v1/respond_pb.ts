@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file kaireon/v1/respond.proto.
  */
 export const file_kaireon_v1_respond: GenFile = /*@__PURE__*/
-  fileDesc("ChhrYWlyZW9uL3YxL3Jlc3BvbmQucHJvdG8SCmthaXJlb24udjEiswEKDlJlc3BvbmRSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJEhAKCG9mZmVyX2lkGAIgASgJEhIKCmNoYW5uZWxfaWQYAyABKAkSFAoMb3V0Y29tZV90eXBlGAQgASgJEhMKC2NyZWF0aXZlX2lkGAUgASgJEhAKCHRyYWNlX2lkGAYgASgJEikKCG1ldGFkYXRhGAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCLGAQoPUmVzcG9uZFJlc3BvbnNlEgoKAmlkGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJEhAKCG9mZmVyX2lkGAMgASgJEhIKCmNoYW5uZWxfaWQYBCABKAkSFAoMb3V0Y29tZV90eXBlGAUgASgJEhMKC2NyZWF0aXZlX2lkGAYgASgJEhAKCHRyYWNlX2lkGAcgASgJEi8KC3JlY29yZGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDJUCg5SZXNwb25kU2VydmljZRJCCgdSZXNwb25kEhoua2FpcmVvbi52MS5SZXNwb25kUmVxdWVzdBobLmthaXJlb24udjEuUmVzcG9uZFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChhrYWlyZW9uL3YxL3Jlc3BvbmQucHJvdG8SCmthaXJlb24udjEizgEKDlJlc3BvbmRSZXF1ZXN0EhMKC2N1c3RvbWVyX2lkGAEgASgJEhAKCG9mZmVyX2lkGAIgASgJEhIKCmNoYW5uZWxfaWQYAyABKAkSFAoMb3V0Y29tZV90eXBlGAQgASgJEhMKC2NyZWF0aXZlX2lkGAUgASgJEhAKCHRyYWNlX2lkGAYgASgJEikKCG1ldGFkYXRhGAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIZChFyZWNvbW1lbmRhdGlvbl9pZBgIIAEoCSLhAQoPUmVzcG9uZFJlc3BvbnNlEgoKAmlkGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJEhAKCG9mZmVyX2lkGAMgASgJEhIKCmNoYW5uZWxfaWQYBCABKAkSFAoMb3V0Y29tZV90eXBlGAUgASgJEhMKC2NyZWF0aXZlX2lkGAYgASgJEhAKCHRyYWNlX2lkGAcgASgJEi8KC3JlY29yZGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFyZWNvbW1lbmRhdGlvbl9pZBgJIAEoCSJAChJSZXNwb25kQnVsa1JlcXVlc3QSKgoFaXRlbXMYASADKAsyGy5rYWlyZW9uLnYxLlJlc3BvbmRCdWxrSXRlbSLoAQoPUmVzcG9uZEJ1bGtJdGVtEhMKC2N1c3RvbWVyX2lkGAEgASgJEhAKCG9mZmVyX2lkGAIgASgJEhIKCmNoYW5uZWxfaWQYAyABKAkSFAoMb3V0Y29tZV90eXBlGAQgASgJEhMKC2NyZWF0aXZlX2lkGAUgASgJEhAKCHRyYWNlX2lkGAYgASgJEikKCG1ldGFkYXRhGAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIZChFyZWNvbW1lbmRhdGlvbl9pZBgIIAEoCRIXCg9pZGVtcG90ZW5jeV9rZXkYCSABKAkiqQEKE1Jlc3BvbmRCdWxrUmVzcG9uc2USEQoJcHJvY2Vzc2VkGAEgASgFEhEKCXN1Y2NlZWRlZBgCIAEoBRIOCgZmYWlsZWQYAyABKAUSLAoGZXJyb3JzGAQgAygLMhwua2FpcmVvbi52MS5SZXNwb25kQnVsa0Vycm9yEi4KB3Jlc3VsdHMYBSADKAsyHS5rYWlyZW9uLnYxLlJlc3BvbmRCdWxrUmVzdWx0IkEKEFJlc3BvbmRCdWxrRXJyb3ISDQoFaW5kZXgYASABKAUSDQoFZmllbGQYAiABKAkSDwoHbWVzc2FnZRgDIAEoCSJBChFSZXNwb25kQnVsa1Jlc3VsdBINCgVpbmRleBgBIAEoBRIKCgJpZBgCIAEoCRIRCglkdXBsaWNhdGUYAyABKAgypAEKDlJlc3BvbmRTZXJ2aWNlEkIKB1Jlc3BvbmQSGi5rYWlyZW9uLnYxLlJlc3BvbmRSZXF1ZXN0Ghsua2FpcmVvbi52MS5SZXNwb25kUmVzcG9uc2USTgoLUmVzcG9uZEJ1bGsSHi5rYWlyZW9uLnYxLlJlc3BvbmRCdWxrUmVxdWVzdBofLmthaXJlb24udjEuUmVzcG9uZEJ1bGtSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * How a customer reacted to an offer on a channel.
@@ -69,6 +69,14 @@ export type RespondRequest = Message<"kaireon.v1.RespondRequest"> & {
    * @generated from field: google.protobuf.Struct metadata = 7;
    */
   metadata?: JsonObject | undefined;
+
+  /**
+   * The recommendation answered, as Recommend returned it; it must be this tenant's and name the same
+   * customer, offer and channel. The creative is taken from it when creative_id is empty.
+   *
+   * @generated from field: string recommendation_id = 8;
+   */
+  recommendationId: string;
 };
 
 /**
@@ -139,6 +147,13 @@ export type RespondResponse = Message<"kaireon.v1.RespondResponse"> & {
    * @generated from field: google.protobuf.Timestamp recorded_at = 8;
    */
   recordedAt?: Timestamp | undefined;
+
+  /**
+   * The recommendation the response names; empty when it named none.
+   *
+   * @generated from field: string recommendation_id = 9;
+   */
+  recommendationId: string;
 };
 
 /**
@@ -147,6 +162,224 @@ export type RespondResponse = Message<"kaireon.v1.RespondResponse"> & {
  */
 export const RespondResponseSchema: GenMessage<RespondResponse> = /*@__PURE__*/
   messageDesc(file_kaireon_v1_respond, 1);
+
+/**
+ * Up to 1,000 responses at once.
+ *
+ * @generated from message kaireon.v1.RespondBulkRequest
+ */
+export type RespondBulkRequest = Message<"kaireon.v1.RespondBulkRequest"> & {
+  /**
+   * Required. 1 to 1,000 interactions.
+   *
+   * @generated from field: repeated kaireon.v1.RespondBulkItem items = 1;
+   */
+  items: RespondBulkItem[];
+};
+
+/**
+ * Describes the message kaireon.v1.RespondBulkRequest.
+ * Use `create(RespondBulkRequestSchema)` to create a new message.
+ */
+export const RespondBulkRequestSchema: GenMessage<RespondBulkRequest> = /*@__PURE__*/
+  messageDesc(file_kaireon_v1_respond, 2);
+
+/**
+ * One interaction of a bulk respond: the fields of RespondRequest, and its own idempotency key.
+ *
+ * @generated from message kaireon.v1.RespondBulkItem
+ */
+export type RespondBulkItem = Message<"kaireon.v1.RespondBulkItem"> & {
+  /**
+   * Required. The customer who reacted.
+   *
+   * @generated from field: string customer_id = 1;
+   */
+  customerId: string;
+
+  /**
+   * Required. The offer reacted to; it must exist.
+   *
+   * @generated from field: string offer_id = 2;
+   */
+  offerId: string;
+
+  /**
+   * Required. The channel it was shown on; it must exist.
+   *
+   * @generated from field: string channel_id = 3;
+   */
+  channelId: string;
+
+  /**
+   * Required. The outcome type, as in Respond.
+   *
+   * @generated from field: string outcome_type = 4;
+   */
+  outcomeType: string;
+
+  /**
+   * The creative that was shown; it must be a creative of the offer on the channel.
+   *
+   * @generated from field: string creative_id = 5;
+   */
+  creativeId: string;
+
+  /**
+   * The decision trace it answers.
+   *
+   * @generated from field: string trace_id = 6;
+   */
+  traceId: string;
+
+  /**
+   * Free-form data kept with the interaction.
+   *
+   * @generated from field: google.protobuf.Struct metadata = 7;
+   */
+  metadata?: JsonObject | undefined;
+
+  /**
+   * The recommendation answered, as Recommend returned it.
+   *
+   * @generated from field: string recommendation_id = 8;
+   */
+  recommendationId: string;
+
+  /**
+   * Makes this item safe to send again (1-255 printable characters): an item whose key was already used
+   * with the same content is answered as the first time, with the same id, and is not recorded twice.
+   *
+   * @generated from field: string idempotency_key = 9;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message kaireon.v1.RespondBulkItem.
+ * Use `create(RespondBulkItemSchema)` to create a new message.
+ */
+export const RespondBulkItemSchema: GenMessage<RespondBulkItem> = /*@__PURE__*/
+  messageDesc(file_kaireon_v1_respond, 3);
+
+/**
+ * What a bulk respond recorded.
+ *
+ * @generated from message kaireon.v1.RespondBulkResponse
+ */
+export type RespondBulkResponse = Message<"kaireon.v1.RespondBulkResponse"> & {
+  /**
+   * Items received.
+   *
+   * @generated from field: int32 processed = 1;
+   */
+  processed: number;
+
+  /**
+   * Items committed (or already committed under their idempotency key).
+   *
+   * @generated from field: int32 succeeded = 2;
+   */
+  succeeded: number;
+
+  /**
+   * Items refused; each is in errors.
+   *
+   * @generated from field: int32 failed = 3;
+   */
+  failed: number;
+
+  /**
+   * Why items were refused, by their 0-based position; an item may have several.
+   *
+   * @generated from field: repeated kaireon.v1.RespondBulkError errors = 4;
+   */
+  errors: RespondBulkError[];
+
+  /**
+   * The interaction of each committed item, by position.
+   *
+   * @generated from field: repeated kaireon.v1.RespondBulkResult results = 5;
+   */
+  results: RespondBulkResult[];
+};
+
+/**
+ * Describes the message kaireon.v1.RespondBulkResponse.
+ * Use `create(RespondBulkResponseSchema)` to create a new message.
+ */
+export const RespondBulkResponseSchema: GenMessage<RespondBulkResponse> = /*@__PURE__*/
+  messageDesc(file_kaireon_v1_respond, 4);
+
+/**
+ * A refused item of a bulk respond.
+ *
+ * @generated from message kaireon.v1.RespondBulkError
+ */
+export type RespondBulkError = Message<"kaireon.v1.RespondBulkError"> & {
+  /**
+   * The item's 0-based position in items.
+   *
+   * @generated from field: int32 index = 1;
+   */
+  index: number;
+
+  /**
+   * The field at fault, e.g. offerId; empty for the item as a whole.
+   *
+   * @generated from field: string field = 2;
+   */
+  field: string;
+
+  /**
+   * What is wrong.
+   *
+   * @generated from field: string message = 3;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message kaireon.v1.RespondBulkError.
+ * Use `create(RespondBulkErrorSchema)` to create a new message.
+ */
+export const RespondBulkErrorSchema: GenMessage<RespondBulkError> = /*@__PURE__*/
+  messageDesc(file_kaireon_v1_respond, 5);
+
+/**
+ * A committed item of a bulk respond.
+ *
+ * @generated from message kaireon.v1.RespondBulkResult
+ */
+export type RespondBulkResult = Message<"kaireon.v1.RespondBulkResult"> & {
+  /**
+   * The item's 0-based position in items.
+   *
+   * @generated from field: int32 index = 1;
+   */
+  index: number;
+
+  /**
+   * The interaction id, "int_...".
+   *
+   * @generated from field: string id = 2;
+   */
+  id: string;
+
+  /**
+   * True when its idempotency key had been used already: nothing new was recorded.
+   *
+   * @generated from field: bool duplicate = 3;
+   */
+  duplicate: boolean;
+};
+
+/**
+ * Describes the message kaireon.v1.RespondBulkResult.
+ * Use `create(RespondBulkResultSchema)` to create a new message.
+ */
+export const RespondBulkResultSchema: GenMessage<RespondBulkResult> = /*@__PURE__*/
+  messageDesc(file_kaireon_v1_respond, 6);
 
 /**
  * RespondService records how a customer reacted to an offer. A successful answer
@@ -162,6 +395,17 @@ export const RespondService: GenService<{
     methodKind: "unary";
     input: typeof RespondRequestSchema;
     output: typeof RespondResponseSchema;
+  },
+  /**
+   * Records 1 to 1,000 interactions in one commit. Each item is checked on its own: the valid ones are
+   * committed (and answered once durable), the others are listed in errors by their position.
+   *
+   * @generated from rpc kaireon.v1.RespondService.RespondBulk
+   */
+  respondBulk: {
+    methodKind: "unary";
+    input: typeof RespondBulkRequestSchema;
+    output: typeof RespondBulkResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_kaireon_v1_respond, 0);

@@ -11,6 +11,7 @@ import { decisionRoutes } from "./decisions.ts";
 import { experimentRoutes } from "./experiments.ts";
 import { operatorRoutes } from "./operator.ts";
 import { tenantRoutes } from "./tenant.ts";
+import { webhookRoutes } from "./webhooks.ts";
 
 export type { HttpMethod, QueryParam, RestRoute, RouteInput } from "./binding.ts";
 export { ruleOfRoute } from "./binding.ts";
@@ -23,6 +24,7 @@ export function apiRoutes(deps: ServiceDeps): RestRoute[] {
     ...experimentRoutes(deps),
     ...customerRoutes(deps),
     ...tenantRoutes(deps),
+    ...webhookRoutes(deps),
     ...operatorRoutes(deps),
   ];
 }

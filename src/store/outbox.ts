@@ -1,0 +1,125 @@
+// The transactional outbox (migration 010): events are inserted in the transaction of what they report and
+// read back by the relay (events/relay.ts) in the order of the transactions that wrote them.
+
+import type { Queryable } from "./db.ts";
+
+/** An event as it leaves the service: `{id, type, tenantId, occurredAt, data}` (proto kaireon.v1.Event). */
+export interface OutboxEvent {
+  id: string;
+  type: EventType;
+  tenantId: string;
+  /** The customer it concerns: delivery keeps each customer's events in order. */
+  customerId: string;
+  occurredAt: Date;
+  /** The type's message in its JSON form. */
+  data: Record<string, unknown>;
+}
+
+export const EVENT_TYPES = ["decision.made.v1", "interaction.recorded.v1"] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+/** The JSON every destination receives. */
+export function eventJson(e: OutboxEvent): Record<string, unknown> {
+  return { id: e.id, type: e.type, tenantId: e.tenantId, occurredAt: e.occurredAt.toISOString(), data: e.data };
+}
+
+export async function insertEvents(tx: Queryable, events: OutboxEvent[]): Promise<void> {
+  if (events.length === 0) return;
+  await tx.query(
+    `insert into outbox_events (id, tenant_id, type, customer_id, occurred_at, body)
+     select * from json_to_recordset($1::json)
+       as e(id text, tenant_id text, type text, customer_id text, occurred_at timestamptz, body json)`,
+    [
+      events.map((e) => ({
+        id: e.id,
+        tenant_id: e.tenantId,
+        type: e.type,
+        customer_id: e.customerId,
+        occurred_at: e.occurredAt.toISOString(),
+        body: eventJson(e),
+      })),
+    ],
+  );
+}
+
+/** A position in the outbox: the writing transaction's id and the row's sequence number within it. */
+export interface OutboxPosition {
+  xid: string;
+  seq: string;
+}
+
+export interface StoredEvent extends OutboxPosition {
+  id: string;
+  tenantId: string;
+  type: EventType;
+  customerId: string;
+  body: string;
+}
+
+/** The position before every event a new destination should receive: nothing committed later is behind it. */
+export async function currentPosition(db: Queryable): Promise<OutboxPosition> {
+  const rows = await db.query<{ xid: string }>("select pg_snapshot_xmin(pg_current_snapshot())::text as xid");
+  return { xid: rows[0]?.xid ?? "0", seq: "0" };
+}
+
+/**
+ * Events after `from`, in delivery order, of transactions that can no longer commit behind it; filtered by
+ * tenant and types when given.
+ */
+export async function readEvents(
+  db: Queryable,
+  from: OutboxPosition,
+  limit: number,
+  filter?: { tenantId: string; types: string[] },
+): Promise<StoredEvent[]> {
+  const rows = await db.query<Record<string, unknown>>(
+    `select xid::text as xid, seq::text as seq, id, tenant_id, type, customer_id, body::text as body
+       from outbox_events
+      where (xid, seq) > ($1::xid8, $2::bigint) and xid < pg_snapshot_xmin(pg_current_snapshot())
+        and ($4::text is null or (tenant_id = $4 and type = any($5::text[])))
+      order by xid, seq
+      limit $3`,
+    [from.xid, from.seq, limit, filter?.tenantId ?? null, filter?.types ?? []],
+  );
+  return rows.map((r) => ({
+    xid: r.xid as string,
+    seq: r.seq as string,
+    id: r.id as string,
+    tenantId: r.tenant_id as string,
+    type: r.type as EventType,
+    customerId: r.customer_id as string,
+    body: r.body as string,
+  }));
+}
+
+export async function readCursor(db: Queryable, sink: string): Promise<OutboxPosition | null> {
+  const rows = await db.query<{ xid: string; seq: string }>(
+    "select xid::text as xid, seq::text as seq from event_cursors where sink = $1",
+    [sink],
+  );
+  return rows[0] ?? null;
+}
+
+export async function saveCursor(db: Queryable, sink: string, at: OutboxPosition): Promise<void> {
+  await db.query(
+    `insert into event_cursors (sink, xid, seq) values ($1, $2::xid8, $3::bigint)
+     on conflict (sink) do update set xid = excluded.xid, seq = excluded.seq, updated_at = now()`,
+    [sink, at.xid, at.seq],
+  );
+}
+
+/** Deletes events that occurred before `before`, a chunk per statement; returns how many went. */
+export async function pruneEvents(db: Queryable, before: Date): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const rows = await db.query<{ n: number }>(
+      `with gone as (delete from outbox_events where ctid = any(array(
+         select ctid from outbox_events where occurred_at < $1 limit 5000)) returning 1)
+       select count(*)::int as n from gone`,
+      [before],
+    );
+    const n = rows[0]?.n ?? 0;
+    total += n;
+    if (n < 5000) return total;
+  }
+}

@@ -1,0 +1,94 @@
+// Bulk respond: items checked one by one, one commit, idempotent per item, durable before the answer.
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { RespondService } from "../gen/kaireon/v1/respond_pb.ts";
+import { DEMO_KEY, postJson, startTestService, type TestService } from "./harness.ts";
+
+let svc: TestService;
+beforeAll(async () => {
+  svc = await startTestService();
+}, 60_000);
+afterAll(async () => {
+  await svc?.stop();
+});
+
+const item = (n: number, extra: Record<string, unknown> = {}) => ({
+  customerId: `cust_bulk_${n}`,
+  offerId: "act_platinum_cc",
+  channelId: "ch_email",
+  outcomeType: "click",
+  creativeId: "treat_platinum_email",
+  ...extra,
+});
+
+const stored = async (ids: string[]) =>
+  Number(
+    (await svc.app.deps.db.query<{ n: number }>("select count(*)::int as n from interactions where id = any($1::text[])", [ids]))[0]?.n,
+  );
+
+describe("POST /api/v1/respond/bulk", () => {
+  test("1,000 items in one commit, the bad ones reported by position and field, the good ones durable when answered", async () => {
+    const commitsBefore = svc.app.deps.interactions.stats.commits;
+    const items = Array.from({ length: 1_000 }, (_, n) => item(n, { idempotencyKey: `bulk-${n}` }));
+    items[3] = item(3, { offerId: "act_missing" });
+    items[10] = item(10, { outcomeType: "" });
+    items[500] = item(500, { creativeId: "treat_cashback_web" });
+    items[999] = item(999, { channelId: "ch_missing" });
+    const res = await postJson(svc.http, "/api/v1/respond/bulk", { items });
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ processed: 1_000, succeeded: 996, failed: 4 });
+    expect(res.json.errors.map((e: { index: number; field: string }) => [e.index, e.field])).toEqual([
+      [3, "offerId"],
+      [10, "outcomeType"],
+      [500, "creativeId"],
+      [999, "channelId"],
+    ]);
+    const ids = res.json.results.map((r: { id: string }) => r.id);
+    expect(new Set(ids).size).toBe(996);
+    // Committed before the answer, in one transaction (the writer may add concurrent callers' to it).
+    expect(await stored(ids)).toBe(996);
+    expect(svc.app.deps.interactions.stats.commits - commitsBefore).toBe(1);
+
+    // The same items again: nothing new, the same ids; a key reused with other content is refused alone.
+    const again = items.slice(0, 20).map((x, n) => (n === 5 ? { ...x, outcomeType: "dismiss" } : x));
+    const retry = await postJson(svc.http, "/api/v1/respond/bulk", { items: again });
+    expect(retry.json).toMatchObject({ processed: 20, succeeded: 17, failed: 3 });
+    expect(retry.json.errors.map((e: { index: number; field: string }) => [e.index, e.field])).toEqual([
+      [3, "offerId"],
+      [5, "idempotencyKey"],
+      [10, "outcomeType"],
+    ]);
+    for (const r of retry.json.results) {
+      expect(r.duplicate).toBe(true);
+      expect(r.id).toBe(res.json.results.find((x: { index: number }) => x.index === r.index).id);
+    }
+    const rows = await svc.app.deps.db.query<{ n: number }>(
+      "select count(*)::int as n from interactions where tenant_id = 'demo' and customer_id like 'cust_bulk_%'",
+    );
+    expect(rows[0]?.n).toBe(996);
+    // Every committed item has its interaction.recorded.v1 event, written with it.
+    const events = await svc.app.deps.db.query<{ n: number }>(
+      "select count(*)::int as n from outbox_events where type = 'interaction.recorded.v1' and customer_id like 'cust_bulk_%'",
+    );
+    expect(events[0]?.n).toBe(996);
+  }, 60_000);
+
+  test("an empty or oversized list is a 400 naming items; gRPC RespondBulk answers the same way", async () => {
+    for (const items of [[], Array.from({ length: 1_001 }, (_, n) => item(n))]) {
+      const res = await postJson(svc.http, "/api/v1/respond/bulk", { items });
+      expect(res.status).toBe(400);
+      expect(res.json.details[0].field).toBe("items");
+    }
+    const client = createClient(RespondService, createGrpcTransport({ baseUrl: svc.grpc }));
+    const answer = await client.respondBulk(
+      { items: [item(2_000), item(2_001, { offerId: "act_missing" })] },
+      { headers: { "x-api-key": DEMO_KEY, "x-tenant-id": "demo" } },
+    );
+    expect(answer.processed).toBe(2);
+    expect(answer.succeeded).toBe(1);
+    expect(answer.errors.map((e) => [e.index, e.field])).toEqual([[1, "offerId"]]);
+    expect(await stored(answer.results.map((r) => r.id))).toBe(1);
+  }, 60_000);
+});
