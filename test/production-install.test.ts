@@ -45,58 +45,86 @@ describe("the deployment files", () => {
 });
 
 describe("a production install", () => {
-  test(
-    "npm ci --omit=dev installs no development dependency, and npm start serves decisions",
-    async () => {
-      const install = await run(["npm", "ci", "--omit=dev", "--no-audit", "--no-fund"]);
-      if (install.code !== 0) throw new Error(`npm ci --omit=dev failed:\n${install.stderr}`);
-      const installed = new Set(await readdir(path.join(dir, "node_modules")));
-      // (typescript may be there: elysia names it as an optional peer, which npm installs.)
-      for (const dev of ["fast-check", "postgres", "@biomejs", "@grpc", "@seriousme", "kubernetes-models"]) expect(installed.has(dev)).toBe(false);
-      expect(installed.has("bun")).toBe(true);
+  test("npm ci --omit=dev installs no development dependency, and npm start serves decisions", async () => {
+    const install = await run(["npm", "ci", "--omit=dev", "--no-audit", "--no-fund"]);
+    if (install.code !== 0) throw new Error(`npm ci --omit=dev failed:\n${install.stderr}`);
+    const installed = new Set(await readdir(path.join(dir, "node_modules")));
+    // (typescript may be there: elysia names it as an optional peer, which npm installs.)
+    for (const dev of ["fast-check", "postgres", "@biomejs", "@grpc", "@seriousme", "kubernetes-models"])
+      expect(installed.has(dev)).toBe(false);
+    expect(installed.has("bun")).toBe(true);
 
-      const proc = Bun.spawn(["npm", "start"], {
-        cwd: dir,
-        env: {
-          PATH: process.env.PATH ?? "",
-          HOME: process.env.HOME ?? "/tmp",
-          PORT: "0",
-          GRPC_PORT: "0",
-          HOST: "127.0.0.1",
-          DATA_DIR: path.join(dir, ".data"),
-          DEMO_API_KEY: DEMO_KEY,
-          LOG_LEVEL: "info",
-        },
-        stdout: "pipe",
-        stderr: "pipe",
+    const proc = Bun.spawn(["npm", "start"], {
+      cwd: dir,
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: process.env.HOME ?? "/tmp",
+        PORT: "0",
+        GRPC_PORT: "0",
+        HOST: "127.0.0.1",
+        DATA_DIR: path.join(dir, ".data"),
+        DEMO_API_KEY: DEMO_KEY,
+        LOG_LEVEL: "info",
+      },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    let out = "";
+    const pump = async (stream: ReadableStream<Uint8Array>) => {
+      const decoder = new TextDecoder();
+      for await (const chunk of stream) out += decoder.decode(chunk);
+    };
+    void pump(proc.stdout as ReadableStream<Uint8Array>);
+    void pump(proc.stderr as ReadableStream<Uint8Array>);
+    try {
+      const listening = await waitFor(async () => {
+        if (proc.exitCode !== null) throw new Error(`npm start exited with ${proc.exitCode}:\n${out}`);
+        const line = out.split("\n").find((l) => l.includes('"msg":"listening"'));
+        return line ? (JSON.parse(line) as { port: number }) : null;
+      }, 90_000);
+      const res = await fetch(`http://127.0.0.1:${listening.port}/api/v1/recommend`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-tenant-id": "demo", "x-api-key": DEMO_KEY },
+        body: TUTORIAL_RECOMMEND,
       });
-      let out = "";
-      const pump = async (stream: ReadableStream<Uint8Array>) => {
-        const decoder = new TextDecoder();
-        for await (const chunk of stream) out += decoder.decode(chunk);
-      };
-      void pump(proc.stdout as ReadableStream<Uint8Array>);
-      void pump(proc.stderr as ReadableStream<Uint8Array>);
-      try {
-        const listening = await waitFor(async () => {
-          if (proc.exitCode !== null) throw new Error(`npm start exited with ${proc.exitCode}:\n${out}`);
-          const line = out.split("\n").find((l) => l.includes('"msg":"listening"'));
-          return line ? (JSON.parse(line) as { port: number }) : null;
-        }, 90_000);
-        const res = await fetch(`http://127.0.0.1:${listening.port}/api/v1/recommend`, {
-          method: "POST",
-          headers: { "content-type": "application/json", "x-tenant-id": "demo", "x-api-key": DEMO_KEY },
-          body: TUTORIAL_RECOMMEND,
-        });
-        expect(res.status).toBe(200);
-        const body = (await res.json()) as { recommendations: unknown[] };
-        expect(body.recommendations.length).toBeGreaterThan(0);
-      } finally {
-        // npm start runs the service as its child: end the whole group.
-        proc.kill("SIGTERM");
-        await proc.exited;
-      }
-    },
-    300_000,
-  );
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { recommendations: unknown[] };
+      expect(body.recommendations.length).toBeGreaterThan(0);
+    } finally {
+      // npm start runs the service as its descendant, which SIGTERM to npm alone would leave running.
+      const service = descendantsOf(proc.pid);
+      for (const pid of service) process.kill(pid, "SIGTERM");
+      proc.kill("SIGTERM");
+      await proc.exited;
+      await waitFor(async () => service.every((pid) => !alive(pid)), 30_000);
+    }
+  }, 300_000);
 });
+
+/** Every process descended from `root`, read from ps. */
+function descendantsOf(root: number): number[] {
+  const table = Bun.spawnSync(["ps", "-e", "-o", "pid=,ppid="]).stdout.toString();
+  const children = new Map<number, number[]>();
+  for (const line of table.trim().split("\n")) {
+    const [pid, ppid] = line.trim().split(/\s+/).map(Number) as [number, number];
+    children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+  }
+  const out: number[] = [];
+  const walk = (pid: number) => {
+    for (const c of children.get(pid) ?? []) {
+      out.push(c);
+      walk(c);
+    }
+  };
+  walk(root);
+  return out;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

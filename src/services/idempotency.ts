@@ -19,12 +19,22 @@ export function checkIdempotencyKey(v: Violations, key: string | undefined): voi
 
 /** JSON with object keys sorted at every level, so equal values always give the same text. */
 export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (Array.isArray(value)) {
+    let out = "[";
+    for (let i = 0; i < value.length; i++) out += (i > 0 ? "," : "") + canonicalJson(value[i]);
+    return `${out}]`;
+  }
   if (value !== null && typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+    const obj = value as Record<string, unknown>;
+    // Keys in code-unit order, as a < b compares them.
+    const keys = Object.keys(obj).sort();
+    let out = "{";
+    for (const k of keys) {
+      const v = obj[k];
+      if (v === undefined) continue;
+      out += `${out.length > 1 ? "," : ""}${JSON.stringify(k)}:${canonicalJson(v)}`;
+    }
+    return `${out}}`;
   }
   return JSON.stringify(value) ?? "null";
 }
