@@ -38,6 +38,8 @@ const app = await startApp(
     DEMO_API_KEY: KEY,
     RATE_LIMIT_OVERRIDE_PER_MINUTE: "100000000",
     MONTHLY_DECISION_QUOTA_OVERRIDE: "1000000000",
+    // The outbox is measured as it fills: no relay prunes what no destination wants.
+    EVENT_RELAY: "false",
   }),
   createLogger("warn"),
 );
@@ -63,7 +65,14 @@ try {
       const res = await fetch(`${base}/api/v1/respond`, {
         method: "POST",
         headers: { ...headers, "idempotency-key": `storage-${i}` },
-        body: JSON.stringify({ customerId, offerId: top.offerId, channelId: "ch_email", creativeId: top.creativeId, outcomeType: "click", traceId: answer.traceId }),
+        body: JSON.stringify({
+          customerId,
+          offerId: top.offerId,
+          channelId: "ch_email",
+          creativeId: top.creativeId,
+          outcomeType: "click",
+          traceId: answer.traceId,
+        }),
       });
       if (!res.ok) throw new Error(`respond failed: ${res.status} ${await res.text()}`);
     }
@@ -90,7 +99,9 @@ try {
   const keys = await redis.keys(`${prefix}:*`);
   let redisBytes = 0;
   for (const k of keys) redisBytes += Number(await redis.memory("USAGE", k));
-  console.log(`${CALLS} traced Recommends and ${CALLS} Responds over ${CUSTOMERS} customers (demo tenant; ~${baseline.interactions} seeded interactions)\n`);
+  console.log(
+    `${CALLS} traced Recommends and ${CALLS} Responds over ${CUSTOMERS} customers (demo tenant; ~${baseline.interactions} seeded interactions)\n`,
+  );
   console.log("| table | rows | size with indexes | bytes per row |\n|---|---:|---:|---:|");
   console.log(rows.join("\n"));
   console.log(`\nRedis: ${keys.length} keys under the tenant, ${redisBytes.toLocaleString("en")} bytes (MEMORY USAGE)`);

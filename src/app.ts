@@ -7,7 +7,7 @@ import type { Config } from "./config.ts";
 import { DEMO_TENANT, seedDemo } from "./demo.ts";
 import { randomBase62 } from "./ids.ts";
 import { createLogger, type Logger } from "./log.ts";
-import { EventLoopDelaySampler, gitCommitOf, Metrics } from "./metrics.ts";
+import { gitCommitOf, Metrics } from "./metrics.ts";
 import { ApiKeyVerifier } from "./services/auth.ts";
 import { createServiceDeps, type ServiceDeps } from "./services/context.ts";
 import { type Db, openEmbedded, openPostgres } from "./store/db.ts";
@@ -96,8 +96,7 @@ export async function startApp(config: Config, log: Logger = createLogger(config
     ? openPostgres({ url: config.databaseReadUrl, poolSize: Math.max(2, Math.ceil(config.databasePoolSize / 2)) })
     : db;
   const deps = createServiceDeps({ config, db, readDb, log, metrics, redis });
-  const eventLoop = new EventLoopDelaySampler(metrics.eventLoopDelay);
-  eventLoop.start();
+  deps.loopStalls.start();
   if (db.pool) metrics.watchPool(db.pool);
   if (redis) {
     metrics.collect(() => {
@@ -180,7 +179,7 @@ export async function startApp(config: Config, log: Logger = createLogger(config
     async stop() {
       for (const t of housekeeping) clearInterval(t);
       await maintenance.idle();
-      eventLoop.stop();
+      deps.loopStalls.stop();
       await listeners.shutdown();
       await control?.stop();
       // Commit what Respond has queued; it refuses new writes from here on.

@@ -120,6 +120,8 @@ export interface Config {
   eventRelay: boolean;
   /** How often the relay looks for new events when it has caught up. */
   eventRelayPollMs: number;
+  /** How often the relay deletes the events every destination has. */
+  eventPruneIntervalMs: number;
   /** Where every event is also published: none, a Redis stream, or a NATS JetStream stream. */
   eventStream: "none" | "redis" | "nats";
   /** The Redis stream key or the JetStream stream name. */
@@ -350,6 +352,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     eventRetentionHours: integer(env, "EVENT_RETENTION_HOURS", 168, 1, 24 * 365),
     eventRelay: boolean(env, "EVENT_RELAY", true),
     eventRelayPollMs: integer(env, "EVENT_RELAY_POLL_MS", 200, 10, 60_000),
+    eventPruneIntervalMs: integer(env, "EVENT_PRUNE_INTERVAL_MS", 60_000, 100, 86_400_000),
     eventStream: eventStream(env),
     eventStreamName: streamName(env),
     eventStreamMaxLength: integer(env, "EVENT_STREAM_MAX_LENGTH", 1_000_000, 1_000, 1_000_000_000),

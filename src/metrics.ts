@@ -238,38 +238,6 @@ export class RpcMetrics {
   }
 }
 
-/**
- * Event-loop delay by timer drift: a timer due every `intervalMs` records how late it fired. Bun 1.4
- * has perf_hooks.monitorEventLoopDelay, but its percentiles cover everything since it was enabled;
- * a histogram lets Prometheus take them over any window.
- */
-export class EventLoopDelaySampler {
-  private timer: ReturnType<typeof setInterval> | null = null;
-  private last = 0;
-
-  constructor(
-    private readonly histogram: Histogram,
-    private readonly intervalMs = 10,
-  ) {}
-
-  start(): void {
-    if (this.timer) return;
-    this.last = performance.now();
-    this.timer = setInterval(() => {
-      const now = performance.now();
-      this.histogram.observe({}, Math.max(0, now - this.last - this.intervalMs) / 1000);
-      this.last = now;
-    }, this.intervalMs);
-    // It only measures; it must never keep the process alive.
-    this.timer.unref?.();
-  }
-
-  stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-  }
-}
-
 /** The soft limit on open files (Linux), read once: it does not change under a running process. */
 function maxOpenFiles(): number | null {
   try {

@@ -360,3 +360,47 @@ describe("over gRPC, and under overload", () => {
     }
   }, 60_000);
 });
+
+describe("the outbox is pruned", () => {
+  test("of what every destination has, and of everything when there is none; a quiet tenant's webhook holds nothing back", async () => {
+    const own = await startTestService({
+      EVENT_PRUNE_INTERVAL_MS: "100",
+      EVENT_RELAY_POLL_MS: "50",
+      WEBHOOK_ALLOW_PRIVATE_TARGETS: "true",
+    });
+    const hook = receiver(() => 200);
+    try {
+      const outbox = async () => Number((await own.db.sql`select count(*)::int as n from outbox_events`)[0]?.n);
+      const respond = (customerId: string) =>
+        postJson(own.http, "/api/v1/respond", { customerId, offerId: "act_platinum_cc", channelId: "ch_email", outcomeType: "click" });
+      expect((await respond("cust_prune_1")).status).toBe(200);
+      await waitFor(async () => (await outbox()) === 0, 30_000);
+
+      // Another tenant's webhook that never gets an event, and a paused one of ours.
+      const otherKey = await createTenantWithKey(own, "prune_other");
+      const other = await postJson(
+        own.http,
+        "/api/v1/webhooks",
+        { url: hook.url, events: ["interaction.recorded.v1"] },
+        authHeaders(otherKey, "prune_other"),
+      );
+      expect(other.status).toBe(200);
+      const paused = await postJson(own.http, "/api/v1/webhooks", { url: hook.url, events: ["interaction.recorded.v1"], status: "paused" });
+      expect(paused.status).toBe(200);
+      expect((await respond("cust_prune_2")).status).toBe(200);
+      await Bun.sleep(1_000);
+      expect(await outbox()).toBeGreaterThanOrEqual(1); // the paused webhook has not had it
+
+      await fetch(`${own.http}/api/v1/webhooks/${paused.json.webhookId}`, {
+        method: "PATCH",
+        headers: authHeaders(),
+        body: JSON.stringify({ status: "active" }),
+      });
+      await waitFor(async () => hook.received.some((r) => r.event.data.customerId === "cust_prune_2"), 30_000);
+      await waitFor(async () => (await outbox()) === 0, 30_000);
+    } finally {
+      hook.stop();
+      await own.stop();
+    }
+  }, 90_000);
+});

@@ -26,6 +26,13 @@ import { releaseLease, takeLease } from "../store/partitions.ts";
 import { activeWebhooks, insertDeadLetter, type WebhookRecord, webhookSink } from "../store/webhooks.ts";
 import { backoffMs, deliver } from "./delivery.ts";
 
+/** Whether position `a` is past position `b`. */
+function after(a: OutboxPosition, b: OutboxPosition): boolean {
+  const ax = BigInt(a.xid);
+  const bx = BigInt(b.xid);
+  return ax > bx || (ax === bx && BigInt(a.seq) > BigInt(b.seq));
+}
+
 /** Where the configured stream publishes: one call per event, resolved once the stream has it. */
 export interface StreamPublisher {
   kind: "redis" | "nats";
@@ -66,6 +73,7 @@ export class EventRelay {
   private readonly backoff = new Map<string, Backoff>();
   private readonly busy = new Set<string>();
   private prunedAt = 0;
+  private recommendationsPrunedAt = 0;
 
   constructor(private readonly opts: RelayOptions) {}
 
@@ -125,10 +133,16 @@ export class EventRelay {
       this.webhooksReadAt = Date.now();
     }
     await this.prune();
+    // Every transaction older than this had finished before the reads below: a destination whose read comes
+    // back short, and all of it delivered, moves its cursor up to here, past other tenants' and types' events
+    // (so that it does not hold back the pruning of the outbox).
+    const horizon = await currentPosition(db);
     const passes: Promise<boolean>[] = [];
-    if (this.opts.stream) passes.push(this.pump(`stream:${this.opts.stream.kind}`, undefined, (e) => this.toStream(e)));
+    if (this.opts.stream) passes.push(this.pump(horizon, `stream:${this.opts.stream.kind}`, undefined, (e) => this.toStream(e)));
     for (const w of this.webhooks) {
-      passes.push(this.pump(webhookSink(w.tenantId, w.id), { tenantId: w.tenantId, types: w.events }, (e) => this.toWebhook(w, e)));
+      passes.push(
+        this.pump(horizon, webhookSink(w.tenantId, w.id), { tenantId: w.tenantId, types: w.events }, (e) => this.toWebhook(w, e)),
+      );
     }
     // A destination that is slow to answer must not hold up the others: the round waits for the passes
     // at most one poll interval; a pass still running is left to finish (and is skipped until it has).
@@ -150,6 +164,7 @@ export class EventRelay {
    * the destination must wait (backing off): the pass stops there. True when a full batch went through.
    */
   private async pump(
+    horizon: OutboxPosition,
     sink: string,
     filter: { tenantId: string; types: string[] } | undefined,
     send: (e: StoredEvent) => Promise<boolean>,
@@ -172,7 +187,9 @@ export class EventRelay {
         sent++;
       }
       const last = events[sent - 1];
-      if (last) await saveCursor(db, sink, { xid: last.xid, seq: last.seq });
+      let to: OutboxPosition | null = last ? { xid: last.xid, seq: last.seq } : null;
+      if (sent === events.length && events.length < BATCH && after(horizon, to ?? at)) to = horizon;
+      if (to) await saveCursor(db, sink, to);
       return sent === BATCH;
     } finally {
       this.busy.delete(sink);
@@ -250,13 +267,24 @@ export class EventRelay {
     return b;
   }
 
-  /** Drops events and recommendations past their retention, once an hour. */
+  /**
+   * Drops events every destination has passed (or that no destination will read), events past their
+   * retention however far behind a destination is, and recommendations past theirs.
+   */
   private async prune(): Promise<void> {
-    if (Date.now() - this.prunedAt < 3_600_000) return;
-    this.prunedAt = Date.now();
     const { db, config, log } = this.opts;
+    if (Date.now() - this.prunedAt < config.eventPruneIntervalMs) return;
+    this.prunedAt = Date.now();
     const events = await pruneEvents(db, new Date(Date.now() - config.eventRetentionHours * 3_600_000));
+    if (events.expired > 0) {
+      log.warn("events expired from the outbox before every destination had them", {
+        events: events.expired,
+        hours: config.eventRetentionHours,
+      });
+    }
+    if (Date.now() - this.recommendationsPrunedAt < 3_600_000) return;
+    this.recommendationsPrunedAt = Date.now();
     const recommendations = await pruneRecommendations(db, new Date(Date.now() - config.recommendationRetentionDays * 86_400_000));
-    if (events + recommendations > 0) log.info("event retention", { events, recommendations });
+    if (recommendations > 0) log.info("recommendation retention", { recommendations });
   }
 }

@@ -109,7 +109,8 @@ export function createServiceDeps(opts: {
     now: () => clock.now(),
     propensityOf: (tenantId) => propensity.get(tenantId),
   });
-  const loopStalls = new LoopStalls();
+  // The same ticks measure stalls for timeouts and feed the event-loop delay metric.
+  const loopStalls = new LoopStalls(10, (lateMs) => metrics.eventLoopDelay.observe({}, lateMs / 1000));
   return {
     config,
     db,

@@ -7,7 +7,11 @@ export class LoopStalls {
   private last = performance.now();
   private timer: ReturnType<typeof setInterval> | null = null;
 
-  constructor(private readonly intervalMs = 10) {}
+  /** `onSample` is told how late each tick was (0 when on time): the event-loop delay metric reads it. */
+  constructor(
+    private readonly intervalMs = 10,
+    private readonly onSample?: (lateMs: number) => void,
+  ) {}
 
   /** Milliseconds the loop has been late so far, counting a stretch that is still going on. */
   stalledMs(): number {
@@ -50,13 +54,14 @@ export class LoopStalls {
     };
   }
 
-  private start(): void {
+  start(): void {
     if (this.timer) return;
     this.last = performance.now();
     this.timer = setInterval(() => {
       const now = performance.now();
       const late = now - this.last - this.intervalMs;
       if (late > 0) this.stalled += late;
+      this.onSample?.(Math.max(0, late));
       this.last = now;
     }, this.intervalMs);
     // It only measures; it must never keep the process alive.

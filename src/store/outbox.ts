@@ -108,18 +108,41 @@ export async function saveCursor(db: Queryable, sink: string, at: OutboxPosition
   );
 }
 
-/** Deletes events that occurred before `before`, a chunk per statement; returns how many went. */
-export async function pruneEvents(db: Queryable, before: Date): Promise<number> {
-  let total = 0;
-  for (;;) {
-    const rows = await db.query<{ n: number }>(
-      `with gone as (delete from outbox_events where ctid = any(array(
-         select ctid from outbox_events where occurred_at < $1 limit 5000)) returning 1)
-       select count(*)::int as n from gone`,
-      [before],
-    );
-    const n = rows[0]?.n ?? 0;
-    total += n;
-    if (n < 5000) return total;
-  }
+const PRUNE_CHUNK = 5_000;
+
+/**
+ * Deletes what no destination will read, a chunk per statement: every event behind the position of the
+ * destination furthest behind (with no destination at all, every event of a finished transaction: a
+ * destination created later starts from its creation), and every event that occurred before `before`
+ * whatever is behind. Returns how many went, by cause.
+ */
+export async function pruneEvents(db: Queryable, before: Date): Promise<{ delivered: number; expired: number }> {
+  const chunks = async (sql: string, params: unknown[]) => {
+    let total = 0;
+    for (;;) {
+      const rows = await db.query<{ n: number }>(`with gone as (${sql} returning 1) select count(*)::int as n from gone`, params);
+      const n = rows[0]?.n ?? 0;
+      total += n;
+      if (n < PRUNE_CHUNK) return total;
+    }
+  };
+  const [last] = await db.query<{ xid: string; seq: string }>(
+    "select xid::text as xid, seq::text as seq from event_cursors order by xid, seq limit 1",
+  );
+  const delivered = last
+    ? await chunks(
+        `delete from outbox_events where (xid, seq) in (
+           select xid, seq from outbox_events where (xid, seq) <= ($1::xid8, $2::bigint) order by xid, seq limit ${PRUNE_CHUNK})`,
+        [last.xid, last.seq],
+      )
+    : await chunks(
+        `delete from outbox_events where (xid, seq) in (
+           select xid, seq from outbox_events where xid < pg_snapshot_xmin(pg_current_snapshot()) order by xid, seq limit ${PRUNE_CHUNK})`,
+        [],
+      );
+  const expired = await chunks(
+    `delete from outbox_events where ctid = any(array(select ctid from outbox_events where occurred_at < $1 limit ${PRUNE_CHUNK}))`,
+    [before],
+  );
+  return { delivered, expired };
 }

@@ -571,6 +571,8 @@ export interface PublicRoute {
   operationId: string;
   summary: string;
   contentType: string;
+  /** What it answers, when the route itself knows (else a known example by operation, or none). */
+  example?: unknown;
 }
 
 /**
@@ -578,14 +580,6 @@ export interface PublicRoute {
  * page) go without: an example of them would be the thing itself.
  */
 const PUBLIC_EXAMPLES: Record<string, unknown> = {
-  getIndex: {
-    service: "kaireon",
-    api: "/api/v1",
-    docs: "/api/v1/docs",
-    openapi: "/api/v1/openapi.json",
-    health: "/healthz",
-    readiness: "/readyz",
-  },
   getHealth: { status: "ok" },
   getReadiness: { status: "ok", checks: { database: "ok", redis: "ok" }, details: {} },
 };
@@ -667,7 +661,11 @@ export function openApiDocument(routes: RestRoute[], publicRoutes: PublicRoute[]
           content: {
             [route.contentType]: {
               schema: {},
-              ...(route.operationId in PUBLIC_EXAMPLES ? { example: PUBLIC_EXAMPLES[route.operationId] } : {}),
+              ...(route.example !== undefined
+                ? { example: route.example }
+                : route.operationId in PUBLIC_EXAMPLES
+                  ? { example: PUBLIC_EXAMPLES[route.operationId] }
+                  : {}),
             },
           },
         },

@@ -57,6 +57,16 @@ export async function readBodyText(request: Request, maxBytes: number): Promise<
   return Buffer.concat(parts, size).toString("utf8");
 }
 
+/** What GET / answers: where everything else is. */
+const INDEX = {
+  service: "kaireon",
+  api: "/api/v1",
+  docs: "/api/v1/docs",
+  openapi: "/api/v1/openapi.json",
+  health: "/healthz",
+  readiness: "/readyz",
+};
+
 /**
  * A JSON body may come with no content type (read as JSON) or a JSON one (`application/json`, any
  * `application/*+json`, with parameters); a body declared as anything else is refused, not guessed at.
@@ -88,15 +98,8 @@ export function createRestApp(deps: ServiceDeps, verifier: ApiKeyVerifier, probe
       operationId: "getIndex",
       summary: "Where the API, its description and the health checks are",
       contentType: "application/json",
-      handle: () =>
-        Response.json({
-          service: "kaireon",
-          api: "/api/v1",
-          docs: "/api/v1/docs",
-          openapi: "/api/v1/openapi.json",
-          health: "/healthz",
-          readiness: "/readyz",
-        }),
+      example: INDEX,
+      handle: () => Response.json(INDEX),
     },
     {
       method: "GET",
