@@ -75,6 +75,12 @@ afterAll(async () => {
   await svc?.stop();
 });
 
+async function metricValue(name: string, labels: string): Promise<number> {
+  const text = await (await fetch(`${svc.http}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${name}{${labels}}`));
+  return line ? Number(line.split(" ").pop()) : 0;
+}
+
 async function createWebhook(url: string, events = ["decision.made.v1", "interaction.recorded.v1"]) {
   const res = await postJson(svc.http, "/api/v1/webhooks", { url, events, description: "test receiver" });
   expect(res.status).toBe(200);
@@ -142,10 +148,15 @@ describe("webhooks", () => {
     const hook = receiver(() => 200);
     try {
       const { webhookId } = await createWebhook(hook.url, ["interaction.recorded.v1"]);
+      const failuresBefore = await metricValue("kaireon_event_delivery_failures_total", 'destination="webhook"');
       hook.stop();
       const sent: string[] = [];
       for (let i = 0; i < 5; i++) sent.push((await recommendAndRespond("cust_events_outage")).interactionId);
-      await Bun.sleep(1_200);
+      // Down long enough for retries (the first event's first attempts fail), not for its last attempt.
+      await waitFor(
+        async () => (await metricValue("kaireon_event_delivery_failures_total", 'destination="webhook"')) >= failuresBefore + 2,
+        20_000,
+      );
       hook.restart();
       await waitFor(async () => hook.received.length >= 5, 30_000);
       expect(hook.received.map((r) => r.event.data.interactionId)).toEqual(sent);

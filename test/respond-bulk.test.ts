@@ -82,13 +82,31 @@ describe("POST /api/v1/respond/bulk", () => {
       expect(res.json.details[0].field).toBe("items");
     }
     const client = createClient(RespondService, createGrpcTransport({ baseUrl: svc.grpc }));
+    const rec = await postJson(svc.http, "/api/v1/recommend", { customerId: "cust_bulk_rec", channelId: "ch_email" });
+    const shown = rec.json.recommendations[0];
+    const named = { customerId: "cust_bulk_rec", offerId: shown.offerId, channelId: "ch_email", outcomeType: "impression" };
     const answer = await client.respondBulk(
-      { items: [item(2_000), item(2_001, { offerId: "act_missing" })] },
+      {
+        items: [
+          item(2_000),
+          item(2_001, { offerId: "act_missing" }),
+          { ...named, recommendationId: shown.recommendationId },
+          { ...named, recommendationId: "rec_00000000000000000000" },
+        ],
+      },
       { headers: { "x-api-key": DEMO_KEY, "x-tenant-id": "demo" } },
     );
-    expect(answer.processed).toBe(2);
-    expect(answer.succeeded).toBe(1);
-    expect(answer.errors.map((e) => [e.index, e.field])).toEqual([[1, "offerId"]]);
-    expect(await stored(answer.results.map((r) => r.id))).toBe(1);
+    expect(answer.processed).toBe(4);
+    expect(answer.succeeded).toBe(2);
+    expect(answer.errors.map((e) => [e.index, e.field])).toEqual([
+      [1, "offerId"],
+      [3, "recommendationId"],
+    ]);
+    expect(await stored(answer.results.map((r) => r.id))).toBe(2);
+    const row = await svc.app.deps.db.query<{ recommendation_id: string; creative_id: string }>(
+      "select recommendation_id, creative_id from interactions where id = $1",
+      [answer.results.find((r) => r.index === 2)?.id],
+    );
+    expect(row[0]).toEqual({ recommendation_id: shown.recommendationId, creative_id: shown.creativeId });
   }, 60_000);
 });

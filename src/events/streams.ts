@@ -15,24 +15,32 @@ export function redisStream(redis: Redis | Cluster, config: Config): StreamPubli
   const key = `${config.redisKeyPrefix}${config.eventStreamName}`;
   return {
     kind: "redis",
-    async publish(e: StoredEvent) {
-      await redis.xadd(
-        key,
-        "MAXLEN",
-        "~",
-        String(config.eventStreamMaxLength),
-        "*",
-        "id",
-        e.id,
-        "type",
-        e.type,
-        "tenantId",
-        e.tenantId,
-        "customerId",
-        e.customerId,
-        "event",
-        e.body,
-      );
+    async publish(events: StoredEvent[]) {
+      // One round trip for the batch; entries keep their order (one key, one connection).
+      const pipeline = redis.pipeline();
+      const max = String(config.eventStreamMaxLength);
+      for (const e of events) {
+        pipeline.xadd(
+          key,
+          "MAXLEN",
+          "~",
+          max,
+          "*",
+          "id",
+          e.id,
+          "type",
+          e.type,
+          "tenantId",
+          e.tenantId,
+          "customerId",
+          e.customerId,
+          "event",
+          e.body,
+        );
+      }
+      const results = (await pipeline.exec()) ?? [];
+      const failed = results.find(([err]) => err);
+      if (failed || results.length !== events.length) throw failed?.[0] ?? new Error("the Redis pipeline did not answer every XADD");
     },
     async close() {},
   };
@@ -57,9 +65,10 @@ export function natsStream(config: Config): StreamPublisher {
   const encoder = new TextEncoder();
   return {
     kind: "nats",
-    async publish(e: StoredEvent) {
-      const s = await Promise.race([open(), Bun.sleep(10_000).then(() => Promise.reject(new Error("NATS not reachable")))]);
-      await s.publish(`${config.natsSubjectPrefix}.${e.type}`, encoder.encode(e.body), e.id);
+    async publish(events: StoredEvent[]) {
+      const s = await open();
+      // Published back to back on one connection (so stored in this order), acknowledged together.
+      await Promise.all(events.map((e) => s.publish(`${config.natsSubjectPrefix}.${e.type}`, encoder.encode(e.body), e.id)));
     },
     async close() {
       const s = sink;

@@ -22,7 +22,8 @@ describe("webhook targets", () => {
     ]) {
       expect(`${a} ${isPublicAddress(a)}`).toBe(`${a} false`);
     }
-    for (const a of ["8.8.8.8", "172.32.0.1", "93.184.216.34", "2606:4700::1111"]) expect(`${a} ${isPublicAddress(a)}`).toBe(`${a} true`);
+    for (const a of ["8.8.8.8", "172.32.0.1", "93.184.216.34", "2606:4700::1111", "::ffff:808:808", "64:ff9b::808:808", "2002:808:808::1"])
+      expect(`${a} ${isPublicAddress(a)}`).toBe(`${a} true`);
   });
 
   test("URLs: scheme, credentials, literal private hosts and localhost unless allowed", () => {
@@ -32,6 +33,16 @@ describe("webhook targets", () => {
     expect(urlProblem("https://user:pw@hooks.example.com/", false)).toContain("credentials");
     expect(urlProblem("http://127.0.0.1:8080/x", false)).toContain("private");
     expect(urlProblem("http://[::1]/x", false)).toContain("private");
+    // The URL parser writes these in hex: what is checked is the address, not its spelling.
+    expect(new URL("http://[::ffff:127.0.0.1]/").hostname).toBe("[::ffff:7f00:1]");
+    for (const u of [
+      "http://[::ffff:127.0.0.1]/",
+      "http://[::ffff:169.254.169.254]/latest",
+      "http://[::127.0.0.1]/",
+      "http://[64:ff9b::10.0.0.1]/",
+    ]) {
+      expect(`${u} ${urlProblem(u, false)}`).toContain("private");
+    }
     expect(urlProblem("http://localhost/x", false)).toContain("loopback");
     expect(urlProblem("http://127.0.0.1:8080/x", true)).toBeNull();
     expect(urlProblem(`https://example.com/${"a".repeat(3000)}`, true)).toContain("at most");

@@ -43,6 +43,35 @@ function v4(address: string): number[] | null {
   return parts.length === 4 && parts.every((p) => Number.isInteger(p) && p >= 0 && p <= 255) ? parts : null;
 }
 
+/** The 16 bytes of an IPv6 address in any of its textual forms, or null. */
+function v6Bytes(address: string): number[] | null {
+  let text = address.toLowerCase();
+  const zone = text.indexOf("%");
+  if (zone >= 0) text = text.slice(0, zone);
+  // A trailing dotted IPv4 (::ffff:1.2.3.4) stands for the last two groups.
+  const dotted = text.match(/^(.*:)(\d+\.\d+\.\d+\.\d+)$/);
+  if (dotted) {
+    const b = v4(dotted[2] as string);
+    if (!b) return null;
+    text = `${dotted[1]}${((b[0] as number) * 256 + (b[1] as number)).toString(16)}:${((b[2] as number) * 256 + (b[3] as number)).toString(16)}`;
+  }
+  const halves = text.split("::");
+  if (halves.length > 2) return null;
+  const groups = (h: string) => (h === "" ? [] : h.split(":"));
+  const head = groups(halves[0] as string);
+  const tail = halves.length === 2 ? groups(halves[1] as string) : [];
+  const fill = 8 - head.length - tail.length;
+  if (halves.length === 1 ? head.length !== 8 : fill < 0) return null;
+  const all = [...head, ...Array(halves.length === 2 ? fill : 0).fill("0"), ...tail];
+  const bytes: number[] = [];
+  for (const g of all) {
+    if (!/^[0-9a-f]{1,4}$/.test(g)) return null;
+    const n = Number.parseInt(g, 16);
+    bytes.push(n >> 8, n & 255);
+  }
+  return bytes;
+}
+
 /** Whether an IP address is routable on the public internet. */
 export function isPublicAddress(address: string): boolean {
   const a = v4(address);
@@ -56,12 +85,21 @@ export function isPublicAddress(address: string): boolean {
     if (x === 198 && (y === 18 || y === 19)) return false; // benchmarking
     return true;
   }
-  const v6 = address.toLowerCase();
-  if (v6 === "::" || v6 === "::1") return false;
-  const mapped = v6.match(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/);
-  if (mapped) return isPublicAddress(mapped[1] as string);
-  if (/^f[cd]/.test(v6)) return false; // unique local
-  if (/^fe[89ab]/.test(v6)) return false; // link-local
-  if (/^ff/.test(v6)) return false; // multicast
-  return isIP(v6) === 6;
+  const b = v6Bytes(address);
+  if (!b) return false;
+  const zeros = (from: number, to: number) => b.slice(from, to).every((x) => x === 0);
+  const embedded = (at: number) => isPublicAddress(b.slice(at, at + 4).join("."));
+  if (zeros(0, 16)) return false; // unspecified
+  if (zeros(0, 15) && b[15] === 1) return false; // loopback
+  // Forms that carry an IPv4 address, judged by it: mapped (::ffff:0:0/96), compatible (::/96),
+  // NAT64 (64:ff9b::/96) and 6to4 (2002::/16).
+  if (zeros(0, 10) && b[10] === 0xff && b[11] === 0xff) return embedded(12);
+  if (zeros(0, 12)) return embedded(12);
+  if (b[0] === 0x00 && b[1] === 0x64 && b[2] === 0xff && b[3] === 0x9b && zeros(4, 12)) return embedded(12);
+  if (b[0] === 0x20 && b[1] === 0x02) return embedded(2);
+  const first = b[0] as number;
+  if ((first & 0xfe) === 0xfc) return false; // unique local
+  if (first === 0xfe && ((b[1] as number) & 0xc0) === 0x80) return false; // link-local
+  if (first === 0xff) return false; // multicast
+  return true;
 }

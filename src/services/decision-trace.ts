@@ -57,6 +57,9 @@ export async function listDecisionTraces(
   if (v.list.length > 0) throw validationError(v.list);
   const limit = req.limit || DEFAULT_TRACE_PAGE;
   const after = decodeCursor(req.cursor, 2);
+  if (after && Number.isNaN(Date.parse(after[0] as string))) {
+    throw validationError([{ field: "cursor", message: "cursor is not one this service returned" }]);
+  }
   const rows = await listTraces(deps.readDb, {
     tenantId: ctx.auth.tenantId,
     customerId: req.customerId,

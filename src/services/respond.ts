@@ -30,7 +30,7 @@ import {
 } from "../store/interactions.ts";
 import type { CompiledCatalog } from "../decisioning/catalog.ts";
 import type { CreativeDef } from "../decisioning/definitions.ts";
-import { readRecommendation, type ShownRecommendation } from "../store/decisions.ts";
+import { readRecommendation, readRecommendations, type ShownRecommendation } from "../store/decisions.ts";
 import { CATALOG_RECHECK_MS, type CallContext, type ServiceDeps } from "./context.ts";
 import { checkIdempotencyKey, IDEMPOTENCY_KEY_FIELD, requestHash } from "./idempotency.ts";
 import { MAX_ID_LENGTH, Violations } from "./validate.ts";
@@ -69,6 +69,31 @@ function validate(req: RespondRequest, idempotencyKey: string | undefined): void
  * recommendation made on another instance moments ago may still be in that instance's buffer, so the
  * database is asked once more after a flush interval before the id is called unknown.
  */
+type RecommendationLookup = (id: string) => Promise<ShownRecommendation | null>;
+
+/**
+ * The recommendations a bulk respond names, looked up together: the buffer, then one query, then (for
+ * what is still missing) one wait of a flush interval and one more query, however many items name one.
+ */
+async function recommendationsNamed(deps: ServiceDeps, tenantId: string, ids: string[]): Promise<Map<string, ShownRecommendation>> {
+  const found = new Map<string, ShownRecommendation>();
+  const lookUp = async (wanted: string[]) => {
+    const missing = wanted.filter((id) => {
+      const buffered = deps.decisions.peek(tenantId, id);
+      if (buffered) found.set(id, buffered);
+      return !buffered;
+    });
+    for (const r of await readRecommendations(deps.db, tenantId, missing)) found.set(r.recommendationId, r);
+  };
+  await lookUp(ids);
+  const late = ids.filter((id) => !found.has(id));
+  if (late.length > 0) {
+    await Bun.sleep(deps.config.traceFlushMs * 2);
+    await lookUp(late);
+  }
+  return found;
+}
+
 async function recommendationNamed(deps: ServiceDeps, tenantId: string, id: string): Promise<ShownRecommendation | null> {
   const buffered = deps.decisions.peek(tenantId, id);
   if (buffered) return buffered;
@@ -100,11 +125,12 @@ async function attribute(
   ctx: CallContext,
   req: RespondRequest,
   catalog: CompiledCatalog,
+  lookup: RecommendationLookup,
 ): Promise<{ catalog: CompiledCatalog; shown: ShownRecommendation | null }> {
   const tenantId = ctx.auth.tenantId;
   let shown: ShownRecommendation | null = null;
   if (req.recommendationId) {
-    shown = await recommendationNamed(deps, tenantId, req.recommendationId);
+    shown = await lookup(req.recommendationId);
     if (!shown) throw notFound("Recommendation");
     const v = new Violations();
     for (const [field, named, recorded] of [
@@ -172,7 +198,13 @@ interface Prepared {
 }
 
 /** Checks one response against the catalog and what it names, and builds what is written and answered. */
-async function prepare(deps: ServiceDeps, ctx: CallContext, req: RespondRequest, idempotencyKey: string | undefined): Promise<Prepared> {
+async function prepare(
+  deps: ServiceDeps,
+  ctx: CallContext,
+  req: RespondRequest,
+  idempotencyKey: string | undefined,
+  lookup: RecommendationLookup = (id) => recommendationNamed(deps, ctx.auth.tenantId, id),
+): Promise<Prepared> {
   validate(req, idempotencyKey);
   const tenantId = ctx.auth.tenantId;
   let catalog = await deps.catalogs.get(tenantId);
@@ -190,7 +222,7 @@ async function prepare(deps: ServiceDeps, ctx: CallContext, req: RespondRequest,
   }
   if (!catalog.offerById.has(req.offerId)) throw notFound("Offer");
   if (!catalog.channels.has(req.channelId)) throw notFound("Channel");
-  const attributed = await attribute(deps, ctx, req, catalog);
+  const attributed = await attribute(deps, ctx, req, catalog, lookup);
   catalog = attributed.catalog;
   const shown = attributed.shown;
   const creativeId = req.creativeId || shown?.creativeId || "";
@@ -290,11 +322,16 @@ export async function respondBulk(deps: ServiceDeps, ctx: CallContext, req: Resp
   }
   const errors: RespondBulkError[] = [];
   const ready: { index: number; p: Prepared }[] = [];
+  const named = [
+    ...new Set(req.items.map((i) => i.recommendationId).filter((id) => id !== "" && id.length <= MAX_ID_LENGTH && !id.includes("\u0000"))),
+  ];
+  const known = named.length > 0 ? await recommendationsNamed(deps, ctx.auth.tenantId, named) : new Map<string, ShownRecommendation>();
+  const lookup: RecommendationLookup = async (id) => known.get(id) ?? null;
   for (const [index, item] of req.items.entries()) {
     const { idempotencyKey, ...fields } = item;
     const one = create(RespondRequestSchema, { ...fields, $typeName: "kaireon.v1.RespondRequest" });
     try {
-      ready.push({ index, p: await prepare(deps, ctx, one, idempotencyKey === "" ? undefined : idempotencyKey) });
+      ready.push({ index, p: await prepare(deps, ctx, one, idempotencyKey === "" ? undefined : idempotencyKey, lookup) });
     } catch (err) {
       if (!(err instanceof AppError) || (err.code !== "VALIDATION_ERROR" && err.code !== "NOT_FOUND")) throw err;
       const details =

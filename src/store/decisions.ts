@@ -119,13 +119,17 @@ async function insertDecisions(db: Db, batch: DecisionRecord[]): Promise<void> {
 
 /** A recorded recommendation by its id. */
 export async function readRecommendation(db: Queryable, tenantId: string, recommendationId: string): Promise<ShownRecommendation | null> {
-  const rows = await db.query<Record<string, unknown>>("select * from recommendations where tenant_id = $1 and recommendation_id = $2", [
-    tenantId,
-    recommendationId,
-  ]);
-  const r = rows[0];
-  if (!r) return null;
-  return {
+  return (await readRecommendations(db, tenantId, [recommendationId]))[0] ?? null;
+}
+
+/** Recorded recommendations by id (those that exist). */
+export async function readRecommendations(db: Queryable, tenantId: string, ids: string[]): Promise<ShownRecommendation[]> {
+  if (ids.length === 0) return [];
+  const rows = await db.query<Record<string, unknown>>(
+    "select * from recommendations where tenant_id = $1 and recommendation_id = any($2::text[])",
+    [tenantId, ids],
+  );
+  return rows.map((r) => ({
     recommendationId: r.recommendation_id as string,
     customerId: r.customer_id as string,
     channelId: r.channel_id as string,
@@ -140,7 +144,7 @@ export async function readRecommendation(db: Queryable, tenantId: string, recomm
     decisionFlowId: r.decision_flow_id as string,
     flowVersion: Number(r.flow_version),
     traceId: (r.trace_id as string | null) ?? null,
-  };
+  }));
 }
 
 /** Deletes recommendations recorded before `before`, a chunk per statement. */

@@ -72,15 +72,20 @@ export async function readEvents(
   limit: number,
   filter?: { tenantId: string; types: string[] },
 ): Promise<StoredEvent[]> {
-  const rows = await db.query<Record<string, unknown>>(
-    `select xid::text as xid, seq::text as seq, id, tenant_id, type, customer_id, body::text as body
-       from outbox_events
-      where (xid, seq) > ($1::xid8, $2::bigint) and xid < pg_snapshot_xmin(pg_current_snapshot())
-        and ($4::text is null or (tenant_id = $4 and type = any($5::text[])))
-      order by xid, seq
-      limit $3`,
-    [from.xid, from.seq, limit, filter?.tenantId ?? null, filter?.types ?? []],
-  );
+  const columns = "xid::text as xid, seq::text as seq, id, tenant_id, type, customer_id, body::text as body";
+  const ready = "(xid, seq) > ($1::xid8, $2::bigint) and xid < pg_snapshot_xmin(pg_current_snapshot())";
+  // A tenant's events are read by their own index: a quiet tenant's webhook does not scan the others'.
+  const rows = filter
+    ? await db.query<Record<string, unknown>>(
+        `select ${columns} from outbox_events where tenant_id = $4 and ${ready} and type = any($5::text[])
+          order by tenant_id, xid, seq limit $3`,
+        [from.xid, from.seq, limit, filter.tenantId, filter.types],
+      )
+    : await db.query<Record<string, unknown>>(`select ${columns} from outbox_events where ${ready} order by xid, seq limit $3`, [
+        from.xid,
+        from.seq,
+        limit,
+      ]);
   return rows.map((r) => ({
     xid: r.xid as string,
     seq: r.seq as string,
@@ -106,6 +111,30 @@ export async function saveCursor(db: Queryable, sink: string, at: OutboxPosition
      on conflict (sink) do update set xid = excluded.xid, seq = excluded.seq, updated_at = now()`,
     [sink, at.xid, at.seq],
   );
+}
+
+/**
+ * Moves a destination's cursor forward to `at`, only while `holder` holds the relay lease `lease` (an
+ * instance that lost it while delivering must not move a cursor the new holder owns), only forward, and
+ * for a webhook only while it exists. False when it was not saved.
+ */
+export async function advanceCursor(
+  db: Queryable,
+  sink: string,
+  at: OutboxPosition,
+  fence: { lease: string; holder: string; webhook?: { tenantId: string; id: string } },
+): Promise<boolean> {
+  const rows = await db.query(
+    `insert into event_cursors (sink, xid, seq)
+     select $1, $2::xid8, $3::bigint
+      where exists (select 1 from maintenance_leases where name = $4 and holder = $5 and expires_at > now())
+        and ($6::text is null or exists (select 1 from webhooks where tenant_id = $6 and id = $7))
+     on conflict (sink) do update set xid = excluded.xid, seq = excluded.seq, updated_at = now()
+      where (event_cursors.xid, event_cursors.seq) < (excluded.xid, excluded.seq)
+     returning 1`,
+    [sink, at.xid, at.seq, fence.lease, fence.holder, fence.webhook?.tenantId ?? null, fence.webhook?.id ?? null],
+  );
+  return rows.length > 0;
 }
 
 const PRUNE_CHUNK = 5_000;

@@ -42,7 +42,9 @@ export async function insertWebhook(tx: Queryable, w: Omit<WebhookRecord, "creat
   return toRecord(rows[0] as Record<string, unknown>);
 }
 
+/** Counts a tenant's webhooks, first taking a lock for the rest of the transaction: two creates cannot both pass the cap. */
 export async function countWebhooks(tx: Queryable, tenantId: string): Promise<number> {
+  await tx.query("select pg_advisory_xact_lock(hashtext('kaireon.webhooks:' || $1))", [tenantId]);
   const rows = await tx.query<{ n: number }>("select count(*)::int as n from webhooks where tenant_id = $1", [tenantId]);
   return rows[0]?.n ?? 0;
 }
@@ -133,4 +135,13 @@ export async function deleteDeadLetter(db: Queryable, tenantId: string, webhookI
     webhookId,
     eventId,
   ]);
+}
+
+/** Deletes dead letters that failed before `before`. */
+export async function pruneDeadLetters(db: Queryable, before: Date): Promise<number> {
+  const rows = await db.query<{ n: number }>(
+    "with gone as (delete from webhook_dead_letters where failed_at < $1 returning 1) select count(*)::int as n from gone",
+    [before],
+  );
+  return rows[0]?.n ?? 0;
 }

@@ -44,6 +44,8 @@ create table outbox_events (
 );
 create index outbox_events_occurred on outbox_events (occurred_at);
 create index outbox_events_customer on outbox_events (tenant_id, customer_id);
+-- A webhook reads its tenant's events only.
+create index outbox_events_tenant on outbox_events (tenant_id, xid, seq);
 
 -- How far each destination (a webhook, the event stream) has been delivered.
 create table event_cursors (
