@@ -125,6 +125,15 @@ describe("Decision traces", () => {
     expect(filter.candidatesOut).toBe(2);
     expect(filter.filtered).toContain("act_home_loan (segment_required)");
     expect(filter.filtered).toContain("act_auto_loan (propensity < 0.55)");
+    // The same drops, typed: one per entry, in the same order.
+    expect(filter.drops.length).toBe(filter.filtered.length);
+    expect(filter.drops).toContainEqual({ offerId: "act_home_loan", reason: "FILTER_REASON_SEGMENT_REQUIRED", detail: "segment_required", ruleId: "" });
+    expect(filter.drops).toContainEqual({
+      offerId: "act_auto_loan",
+      reason: "FILTER_REASON_PROPENSITY_BELOW_MINIMUM",
+      detail: "propensity < 0.55",
+      ruleId: "",
+    });
     expect(Object.keys(score.scores).sort()).toEqual(["act_cashback", "act_platinum_cc"]);
     expect(score.scores.act_platinum_cc).toBe(rec.json.recommendations[0].score);
     expect(rank.finalOrder).toEqual(["act_platinum_cc", "act_cashback"]);

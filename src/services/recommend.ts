@@ -20,6 +20,7 @@ import { newDecisionId, newEventId, newInteractionId, newRecommendationId, newTr
 import type { ShownRecommendation } from "../store/decisions.ts";
 import { loadContactHistory } from "../store/history.ts";
 import type { CallContext, ServiceDeps } from "./context.ts";
+import { dropOf } from "./trace-drops.ts";
 import { MAX_ID_LENGTH, Violations } from "./validate.ts";
 
 export const DEFAULT_MAX_OFFERS = 5;
@@ -375,6 +376,7 @@ function stageMessage(s: StageRecord) {
     candidatesIn: s.candidatesIn,
     candidatesOut: s.candidatesOut,
     filtered: s.filtered ?? [],
+    drops: (s.filtered ?? []).map(dropOf),
     scores: s.scores ?? {},
     factors: s.factors as JsonObject | undefined,
     finalOrder: s.finalOrder ?? [],

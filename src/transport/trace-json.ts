@@ -7,7 +7,7 @@ import { DecisionTraceSchema } from "../../gen/kaireon/v1/decision_trace_pb.ts";
 const STAGE_FIELDS: Record<string, string[]> = {
   enrich: ["input", "output"],
   compute: ["computed"],
-  filter: ["candidatesIn", "candidatesOut", "filtered"],
+  filter: ["candidatesIn", "candidatesOut", "filtered", "drops"],
   score: ["scores", "factors"],
   rank: ["finalOrder", "experiments"],
 };

@@ -3,6 +3,8 @@
 // same offers in the same order with the same scores, creatives, content, experiments and, for traced
 // decisions, the same stages and reasons. Thompson sampling runs with the same seed on both.
 
+import { FilterReason } from "../../gen/kaireon/v1/decision_trace_pb.ts";
+import { dropOf } from "../../src/services/trace-drops.ts";
 import { describe, expect, test } from "bun:test";
 import { type CompiledCatalog, compileCatalog } from "../../src/decisioning/catalog.ts";
 import type { CatalogDefinition, CreativeDef, ExperimentDef, FlowDefinition, OfferDef } from "../../src/decisioning/definitions.ts";
@@ -289,8 +291,16 @@ function agree(
     if (!explain) want.stages = [];
     // Fail with the case's seed, so it can be replayed alone.
     if (!Bun.deepEquals(got, want)) expect({ ...label, explain, ...got }).toEqual({ ...label, explain, ...want });
+    // Every reason the engine words is one the trace's typed drops know.
+    for (const entry of mine.stages.flatMap((st) => st.filtered ?? [])) {
+      if (dropOf(entry).reason === FilterReason.UNSPECIFIED) expect({ ...label, entry }).toEqual({ ...label, entry: "a known reason" });
+      reasons.add(dropOf(entry).reason);
+    }
   }
 }
+
+/** The kinds of drop the randomised cases produced. */
+const reasons = new Set<FilterReason>();
 
 function runCase(seed: number, size: number): { early: boolean } {
   const r = seededRandom(seed);
@@ -337,6 +347,9 @@ describe("engine against the reference", () => {
     for (let seed = 1; seed <= CASES; seed++) {
       if (runCase(seed, seed % 10 === 0 ? 200 : 5 + (seed % 40)).early) early++;
     }
+    // The cases reach most kinds of drop, so the check above covers their wording.
+    console.log(`drops seen: ${[...reasons].map((r) => FilterReason[r]).join(", ")}`);
+    expect(reasons.size).toBe(Object.keys(FilterReason).filter((k) => Number.isNaN(Number(k))).length - 1);
     console.log(
       `differential: ${CASES} cases (${early} eligible for the early exit), each untraced and traced, before and after learning in place, with lists prepared ahead, and recompiled on top of itself after a change; the reference compiles the catalog its own way`,
     );

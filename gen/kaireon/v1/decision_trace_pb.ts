@@ -2,8 +2,8 @@
 // @generated from file kaireon/v1/decision_trace.proto (package kaireon.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_protobuf_wrappers } from "@bufbuild/protobuf/wkt";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file kaireon/v1/decision_trace.proto.
  */
 export const file_kaireon_v1_decision_trace: GenFile = /*@__PURE__*/
-  fileDesc("Ch9rYWlyZW9uL3YxL2RlY2lzaW9uX3RyYWNlLnByb3RvEgprYWlyZW9uLnYxIk8KGUxpc3REZWNpc2lvblRyYWNlc1JlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkSDQoFbGltaXQYAiABKAUSDgoGY3Vyc29yGAMgASgJIlwKGkxpc3REZWNpc2lvblRyYWNlc1Jlc3BvbnNlEikKBnRyYWNlcxgBIAMoCzIZLmthaXJlb24udjEuRGVjaXNpb25UcmFjZRITCgtuZXh0X2N1cnNvchgCIAEoCSIrChdHZXREZWNpc2lvblRyYWNlUmVxdWVzdBIQCgh0cmFjZV9pZBgBIAEoCSJEChhHZXREZWNpc2lvblRyYWNlUmVzcG9uc2USKAoFdHJhY2UYASABKAsyGS5rYWlyZW9uLnYxLkRlY2lzaW9uVHJhY2Ui9QEKDURlY2lzaW9uVHJhY2USEAoIdHJhY2VfaWQYASABKAkSEwoLY3VzdG9tZXJfaWQYAiABKAkSGAoQZGVjaXNpb25fZmxvd19pZBgDIAEoCRIdChVkZWNpc2lvbl9mbG93X3ZlcnNpb24YBCABKAUSEgoKY2hhbm5lbF9pZBgFIAEoCRImCgZzdGFnZXMYBiADKAsyFi5rYWlyZW9uLnYxLlRyYWNlU3RhZ2USFgoOdG90YWxfZHVyYXRpb24YByABKAESMAoMcHJvY2Vzc2VkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLzAwoKVHJhY2VTdGFnZRIMCgRuYW1lGAEgASgJEhAKCGR1cmF0aW9uGAIgASgBEiYKBWlucHV0GAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBInCgZvdXRwdXQYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EikKCGNvbXB1dGVkGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIyCg1jYW5kaWRhdGVzX2luGAYgASgLMhsuZ29vZ2xlLnByb3RvYnVmLkludDMyVmFsdWUSMwoOY2FuZGlkYXRlc19vdXQYByABKAsyGy5nb29nbGUucHJvdG9idWYuSW50MzJWYWx1ZRIQCghmaWx0ZXJlZBgIIAMoCRIyCgZzY29yZXMYCSADKAsyIi5rYWlyZW9uLnYxLlRyYWNlU3RhZ2UuU2NvcmVzRW50cnkSKAoHZmFjdG9ycxgKIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEwoLZmluYWxfb3JkZXIYCyADKAkSLAoLZXhwZXJpbWVudHMYDCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Gi0KC1Njb3Jlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAToCOAEy2gEKFERlY2lzaW9uVHJhY2VTZXJ2aWNlEl0KEEdldERlY2lzaW9uVHJhY2USIy5rYWlyZW9uLnYxLkdldERlY2lzaW9uVHJhY2VSZXF1ZXN0GiQua2FpcmVvbi52MS5HZXREZWNpc2lvblRyYWNlUmVzcG9uc2USYwoSTGlzdERlY2lzaW9uVHJhY2VzEiUua2FpcmVvbi52MS5MaXN0RGVjaXNpb25UcmFjZXNSZXF1ZXN0GiYua2FpcmVvbi52MS5MaXN0RGVjaXNpb25UcmFjZXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_protobuf_wrappers]);
+  fileDesc("Ch9rYWlyZW9uL3YxL2RlY2lzaW9uX3RyYWNlLnByb3RvEgprYWlyZW9uLnYxIk8KGUxpc3REZWNpc2lvblRyYWNlc1JlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkSDQoFbGltaXQYAiABKAUSDgoGY3Vyc29yGAMgASgJIlwKGkxpc3REZWNpc2lvblRyYWNlc1Jlc3BvbnNlEikKBnRyYWNlcxgBIAMoCzIZLmthaXJlb24udjEuRGVjaXNpb25UcmFjZRITCgtuZXh0X2N1cnNvchgCIAEoCSIrChdHZXREZWNpc2lvblRyYWNlUmVxdWVzdBIQCgh0cmFjZV9pZBgBIAEoCSJEChhHZXREZWNpc2lvblRyYWNlUmVzcG9uc2USKAoFdHJhY2UYASABKAsyGS5rYWlyZW9uLnYxLkRlY2lzaW9uVHJhY2Ui9QEKDURlY2lzaW9uVHJhY2USEAoIdHJhY2VfaWQYASABKAkSEwoLY3VzdG9tZXJfaWQYAiABKAkSGAoQZGVjaXNpb25fZmxvd19pZBgDIAEoCRIdChVkZWNpc2lvbl9mbG93X3ZlcnNpb24YBCABKAUSEgoKY2hhbm5lbF9pZBgFIAEoCRImCgZzdGFnZXMYBiADKAsyFi5rYWlyZW9uLnYxLlRyYWNlU3RhZ2USFgoOdG90YWxfZHVyYXRpb24YByABKAESMAoMcHJvY2Vzc2VkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKaBAoKVHJhY2VTdGFnZRIMCgRuYW1lGAEgASgJEhAKCGR1cmF0aW9uGAIgASgBEiYKBWlucHV0GAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBInCgZvdXRwdXQYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EikKCGNvbXB1dGVkGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIyCg1jYW5kaWRhdGVzX2luGAYgASgLMhsuZ29vZ2xlLnByb3RvYnVmLkludDMyVmFsdWUSMwoOY2FuZGlkYXRlc19vdXQYByABKAsyGy5nb29nbGUucHJvdG9idWYuSW50MzJWYWx1ZRIQCghmaWx0ZXJlZBgIIAMoCRIyCgZzY29yZXMYCSADKAsyIi5rYWlyZW9uLnYxLlRyYWNlU3RhZ2UuU2NvcmVzRW50cnkSKAoHZmFjdG9ycxgKIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEwoLZmluYWxfb3JkZXIYCyADKAkSLAoLZXhwZXJpbWVudHMYDCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiUKBWRyb3BzGA0gAygLMhYua2FpcmVvbi52MS5GaWx0ZXJEcm9wGi0KC1Njb3Jlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAToCOAEiaQoKRmlsdGVyRHJvcBIQCghvZmZlcl9pZBgBIAEoCRIoCgZyZWFzb24YAiABKA4yGC5rYWlyZW9uLnYxLkZpbHRlclJlYXNvbhIOCgZkZXRhaWwYAyABKAkSDwoHcnVsZV9pZBgEIAEoCSq8AwoMRmlsdGVyUmVhc29uEh0KGUZJTFRFUl9SRUFTT05fVU5TUEVDSUZJRUQQABIaChZGSUxURVJfUkVBU09OX0lOQUNUSVZFEAESHQoZRklMVEVSX1JFQVNPTl9OT1RfU1RBUlRFRBACEhkKFUZJTFRFUl9SRUFTT05fRVhQSVJFRBADEh0KGUZJTFRFUl9SRUFTT05fTk9fQ1JFQVRJVkUQBBIiCh5GSUxURVJfUkVBU09OX1NFR01FTlRfUkVRVUlSRUQQBRIiCh5GSUxURVJfUkVBU09OX0NPTkRJVElPTl9GQUlMRUQQBhIqCiZGSUxURVJfUkVBU09OX1BST1BFTlNJVFlfQkVMT1dfTUlOSU1VTRAHEh8KG0ZJTFRFUl9SRUFTT05fRlJFUVVFTkNZX0NBUBAIEhoKFkZJTFRFUl9SRUFTT05fQ09PTERPV04QCRIlCiFGSUxURVJfUkVBU09OX09VVENPTUVfU1VQUFJFU1NJT04QChIZChVGSUxURVJfUkVBU09OX09QVF9PVVQQCxIlCiFGSUxURVJfUkVBU09OX0hJU1RPUllfVU5BVkFJTEFCTEUQDDLaAQoURGVjaXNpb25UcmFjZVNlcnZpY2USXQoQR2V0RGVjaXNpb25UcmFjZRIjLmthaXJlb24udjEuR2V0RGVjaXNpb25UcmFjZVJlcXVlc3QaJC5rYWlyZW9uLnYxLkdldERlY2lzaW9uVHJhY2VSZXNwb25zZRJjChJMaXN0RGVjaXNpb25UcmFjZXMSJS5rYWlyZW9uLnYxLkxpc3REZWNpc2lvblRyYWNlc1JlcXVlc3QaJi5rYWlyZW9uLnYxLkxpc3REZWNpc2lvblRyYWNlc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_protobuf_wrappers]);
 
 /**
  * Which customer's traces to list.
@@ -274,6 +274,13 @@ export type TraceStage = Message<"kaireon.v1.TraceStage"> & {
    * @generated from field: google.protobuf.Struct experiments = 12;
    */
   experiments?: JsonObject | undefined;
+
+  /**
+   * compute and filter: the candidates dropped, one entry per entry of filtered, in the same order, typed.
+   *
+   * @generated from field: repeated kaireon.v1.FilterDrop drops = 13;
+   */
+  drops: FilterDrop[];
 };
 
 /**
@@ -282,6 +289,152 @@ export type TraceStage = Message<"kaireon.v1.TraceStage"> & {
  */
 export const TraceStageSchema: GenMessage<TraceStage> = /*@__PURE__*/
   messageDesc(file_kaireon_v1_decision_trace, 5);
+
+/**
+ * A candidate a decision dropped, and why.
+ *
+ * @generated from message kaireon.v1.FilterDrop
+ */
+export type FilterDrop = Message<"kaireon.v1.FilterDrop"> & {
+  /**
+   * The offer dropped.
+   *
+   * @generated from field: string offer_id = 1;
+   */
+  offerId: string;
+
+  /**
+   * Why, as a closed set.
+   *
+   * @generated from field: kaireon.v1.FilterReason reason = 2;
+   */
+  reason: FilterReason;
+
+  /**
+   * The reason in words, as filtered gives it, e.g. "propensity < 0.4" or "frequency_cap exceeded: 3/week at scope=offer".
+   *
+   * @generated from field: string detail = 3;
+   */
+  detail: string;
+
+  /**
+   * The tenant qualification rule that refused it; empty for the offer's own qualification and for policies.
+   *
+   * @generated from field: string rule_id = 4;
+   */
+  ruleId: string;
+};
+
+/**
+ * Describes the message kaireon.v1.FilterDrop.
+ * Use `create(FilterDropSchema)` to create a new message.
+ */
+export const FilterDropSchema: GenMessage<FilterDrop> = /*@__PURE__*/
+  messageDesc(file_kaireon_v1_decision_trace, 6);
+
+/**
+ * Why a candidate was dropped.
+ *
+ * @generated from enum kaireon.v1.FilterReason
+ */
+export enum FilterReason {
+  /**
+   * Not known to this version of the contract.
+   *
+   * @generated from enum value: FILTER_REASON_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The offer is not active.
+   *
+   * @generated from enum value: FILTER_REASON_INACTIVE = 1;
+   */
+  INACTIVE = 1,
+
+  /**
+   * The offer's schedule has not started.
+   *
+   * @generated from enum value: FILTER_REASON_NOT_STARTED = 2;
+   */
+  NOT_STARTED = 2,
+
+  /**
+   * The offer's schedule has ended.
+   *
+   * @generated from enum value: FILTER_REASON_EXPIRED = 3;
+   */
+  EXPIRED = 3,
+
+  /**
+   * The offer has no active creative on the channel (or placement).
+   *
+   * @generated from enum value: FILTER_REASON_NO_CREATIVE = 4;
+   */
+  NO_CREATIVE = 4,
+
+  /**
+   * The customer is not in the segment a qualification requires.
+   *
+   * @generated from enum value: FILTER_REASON_SEGMENT_REQUIRED = 5;
+   */
+  SEGMENT_REQUIRED = 5,
+
+  /**
+   * A qualification condition was false (or could not be evaluated).
+   *
+   * @generated from enum value: FILTER_REASON_CONDITION_FAILED = 6;
+   */
+  CONDITION_FAILED = 6,
+
+  /**
+   * The propensity is below a qualification's minimum.
+   *
+   * @generated from enum value: FILTER_REASON_PROPENSITY_BELOW_MINIMUM = 7;
+   */
+  PROPENSITY_BELOW_MINIMUM = 7,
+
+  /**
+   * A frequency cap is reached.
+   *
+   * @generated from enum value: FILTER_REASON_FREQUENCY_CAP = 8;
+   */
+  FREQUENCY_CAP = 8,
+
+  /**
+   * A cooldown since the last impression has not passed.
+   *
+   * @generated from enum value: FILTER_REASON_COOLDOWN = 9;
+   */
+  COOLDOWN = 9,
+
+  /**
+   * An outcome suppresses the offer for a while.
+   *
+   * @generated from enum value: FILTER_REASON_OUTCOME_SUPPRESSION = 10;
+   */
+  OUTCOME_SUPPRESSION = 10,
+
+  /**
+   * The customer opted out of the channel.
+   *
+   * @generated from enum value: FILTER_REASON_OPT_OUT = 11;
+   */
+  OPT_OUT = 11,
+
+  /**
+   * The contact history could not be read in time: offers under a policy are dropped.
+   *
+   * @generated from enum value: FILTER_REASON_HISTORY_UNAVAILABLE = 12;
+   */
+  HISTORY_UNAVAILABLE = 12,
+}
+
+/**
+ * Describes the enum kaireon.v1.FilterReason.
+ */
+export const FilterReasonSchema: GenEnum<FilterReason> = /*@__PURE__*/
+  enumDesc(file_kaireon_v1_decision_trace, 0);
 
 /**
  * DecisionTraceService explains recorded decisions stage by stage.
