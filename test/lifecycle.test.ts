@@ -125,7 +125,31 @@ describe("embedded database", () => {
   test("without DATABASE_URL the service runs on PGlite under DATA_DIR, seeds the demo and prints its key", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), "kaireon-embedded-"));
     cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
-    const svc = await spawnService({ HOST: "127.0.0.1", PORT: "0", GRPC_PORT: "0", DATA_DIR: dataDir, LOG_LEVEL: "info" }, 60_000);
+    // The outbox and its relay work on the embedded database too: a webhook receives the decision's events.
+    const received: { type: string; data: Record<string, unknown> }[] = [];
+    const receiver = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: async (req) => {
+        received.push(JSON.parse(await req.text()));
+        return new Response(null, { status: 204 });
+      },
+    });
+    cleanups.push(() => {
+      receiver.stop(true);
+    });
+    const svc = await spawnService(
+      {
+        HOST: "127.0.0.1",
+        PORT: "0",
+        GRPC_PORT: "0",
+        DATA_DIR: dataDir,
+        LOG_LEVEL: "info",
+        WEBHOOK_ALLOW_PRIVATE_TARGETS: "true",
+        EVENT_RELAY_POLL_MS: "50",
+      },
+      60_000,
+    );
     cleanups.push(() => {
       svc.proc.kill("SIGKILL");
     });
@@ -136,6 +160,13 @@ describe("embedded database", () => {
     expect(svc.output()).toContain("API_KEY_PEPPER is not set");
 
     const headers = { "content-type": "application/json", "x-tenant-id": "demo", "x-api-key": key as string };
+    const hook = await postJson(
+      svc.http,
+      "/api/v1/webhooks",
+      { url: `http://127.0.0.1:${receiver.port}/events`, events: ["decision.made.v1", "interaction.recorded.v1"] },
+      headers,
+    );
+    expect(hook.status).toBe(200);
     const rec = await postJson(svc.http, "/api/v1/recommend", TUTORIAL_RECOMMEND, headers);
     expect(rec.status).toBe(200);
     expect(rec.json.recommendations.map((r: { offerId: string }) => r.offerId)).toEqual(["act_platinum_cc", "act_cashback"]);
@@ -150,10 +181,21 @@ describe("embedded database", () => {
     const res = await postJson(
       svc.http,
       "/api/v1/respond",
-      { customerId: "cust_12345", offerId: "act_platinum_cc", channelId: "ch_email", outcomeType: "click" },
+      {
+        customerId: "cust_12345",
+        offerId: "act_platinum_cc",
+        channelId: "ch_email",
+        outcomeType: "click",
+        recommendationId: rec.json.recommendations[0].recommendationId,
+      },
       headers,
     );
     expect(res.status).toBe(200);
+    await waitFor(async () => received.length >= 2, 30_000);
+    expect(received.map((e) => e.type).sort()).toEqual(["decision.made.v1", "interaction.recorded.v1"]);
+    expect(received.find((e) => e.type === "interaction.recorded.v1")?.data.recommendationId).toBe(
+      rec.json.recommendations[0].recommendationId,
+    );
 
     // The data survives a restart: same key, no second seed.
     svc.proc.kill("SIGTERM");
