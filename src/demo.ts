@@ -396,3 +396,25 @@ export async function seedDemo(db: Db, opts: { pepper: string; apiKey?: string }
   });
   return { apiKey };
 }
+
+/** The tutorial's Recommend request: the demo tenant answers it as the tutorial shows (the API docs' example). */
+export const TUTORIAL_RECOMMEND_REQUEST = {
+  customerId: "cust_12345",
+  channelId: "ch_email",
+  decisionFlowId: "df_credit_cards",
+  maxOffers: 3,
+  placement: "hero_offer",
+  attributes: { tier: "gold", source: "campaign_q1", device: "mobile" },
+  trace: true,
+};
+
+/** The tutorial's Respond request. */
+export const TUTORIAL_RESPOND_REQUEST = {
+  customerId: "cust_12345",
+  offerId: "act_platinum_cc",
+  channelId: "ch_email",
+  outcomeType: "click",
+  creativeId: "treat_platinum_email",
+  traceId: "trace_abc123",
+  metadata: { clickPosition: "hero_banner", deviceType: "mobile" },
+};

@@ -4,6 +4,7 @@
 import postgres from "postgres";
 import { type App, startApp } from "../src/app.ts";
 import { loadConfig } from "../src/config.ts";
+import { TUTORIAL_RECOMMEND_REQUEST, TUTORIAL_RESPOND_REQUEST } from "../src/demo.ts";
 import { createLogger } from "../src/log.ts";
 import { randomBase62 } from "../src/ids.ts";
 
@@ -14,31 +15,9 @@ export const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
 export const DEMO_KEY = "krn_TestDemoKey0000000000000000000000000001";
 /** The operator key of every test service (OPERATOR_API_KEY). */
 export const OPERATOR_KEY = "krn_TestOperatorKey00000000000000000000001";
-export const TUTORIAL_RECOMMEND = `{
-  "customerId": "cust_12345",
-  "channelId": "ch_email",
-  "decisionFlowId": "df_credit_cards",
-  "maxOffers": 3,
-  "placement": "hero_offer",
-  "attributes": {
-    "tier": "gold",
-    "source": "campaign_q1",
-    "device": "mobile"
-  },
-  "trace": true
-}`;
-export const TUTORIAL_RESPOND = `{
-  "customerId": "cust_12345",
-  "offerId": "act_platinum_cc",
-  "channelId": "ch_email",
-  "outcomeType": "click",
-  "creativeId": "treat_platinum_email",
-  "traceId": "trace_abc123",
-  "metadata": {
-    "clickPosition": "hero_banner",
-    "deviceType": "mobile"
-  }
-}`;
+/** The tutorial's request bodies, as sent: the same objects the API docs show as examples. */
+export const TUTORIAL_RECOMMEND = JSON.stringify(TUTORIAL_RECOMMEND_REQUEST, null, 2);
+export const TUTORIAL_RESPOND = JSON.stringify(TUTORIAL_RESPOND_REQUEST, null, 2);
 
 function withDatabase(url: string, name: string): string {
   const u = new URL(url);
@@ -178,10 +157,14 @@ export function processEnv(extra: Record<string, string> = {}): Record<string, s
   return testEnv({ LOG_LEVEL: "info", REDIS_URL, ...extra });
 }
 
-/** Starts `bun src/main.ts` as a separate process and waits until it listens. */
-export async function spawnService(env: Record<string, string>, timeoutMs = 30_000): Promise<SpawnedService> {
-  const proc = Bun.spawn([BUN, "src/main.ts"], {
-    cwd: ROOT,
+/** Starts `bun src/main.ts` (or `opts.cmd` in `opts.cwd`) as a separate process and waits until it listens. */
+export async function spawnService(
+  env: Record<string, string>,
+  timeoutMs = 30_000,
+  opts: { cmd?: string[]; cwd?: string } = {},
+): Promise<SpawnedService> {
+  const proc = Bun.spawn(opts.cmd ?? [BUN, "src/main.ts"], {
+    cwd: opts.cwd ?? ROOT,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
     stdout: "pipe",
     stderr: "pipe",

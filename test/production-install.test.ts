@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { cp, mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { DEMO_KEY, ROOT, TUTORIAL_RECOMMEND, waitFor } from "./harness.ts";
+import { DEMO_KEY, ROOT, spawnService, TUTORIAL_RECOMMEND, waitFor } from "./harness.ts";
 
 let dir: string;
 beforeAll(async () => {
@@ -54,35 +54,14 @@ describe("a production install", () => {
       expect(installed.has(dev)).toBe(false);
     expect(installed.has("bun")).toBe(true);
 
-    const proc = Bun.spawn(["npm", "start"], {
-      cwd: dir,
-      env: {
-        PATH: process.env.PATH ?? "",
-        HOME: process.env.HOME ?? "/tmp",
-        PORT: "0",
-        GRPC_PORT: "0",
-        HOST: "127.0.0.1",
-        DATA_DIR: path.join(dir, ".data"),
-        DEMO_API_KEY: DEMO_KEY,
-        LOG_LEVEL: "info",
-      },
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    let out = "";
-    const pump = async (stream: ReadableStream<Uint8Array>) => {
-      const decoder = new TextDecoder();
-      for await (const chunk of stream) out += decoder.decode(chunk);
-    };
-    void pump(proc.stdout as ReadableStream<Uint8Array>);
-    void pump(proc.stderr as ReadableStream<Uint8Array>);
+    const svc = await spawnService(
+      { PORT: "0", GRPC_PORT: "0", HOST: "127.0.0.1", DATA_DIR: path.join(dir, ".data"), DEMO_API_KEY: DEMO_KEY, LOG_LEVEL: "info" },
+      90_000,
+      { cmd: ["npm", "start"], cwd: dir },
+    );
+    const proc = svc.proc;
     try {
-      const listening = await waitFor(async () => {
-        if (proc.exitCode !== null) throw new Error(`npm start exited with ${proc.exitCode}:\n${out}`);
-        const line = out.split("\n").find((l) => l.includes('"msg":"listening"'));
-        return line ? (JSON.parse(line) as { port: number }) : null;
-      }, 90_000);
-      const res = await fetch(`http://127.0.0.1:${listening.port}/api/v1/recommend`, {
+      const res = await fetch(`${svc.http}/api/v1/recommend`, {
         method: "POST",
         headers: { "content-type": "application/json", "x-tenant-id": "demo", "x-api-key": DEMO_KEY },
         body: TUTORIAL_RECOMMEND,

@@ -6,7 +6,7 @@ import { DecisionMadeV1Schema, EventSchema, InteractionRecordedV1Schema } from "
 import { type DescEnum, type DescField, type DescMessage, ScalarType, toJson } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { CatalogDocumentSchema } from "../../gen/kaireon/v1/catalog_pb.ts";
-import { DEMO_TENANT, demoCatalog, demoCustomers } from "../demo.ts";
+import { DEMO_TENANT, demoCatalog, demoCustomers, TUTORIAL_RECOMMEND_REQUEST, TUTORIAL_RESPOND_REQUEST } from "../demo.ts";
 import { type ErrorCode, httpStatusOf } from "../errors.ts";
 import { grpcStatusName } from "../request-log.ts";
 import { SCOPES } from "../services/api-keys.ts";
@@ -213,24 +213,8 @@ function errorResponses(): Record<string, string> {
 
 /** The tutorial's Recommend and Respond requests, which the demo tenant answers as the tutorial shows. */
 const TUTORIAL_EXAMPLES: Record<string, unknown> = {
-  "kaireon.v1.RecommendRequest": {
-    customerId: "cust_12345",
-    channelId: "ch_email",
-    decisionFlowId: "df_credit_cards",
-    maxOffers: 3,
-    placement: "hero_offer",
-    attributes: { tier: "gold", source: "campaign_q1", device: "mobile" },
-    trace: true,
-  },
-  "kaireon.v1.RespondRequest": {
-    customerId: "cust_12345",
-    offerId: "act_platinum_cc",
-    channelId: "ch_email",
-    outcomeType: "click",
-    creativeId: "treat_platinum_email",
-    traceId: "trace_abc123",
-    metadata: { clickPosition: "hero_banner", deviceType: "mobile" },
-  },
+  "kaireon.v1.RecommendRequest": TUTORIAL_RECOMMEND_REQUEST,
+  "kaireon.v1.RespondRequest": TUTORIAL_RESPOND_REQUEST,
 };
 
 /** The demo catalog as the export answers it. */
