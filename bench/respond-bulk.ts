@@ -6,42 +6,15 @@
 //   bun bench/respond-bulk.ts                 # SECONDS=10 CONCURRENCY=4
 //   DATABASE_URL=… REDIS_URL=… SECONDS=20 bun bench/respond-bulk.ts
 
-import postgres from "postgres";
-import { startApp } from "../src/app.ts";
-import { loadConfig } from "../src/config.ts";
-import { randomBase62 } from "../src/ids.ts";
-import { createLogger } from "../src/log.ts";
+import { startBenchService } from "./in-process.ts";
 
-const SERVER = process.env.DATABASE_URL || "postgres://postgres@127.0.0.1:5432/postgres";
-const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
 const SECONDS = Number(process.env.SECONDS ?? 10);
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 4);
 const ITEMS = 1_000;
 const KEY = "krn_BenchBulkRespondKey00000000000000000001";
 
-const name = `kaireon_bulk_${randomBase62(6).toLowerCase()}`;
-const at = (db: string) => Object.assign(new URL(SERVER), { pathname: `/${db}` }).toString();
-const admin = postgres(at("postgres"), { max: 1, onnotice: () => {} });
-await admin.unsafe(`create database ${name}`);
-const app = await startApp(
-  loadConfig({
-    NODE_ENV: "production",
-    HOST: "127.0.0.1",
-    PORT: "0",
-    GRPC_PORT: "0",
-    DATABASE_URL: at(name),
-    REDIS_URL,
-    REDIS_KEY_PREFIX: `kaireon_bulk_${randomBase62(6)}`,
-    API_KEY_PEPPER: "bench-pepper-0123456789abcdef",
-    DEMO_API_KEY: KEY,
-    RATE_LIMIT_OVERRIDE_PER_MINUTE: "100000000",
-    MONTHLY_DECISION_QUOTA_OVERRIDE: "1000000000",
-  }),
-  createLogger("warn"),
-);
-const base = `http://127.0.0.1:${app.listeners.port}`;
-const headers = { "x-tenant-id": "demo", "x-api-key": KEY, "content-type": "application/json" };
-const sql = postgres(at(name), { max: 2, onnotice: () => {} });
+const svc = await startBenchService("bulk", KEY);
+const { base, headers, sql } = svc;
 
 const item = (n: number) => ({
   customerId: `cust_${String(10001 + (n % 5000)).padStart(5, "0")}`,
@@ -99,8 +72,5 @@ try {
   const events = await sql`select count(*)::int as n from outbox_events where type = 'interaction.recorded.v1'`;
   console.log(`rows ${rows[0]?.n}, interaction events ${events[0]?.n}; bulk/single ${(bulk / single).toFixed(1)}×`);
 } finally {
-  await app.stop();
-  await sql.end();
-  await admin.unsafe(`drop database ${name} with (force)`);
-  await admin.end();
+  await svc.stop();
 }

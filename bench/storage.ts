@@ -7,45 +7,18 @@
 //   DATABASE_URL=… REDIS_URL=… CALLS=20000 bun bench/storage.ts
 
 import Redis from "ioredis";
-import postgres from "postgres";
-import { startApp } from "../src/app.ts";
-import { loadConfig } from "../src/config.ts";
-import { randomBase62 } from "../src/ids.ts";
-import { createLogger } from "../src/log.ts";
+import { REDIS_URL, startBenchService } from "./in-process.ts";
 
-const SERVER = process.env.DATABASE_URL || "postgres://postgres@127.0.0.1:5432/postgres";
-const REDIS_URL = process.env.REDIS_URL || "redis://127.0.0.1:6379";
 const CALLS = Number(process.env.CALLS ?? 4000);
 const CUSTOMERS = Number(process.env.CUSTOMERS ?? 1000);
 const CONCURRENCY = 16;
 const KEY = "krn_BenchStorageKey000000000000000000000001";
 
-const name = `kaireon_storage_${randomBase62(6).toLowerCase()}`;
-const at = (db: string) => Object.assign(new URL(SERVER), { pathname: `/${db}` }).toString();
-const admin = postgres(at("postgres"), { max: 1, onnotice: () => {} });
-await admin.unsafe(`create database ${name}`);
-const prefix = `kaireon_storage_${randomBase62(6)}`;
-const app = await startApp(
-  loadConfig({
-    NODE_ENV: "production",
-    HOST: "127.0.0.1",
-    PORT: "0",
-    GRPC_PORT: "0",
-    DATABASE_URL: at(name),
-    REDIS_URL,
-    REDIS_KEY_PREFIX: prefix,
-    API_KEY_PEPPER: "bench-pepper-0123456789abcdef",
-    DEMO_API_KEY: KEY,
-    RATE_LIMIT_OVERRIDE_PER_MINUTE: "100000000",
-    MONTHLY_DECISION_QUOTA_OVERRIDE: "1000000000",
-    // The outbox is measured as it fills: no relay prunes what no destination wants.
-    EVENT_RELAY: "false",
-  }),
-  createLogger("warn"),
-);
-const base = `http://127.0.0.1:${app.listeners.port}`;
-const headers = { "x-tenant-id": "demo", "x-api-key": KEY, "content-type": "application/json" };
-const sql = postgres(at(name), { max: 2, onnotice: () => {} });
+const svc = await startBenchService("storage", KEY, {
+  // The outbox is measured as it fills: no relay prunes what no destination wants.
+  EVENT_RELAY: "false",
+});
+const { app, base, headers, sql, redisPrefix: prefix } = svc;
 const redis = new Redis(REDIS_URL);
 
 try {
@@ -107,10 +80,7 @@ try {
   console.log(`\nRedis: ${keys.length} keys under the tenant, ${redisBytes.toLocaleString("en")} bytes (MEMORY USAGE)`);
   for (const k of keys) console.log(`  ${k.slice(prefix.length + 1)}: ${await redis.memory("USAGE", k)} bytes`);
 } finally {
-  await app.stop();
-  await sql.end();
+  await svc.stop();
   await redis.del(...((await redis.keys(`${prefix}:*`)) as [string]).concat(`${prefix}:none`));
   redis.disconnect();
-  await admin.unsafe(`drop database ${name} with (force)`);
-  await admin.end();
 }
