@@ -36,19 +36,22 @@ describe("POST /api/v1/respond/bulk", () => {
     items[10] = item(10, { outcomeType: "" });
     items[500] = item(500, { creativeId: "treat_cashback_web" });
     items[999] = item(999, { channelId: "ch_missing" });
+    items[700] = item(700, { idempotencyKey: "k".repeat(300) });
     const res = await postJson(svc.http, "/api/v1/respond/bulk", { items });
     expect(res.status).toBe(200);
-    expect(res.json).toMatchObject({ processed: 1_000, succeeded: 996, failed: 4 });
+    expect(res.json).toMatchObject({ processed: 1_000, succeeded: 995, failed: 5 });
     expect(res.json.errors.map((e: { index: number; field: string }) => [e.index, e.field])).toEqual([
       [3, "offerId"],
       [10, "outcomeType"],
       [500, "creativeId"],
+      [700, "idempotencyKey"],
       [999, "channelId"],
     ]);
+    expect(res.json.errors[3].message).toContain("idempotencyKey must be at most 255 characters");
     const ids = res.json.results.map((r: { id: string }) => r.id);
-    expect(new Set(ids).size).toBe(996);
+    expect(new Set(ids).size).toBe(995);
     // Committed before the answer, in one transaction (the writer may add concurrent callers' to it).
-    expect(await stored(ids)).toBe(996);
+    expect(await stored(ids)).toBe(995);
     expect(svc.app.deps.interactions.stats.commits - commitsBefore).toBe(1);
 
     // The same items again: nothing new, the same ids; a key reused with other content is refused alone.
@@ -67,12 +70,12 @@ describe("POST /api/v1/respond/bulk", () => {
     const rows = await svc.app.deps.db.query<{ n: number }>(
       "select count(*)::int as n from interactions where tenant_id = 'demo' and customer_id like 'cust_bulk_%'",
     );
-    expect(rows[0]?.n).toBe(996);
+    expect(rows[0]?.n).toBe(995);
     // Every committed item has its interaction.recorded.v1 event, written with it.
     const events = await svc.app.deps.db.query<{ n: number }>(
       "select count(*)::int as n from outbox_events where type = 'interaction.recorded.v1' and customer_id like 'cust_bulk_%'",
     );
-    expect(events[0]?.n).toBe(996);
+    expect(events[0]?.n).toBe(995);
   }, 60_000);
 
   test("an empty or oversized list is a 400 naming items; gRPC RespondBulk answers the same way", async () => {

@@ -336,7 +336,11 @@ export async function respondBulk(deps: ServiceDeps, ctx: CallContext, req: Resp
       if (!(err instanceof AppError) || (err.code !== "VALIDATION_ERROR" && err.code !== "NOT_FOUND")) throw err;
       const details =
         err.details.length > 0 ? err.details : [{ field: NOT_FOUND_FIELDS[err.message.split(" ")[0] ?? ""] ?? "", message: err.message }];
-      for (const d of details) errors.push(create(RespondBulkErrorSchema, { index, field: d.field, message: d.message }));
+      for (const d of details) {
+        // An item names its key in a field of its own, not in the header single Responds use.
+        const field = d.field === IDEMPOTENCY_KEY_FIELD ? "idempotencyKey" : d.field;
+        errors.push(create(RespondBulkErrorSchema, { index, field, message: d.message.replace(IDEMPOTENCY_KEY_FIELD, "idempotencyKey") }));
+      }
     }
   }
   let written: WriteResult[] = [];
