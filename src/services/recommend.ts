@@ -4,7 +4,6 @@
 import { create, type JsonObject, toJson } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { DecisionTraceSchema, TraceStageSchema } from "../../gen/kaireon/v1/decision_trace_pb.ts";
-import { DecisionMadeV1Schema, RecommendationShownSchema } from "../../gen/kaireon/v1/events_pb.ts";
 import {
   ExperimentAssignmentSchema,
   type RecommendRequest,
@@ -17,7 +16,7 @@ import { decide, type Recommendation as EngineRecommendation, type StageRecord }
 import type { ContactHistory } from "../decisioning/policies.ts";
 import { AppError, notFound, validationError } from "../errors.ts";
 import { newDecisionId, newEventId, newInteractionId, newRecommendationId, newTraceId } from "../ids.ts";
-import type { ShownRecommendation } from "../store/decisions.ts";
+import { decisionMadeData, type ShownRecommendation } from "../store/decisions.ts";
 import { loadContactHistory } from "../store/history.ts";
 import type { CallContext, ServiceDeps } from "./context.ts";
 import { dropOf } from "./trace-drops.ts";
@@ -190,27 +189,6 @@ function recordDecision(
     flowVersion: flow.def.version ?? 0,
     traceId,
   }));
-  const data = create(DecisionMadeV1Schema, {
-    decisionId,
-    customerId: req.customerId,
-    channelId: req.channelId,
-    placement: req.placement,
-    decisionFlowId: flow.def.id,
-    decisionFlowVersion: flow.def.version ?? 0,
-    traceId: traceId ?? "",
-    recommendations: recommendations.map((r) =>
-      create(RecommendationShownSchema, {
-        recommendationId: r.recommendationId,
-        offerId: r.offerId,
-        creativeId: r.creativeId,
-        rank: r.rank,
-        score: r.score,
-        propensity: r.propensity ?? undefined,
-        experimentId: r.experimentId ?? "",
-        variant: r.variant ?? "",
-      }),
-    ),
-  });
   const taken = deps.decisions.add({
     tenantId,
     decisionId,
@@ -222,7 +200,16 @@ function recordDecision(
       tenantId,
       customerId: req.customerId,
       occurredAt: now,
-      data: toJson(DecisionMadeV1Schema, data) as Record<string, unknown>,
+      data: decisionMadeData({
+        decisionId,
+        customerId: req.customerId,
+        channelId: req.channelId,
+        placement: req.placement,
+        decisionFlowId: flow.def.id,
+        decisionFlowVersion: flow.def.version ?? 0,
+        traceId: traceId ?? "",
+        recommendations,
+      }),
     },
   });
   if (taken) return;

@@ -33,6 +33,40 @@ export interface DecisionRecord {
   event: OutboxEvent;
 }
 
+/**
+ * The data of a decision.made.v1 event: the JSON mapping of kaireon.v1.DecisionMadeV1 (defaults left out,
+ * as that mapping writes them), built directly since every decision makes one (a test checks it against
+ * the message's own JSON).
+ */
+export function decisionMadeData(d: {
+  decisionId: string;
+  customerId: string;
+  channelId: string;
+  placement: string;
+  decisionFlowId: string;
+  decisionFlowVersion: number;
+  traceId: string;
+  recommendations: ShownRecommendation[];
+}): Record<string, unknown> {
+  const out: Record<string, unknown> = { decisionId: d.decisionId, customerId: d.customerId, channelId: d.channelId };
+  if (d.placement) out.placement = d.placement;
+  out.decisionFlowId = d.decisionFlowId;
+  if (d.decisionFlowVersion !== 0) out.decisionFlowVersion = d.decisionFlowVersion;
+  if (d.traceId) out.traceId = d.traceId;
+  if (d.recommendations.length > 0) {
+    out.recommendations = d.recommendations.map((r) => {
+      const shown: Record<string, unknown> = { recommendationId: r.recommendationId, offerId: r.offerId, creativeId: r.creativeId };
+      if (r.rank !== 0) shown.rank = r.rank;
+      if (r.score !== 0) shown.score = r.score;
+      if (r.propensity !== null) shown.propensity = r.propensity;
+      if (r.experimentId) shown.experimentId = r.experimentId;
+      if (r.variant) shown.variant = r.variant;
+      return shown;
+    });
+  }
+  return out;
+}
+
 const keyOf = (tenantId: string, id: string) => `${tenantId}\u0000${id}`;
 
 export class DecisionWriter extends BatchWriter<DecisionRecord> {
