@@ -65,7 +65,7 @@ try {
   await sql`vacuum analyze`;
   const baseline = { interactions: 2000 * 2 }; // the demo's experiment history: 2,000 impressions and their conversions, roughly
   const rows: string[] = [];
-  for (const table of ["interactions", "decision_traces", "recommendations", "outbox_events", "idempotency_keys", "offer_channel_stats"]) {
+  for (const table of ["interactions", "decision_traces", "decisions", "outbox_events", "idempotency_keys", "offer_channel_stats"]) {
     const { n, bytes } = await size(table);
     rows.push(`| ${table} | ${n.toLocaleString("en")} | ${(bytes / 1024 / 1024).toFixed(1)} MiB | ${n ? Math.round(bytes / n) : "-"} |`);
   }

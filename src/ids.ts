@@ -27,8 +27,16 @@ export const newRequestId = () => `req_${randomBase62(16)}`;
 export const newApiKeyId = () => `key_${randomBase62(16)}`;
 /** An API key: krn_ and 40 random base62 characters (about 238 bits). */
 export const newApiKey = () => `krn_${randomBase62(40)}`;
-export const newRecommendationId = () => `rec_${randomBase62(20)}`;
-export const newDecisionId = () => `dec_${randomBase62(20)}`;
+/** A decision's random part: its id is dec_<it>, and its recommendations' ids rec_<it><rank, 2 digits>. */
+export const newDecisionKey = () => randomBase62(20);
+export const decisionIdOf = (key: string) => `dec_${key}`;
+export const recommendationIdOf = (key: string, rank: number) => `rec_${key}${String(rank).padStart(2, "0")}`;
+
+/** The decision id and rank a recommendation id names, or null when it is not one. */
+export function parseRecommendationId(id: string): { decisionId: string; rank: number } | null {
+  const m = id.match(/^rec_([0-9A-Za-z]{20})(\d{2})$/);
+  return m ? { decisionId: decisionIdOf(m[1] as string), rank: Number(m[2]) } : null;
+}
 export const newEventId = () => `evt_${randomBase62(20)}`;
 export const newWebhookId = () => `wh_${randomBase62(16)}`;
 export const newWebhookSecret = () => `whsec_${randomBase62(32)}`;

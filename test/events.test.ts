@@ -93,7 +93,7 @@ async function recommendAndRespond(customerId: string) {
   const rec = await postJson(svc.http, "/api/v1/recommend", { customerId, channelId: "ch_email" });
   expect(rec.status).toBe(200);
   const first = rec.json.recommendations[0];
-  expect(first.recommendationId).toMatch(/^rec_[0-9A-Za-z]{20}$/);
+  expect(first.recommendationId).toMatch(/^rec_[0-9A-Za-z]{20}\d{2}$/);
   const res = await postJson(svc.http, "/api/v1/respond", {
     customerId,
     offerId: first.offerId,
@@ -258,7 +258,7 @@ describe("Respond names a recommendation", () => {
     // Learning reads the score the offer was shown with from the recommendation.
     expect(Number(row[0]?.score)).toBeCloseTo(first?.score ?? -1, 9);
 
-    const unknown = await postJson(svc.http, "/api/v1/respond", { ...base, recommendationId: "rec_00000000000000000000" });
+    const unknown = await postJson(svc.http, "/api/v1/respond", { ...base, recommendationId: "rec_0000000000000000000001" });
     expect(unknown.status).toBe(404);
     const otherKey = await createTenantWithKey(svc, `events_other_${Date.now()}`);
     const otherTenant = (

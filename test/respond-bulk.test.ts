@@ -94,7 +94,7 @@ describe("POST /api/v1/respond/bulk", () => {
           item(2_000),
           item(2_001, { offerId: "act_missing" }),
           { ...named, recommendationId: shown.recommendationId },
-          { ...named, recommendationId: "rec_00000000000000000000" },
+          { ...named, recommendationId: "rec_0000000000000000000001" },
         ],
       },
       { headers: { "x-api-key": DEMO_KEY, "x-tenant-id": "demo" } },

@@ -13,7 +13,7 @@ import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Db } from "../store/db.ts";
-import { pruneRecommendations } from "../store/decisions.ts";
+import { pruneDecisions } from "../store/decisions.ts";
 import {
   advanceCursor,
   currentPosition,
@@ -347,7 +347,7 @@ export class EventRelay {
     }
     if (Date.now() - this.recordsPrunedAt < 3_600_000) return;
     this.recordsPrunedAt = Date.now();
-    const recommendations = await pruneRecommendations(db, new Date(Date.now() - config.recommendationRetentionDays * 86_400_000));
+    const recommendations = await pruneDecisions(db, new Date(Date.now() - config.recommendationRetentionDays * 86_400_000));
     const deadLetters = await pruneDeadLetters(db, new Date(Date.now() - DEAD_LETTER_RETENTION_DAYS * 86_400_000));
     if (recommendations + deadLetters > 0) log.info("retention", { recommendations, deadLetters });
   }

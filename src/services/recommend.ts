@@ -15,7 +15,7 @@ import type { ResolvedFlow } from "../decisioning/catalog.ts";
 import { decide, type Recommendation as EngineRecommendation, type StageRecord } from "../decisioning/engine.ts";
 import type { ContactHistory } from "../decisioning/policies.ts";
 import { AppError, notFound, validationError } from "../errors.ts";
-import { newDecisionId, newEventId, newInteractionId, newRecommendationId, newTraceId } from "../ids.ts";
+import { decisionIdOf, newDecisionKey, newEventId, newInteractionId, newTraceId, recommendationIdOf } from "../ids.ts";
 import { decisionMadeData, type ShownRecommendation } from "../store/decisions.ts";
 import { loadContactHistory } from "../store/history.ts";
 import type { CallContext, ServiceDeps } from "./context.ts";
@@ -91,6 +91,7 @@ export async function recommend(deps: ServiceDeps, ctx: CallContext, req: Recomm
   });
   if (decision.budgetExhausted) reportBudget(deps, ctx, flow, decision.evaluations);
 
+  const decisionKey = newDecisionKey();
   const res = create(RecommendResponseSchema, {
     customerId: req.customerId,
     decisionFlowId: flow.def.id,
@@ -107,7 +108,7 @@ export async function recommend(deps: ServiceDeps, ctx: CallContext, req: Recomm
         content: r.content as JsonObject,
         personalization: r.personalization as JsonObject,
         experiment: r.experiment ? create(ExperimentAssignmentSchema, r.experiment) : undefined,
-        recommendationId: newRecommendationId(),
+        recommendationId: recommendationIdOf(decisionKey, r.rank),
       }),
     ),
   });
@@ -149,7 +150,7 @@ export async function recommend(deps: ServiceDeps, ctx: CallContext, req: Recomm
     else deps.metrics.tracesRefused.inc();
   }
 
-  recordDecision(deps, ctx, req, res, flow, decision.recommendations, now);
+  recordDecision(deps, ctx, req, res, flow, decision.recommendations, now, decisionIdOf(decisionKey));
   if (channel.implicitImpressions && decision.recommendations.length > 0) {
     await recordImplicitImpressions(deps, tenantId, req, res, decision.recommendations, now);
   }
@@ -169,9 +170,9 @@ function recordDecision(
   flow: ResolvedFlow,
   shown: EngineRecommendation[],
   now: Date,
+  decisionId: string,
 ): void {
   const tenantId = ctx.auth.tenantId;
-  const decisionId = newDecisionId();
   const traceId = res.traceId ?? null;
   const recommendations: ShownRecommendation[] = res.recommendations.map((r, i) => ({
     recommendationId: r.recommendationId,

@@ -90,7 +90,7 @@ export interface ErasedCounts {
   optOuts: number;
 }
 
-/** Deletes the profile, interactions, decision traces, recommendations, undelivered events and opt-outs of one customer and audits it; run it in a transaction. */
+/** Deletes the profile, interactions, decision traces, decisions (what they showed), undelivered events and opt-outs of one customer and audits it; run it in a transaction. */
 export async function eraseCustomer(tx: Queryable, actor: Actor, customerId: string): Promise<ErasedCounts> {
   const count = async (sql: string) => {
     const rows = await tx.query<{ n: number }>(`with d as (${sql} returning 1) select count(*)::int as n from d`, [
@@ -106,7 +106,7 @@ export async function eraseCustomer(tx: Queryable, actor: Actor, customerId: str
     optOuts: await count("delete from contact_opt_outs where tenant_id = $1 and customer_id = $2"),
   };
   // What the decisions showed the customer, and events about them not yet delivered, go too.
-  await count("delete from recommendations where tenant_id = $1 and customer_id = $2");
+  await count("delete from decisions where tenant_id = $1 and customer_id = $2");
   await count("delete from outbox_events where tenant_id = $1 and customer_id = $2");
   await appendAudit(tx, actor, {
     action: "customer.erase",

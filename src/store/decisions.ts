@@ -1,4 +1,4 @@
-// What each decision showed (migration 010, `recommendations`) and its decision.made.v1 event, written
+// What each decision showed (migration 010, `decisions`: a row per decision) and its decision.made.v1 event, written
 // together in one transaction per batch by a buffered writer with the same durability as traces: Recommend
 // answers first; a recommendation id is readable from memory on this instance at once and from the
 // database within one flush interval everywhere. When the buffer is full the decision is not recorded, and
@@ -6,6 +6,7 @@
 
 import { BatchWriter, type BatchWriterOptions } from "./batch-writer.ts";
 import type { Db, Queryable } from "./db.ts";
+import { parseRecommendationId } from "../ids.ts";
 import { insertEvents, type OutboxEvent } from "./outbox.ts";
 
 export interface ShownRecommendation {
@@ -71,7 +72,7 @@ const keyOf = (tenantId: string, id: string) => `${tenantId}\u0000${id}`;
 
 export class DecisionWriter extends BatchWriter<DecisionRecord> {
   /** Buffered recommendations by id, and by trace id and offer, until their decision is written. */
-  private readonly shown = new Map<string, ShownRecommendation>();
+  private readonly shown = new Map<string, { tenantId: string; r: ShownRecommendation }>();
 
   constructor(db: Db, opts: BatchWriterOptions) {
     super(db, opts, (d) => keyOf(d.tenantId, d.decisionId), insertDecisions);
@@ -79,9 +80,11 @@ export class DecisionWriter extends BatchWriter<DecisionRecord> {
 
   override add(d: DecisionRecord): boolean {
     if (!super.add(d)) return false;
+    // Recommendation ids are random and unique across tenants: they key the map alone (the tenant is
+    // checked on the way out), which keeps this off the decision's cost.
     for (const r of d.recommendations) {
-      this.shown.set(keyOf(d.tenantId, r.recommendationId), r);
-      if (r.traceId) this.shown.set(keyOf(d.tenantId, `${r.traceId}\u0000${r.offerId}`), r);
+      this.shown.set(r.recommendationId, { tenantId: d.tenantId, r });
+      if (r.traceId) this.shown.set(`${r.traceId}\u0000${r.offerId}`, { tenantId: d.tenantId, r });
     }
     return true;
   }
@@ -89,57 +92,62 @@ export class DecisionWriter extends BatchWriter<DecisionRecord> {
   protected override settled(done: DecisionRecord[]): void {
     for (const d of done) {
       for (const r of d.recommendations) {
-        this.shown.delete(keyOf(d.tenantId, r.recommendationId));
-        if (r.traceId) this.shown.delete(keyOf(d.tenantId, `${r.traceId}\u0000${r.offerId}`));
+        this.shown.delete(r.recommendationId);
+        if (r.traceId) this.shown.delete(`${r.traceId}\u0000${r.offerId}`);
       }
     }
   }
 
   /** A recommendation still buffered here, by its id. */
   peek(tenantId: string, recommendationId: string): ShownRecommendation | undefined {
-    return this.shown.get(keyOf(tenantId, recommendationId));
+    const e = this.shown.get(recommendationId);
+    return e && e.tenantId === tenantId ? e.r : undefined;
   }
 
   /** A buffered recommendation of `offerId` in the decision traced as `traceId`. */
   peekByTrace(tenantId: string, traceId: string, offerId: string): ShownRecommendation | undefined {
-    return this.shown.get(keyOf(tenantId, `${traceId}\u0000${offerId}`));
+    const e = this.shown.get(`${traceId}\u0000${offerId}`);
+    return e && e.tenantId === tenantId ? e.r : undefined;
   }
 }
 
 async function insertDecisions(db: Db, batch: DecisionRecord[]): Promise<void> {
-  const rows = batch.flatMap((d) =>
-    d.recommendations.map((r) => ({
-      tenant_id: d.tenantId,
-      recommendation_id: r.recommendationId,
-      decision_id: d.decisionId,
-      customer_id: r.customerId,
-      channel_id: r.channelId,
-      placement: r.placement,
-      offer_id: r.offerId,
-      creative_id: r.creativeId,
-      rank: r.rank,
-      score: r.score,
-      propensity: r.propensity,
-      experiment_id: r.experimentId,
-      variant: r.variant,
-      decision_flow_id: r.decisionFlowId,
-      flow_version: r.flowVersion,
-      trace_id: r.traceId,
-      created_at: d.createdAt.toISOString(),
-    })),
-  );
+  // A decision that showed nothing has nothing a response could name: only its event is written.
+  const rows = batch
+    .filter((d) => d.recommendations.length > 0)
+    .map((d) => {
+      const first = d.recommendations[0] as ShownRecommendation;
+      return {
+        tenant_id: d.tenantId,
+        decision_id: d.decisionId,
+        customer_id: first.customerId,
+        channel_id: first.channelId,
+        placement: first.placement,
+        decision_flow_id: first.decisionFlowId,
+        flow_version: first.flowVersion,
+        trace_id: first.traceId,
+        shown: d.recommendations.map((r) => ({
+          offerId: r.offerId,
+          creativeId: r.creativeId,
+          rank: r.rank,
+          score: r.score,
+          propensity: r.propensity,
+          experimentId: r.experimentId,
+          variant: r.variant,
+        })),
+        created_at: d.createdAt.toISOString(),
+      };
+    });
   await db.transaction(async (tx) => {
     await Promise.all([
       rows.length === 0
         ? null
         : tx.query(
-            `insert into recommendations (tenant_id, recommendation_id, decision_id, customer_id, channel_id, placement, offer_id,
-                                          creative_id, rank, score, propensity, experiment_id, variant, decision_flow_id,
-                                          flow_version, trace_id, created_at)
-             select * from json_to_recordset($1::json) as r(
-               tenant_id text, recommendation_id text, decision_id text, customer_id text, channel_id text, placement text,
-               offer_id text, creative_id text, rank int, score float8, propensity float8, experiment_id text, variant text,
-               decision_flow_id text, flow_version int, trace_id text, created_at timestamptz)
+            `insert into decisions (tenant_id, decision_id, customer_id, channel_id, placement, decision_flow_id, flow_version,
+                                    trace_id, shown, created_at)
+             select * from json_to_recordset($1::json) as d(
+               tenant_id text, decision_id text, customer_id text, channel_id text, placement text, decision_flow_id text,
+               flow_version int, trace_id text, shown jsonb, created_at timestamptz)
              on conflict do nothing`,
             [rows],
           ),
@@ -156,38 +164,61 @@ export async function readRecommendation(db: Queryable, tenantId: string, recomm
   return (await readRecommendations(db, tenantId, [recommendationId]))[0] ?? null;
 }
 
-/** Recorded recommendations by id (those that exist). */
+/** Recorded recommendations by id (those that exist): each read from its decision's row. */
 export async function readRecommendations(db: Queryable, tenantId: string, ids: string[]): Promise<ShownRecommendation[]> {
-  if (ids.length === 0) return [];
-  const rows = await db.query<Record<string, unknown>>(
-    "select * from recommendations where tenant_id = $1 and recommendation_id = any($2::text[])",
-    [tenantId, ids],
-  );
-  return rows.map((r) => ({
-    recommendationId: r.recommendation_id as string,
-    customerId: r.customer_id as string,
-    channelId: r.channel_id as string,
-    placement: (r.placement as string | null) ?? null,
-    offerId: r.offer_id as string,
-    creativeId: r.creative_id as string,
-    rank: Number(r.rank),
-    score: Number(r.score),
-    propensity: r.propensity == null ? null : Number(r.propensity),
-    experimentId: (r.experiment_id as string | null) ?? null,
-    variant: (r.variant as string | null) ?? null,
-    decisionFlowId: r.decision_flow_id as string,
-    flowVersion: Number(r.flow_version),
-    traceId: (r.trace_id as string | null) ?? null,
-  }));
+  // decision id → the recommendations of it asked for
+  const wanted = new Map<string, { recommendationId: string; rank: number }[]>();
+  for (const id of ids) {
+    const parsed = parseRecommendationId(id);
+    if (parsed) wanted.set(parsed.decisionId, [...(wanted.get(parsed.decisionId) ?? []), { recommendationId: id, rank: parsed.rank }]);
+  }
+  if (wanted.size === 0) return [];
+  const rows = await db.query<Record<string, unknown>>("select * from decisions where tenant_id = $1 and decision_id = any($2::text[])", [
+    tenantId,
+    [...wanted.keys()],
+  ]);
+  const out: ShownRecommendation[] = [];
+  for (const r of rows) {
+    const shown = r.shown as {
+      offerId: string;
+      creativeId: string;
+      rank: number;
+      score: number;
+      propensity: number | null;
+      experimentId: string | null;
+      variant: string | null;
+    }[];
+    for (const w of wanted.get(r.decision_id as string) ?? []) {
+      const s = shown.find((x) => x.rank === w.rank);
+      if (!s) continue;
+      out.push({
+        recommendationId: w.recommendationId,
+        customerId: r.customer_id as string,
+        channelId: r.channel_id as string,
+        placement: (r.placement as string | null) ?? null,
+        offerId: s.offerId,
+        creativeId: s.creativeId,
+        rank: s.rank,
+        score: s.score,
+        propensity: s.propensity ?? null,
+        experimentId: s.experimentId ?? null,
+        variant: s.variant ?? null,
+        decisionFlowId: r.decision_flow_id as string,
+        flowVersion: Number(r.flow_version),
+        traceId: (r.trace_id as string | null) ?? null,
+      });
+    }
+  }
+  return out;
 }
 
-/** Deletes recommendations recorded before `before`, a chunk per statement. */
-export async function pruneRecommendations(db: Queryable, before: Date): Promise<number> {
+/** Deletes decisions recorded before `before`, a chunk per statement. */
+export async function pruneDecisions(db: Queryable, before: Date): Promise<number> {
   let total = 0;
   for (;;) {
     const rows = await db.query<{ n: number }>(
-      `with gone as (delete from recommendations where ctid = any(array(
-         select ctid from recommendations where created_at < $1 limit 5000)) returning 1)
+      `with gone as (delete from decisions where ctid = any(array(
+         select ctid from decisions where created_at < $1 limit 5000)) returning 1)
        select count(*)::int as n from gone`,
       [before],
     );

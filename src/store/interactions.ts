@@ -27,7 +27,7 @@ export interface Interaction {
   creativeId: string | null;
   outcomeType: string;
   traceId: string | null;
-  /** The recommendation the response names (recommendations table); null when none. */
+  /** The recommendation the response names (a decision's, in the decisions table); null when none. */
   recommendationId: string | null;
   metadata: Record<string, unknown>;
   recordedAt: Date;
@@ -373,8 +373,9 @@ async function insertInteractions(tx: Queryable, rows: NewInteraction[]): Promis
               trace_id text, recommendation_id text, metadata jsonb, recorded_at timestamptz, propensity float8, score float8,
               from_trace boolean)
        left join lateral (
-         select r.propensity, r.score from recommendations r
-          where i.from_trace and r.tenant_id = i.tenant_id and r.trace_id = i.trace_id and r.offer_id = i.offer_id
+         select (e ->> 'propensity')::float8 as propensity, (e ->> 'score')::float8 as score
+           from decisions d, jsonb_array_elements(d.shown) as e
+          where i.from_trace and d.tenant_id = i.tenant_id and d.trace_id = i.trace_id and e ->> 'offerId' = i.offer_id
           limit 1
        ) shown on true`,
     [

@@ -1,29 +1,25 @@
 -- What each decision showed, recorded apart from its trace, so that a response can name the
 -- recommendation it answers (recommendation_id) and learning reads the score and propensity it was shown
--- with. Written in batches after the answer, like traces.
-create table recommendations (
-  tenant_id          text not null,
-  recommendation_id  text not null,
-  decision_id        text not null,
-  customer_id        text not null,
-  channel_id         text not null,
-  placement          text,
-  offer_id           text not null,
-  creative_id        text not null,
-  rank               int not null,
-  score              float8 not null,
-  propensity         float8,
-  experiment_id      text,
-  variant            text,
-  decision_flow_id   text not null,
-  flow_version       int not null,
-  trace_id           text,
-  created_at         timestamptz not null,
-  primary key (tenant_id, recommendation_id)
+-- with. One row per decision, its recommendations in `shown` (offerId, creativeId, rank, score, propensity,
+-- experimentId, variant); a recommendation id is its decision's id and its rank, so it needs no index of
+-- its own. Written in batches after the answer, like traces.
+create table decisions (
+  tenant_id         text not null,
+  decision_id       text not null,
+  customer_id       text not null,
+  channel_id        text not null,
+  placement         text,
+  decision_flow_id  text not null,
+  flow_version      int not null,
+  trace_id          text,
+  shown             jsonb not null,
+  created_at        timestamptz not null,
+  primary key (tenant_id, decision_id)
 );
-create index recommendations_trace on recommendations (tenant_id, trace_id, offer_id) where trace_id is not null;
-create index recommendations_created on recommendations (created_at);
-create index recommendations_customer on recommendations (tenant_id, customer_id);
+-- Expiry reads by time, erasure by customer, impressions that name only a trace by trace.
+create index decisions_created on decisions using brin (created_at);
+create index decisions_customer on decisions (tenant_id, customer_id);
+create index decisions_trace on decisions (tenant_id, trace_id) where trace_id is not null;
 
 alter table interactions add column recommendation_id text;
 
@@ -42,10 +38,9 @@ create table outbox_events (
   body         json not null,
   primary key (xid, seq)
 );
-create index outbox_events_occurred on outbox_events (occurred_at);
-create index outbox_events_customer on outbox_events (tenant_id, customer_id);
--- A webhook reads its tenant's events only.
+-- A webhook reads its tenant's events only (and an erasure a customer's, within its tenant's); expiry by time.
 create index outbox_events_tenant on outbox_events (tenant_id, xid, seq);
+create index outbox_events_occurred on outbox_events using brin (occurred_at);
 
 -- How far each destination (a webhook, the event stream) has been delivered.
 create table event_cursors (
