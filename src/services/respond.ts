@@ -30,7 +30,7 @@ import {
 } from "../store/interactions.ts";
 import type { CompiledCatalog } from "../decisioning/catalog.ts";
 import type { CreativeDef } from "../decisioning/definitions.ts";
-import { readRecommendation, readRecommendations, type ShownRecommendation } from "../store/decisions.ts";
+import { readRecommendations, type ShownRecommendation } from "../store/decisions.ts";
 import { CATALOG_RECHECK_MS, type CallContext, type ServiceDeps } from "./context.ts";
 import { checkIdempotencyKey, IDEMPOTENCY_KEY_FIELD, requestHash } from "./idempotency.ts";
 import { MAX_ID_LENGTH, Violations } from "./validate.ts";
@@ -72,7 +72,7 @@ function validate(req: RespondRequest, idempotencyKey: string | undefined): void
 type RecommendationLookup = (id: string) => Promise<ShownRecommendation | null>;
 
 /**
- * The recommendations a bulk respond names, looked up together: the buffer, then one query, then (for
+ * The recommendations a response (or a bulk respond) names, looked up together: the buffer, then one query, then (for
  * what is still missing) one wait of a flush interval and one more query, however many items name one.
  */
 async function recommendationsNamed(deps: ServiceDeps, tenantId: string, ids: string[]): Promise<Map<string, ShownRecommendation>> {
@@ -95,12 +95,7 @@ async function recommendationsNamed(deps: ServiceDeps, tenantId: string, ids: st
 }
 
 async function recommendationNamed(deps: ServiceDeps, tenantId: string, id: string): Promise<ShownRecommendation | null> {
-  const buffered = deps.decisions.peek(tenantId, id);
-  if (buffered) return buffered;
-  const stored = await readRecommendation(deps.db, tenantId, id);
-  if (stored) return stored;
-  await Bun.sleep(deps.config.traceFlushMs * 2);
-  return deps.decisions.peek(tenantId, id) ?? (await readRecommendation(deps.db, tenantId, id));
+  return (await recommendationsNamed(deps, tenantId, [id])).get(id) ?? null;
 }
 
 /** Every creative of a compiled catalog by id, built once per catalog. */

@@ -159,11 +159,6 @@ async function insertDecisions(db: Db, batch: DecisionRecord[]): Promise<void> {
   });
 }
 
-/** A recorded recommendation by its id. */
-export async function readRecommendation(db: Queryable, tenantId: string, recommendationId: string): Promise<ShownRecommendation | null> {
-  return (await readRecommendations(db, tenantId, [recommendationId]))[0] ?? null;
-}
-
 /** Recorded recommendations by id (those that exist): each read from its decision's row. */
 export async function readRecommendations(db: Queryable, tenantId: string, ids: string[]): Promise<ShownRecommendation[]> {
   // decision id → the recommendations of it asked for
