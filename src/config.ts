@@ -105,6 +105,13 @@ export interface Config {
   statsCacheTtlMs: number;
   /** How long Recommend waits for a customer's contact history; past it, offers under contact policies are dropped. */
   policyHistoryTimeoutMs: number;
+  /**
+   * How long an answer holds the slots of its offers under a customer's frequency caps and cooldowns until
+   * their impressions are reported; 0: caps count reported impressions only.
+   */
+  capHoldMs: number;
+  /** How long a decision waits for another decision of the same customer to finish; past it, capped offers are dropped. */
+  capLockWaitMs: number;
   /** How often buffered decision traces are written. */
   traceFlushMs: number;
   /** Decision traces held in memory waiting to be written; beyond it a trace is not recorded. */
@@ -344,6 +351,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     profileCacheSize: integer(env, "PROFILE_CACHE_SIZE", 100_000, 0, 10_000_000),
     statsCacheTtlMs: integer(env, "STATS_CACHE_TTL_MS", 1_000, 0, 60_000),
     policyHistoryTimeoutMs: integer(env, "POLICY_HISTORY_TIMEOUT_MS", 1_000, 1, 60_000),
+    capHoldMs: integer(env, "CAP_HOLD_SECONDS", 60, 0, 86_400) * 1000,
+    capLockWaitMs: integer(env, "CAP_LOCK_WAIT_MS", 2_000, 1, 60_000),
     traceFlushMs: integer(env, "TRACE_FLUSH_MS", 100, 5, 1_000),
     traceBufferSize: integer(env, "TRACE_BUFFER_SIZE", 20_000, 1, 1_000_000),
     traceRetentionDays: integer(env, "TRACE_RETENTION_DAYS", 30, 1, 3650),

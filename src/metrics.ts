@@ -343,6 +343,14 @@ export class Metrics {
     "The longest uninterrupted stretch of each catalog compile (how long it held the event loop).",
     [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
   );
+  readonly capCounters = new Counter(
+    "kaireon_cap_counter_failures_total",
+    "Cap steps that could not use the shared counters, by step: volume (offers under a volume cap were dropped), hold (a customer's caps counted reported impressions only) or busy (another decision of the customer held its lock too long; capped offers were dropped).",
+  );
+  readonly volumeRefusals = new Counter(
+    "kaireon_volume_cap_refusals_total",
+    "Offers an answer chose but could not reserve under a volume cap (another instance took the last room); the answer was decided again without them.",
+  );
   readonly budgetExhausted = new Counter(
     "kaireon_decision_budget_exhausted_total",
     "Decisions whose formula work ran past DECISION_EVALUATION_BUDGET, by tenant: a catalog to look at.",
@@ -471,6 +479,8 @@ export class Metrics {
       this.catalogCompileSeconds,
       this.catalogCompileSliceSeconds,
       this.budgetExhausted,
+      this.capCounters,
+      this.volumeRefusals,
       this.rpcs,
       this.buildInfo,
       this.startTime,

@@ -153,6 +153,10 @@ describe("a tenant built through the API", () => {
   });
 
   test("the same answer over gRPC, and the tenant's contact policy holds", async () => {
+    // The REST answer above holds Ann's slots of the once-a-day cap for CAP_HOLD_SECONDS (an answer counts
+    // until its impression is recorded or its hold lapses); a minute later they are free again.
+    const realNow = svc.app.deps.clock.now;
+    svc.app.deps.clock.now = () => new Date(realNow().getTime() + 61_000);
     const client = createClient(RecommendService, createGrpcTransport({ baseUrl: svc.grpc }));
     const res = await client.recommend({ customerId: "ann", channelId: "app", placement: "home" }, { headers: decide });
     expect(res.recommendations.map((r) => r.offerId)).toEqual(["gold", "silver"]);
@@ -160,9 +164,11 @@ describe("a tenant built through the API", () => {
 
     await ok(send("POST", "/api/v1/respond", { customerId: "ann", offerId: "gold", channelId: "app", outcomeType: "impression" }, decide));
     await ok(send("POST", "/api/v1/respond", { customerId: "ann", offerId: "gold", channelId: "app", outcomeType: "signup" }, decide));
-    // Once a day: gold was just shown to Ann.
+    // Once a day: gold was just shown to Ann; silver, answered but never shown, is free once its hold lapses.
+    svc.app.deps.clock.now = () => new Date(realNow().getTime() + 122_000);
     const after = await ok(send("POST", "/api/v1/recommend", { customerId: "ann", channelId: "app", trace: true }, decide));
     expect(offersOf(after)).toEqual(["silver"]);
+    svc.app.deps.clock.now = realNow;
   });
 
   test("the decide key cannot administer; once revoked it is refused at once", async () => {

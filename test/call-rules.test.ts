@@ -31,6 +31,7 @@ afterAll(async () => {
 /** What a decide key may do, written out here rather than read from the table under test. */
 const DECIDE_METHODS = [
   "/kaireon.v1.RecommendService/Recommend",
+  "/kaireon.v1.RecommendService/RecommendBatch",
   "/kaireon.v1.RespondService/Respond",
   "/kaireon.v1.RespondService/RespondBulk",
   "/kaireon.v1.DecisionTraceService/GetDecisionTrace",

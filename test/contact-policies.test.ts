@@ -105,6 +105,9 @@ describe("frequency_cap", () => {
     clockMs = t0;
     expect((await recommend(flow, customer, "ch_sms")).offers).toHaveLength(2);
     await respond(customer, "act_cashback", "impression", "ch_sms");
+    // The answer held both slots; the impression accounts for one, the other lapses after CAP_HOLD_SECONDS.
+    expect((await recommend(flow, customer, "ch_sms")).offers).toHaveLength(0);
+    clockMs = t0 + 2 * MINUTE;
     expect((await recommend(flow, customer, "ch_sms")).offers).toHaveLength(1);
     clockMs = t0 + 3 * DAY;
     await respond(customer, "act_hy_savings", "impression", "ch_sms");
@@ -221,6 +224,8 @@ describe("mandatory offers", () => {
       expect(cooled.offers[0]).toBe("act_home_loan");
       expect(cooled.filtered).toContain("act_cashback (cooldown: last impression 1.0 h ago, 24 h required)");
       await respond(customer, "act_home_loan", "impression");
+      // Past the slots the last answer held for its other offers (CAP_HOLD_SECONDS).
+      clockMs = t0 + HOUR + 2 * MINUTE;
       const capped = await recommend(flow, customer);
       expect(capped.offers).not.toContain("act_home_loan");
       expect(capped.offers.length).toBeGreaterThan(0);

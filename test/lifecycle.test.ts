@@ -41,7 +41,7 @@ describe("start-up", () => {
       expect(rec.status).toBe(200);
     }
     const migrations = await db.sql`select version from schema_migrations`;
-    expect(migrations.map((r) => r.version)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(migrations.map((r) => r.version)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     const applied = [a, b].map(
       (s) =>
         s
@@ -53,7 +53,7 @@ describe("start-up", () => {
     expect(
       applied.filter((l) =>
         l.includes(
-          '"migrationsApplied":["001_init.sql","002_feedback_and_policies.sql","003_experiment_phases.sql","004_outcome_types.sql","005_audit.sql","006_admin_api.sql","007_catalog_revisions.sql","008_trace_partitions.sql","009_access_notify.sql","010_events.sql"]',
+          '"migrationsApplied":["001_init.sql","002_feedback_and_policies.sql","003_experiment_phases.sql","004_outcome_types.sql","005_audit.sql","006_admin_api.sql","007_catalog_revisions.sql","008_trace_partitions.sql","009_access_notify.sql","010_events.sql","011_holdouts.sql"]',
         ),
       ).length,
     ).toBe(1);

@@ -114,6 +114,8 @@ export interface ResolvedFlow {
   propensityMode: PropensityMode;
   priorWeight: number;
   perCategoryCap: number | null;
+  /** The flow's control group, or null when it holds nobody out. */
+  holdout: { percent: number; treatment: "empty" | "baseline" } | null;
   candidates: CompiledOffer[];
   /** Compiled contact policies; malformed stored ones are skipped and listed in `policies.issues`. */
   policies: CompiledContactPolicies;
@@ -374,6 +376,8 @@ function flowSettings(def: FlowDef) {
     propensityMode: d.score?.propensity ?? "mean",
     priorWeight: d.score?.priorWeight ?? DEFAULT_PRIOR_WEIGHT,
     perCategoryCap: d.rank?.perCategoryCap ?? null,
+    holdout:
+      d.holdout && d.holdout.percent > 0 ? { percent: d.holdout.percent, treatment: d.holdout.treatment ?? ("empty" as const) } : null,
   };
 }
 
@@ -388,7 +392,7 @@ function flowCandidates(def: FlowDef, offers: CompiledOffer[]): CompiledOffer[] 
 function* buildList(
   seedRanking: Int32Array | null,
   channelId: string,
-  flow: Omit<ResolvedFlow, "lists" | "def" | "candidates" | "policies">,
+  flow: Omit<ResolvedFlow, "lists" | "def" | "candidates" | "policies" | "holdout">,
   candidates: CompiledOffer[],
   creativesHere: Map<string, CompiledCreative[]> | undefined,
   maxValue: number,
@@ -535,7 +539,11 @@ export function* compileCatalogSteps(
   }
 
   const tenantPolicyList = [...(def.contactPolicies ?? [])].sort(byId);
-  const tenantPolicies = compileContactPolicies(tenantPolicyList.map((p) => p.policy));
+  // Volume caps count under the policy's id, so edits and other policies leave their counters alone.
+  const tenantPolicies = compileContactPolicies(
+    tenantPolicyList.map((p) => p.policy),
+    (i) => `cp:${tenantPolicyList[i]?.id ?? i}`,
+  );
   // Issues name the policy by its id rather than its place in a list nobody wrote.
   tenantPolicies.issues = tenantPolicies.issues.map((issue) =>
     issue.replace(/^policies\[(\d+)\]/, (_, i: string) => `contact policy ${tenantPolicyList[Number(i)]?.id ?? i}`),
@@ -556,7 +564,10 @@ export function* compileCatalogSteps(
       def: f,
       ...settings,
       candidates,
-      policies: combineContactPolicies(compileContactPolicies(f.definition.policies), tenantPolicies),
+      policies: combineContactPolicies(
+        compileContactPolicies(f.definition.policies, (i) => `df:${f.id}:${i}`),
+        tenantPolicies,
+      ),
       lists,
     });
   }

@@ -131,8 +131,13 @@ export interface FlowDefinition {
     priorWeight?: number;
   };
   rank?: { perCategoryCap?: number };
-  /** Contact policies (frequency caps, cooldowns, outcome suppression, opt-outs), see policies.ts. */
+  /** Contact policies (frequency caps, cooldowns, outcome suppression, opt-outs, volume caps), see policies.ts. */
   policies?: ContactPolicyDef[];
+  /**
+   * A control group: `percent` of the flow's customers (a sticky hash of the customer id) get no decision,
+   * an empty answer or, with treatment "baseline", offers in random order; the uplift report compares them.
+   */
+  holdout?: { percent: number; treatment?: "empty" | "baseline" };
 }
 
 export interface FlowDef {

@@ -13,7 +13,7 @@ import { assignVariant } from "./experiment.ts";
 import { type Evaluation, type FormulaScope, isTruthy, type Value } from "./formula.ts";
 import type { CandidateList, CompiledCatalog, CompiledCreative, CompiledOffer, ComputedField, ResolvedFlow } from "./catalog.ts";
 import { creativeKey, placementKey } from "./catalog.ts";
-import { type ContactHistory, type ContactPolicyGate, prepareContactPolicies } from "./policies.ts";
+import { type ContactHistory, type ContactPolicyGate, prepareContactPolicies, type VolumeView } from "./policies.ts";
 import { type PropensityModel, type PropensityTable, sampleBeta } from "./propensity.ts";
 
 export interface CustomerProfile {
@@ -41,6 +41,12 @@ export interface DecisionInput {
    * null when it could not be read (offers under a policy are then dropped: fail closed).
    */
   history?: ContactHistory | null;
+  /** What is known of the volume caps' shared counters; unset: nothing spent yet. */
+  volume?: VolumeView;
+  /** A holdout's baseline: eligible offers in random order instead of by score. */
+  baseline?: boolean;
+  /** Offers this answer must not hold: the request's `excludeOffers`, or offers another placement took. */
+  exclude?: ReadonlySet<string>;
   /**
    * Formula work one decision may do, in syntax-tree nodes evaluated; past it every formula yields null
    * (conditions then fail). Unset: no limit.
@@ -517,6 +523,8 @@ function gateFor(input: DecisionInput): ContactPolicyGate | null {
     input.channelId,
     input.now,
     (id) => catalog.offerById.get(id)?.def.categoryId,
+    (id) => catalog.offerById.get(id)?.def.businessValue ?? 0,
+    input.volume,
   );
 }
 
@@ -540,6 +548,7 @@ export function decide(input: DecisionInput): Decision {
   if (input.explain) return explained(input, list, req);
   const policies = gateFor(input);
   const answer = new Answer(input, req, policies);
+  const exclude = input.exclude && input.exclude.size > 0 ? input.exclude : null;
   ensureScratch(list.offers.length);
   const table = propensityTable(list, flow, input.propensity, req.nowMs, input.propensityRefreshMs ?? 0);
   const thompson = flow.propensityMode === "thompson";
@@ -550,6 +559,7 @@ export function decide(input: DecisionInput): Decision {
   const examine = (j: number): boolean => {
     const offer = list.offers[j] as CompiledOffer;
     if (offer.startsMs > req.nowMs || offer.endsMs <= req.nowMs) return false;
+    if (exclude?.has(offer.def.id)) return false;
     let c: Candidate | undefined;
     if (offer.rulesReadComputed) {
       c = req.candidate(offer);
@@ -564,7 +574,7 @@ export function decide(input: DecisionInput): Decision {
     propensities[j] = p;
     if (!d.mandatory && req.disqualification(offer, c, p) !== null) return false;
     if (policies?.check(d.id, d.categoryId, d.mandatory)) return false;
-    scores[j] = score(flow, list, j, p, offer.fit.length > 0 ? req.relevance(offer, c) : 1);
+    scores[j] = input.baseline ? input.random() : score(flow, list, j, p, offer.fit.length > 0 ? req.relevance(offer, c) : 1);
     return true;
   };
   const place = (j: number) =>
@@ -579,7 +589,7 @@ export function decide(input: DecisionInput): Decision {
   const n = list.offers.length;
   let visited = 0;
   let size = 0;
-  if (customerFree(flow, list) && !req.externalScores) {
+  if (customerFree(flow, list) && !req.externalScores && !input.baseline) {
     // The early exit: every score is the snapshot's, so the offers are visited best first and the first
     // that pass the filters are the answer.
     const ranking = rankingOf(list, flow, table, table.previousRanking);
@@ -618,6 +628,10 @@ function explained(input: DecisionInput, list: CandidateList, req: Request): Dec
     if (inList) at++;
     if (reason) {
       filtered.push(`${offer.def.id} (${reason})`);
+      continue;
+    }
+    if (input.exclude?.has(offer.def.id)) {
+      filtered.push(`${offer.def.id} (excluded)`);
       continue;
     }
     if (!inList) {
@@ -677,7 +691,7 @@ function explained(input: DecisionInput, list: CandidateList, req: Request): Dec
   for (const s of survivors) {
     const d = s.c.offer.def;
     s.relevance = req.relevance(s.c.offer, s.c);
-    s.score = score(flow, list, s.j, s.propensity, s.relevance);
+    s.score = input.baseline ? input.random() : score(flow, list, s.j, s.propensity, s.relevance);
     scoreOf[d.id] = s.score;
     factors[d.id] = {
       propensity: round4(s.propensity),

@@ -4,7 +4,9 @@
 import type { FieldViolation } from "../errors.ts";
 import { compileContactPolicies } from "./policies.ts";
 
-const KNOWN_KEYS = new Set(["candidates", "score", "rank", "policies"]);
+const KNOWN_KEYS = new Set(["candidates", "score", "rank", "policies", "holdout"]);
+/** The largest control group a flow may hold out, in percent of its customers. */
+export const MAX_HOLDOUT_PERCENT = 50;
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
@@ -66,6 +68,21 @@ export function validateFlowDefinition(def: unknown): FieldViolation[] {
       !(Number.isInteger(def.rank.perCategoryCap) && (def.rank.perCategoryCap as number) >= 1)
     ) {
       out.push({ field: "rank.perCategoryCap", message: "rank.perCategoryCap must be a whole number of at least 1" });
+    }
+  }
+  if (def.holdout !== undefined) {
+    const h = def.holdout;
+    if (!isObject(h)) out.push({ field: "holdout", message: "holdout must be an object" });
+    else {
+      if (!(typeof h.percent === "number" && h.percent >= 0 && h.percent <= MAX_HOLDOUT_PERCENT)) {
+        out.push({ field: "holdout.percent", message: `holdout.percent must be a number from 0 to ${MAX_HOLDOUT_PERCENT}` });
+      }
+      if (h.treatment !== undefined && h.treatment !== "empty" && h.treatment !== "baseline") {
+        out.push({ field: "holdout.treatment", message: "holdout.treatment must be empty or baseline" });
+      }
+      for (const k of Object.keys(h)) {
+        if (k !== "percent" && k !== "treatment") out.push({ field: `holdout.${k}`, message: `unknown field holdout.${k}` });
+      }
     }
   }
   for (const issue of compileContactPolicies(def.policies).issues) {

@@ -44,7 +44,16 @@ describe("compileContactPolicies", () => {
   });
 
   test("no policies need nothing; opt-outs alone need no interactions", () => {
-    expect(compileContactPolicies(undefined)).toEqual({ policies: [], issues: [], lookbackMs: 0, outcomeTypes: [], needsOptOuts: false });
+    expect(compileContactPolicies(undefined)).toEqual({
+      policies: [],
+      issues: [],
+      lookbackMs: 0,
+      outcomeTypes: [],
+      needsOptOuts: false,
+      needsHistory: false,
+      countsImpressions: false,
+      hasVolumeCaps: false,
+    });
     const c = compileContactPolicies([{ type: "opt_out" }]);
     expect(c.lookbackMs).toBe(0);
     expect(c.outcomeTypes).toEqual([]);

@@ -1,6 +1,9 @@
 // Contact policies (SPEC §4.4): frequency caps, cooldowns, outcome suppression and channel opt-outs,
 // compiled once with their flow and evaluated against one customer's recent contact history. Pure: the
-// caller reads the history (or fails to) and brings the clock.
+// caller reads the history (or fails to) and brings the clock; volume caps, which count across all
+// customers, are checked against counters the caller keeps (services/volume.ts).
+
+import { allowanceNow, calendarWindow, isTimeZone } from "./calendar.ts";
 
 /** Which offers and channels a policy covers; an absent list covers all. */
 export interface PolicyTargetDef {
@@ -35,7 +38,27 @@ export interface OptOutDef extends PolicyTargetDef {
   type: "opt_out";
 }
 
-export type ContactPolicyDef = FrequencyCapDef | CooldownDef | OutcomeSuppressionDef | OptOutDef;
+/**
+ * A cap on recommendations across all customers (a volume constraint): at most `max` recommendations, or
+ * recommendations worth at most `budget` of business value, per calendar window, counted per offer,
+ * category or channel, or once for everything the policy covers. Exact across instances: each answer
+ * reserves its share of the counters before it leaves.
+ */
+export interface VolumeCapDef extends PolicyTargetDef {
+  type: "volume_cap";
+  scope: CapScope;
+  max?: number;
+  budget?: number;
+  window: VolumeWindow;
+  /** The IANA time zone whose calendar the windows follow; UTC when unset. */
+  timeZone?: string;
+  /** "even" spreads the window's allowance over the window: by a given moment only its share is spent. */
+  pacing?: "even";
+}
+
+export type VolumeWindow = "day" | "week" | "month";
+
+export type ContactPolicyDef = FrequencyCapDef | CooldownDef | OutcomeSuppressionDef | OptOutDef | VolumeCapDef;
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
@@ -56,6 +79,20 @@ export type CompiledContactPolicy = { target: Target } & (
   | { type: "cooldown"; hours: number; windowMs: number }
   | { type: "outcome_suppression"; days: number; windowMs: number; outcomes: ReadonlySet<string> }
   | { type: "opt_out" }
+  | {
+      type: "volume_cap";
+      /** The policy's identity in counter keys: stable while the policy exists. */
+      key: string;
+      scope: CapScope;
+      /** Units per window: recommendations, or thousandths of business value for a budget. */
+      limit: number;
+      budget: boolean;
+      /** As written: `max` recommendations or `budget` of value. */
+      allowance: number;
+      window: VolumeWindow;
+      timeZone: string;
+      pacing: boolean;
+    }
 );
 
 export interface CompiledContactPolicies {
@@ -67,6 +104,12 @@ export interface CompiledContactPolicies {
   /** The outcome types the policies look at, so the history read fetches nothing else. */
   outcomeTypes: string[];
   needsOptOuts: boolean;
+  /** Whether any policy reads the customer's history (every type but volume_cap does). */
+  needsHistory: boolean;
+  /** Whether a policy counts impressions, so an answer must hold its slots until they are reported. */
+  countsImpressions: boolean;
+  /** Whether any policy is a volume cap, so answers reserve from the shared counters. */
+  hasVolumeCaps: boolean;
 }
 
 /** One interaction of the customer, as the policies need it. */
@@ -76,6 +119,8 @@ export interface ContactEvent {
   outcomeType: string;
   /** Epoch milliseconds. */
   at: number;
+  /** The recommendation the interaction named, when it named one. */
+  recommendationId?: string | null;
 }
 
 /** What the policies are evaluated against. `null` in its place means it could not be read. */
@@ -97,8 +142,43 @@ function stringList(raw: Raw, field: keyof PolicyTargetDef): ReadonlySet<string>
 
 const positive = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v) && v > 0;
 
+/** The most a volume cap may allow per window: counters stay exact integers. */
+export const MAX_VOLUME = 1_000_000_000;
+const VOLUME_WINDOWS: readonly VolumeWindow[] = ["day", "week", "month"];
+
+function compileVolumeCap(p: Raw, target: Target, key: string): CompiledContactPolicy | string {
+  const scope = p.scope as CapScope;
+  if (!CAP_SCOPES.includes(scope)) return `scope must be one of ${CAP_SCOPES.join(", ")}`;
+  if (!VOLUME_WINDOWS.includes(p.window as VolumeWindow)) return "window must be day, week or month";
+  const hasMax = p.max !== undefined && p.max !== null;
+  const hasBudget = p.budget !== undefined && p.budget !== null;
+  if (hasMax === hasBudget) return "max must be set, or budget, but not both";
+  if (hasMax && (!Number.isInteger(p.max) || (p.max as number) < 1 || (p.max as number) > MAX_VOLUME)) {
+    return `max must be a whole number from 1 to ${MAX_VOLUME}`;
+  }
+  if (hasBudget && (!positive(p.budget) || (p.budget as number) > MAX_VOLUME / 1000)) {
+    return `budget must be a number above 0, at most ${MAX_VOLUME / 1000}`;
+  }
+  const timeZone = p.timeZone ?? "UTC";
+  if (typeof timeZone !== "string" || !isTimeZone(timeZone)) return "timeZone must be an IANA time zone such as Europe/Paris";
+  if (p.pacing !== undefined && p.pacing !== null && p.pacing !== "even") return 'pacing must be "even" when set';
+  const allowance = (hasMax ? p.max : p.budget) as number;
+  return {
+    type: "volume_cap",
+    target,
+    key,
+    scope,
+    limit: hasMax ? allowance : Math.round(allowance * 1000),
+    budget: hasBudget,
+    allowance,
+    window: p.window as VolumeWindow,
+    timeZone,
+    pacing: p.pacing === "even",
+  };
+}
+
 /** Compiles one stored policy, or says why it cannot be used. */
-function compilePolicy(raw: unknown): CompiledContactPolicy | string {
+function compilePolicy(raw: unknown, key: string): CompiledContactPolicy | string {
   if (!raw || typeof raw !== "object" || Array.isArray(raw)) return "not an object";
   const p = raw as Raw;
   const lists = [stringList(p, "offerIds"), stringList(p, "categoryIds"), stringList(p, "channelIds")] as const;
@@ -130,6 +210,8 @@ function compilePolicy(raw: unknown): CompiledContactPolicy | string {
     }
     case "opt_out":
       return { type: "opt_out", target };
+    case "volume_cap":
+      return compileVolumeCap(p, target, key);
     default:
       return `unknown type ${JSON.stringify(p.type)}`;
   }
@@ -139,8 +221,17 @@ function compilePolicy(raw: unknown): CompiledContactPolicy | string {
  * Compiles a flow's stored policies. Malformed ones are skipped and listed in `issues`: one bad entry
  * (stored before a check existed, or edited by hand) must not take every decision of the flow down.
  */
-export function compileContactPolicies(raw: unknown): CompiledContactPolicies {
-  const compiled: CompiledContactPolicies = { policies: [], issues: [], lookbackMs: 0, outcomeTypes: [], needsOptOuts: false };
+export function compileContactPolicies(raw: unknown, keyOf: (index: number) => string = String): CompiledContactPolicies {
+  const compiled: CompiledContactPolicies = {
+    policies: [],
+    issues: [],
+    lookbackMs: 0,
+    outcomeTypes: [],
+    needsOptOuts: false,
+    needsHistory: false,
+    countsImpressions: false,
+    hasVolumeCaps: false,
+  };
   if (raw === undefined || raw === null) return compiled;
   if (!Array.isArray(raw)) {
     compiled.issues.push("policies must be a list");
@@ -148,12 +239,18 @@ export function compileContactPolicies(raw: unknown): CompiledContactPolicies {
   }
   const outcomes = new Set<string>();
   raw.forEach((entry, i) => {
-    const p = compilePolicy(entry);
+    const p = compilePolicy(entry, keyOf(i));
     if (typeof p === "string") {
       compiled.issues.push(`policies[${i}]: ${p}; skipped`);
       return;
     }
     compiled.policies.push(p);
+    if (p.type === "volume_cap") {
+      compiled.hasVolumeCaps = true;
+      return;
+    }
+    compiled.needsHistory = true;
+    if (p.type === "frequency_cap" || p.type === "cooldown") compiled.countsImpressions = true;
     if (p.type === "opt_out") {
       compiled.needsOptOuts = true;
       return;
@@ -175,6 +272,9 @@ export function combineContactPolicies(own: CompiledContactPolicies, tenant: Com
     lookbackMs: Math.max(own.lookbackMs, tenant.lookbackMs),
     outcomeTypes: [...new Set([...own.outcomeTypes, ...tenant.outcomeTypes])].sort(),
     needsOptOuts: own.needsOptOuts || tenant.needsOptOuts,
+    needsHistory: own.needsHistory || tenant.needsHistory,
+    countsImpressions: own.countsImpressions || tenant.countsImpressions,
+    hasVolumeCaps: own.hasVolumeCaps || tenant.hasVolumeCaps,
   };
 }
 
@@ -230,6 +330,71 @@ function capKey(scope: CapScope, offerId: string, categoryId: string | undefined
   }
 }
 
+/** What the caller knows of the shared volume counters, for the caps' checks. */
+export interface VolumeView {
+  /** Units the counter has spent, as last known here (0 when not known). */
+  used(counter: string): number;
+  /** The counters cannot be reached: offers under a volume cap are dropped (fail closed). */
+  unavailable: boolean;
+}
+
+/** One counter a recommendation spends from, with what the counter allows by now. */
+export interface VolumeClaim {
+  counter: string;
+  limit: number;
+  amount: number;
+  /** How long the counter must live: its window and a margin. */
+  ttlMs: number;
+}
+
+type VolumePolicy = Extract<CompiledContactPolicy, { type: "volume_cap" }>;
+
+/** A volume cap as it stands for one request: its window's counters and what they allow by now. */
+interface PreparedVolume {
+  policy: VolumePolicy;
+  prefix: string;
+  limitNow: number;
+  ttlMs: number;
+}
+
+function prepareVolume(policy: VolumePolicy, nowMs: number): PreparedVolume {
+  const span = calendarWindow(policy.window, policy.timeZone, nowMs);
+  return {
+    policy,
+    prefix: `${policy.key}:${span.id}:`,
+    limitNow: allowanceNow(policy.limit, span, policy.pacing),
+    ttlMs: span.lengthMs + 2 * DAY_MS,
+  };
+}
+
+/** Units one recommendation of an offer spends: one, or its business value in thousandths. */
+const volumeAmount = (p: VolumePolicy, value: number) => (p.budget ? Math.max(0, Math.round(value * 1000)) : 1);
+
+/**
+ * The counters one recommendation of the offer on `channelId` spends, for the caller to reserve
+ * atomically: every volume cap covering it, with what its window allows now.
+ */
+export function volumeClaims(
+  compiled: CompiledContactPolicies,
+  channelId: string,
+  now: Date,
+  offer: { offerId: string; categoryId: string; value: number },
+): VolumeClaim[] {
+  const claims: VolumeClaim[] = [];
+  if (!compiled.hasVolumeCaps) return claims;
+  for (const policy of compiled.policies) {
+    if (policy.type !== "volume_cap") continue;
+    if (policy.target.channels !== null && !policy.target.channels.has(channelId)) continue;
+    if (!covers(policy.target, offer.offerId, offer.categoryId)) continue;
+    const v = prepareVolume(policy, now.getTime());
+    const key = capKey(policy.scope, offer.offerId, offer.categoryId, channelId) as string;
+    claims.push({ counter: v.prefix + key, limit: v.limitNow, amount: volumeAmount(policy, offer.value), ttlMs: v.ttlMs });
+  }
+  return claims;
+}
+
+const NO_VOLUME: VolumeView = { used: () => 0, unavailable: false };
+
 /**
  * Prepares the policies for one request on `channelId`: counts the history once per policy so each
  * candidate costs a few map lookups. `history` null means it could not be read: every offer a policy
@@ -241,10 +406,14 @@ export function prepareContactPolicies(
   channelId: string,
   now: Date,
   categoryOf: (offerId: string) => string | undefined,
+  businessValueOf: (offerId: string) => number = () => 0,
+  volumeView: VolumeView = NO_VOLUME,
 ): ContactPolicyGate {
   const nowMs = now.getTime();
   // A policy limited to other channels has nothing to say about this request.
-  const applicable = compiled.policies.filter((p) => p.target.channels === null || p.target.channels.has(channelId));
+  const relevant = compiled.policies.filter((p) => p.target.channels === null || p.target.channels.has(channelId));
+  const volumes = relevant.filter((p): p is VolumePolicy => p.type === "volume_cap").map((p) => prepareVolume(p, nowMs));
+  const applicable = relevant.filter((p) => p.type !== "volume_cap");
   const prepared: Prepared[] = [];
   if (history) {
     for (const policy of applicable) {
@@ -293,9 +462,29 @@ export function prepareContactPolicies(
 
   // What each shared cap has left for this answer; offer caps need none (an offer appears once).
   const used = new Map<Prepared, Map<string, number>>();
+  const volumeTaken = new Map<string, number>();
+
+  /** Why a volume cap refuses the offer, counting what this answer already placed when `inAnswer`. */
+  const volumeRefusal = (offerId: string, categoryId: string, inAnswer: boolean): string | null => {
+    for (const v of volumes) {
+      if (!covers(v.policy.target, offerId, categoryId)) continue;
+      if (volumeView.unavailable) return "volume_cap unavailable";
+      const counter = v.prefix + (capKey(v.policy.scope, offerId, categoryId, channelId) as string);
+      const spent = volumeView.used(counter) + (inAnswer ? (volumeTaken.get(counter) ?? 0) : 0);
+      if (spent + volumeAmount(v.policy, businessValueOf(offerId)) > v.limitNow) {
+        const p = v.policy;
+        const allowance = p.budget ? `${p.allowance} of value` : `${p.allowance}`;
+        return `volume_cap reached: ${allowance}/${p.window}${p.pacing ? " paced" : ""} at scope=${p.scope}`;
+      }
+    }
+    return null;
+  };
 
   return {
     check(offerId, categoryId, mandatory) {
+      // Volume caps are caps: mandatory offers answer to them too.
+      const volume = volumes.length > 0 ? volumeRefusal(offerId, categoryId, false) : null;
+      if (volume) return volume;
       if (!history) {
         // Mandatory offers answer only to caps, so only a cap can make them unknowable.
         const covered = applicable.some((p) => (!mandatory || p.type === "frequency_cap") && covers(p.target, offerId, categoryId));
@@ -330,6 +519,7 @@ export function prepareContactPolicies(
       return null;
     },
     fits(offerId, categoryId) {
+      if (volumes.length > 0 && volumeRefusal(offerId, categoryId, true)) return false;
       for (const p of prepared) {
         if (p.type !== "frequency_cap" || p.policy.scope === "offer" || !covers(p.policy.target, offerId, categoryId)) continue;
         const key = capKey(p.policy.scope, offerId, categoryId, channelId) as string;
@@ -339,6 +529,11 @@ export function prepareContactPolicies(
       return true;
     },
     take(offerId, categoryId) {
+      for (const v of volumes) {
+        if (!covers(v.policy.target, offerId, categoryId)) continue;
+        const counter = v.prefix + (capKey(v.policy.scope, offerId, categoryId, channelId) as string);
+        volumeTaken.set(counter, (volumeTaken.get(counter) ?? 0) + volumeAmount(v.policy, businessValueOf(offerId)));
+      }
       for (const p of prepared) {
         if (p.type !== "frequency_cap" || p.policy.scope === "offer" || !covers(p.policy.target, offerId, categoryId)) continue;
         const key = capKey(p.policy.scope, offerId, categoryId, channelId) as string;

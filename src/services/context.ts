@@ -1,5 +1,7 @@
 // What every service function needs, built once by the composition root, and what each call carries.
 
+import { MemoryCapCounters, RedisCapCounters } from "../store/cap-counters.ts";
+import { Caps } from "./caps.ts";
 import type { Cluster, Redis } from "ioredis";
 import type { Config } from "../config.ts";
 import type { CompiledCatalog } from "../decisioning/catalog.ts";
@@ -60,6 +62,8 @@ export interface ServiceDeps {
   decisions: DecisionWriter;
   /** Group commit of interactions; `close()` it at shutdown after the listeners stopped. */
   interactions: InteractionWriter;
+  /** Volume-cap counters and per-customer cap holds, shared through Redis when it is configured. */
+  caps: Caps;
   /** Per-tenant rate limits and monthly decision quotas; `close()` it at shutdown. */
   limits: TenantLimits;
   /** How long the event loop has been held up: timeouts of reads subtract it. */
@@ -123,6 +127,17 @@ export function createServiceDeps(opts: {
     loopStalls,
     forgetApiKey: () => {},
     requestLog: new RequestLog(config.requestLogSampleRate, Math.random, metrics),
+    caps: new Caps(
+      opts.redis ? new RedisCapCounters(opts.redis, config.redisKeyPrefix) : new MemoryCapCounters(() => clock.now().getTime()),
+      {
+        holdMs: config.capHoldMs,
+        lockWaitMs: config.capLockWaitMs,
+        // A lock outlives the longest decision it guards (its history read), then lapses by itself.
+        lockMs: Math.max(2_000, 3 * config.policyHistoryTimeoutMs),
+        metrics,
+        log,
+      },
+    ),
     limits: new TenantLimits({ config, redis: opts.redis ?? null, catalogs, metrics, log, now: () => clock.now(), loopStalls }),
     propensity,
     profiles: new LoadingCache(

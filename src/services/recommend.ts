@@ -6,18 +6,21 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { DecisionTraceSchema, TraceStageSchema } from "../../gen/kaireon/v1/decision_trace_pb.ts";
 import {
   ExperimentAssignmentSchema,
+  PlacementRecommendationsSchema,
   type RecommendRequest,
   type RecommendResponse,
   RecommendResponseSchema,
   RecommendationSchema,
 } from "../../gen/kaireon/v1/recommend_pb.ts";
 import type { ResolvedFlow } from "../decisioning/catalog.ts";
-import { decide, type Recommendation as EngineRecommendation, type StageRecord } from "../decisioning/engine.ts";
-import type { ContactHistory } from "../decisioning/policies.ts";
+import type { Recommendation as EngineRecommendation, StageRecord } from "../decisioning/engine.ts";
+import { fnv1a32 } from "../decisioning/experiment.ts";
+import type { ContactHistory, VolumeClaim } from "../decisioning/policies.ts";
 import { AppError, notFound, validationError } from "../errors.ts";
 import { decisionIdOf, newDecisionKey, newEventId, newInteractionId, newTraceId, recommendationIdOf } from "../ids.ts";
 import { decisionMadeData, type ShownRecommendation } from "../store/decisions.ts";
 import { loadContactHistory } from "../store/history.ts";
+import { type CustomerHold, withHeldSlots } from "./caps.ts";
 import type { CallContext, ServiceDeps } from "./context.ts";
 import { dropOf } from "./trace-drops.ts";
 import { MAX_ID_LENGTH, Violations } from "./validate.ts";
@@ -28,8 +31,32 @@ export const MAX_ATTRIBUTES = 64;
 
 const EMPTY_PROFILE = { attributes: {}, segments: [] };
 
+export const MAX_EXCLUDED_OFFERS = 100;
+export const MAX_PLACEMENTS = 10;
+
 function validate(req: RecommendRequest): void {
   const v = new Violations();
+  if (req.excludeOffers.length > MAX_EXCLUDED_OFFERS)
+    v.add("excludeOffers", `excludeOffers may name at most ${MAX_EXCLUDED_OFFERS} offers`);
+  else
+    req.excludeOffers.forEach((id, i) => {
+      v.requireString(`excludeOffers[${i}]`, id, MAX_ID_LENGTH);
+    });
+  if (req.placements.length > MAX_PLACEMENTS) v.add("placements", `placements may name at most ${MAX_PLACEMENTS} slots`);
+  else if (req.placements.length > 0) {
+    const seen = new Set<string>();
+    let total = 0;
+    req.placements.forEach((p, i) => {
+      v.requireString(`placements[${i}].placement`, p.placement, MAX_ID_LENGTH);
+      if (seen.has(p.placement)) v.add(`placements[${i}].placement`, `placement ${p.placement} is named twice`);
+      seen.add(p.placement);
+      const n = p.maxOffers ?? 1;
+      if (n < 1 || n > MAX_OFFERS_LIMIT) v.add(`placements[${i}].maxOffers`, `maxOffers must be between 1 and ${MAX_OFFERS_LIMIT}`);
+      total += n;
+    });
+    if (total > MAX_OFFERS_LIMIT)
+      v.add("placements", `the placements' maxOffers add up to ${total}; at most ${MAX_OFFERS_LIMIT} in one answer`);
+  }
   v.requireString("customerId", req.customerId, MAX_ID_LENGTH);
   v.requireString("channelId", req.channelId, MAX_ID_LENGTH);
   v.maxLength("decisionFlowId", req.decisionFlowId, MAX_ID_LENGTH);
@@ -43,6 +70,17 @@ function validate(req: RecommendRequest): void {
   if (v.list.length > 0) throw validationError(v.list);
 }
 
+/** One slot an answer fills: the request's placement, or one of its placements. */
+interface Slot {
+  placement: string;
+  maxOffers: number;
+}
+
+/** A holdout group member's place: a fixed share of [0, 100) by a hash of the scope and the customer. */
+export function holdoutPoint(scope: string, customerId: string): number {
+  return (fnv1a32(`holdout:${scope}:${customerId}`) / 2 ** 32) * 100;
+}
+
 export async function recommend(deps: ServiceDeps, ctx: CallContext, req: RecommendRequest): Promise<RecommendResponse> {
   validate(req);
   const started = performance.now();
@@ -54,15 +92,23 @@ export async function recommend(deps: ServiceDeps, ctx: CallContext, req: Recomm
   if (!flow || flow.def.version === null) throw notFound("Decision flow");
   const channel = catalog.channels.get(req.channelId);
   if (!channel) throw notFound("Channel");
-  if (req.placement && !catalog.placements.get(req.channelId)?.has(req.placement)) throw notFound("Placement");
+  const multi = req.placements.length > 0;
+  const slots: Slot[] = multi
+    ? req.placements.map((p) => ({ placement: p.placement, maxOffers: p.maxOffers ?? 1 }))
+    : [{ placement: req.placement, maxOffers: req.maxOffers ?? DEFAULT_MAX_OFFERS }];
+  for (const s of slots) if (s.placement && !catalog.placements.get(req.channelId)?.has(s.placement)) throw notFound("Placement");
   // The month's count came with the transport's rate-limit check, so the quota costs no extra round trip.
   const quota = deps.limits.monthlyQuota(catalog.settings);
   if (ctx.decisionsUsed !== undefined && ctx.decisionsUsed >= quota) throw deps.limits.quotaExceeded(quota);
 
   const now = deps.clock.now();
   if (flow.policies.issues.length > 0) reportPolicyIssues(ctx, flow);
-  // Only flows with contact policies pay for the history read; it runs while the profile is enriched.
-  const history = flow.policies.policies.length > 0 ? readContactHistory(deps, ctx, flow, req.customerId, now) : undefined;
+  const heldOut = flow.holdout !== null && holdoutPoint(`flow:${flow.def.id}`, req.customerId) < flow.holdout.percent;
+  const decides = !heldOut || flow.holdout?.treatment === "baseline";
+  // Only flows with contact policies pay for the history read; it runs while the profile is enriched, and
+  // while the customer's cap lock is taken when answers hold slots.
+  const history = decides && flow.policies.needsHistory ? readContactHistory(deps, ctx, flow, req.customerId, now) : undefined;
+  const holding = decides && deps.caps.holds(flow) ? deps.caps.hold(tenantId, req.customerId, now.getTime(), ctx.log) : undefined;
 
   const enrichStart = performance.now();
   const profile = (await deps.profiles.get(`${tenantId}\u0000${req.customerId}`)) ?? EMPTY_PROFILE;
@@ -72,89 +118,186 @@ export async function recommend(deps: ServiceDeps, ctx: CallContext, req: Recomm
   // Traces are recorded when asked for, and for a sampled fraction of the other calls.
   const rate = catalog.settings.traceSampleRate;
   const explain = req.trace || (rate > 0 && deps.random() < rate);
-  const decision = decide({
-    catalog,
-    flow,
-    customerId: req.customerId,
-    channelId: req.channelId,
-    placement: req.placement,
-    maxOffers: req.maxOffers ?? DEFAULT_MAX_OFFERS,
-    attributes: req.attributes ?? {},
-    profile,
-    propensity,
-    now,
-    random: deps.random,
-    explain,
-    history: await history,
-    evaluationBudget: deps.config.decisionEvaluationBudget,
-    propensityRefreshMs: deps.config.propensityRefreshMs,
-  });
-  if (decision.budgetExhausted) reportBudget(deps, ctx, flow, decision.evaluations);
-
   const decisionKey = newDecisionKey();
-  const res = create(RecommendResponseSchema, {
-    customerId: req.customerId,
-    decisionFlowId: flow.def.id,
-    processedAt: timestampFromDate(now),
-    recommendations: decision.recommendations.map((r) =>
-      create(RecommendationSchema, {
-        offerId: r.offer.def.id,
-        offerName: r.offer.def.name,
-        categoryId: r.offer.def.categoryId,
-        rank: r.rank,
-        score: r.score,
-        channelId: req.channelId,
-        creativeId: r.creative.def.id,
-        content: r.content as JsonObject,
-        personalization: r.personalization as JsonObject,
-        experiment: r.experiment ? create(ExperimentAssignmentSchema, r.experiment) : undefined,
-        recommendationId: recommendationIdOf(decisionKey, r.rank),
-      }),
-    ),
-  });
-  deps.metrics.decisions.inc({ outcome: res.recommendations.length > 0 ? "offers" : "empty" });
-  // Only an answer with offers is a decision the tenant pays for.
-  if (res.recommendations.length > 0) deps.limits.countDecision(tenantId);
+  let hold: CustomerHold | undefined;
+  let claims: VolumeClaim[] = [];
+  const shown: { r: EngineRecommendation; placement: string }[] = [];
+  const stages: StageRecord[][] = [];
+  let committed = false;
+  try {
+    let seen = await history;
+    const held = await holding;
+    if (held === "busy") seen = null;
+    else if (held && held !== "unavailable") {
+      hold = held;
+      if (seen) seen = withHeldSlots(seen, held.slots);
+    }
+    const exclude = new Set(req.excludeOffers);
+    for (const slot of decides ? slots : []) {
+      const { decision, claims: reserved } = await deps.caps.decide(
+        tenantId,
+        {
+          catalog,
+          flow,
+          customerId: req.customerId,
+          channelId: req.channelId,
+          placement: slot.placement,
+          maxOffers: slot.maxOffers,
+          attributes: req.attributes ?? {},
+          profile,
+          propensity,
+          now,
+          random: deps.random,
+          explain,
+          history: seen,
+          exclude,
+          baseline: heldOut,
+          evaluationBudget: deps.config.decisionEvaluationBudget,
+          propensityRefreshMs: deps.config.propensityRefreshMs,
+        },
+        ctx.log,
+      );
+      claims = claims.concat(reserved);
+      if (decision.budgetExhausted) reportBudget(deps, ctx, flow, decision.evaluations);
+      stages.push(decision.stages);
+      for (const r of decision.recommendations) {
+        shown.push({ r, placement: multi ? slot.placement : "" });
+        if (!req.allowRepeats) exclude.add(r.offer.def.id);
+      }
+      // The next placement's caps count this one's offers as shown.
+      if (seen && multi) seen = withShown(seen, decision.recommendations, req.channelId, now);
+    }
 
-  if (explain) {
-    const traceId = newTraceId();
-    const trace = create(DecisionTraceSchema, {
-      traceId,
+    const res = create(RecommendResponseSchema, {
       customerId: req.customerId,
       decisionFlowId: flow.def.id,
-      decisionFlowVersion: flow.def.version,
-      channelId: req.channelId,
-      processedAt: res.processedAt,
-      totalDuration: roundMs(performance.now() - started),
-      stages: [
-        create(TraceStageSchema, {
-          name: "enrich",
-          duration: roundMs(enrichDuration),
-          input: { customerId: req.customerId },
-          output: enrichOutput(profile),
+      processedAt: timestampFromDate(now),
+      heldOut,
+    });
+    let inPlacement = 0;
+    shown.forEach(({ r, placement }, i) => {
+      inPlacement = i > 0 && shown[i - 1]?.placement === placement ? inPlacement + 1 : 1;
+      res.recommendations.push(
+        create(RecommendationSchema, {
+          offerId: r.offer.def.id,
+          offerName: r.offer.def.name,
+          categoryId: r.offer.def.categoryId,
+          rank: multi ? inPlacement : r.rank,
+          score: r.score,
+          channelId: req.channelId,
+          creativeId: r.creative.def.id,
+          content: r.content as JsonObject,
+          personalization: r.personalization as JsonObject,
+          experiment: r.experiment ? create(ExperimentAssignmentSchema, r.experiment) : undefined,
+          // The id counts across placements, so each recommendation of the decision has its own.
+          recommendationId: recommendationIdOf(decisionKey, i + 1),
+          placement,
         }),
-        ...decision.stages.map(stageMessage),
-      ],
+      );
     });
-    const taken = deps.traces.add({
-      tenantId,
-      traceId,
-      customerId: req.customerId,
-      decisionFlowId: flow.def.id,
-      body: toJson(DecisionTraceSchema, trace) as Record<string, unknown>,
-      createdAt: now,
-      expiresAt: new Date(now.getTime() + (catalog.settings.traceRetentionDays ?? deps.config.traceRetentionDays) * 86_400_000),
-    });
-    // A trace id is returned only for a trace that will be written.
-    if (taken) res.traceId = traceId;
-    else deps.metrics.tracesRefused.inc();
-  }
+    if (multi) {
+      res.placements = slots.map((s) =>
+        create(PlacementRecommendationsSchema, {
+          placement: s.placement,
+          recommendations: res.recommendations.filter((r) => r.placement === s.placement),
+        }),
+      );
+    }
+    deps.metrics.decisions.inc({ outcome: res.recommendations.length > 0 ? "offers" : "empty" });
+    // Only an answer with offers is a decision the tenant pays for.
+    if (res.recommendations.length > 0) deps.limits.countDecision(tenantId);
 
-  recordDecision(deps, ctx, req, res, flow, decision.recommendations, now, decisionIdOf(decisionKey));
-  if (channel.implicitImpressions && decision.recommendations.length > 0) {
-    await recordImplicitImpressions(deps, tenantId, req, res, decision.recommendations, now);
+    if (explain) {
+      const traceId = newTraceId();
+      const trace = create(DecisionTraceSchema, {
+        traceId,
+        customerId: req.customerId,
+        decisionFlowId: flow.def.id,
+        decisionFlowVersion: flow.def.version,
+        channelId: req.channelId,
+        processedAt: res.processedAt,
+        totalDuration: roundMs(performance.now() - started),
+        heldOut,
+        stages: [
+          create(TraceStageSchema, {
+            name: "enrich",
+            duration: roundMs(enrichDuration),
+            input: { customerId: req.customerId },
+            output: enrichOutput(profile),
+          }),
+          ...stages.flatMap((list, i) => list.map((s) => stageMessage(s, multi ? (slots[i]?.placement ?? "") : ""))),
+        ],
+      });
+      const taken = deps.traces.add({
+        tenantId,
+        traceId,
+        customerId: req.customerId,
+        decisionFlowId: flow.def.id,
+        body: toJson(DecisionTraceSchema, trace) as Record<string, unknown>,
+        createdAt: now,
+        expiresAt: new Date(now.getTime() + (catalog.settings.traceRetentionDays ?? deps.config.traceRetentionDays) * 86_400_000),
+      });
+      // A trace id is returned only for a trace that will be written.
+      if (taken) res.traceId = traceId;
+      else deps.metrics.tracesRefused.inc();
+    }
+
+    recordDecision(
+      deps,
+      ctx,
+      req,
+      res,
+      flow,
+      shown.map((s) => s.r),
+      now,
+      decisionIdOf(decisionKey),
+    );
+    if (hold) {
+      await hold.commit(
+        shown.map(({ r }, i) => ({
+          recommendationId: recommendationIdOf(decisionKey, i + 1),
+          offerId: r.offer.def.id,
+          channelId: req.channelId,
+          at: now.getTime(),
+        })),
+      );
+      committed = true;
+    }
+    if (channel.implicitImpressions && shown.length > 0) {
+      await recordImplicitImpressions(
+        deps,
+        tenantId,
+        req,
+        res,
+        shown.map((s) => s.r),
+        now,
+      );
+    }
+    return res;
+  } catch (err) {
+    // The answer is not sent: what it reserved goes back.
+    await deps.caps.release(tenantId, claims);
+    if (committed) {
+      await deps.caps.dropSlots(
+        tenantId,
+        req.customerId,
+        shown.map((_, i) => recommendationIdOf(decisionKey, i + 1)),
+      );
+    }
+    throw err;
+  } finally {
+    if (hold && !committed) await hold.commit([]);
   }
-  return res;
+}
+
+/** The history with a placement's offers added as impressions, for the caps of the placements after it. */
+function withShown(history: ContactHistory, shown: EngineRecommendation[], channelId: string, now: Date): ContactHistory {
+  if (shown.length === 0) return history;
+  const at = now.getTime();
+  return {
+    ...history,
+    events: [...history.events, ...shown.map((r) => ({ offerId: r.offer.def.id, channelId, outcomeType: "impression", at }))],
+  };
 }
 
 /**
@@ -178,10 +321,11 @@ function recordDecision(
     recommendationId: r.recommendationId,
     customerId: req.customerId,
     channelId: req.channelId,
-    placement: req.placement || null,
+    placement: r.placement || req.placement || null,
     offerId: r.offerId,
     creativeId: r.creativeId,
-    rank: r.rank,
+    // The position in the whole answer (across placements), which the recommendation id names.
+    rank: i + 1,
     score: r.score,
     propensity: shown[i]?.propensity ?? null,
     experimentId: r.experiment?.experimentId ?? null,
@@ -195,6 +339,16 @@ function recordDecision(
     decisionId,
     createdAt: now,
     recommendations,
+    about: {
+      customerId: req.customerId,
+      channelId: req.channelId,
+      placement: req.placement || null,
+      decisionFlowId: flow.def.id,
+      flowVersion: flow.def.version ?? 0,
+      traceId,
+      heldOut: res.heldOut,
+      keepEmpty: flow.holdout !== null,
+    },
     event: {
       id: newEventId(),
       type: "decision.made.v1",
@@ -210,6 +364,7 @@ function recordDecision(
         decisionFlowVersion: flow.def.version ?? 0,
         traceId: traceId ?? "",
         recommendations,
+        heldOut: res.heldOut,
       }),
     },
   });
@@ -356,9 +511,10 @@ function enrichOutput(profile: { attributes: Record<string, unknown>; segments: 
   return out;
 }
 
-function stageMessage(s: StageRecord) {
+function stageMessage(s: StageRecord, placement: string) {
   return create(TraceStageSchema, {
     name: s.name,
+    placement,
     duration: roundMs(s.duration),
     computed: s.computed as JsonObject | undefined,
     candidatesIn: s.candidatesIn,

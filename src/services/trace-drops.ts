@@ -18,6 +18,9 @@ const BY_KEYWORD: [RegExp, FilterReason][] = [
   [/^outcome_suppression\b/, FilterReason.OUTCOME_SUPPRESSION],
   [/^opt_out\b/, FilterReason.OPT_OUT],
   [/^history unavailable$/, FilterReason.HISTORY_UNAVAILABLE],
+  [/^volume_cap reached\b/, FilterReason.VOLUME_CAP],
+  [/^volume_cap unavailable$/, FilterReason.VOLUME_UNAVAILABLE],
+  [/^excluded$/, FilterReason.EXCLUDED],
 ];
 
 /** A tenant rule's refusal ends with ", rule <id>". */

@@ -32,6 +32,18 @@ export interface DecisionRecord {
   createdAt: Date;
   recommendations: ShownRecommendation[];
   event: OutboxEvent;
+  /** The decision as a whole, for a row written even when it showed nothing (flows with a holdout). */
+  about: {
+    customerId: string;
+    channelId: string;
+    placement: string | null;
+    decisionFlowId: string;
+    flowVersion: number;
+    traceId: string | null;
+    heldOut: boolean;
+    /** Record the decision even when it showed nothing. */
+    keepEmpty: boolean;
+  };
 }
 
 /**
@@ -48,6 +60,7 @@ export function decisionMadeData(d: {
   decisionFlowVersion: number;
   traceId: string;
   recommendations: ShownRecommendation[];
+  heldOut?: boolean;
 }): Record<string, unknown> {
   const out: Record<string, unknown> = { decisionId: d.decisionId, customerId: d.customerId, channelId: d.channelId };
   if (d.placement) out.placement = d.placement;
@@ -62,9 +75,11 @@ export function decisionMadeData(d: {
       if (r.propensity !== null) shown.propensity = r.propensity;
       if (r.experimentId) shown.experimentId = r.experimentId;
       if (r.variant) shown.variant = r.variant;
+      if (r.placement && r.placement !== d.placement) shown.placement = r.placement;
       return shown;
     });
   }
+  if (d.heldOut) out.heldOut = true;
   return out;
 }
 
@@ -112,20 +127,22 @@ export class DecisionWriter extends BatchWriter<DecisionRecord> {
 }
 
 async function insertDecisions(db: Db, batch: DecisionRecord[]): Promise<void> {
-  // A decision that showed nothing has nothing a response could name: only its event is written.
+  // A decision that showed nothing has nothing a response could name: only its event is written, unless
+  // its flow has a holdout (the uplift report counts every decision).
   const rows = batch
-    .filter((d) => d.recommendations.length > 0)
+    .filter((d) => d.recommendations.length > 0 || d.about.keepEmpty)
     .map((d) => {
-      const first = d.recommendations[0] as ShownRecommendation;
+      const a = d.about;
       return {
         tenant_id: d.tenantId,
         decision_id: d.decisionId,
-        customer_id: first.customerId,
-        channel_id: first.channelId,
-        placement: first.placement,
-        decision_flow_id: first.decisionFlowId,
-        flow_version: first.flowVersion,
-        trace_id: first.traceId,
+        customer_id: a.customerId,
+        channel_id: a.channelId,
+        placement: a.placement,
+        decision_flow_id: a.decisionFlowId,
+        flow_version: a.flowVersion,
+        trace_id: a.traceId,
+        held_out: a.heldOut,
         shown: d.recommendations.map((r) => ({
           offerId: r.offerId,
           creativeId: r.creativeId,
@@ -134,6 +151,7 @@ async function insertDecisions(db: Db, batch: DecisionRecord[]): Promise<void> {
           propensity: r.propensity,
           experimentId: r.experimentId,
           variant: r.variant,
+          ...(r.placement !== a.placement ? { placement: r.placement } : {}),
         })),
         created_at: d.createdAt.toISOString(),
       };
@@ -144,10 +162,10 @@ async function insertDecisions(db: Db, batch: DecisionRecord[]): Promise<void> {
         ? null
         : tx.query(
             `insert into decisions (tenant_id, decision_id, customer_id, channel_id, placement, decision_flow_id, flow_version,
-                                    trace_id, shown, created_at)
+                                    trace_id, held_out, shown, created_at)
              select * from json_to_recordset($1::json) as d(
                tenant_id text, decision_id text, customer_id text, channel_id text, placement text, decision_flow_id text,
-               flow_version int, trace_id text, shown jsonb, created_at timestamptz)
+               flow_version int, trace_id text, held_out boolean, shown jsonb, created_at timestamptz)
              on conflict do nothing`,
             [rows],
           ),
@@ -182,6 +200,7 @@ export async function readRecommendations(db: Queryable, tenantId: string, ids: 
       propensity: number | null;
       experimentId: string | null;
       variant: string | null;
+      placement?: string | null;
     }[];
     for (const w of wanted.get(r.decision_id as string) ?? []) {
       const s = shown.find((x) => x.rank === w.rank);
@@ -190,7 +209,7 @@ export async function readRecommendations(db: Queryable, tenantId: string, ids: 
         recommendationId: w.recommendationId,
         customerId: r.customer_id as string,
         channelId: r.channel_id as string,
-        placement: (r.placement as string | null) ?? null,
+        placement: s.placement ?? (r.placement as string | null) ?? null,
         offerId: s.offerId,
         creativeId: s.creativeId,
         rank: s.rank,

@@ -30,8 +30,8 @@ export async function loadContactHistory(db: Queryable, q: HistoryQuery): Promis
       ? []
       : // Served by interactions_customer (tenant_id, customer_id, recorded_at desc) on each partition in
         // the range; the limit stops the scan after the newest rows.
-        db.query<{ offer_id: string; channel_id: string; outcome_type: string; recorded_at: Date }>(
-          `select offer_id, channel_id, outcome_type, recorded_at
+        db.query<{ offer_id: string; channel_id: string; outcome_type: string; recorded_at: Date; recommendation_id: string | null }>(
+          `select offer_id, channel_id, outcome_type, recorded_at, recommendation_id
              from interactions
             where tenant_id = $1 and customer_id = $2 and recorded_at > $3 and outcome_type = any($4::text[])
             order by recorded_at desc
@@ -52,6 +52,7 @@ export async function loadContactHistory(db: Queryable, q: HistoryQuery): Promis
         channelId: r.channel_id,
         outcomeType: r.outcome_type,
         at: new Date(r.recorded_at).getTime(),
+        recommendationId: r.recommendation_id,
       }),
     ),
     optedOutChannels: new Set(optOuts.map((r) => r.channel_id)),

@@ -59,7 +59,7 @@ return n
 const sha1 = (s: string) => createHash("sha1").update(s).digest("hex");
 
 /** Runs a script by its digest and sends the source only when the server has lost it (NOSCRIPT). */
-class LuaScript {
+export class LuaScript {
   private readonly sha: string;
   constructor(private readonly source: string) {
     this.sha = sha1(source);

@@ -57,7 +57,8 @@ const SERVICE_RULES: [DescService, CallRule, Record<string, Partial<CallRule>>?]
   [Health, PUBLIC],
   [ReflectionV1, PUBLIC],
   [ReflectionV1alpha, PUBLIC],
-  [RecommendService, DECIDE],
+  // A batch message carries up to 10,000 requests.
+  [RecommendService, DECIDE, { RecommendBatch: { maxBytes: catalog } }],
   // A bulk respond carries up to 1,000 interactions.
   [RespondService, { ...DECIDE, bucket: "respond" }, { RespondBulk: { maxBytes: catalog } }],
   // A decide key reads the traces of the decisions it made.

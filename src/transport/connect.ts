@@ -28,7 +28,7 @@ import { DecisionFlowService } from "../../gen/kaireon/v1/decision_flow_pb.ts";
 import { DecisionTraceService } from "../../gen/kaireon/v1/decision_trace_pb.ts";
 import { ErrorDetailSchema } from "../../gen/kaireon/v1/errors_pb.ts";
 import { ExperimentService } from "../../gen/kaireon/v1/experiment_pb.ts";
-import { RecommendService } from "../../gen/kaireon/v1/recommend_pb.ts";
+import { RecommendBatchResponseSchema, RecommendService } from "../../gen/kaireon/v1/recommend_pb.ts";
 import { RespondService } from "../../gen/kaireon/v1/respond_pb.ts";
 import { TenantSettingsService } from "../../gen/kaireon/v1/tenant_settings_pb.ts";
 import { OperatorService } from "../../gen/kaireon/v1/operator_pb.ts";
@@ -66,6 +66,7 @@ import {
   qualificationRuleKind,
 } from "../services/kinds/index.ts";
 import { recommend } from "../services/recommend.ts";
+import { MAX_BATCH_MESSAGE_REQUESTS, recommendBatch } from "../services/recommend-batch.ts";
 import {
   createResource,
   deleteResource,
@@ -244,6 +245,19 @@ export function registerServices(deps: ServiceDeps, probe: Probe) {
     router.service(Health, { check: (req) => checkHealth(probe, req) });
     router.service(RecommendService, {
       recommend: (req, ctx) => recommend(deps, contextOf(ctx.values), req),
+      async *recommendBatch(req, ctx) {
+        if (req.requests.length > MAX_BATCH_MESSAGE_REQUESTS) {
+          const message = `requests may hold at most ${MAX_BATCH_MESSAGE_REQUESTS}; send more in further calls`;
+          throw validationError([{ field: "requests", message }]);
+        }
+        async function* items() {
+          for (const request of req.requests) yield { request };
+        }
+        let index = 0;
+        for await (const a of recommendBatch(deps, contextOf(ctx.values), items())) {
+          yield create(RecommendBatchResponseSchema, { index: index++, ...a });
+        }
+      },
     });
     router.service(RespondService, {
       respond: (req, ctx) => respond(deps, contextOf(ctx.values), req),

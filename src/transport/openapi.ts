@@ -600,7 +600,7 @@ export function openApiDocument(routes: RestRoute[], publicRoutes: PublicRoute[]
     }));
     const { scope } = ruleOfRoute(route);
     const okMedia: Schema = { schema: components.ref(route.response) };
-    answerExamples.push({ media: okMedia, seed: undefined });
+    if (!route.ndjsonAnswer) answerExamples.push({ media: okMedia, seed: undefined });
     const operation: Record<string, unknown> = {
       operationId: route.operationId,
       summary: route.summary,
@@ -613,7 +613,9 @@ export function openApiDocument(routes: RestRoute[], publicRoutes: PublicRoute[]
       security: scope === "operator" ? [{ apiKey: [] }] : [{ tenantId: [], apiKey: [] }],
       parameters: [...pathParams, ...queryParams],
       responses: {
-        "200": { description: "OK", content: { "application/json": okMedia } },
+        "200": route.ndjsonAnswer
+          ? { description: "OK: NDJSON, one answer per line of the request, in order", content: { "application/x-ndjson": okMedia } }
+          : { description: "OK", content: { "application/json": okMedia } },
         ...errorAnswers,
       },
     };
@@ -621,7 +623,11 @@ export function openApiDocument(routes: RestRoute[], publicRoutes: PublicRoute[]
       operation.requestBody = {
         required: true,
         content: {
-          "application/x-ndjson": { schema: { type: "string", description: 'one {"customerId", "attributes", "segments"} per line' } },
+          "application/x-ndjson": {
+            schema: route.ndjsonLine
+              ? components.ref(route.ndjsonLine)
+              : { type: "string", description: 'one {"customerId", "attributes", "segments"} per line' },
+          },
         },
       };
     } else if (route.body) {

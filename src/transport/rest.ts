@@ -178,6 +178,12 @@ export function createRestApp(deps: ServiceDeps, verifier: ApiKeyVerifier, probe
           : await readWithin(readBodyText(request, rule.maxBytes(config)), config.requestReadTimeoutMs);
       const out = await route.run(admitted.ctx, { request, params, query, body });
       deps.requestLog.answered(log, { method: route.method, status: 200, startedAt: started, tenantId });
+      // A streamed answer (batch decisions) comes ready-made; it carries the same headers as any other.
+      if (out instanceof Response) {
+        out.headers.set("x-request-id", requestId);
+        for (const [k, v] of Object.entries(limitHeaders)) out.headers.set(k, v);
+        return out;
+      }
       return jsonResponse(200, out, requestId, limitHeaders);
     } catch (err) {
       const appError = toAppError(err);

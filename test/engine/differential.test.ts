@@ -9,6 +9,7 @@ import { describe, expect, test } from "bun:test";
 import { type CompiledCatalog, compileCatalog } from "../../src/decisioning/catalog.ts";
 import type { CatalogDefinition, CreativeDef, ExperimentDef, FlowDefinition, OfferDef } from "../../src/decisioning/definitions.ts";
 import { offerWithDefaults } from "../../src/decisioning/definitions.ts";
+import { fnv1a32 } from "../../src/decisioning/experiment.ts";
 import { type DecisionInput, decide, prepareCandidateLists, type StageRecord } from "../../src/decisioning/engine.ts";
 import type { ContactEvent, ContactHistory, ContactPolicyDef } from "../../src/decisioning/policies.ts";
 import { PropensityModel, type StatsRow } from "../../src/decisioning/propensity.ts";
@@ -136,6 +137,8 @@ function generateCatalog(r: Rand, size: number): CatalogDefinition {
     { type: "outcome_suppression", days: 7 },
     { type: "opt_out" },
     { type: "frequency_cap", scope: "offer", max: 1, window: "day", channelIds: ["email"] },
+    { type: "volume_cap", scope: "offer", max: 2, window: "day" },
+    { type: "volume_cap", scope: "category", budget: 150, window: "week", timeZone: "Europe/Paris" },
   ];
   const flows = Array.from({ length: 2 }, (_, i) => {
     const definition: FlowDefinition = {
@@ -227,6 +230,12 @@ function generateInput(
     },
     now: NOW,
     history: undefined,
+    // What the shared counters have spent: a counter's fill follows from its name, so both engines see the same.
+    volume: {
+      used: (counter) => fnv1a32(`${seed}:${counter}`) % 3,
+      unavailable: chance(r, 0.05),
+    },
+    exclude: chance(r, 0.2) ? new Set(def.offers.filter(() => chance(r, 0.15)).map((o) => o.id)) : undefined,
   };
 }
 

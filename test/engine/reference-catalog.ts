@@ -206,7 +206,10 @@ function resolveFlow(def: FlowDef, offers: ReferenceOffer[], tenantPolicies: Com
     priorWeight: d.score?.priorWeight ?? DEFAULT_PRIOR_WEIGHT,
     perCategoryCap: d.rank?.perCategoryCap ?? null,
     candidates,
-    policies: combineContactPolicies(compileContactPolicies(d.policies), tenantPolicies),
+    policies: combineContactPolicies(
+      compileContactPolicies(d.policies, (i) => `df:${def.id}:${i}`),
+      tenantPolicies,
+    ),
   };
 }
 
@@ -281,7 +284,11 @@ export function referenceCompile(def: CatalogDefinition): ReferenceCatalog {
   }
 
   const tenantPolicyList = [...(def.contactPolicies ?? [])].sort((a, b) => (a.id < b.id ? -1 : 1));
-  const tenantPolicies = compileContactPolicies(tenantPolicyList.map((p) => p.policy));
+  // Volume caps count under the policy's id (tenant policies) or the flow and place (a flow's own).
+  const tenantPolicies = compileContactPolicies(
+    tenantPolicyList.map((p) => p.policy),
+    (i) => `cp:${tenantPolicyList[i]?.id ?? i}`,
+  );
   // Issues name the policy by its id rather than its place in a list nobody wrote.
   tenantPolicies.issues = tenantPolicies.issues.map((issue) =>
     issue.replace(/^policies\[(\d+)\]/, (_, i: string) => `contact policy ${tenantPolicyList[Number(i)]?.id ?? i}`),

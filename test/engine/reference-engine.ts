@@ -146,6 +146,10 @@ export function referenceDecide(input: ReferenceInput): { recommendations: Recom
       drop(offer.def.id, reason);
       continue;
     }
+    if (input.exclude?.has(offer.def.id)) {
+      drop(offer.def.id, "excluded");
+      continue;
+    }
     const creatives = creativesHere?.get(offer.def.id) ?? NO_CREATIVES;
     if (creatives.length === 0) {
       drop(offer.def.id, "no_creative");
@@ -179,6 +183,8 @@ export function referenceDecide(input: ReferenceInput): { recommendations: Recom
           input.channelId,
           input.now,
           (id) => catalog.offerById.get(id)?.def.categoryId,
+          (id) => catalog.offerById.get(id)?.def.businessValue ?? 0,
+          input.volume,
         )
       : null;
   const survivors: Candidate[] = [];

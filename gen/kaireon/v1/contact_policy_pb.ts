@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file kaireon/v1/contact_policy.proto.
  */
 export const file_kaireon_v1_contact_policy: GenFile = /*@__PURE__*/
-  fileDesc("Ch9rYWlyZW9uL3YxL2NvbnRhY3RfcG9saWN5LnByb3RvEgprYWlyZW9uLnYxIukDCg1Db250YWN0UG9saWN5EhkKEWNvbnRhY3RfcG9saWN5X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDgoGc3RhdHVzGAMgASgJEgwKBHR5cGUYBCABKAkSDQoFc2NvcGUYBSABKAkSKAoDbWF4GAYgASgLMhsuZ29vZ2xlLnByb3RvYnVmLkludDMyVmFsdWUSDgoGd2luZG93GAcgASgJEisKBWhvdXJzGAggASgLMhwuZ29vZ2xlLnByb3RvYnVmLkRvdWJsZVZhbHVlEioKBGRheXMYCSABKAsyHC5nb29nbGUucHJvdG9idWYuRG91YmxlVmFsdWUSEAoIb3V0Y29tZXMYCiADKAkSEQoJb2ZmZXJfaWRzGAsgAygJEhQKDGNhdGVnb3J5X2lkcxgMIAMoCRITCgtjaGFubmVsX2lkcxgNIAMoCRIPCgd2ZXJzaW9uGA4gASgFEi4KCmNyZWF0ZWRfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmRlbGV0ZWRfYXQYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIk8KGkNyZWF0ZUNvbnRhY3RQb2xpY3lSZXF1ZXN0EjEKDmNvbnRhY3RfcG9saWN5GAEgASgLMhkua2FpcmVvbi52MS5Db250YWN0UG9saWN5IlAKG0NyZWF0ZUNvbnRhY3RQb2xpY3lSZXNwb25zZRIxCg5jb250YWN0X3BvbGljeRgBIAEoCzIZLmthaXJlb24udjEuQ29udGFjdFBvbGljeSI0ChdHZXRDb250YWN0UG9saWN5UmVxdWVzdBIZChFjb250YWN0X3BvbGljeV9pZBgBIAEoCSJNChhHZXRDb250YWN0UG9saWN5UmVzcG9uc2USMQoOY29udGFjdF9wb2xpY3kYASABKAsyGS5rYWlyZW9uLnYxLkNvbnRhY3RQb2xpY3kiOwoaTGlzdENvbnRhY3RQb2xpY2llc1JlcXVlc3QSDQoFbGltaXQYASABKAUSDgoGY3Vyc29yGAIgASgJImcKG0xpc3RDb250YWN0UG9saWNpZXNSZXNwb25zZRIzChBjb250YWN0X3BvbGljaWVzGAEgAygLMhkua2FpcmVvbi52MS5Db250YWN0UG9saWN5EhMKC25leHRfY3Vyc29yGAIgASgJIoABChpVcGRhdGVDb250YWN0UG9saWN5UmVxdWVzdBIxCg5jb250YWN0X3BvbGljeRgBIAEoCzIZLmthaXJlb24udjEuQ29udGFjdFBvbGljeRIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siUAobVXBkYXRlQ29udGFjdFBvbGljeVJlc3BvbnNlEjEKDmNvbnRhY3RfcG9saWN5GAEgASgLMhkua2FpcmVvbi52MS5Db250YWN0UG9saWN5IkgKGkRlbGV0ZUNvbnRhY3RQb2xpY3lSZXF1ZXN0EhkKEWNvbnRhY3RfcG9saWN5X2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAUiUAobRGVsZXRlQ29udGFjdFBvbGljeVJlc3BvbnNlEjEKDmNvbnRhY3RfcG9saWN5GAEgASgLMhkua2FpcmVvbi52MS5Db250YWN0UG9saWN5MpUEChRDb250YWN0UG9saWN5U2VydmljZRJmChNDcmVhdGVDb250YWN0UG9saWN5EiYua2FpcmVvbi52MS5DcmVhdGVDb250YWN0UG9saWN5UmVxdWVzdBonLmthaXJlb24udjEuQ3JlYXRlQ29udGFjdFBvbGljeVJlc3BvbnNlEl0KEEdldENvbnRhY3RQb2xpY3kSIy5rYWlyZW9uLnYxLkdldENvbnRhY3RQb2xpY3lSZXF1ZXN0GiQua2FpcmVvbi52MS5HZXRDb250YWN0UG9saWN5UmVzcG9uc2USZgoTTGlzdENvbnRhY3RQb2xpY2llcxImLmthaXJlb24udjEuTGlzdENvbnRhY3RQb2xpY2llc1JlcXVlc3QaJy5rYWlyZW9uLnYxLkxpc3RDb250YWN0UG9saWNpZXNSZXNwb25zZRJmChNVcGRhdGVDb250YWN0UG9saWN5EiYua2FpcmVvbi52MS5VcGRhdGVDb250YWN0UG9saWN5UmVxdWVzdBonLmthaXJlb24udjEuVXBkYXRlQ29udGFjdFBvbGljeVJlc3BvbnNlEmYKE0RlbGV0ZUNvbnRhY3RQb2xpY3kSJi5rYWlyZW9uLnYxLkRlbGV0ZUNvbnRhY3RQb2xpY3lSZXF1ZXN0Gicua2FpcmVvbi52MS5EZWxldGVDb250YWN0UG9saWN5UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_google_protobuf_wrappers]);
+  fileDesc("Ch9rYWlyZW9uL3YxL2NvbnRhY3RfcG9saWN5LnByb3RvEgprYWlyZW9uLnYxIroECg1Db250YWN0UG9saWN5EhkKEWNvbnRhY3RfcG9saWN5X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDgoGc3RhdHVzGAMgASgJEgwKBHR5cGUYBCABKAkSDQoFc2NvcGUYBSABKAkSKAoDbWF4GAYgASgLMhsuZ29vZ2xlLnByb3RvYnVmLkludDMyVmFsdWUSDgoGd2luZG93GAcgASgJEisKBWhvdXJzGAggASgLMhwuZ29vZ2xlLnByb3RvYnVmLkRvdWJsZVZhbHVlEioKBGRheXMYCSABKAsyHC5nb29nbGUucHJvdG9idWYuRG91YmxlVmFsdWUSEAoIb3V0Y29tZXMYCiADKAkSEQoJb2ZmZXJfaWRzGAsgAygJEhQKDGNhdGVnb3J5X2lkcxgMIAMoCRITCgtjaGFubmVsX2lkcxgNIAMoCRIPCgd2ZXJzaW9uGA4gASgFEi4KCmNyZWF0ZWRfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmRlbGV0ZWRfYXQYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKBmJ1ZGdldBgSIAEoCzIcLmdvb2dsZS5wcm90b2J1Zi5Eb3VibGVWYWx1ZRIRCgl0aW1lX3pvbmUYEyABKAkSDgoGcGFjaW5nGBQgASgJIk8KGkNyZWF0ZUNvbnRhY3RQb2xpY3lSZXF1ZXN0EjEKDmNvbnRhY3RfcG9saWN5GAEgASgLMhkua2FpcmVvbi52MS5Db250YWN0UG9saWN5IlAKG0NyZWF0ZUNvbnRhY3RQb2xpY3lSZXNwb25zZRIxCg5jb250YWN0X3BvbGljeRgBIAEoCzIZLmthaXJlb24udjEuQ29udGFjdFBvbGljeSI0ChdHZXRDb250YWN0UG9saWN5UmVxdWVzdBIZChFjb250YWN0X3BvbGljeV9pZBgBIAEoCSJNChhHZXRDb250YWN0UG9saWN5UmVzcG9uc2USMQoOY29udGFjdF9wb2xpY3kYASABKAsyGS5rYWlyZW9uLnYxLkNvbnRhY3RQb2xpY3kiOwoaTGlzdENvbnRhY3RQb2xpY2llc1JlcXVlc3QSDQoFbGltaXQYASABKAUSDgoGY3Vyc29yGAIgASgJImcKG0xpc3RDb250YWN0UG9saWNpZXNSZXNwb25zZRIzChBjb250YWN0X3BvbGljaWVzGAEgAygLMhkua2FpcmVvbi52MS5Db250YWN0UG9saWN5EhMKC25leHRfY3Vyc29yGAIgASgJIoABChpVcGRhdGVDb250YWN0UG9saWN5UmVxdWVzdBIxCg5jb250YWN0X3BvbGljeRgBIAEoCzIZLmthaXJlb24udjEuQ29udGFjdFBvbGljeRIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siUAobVXBkYXRlQ29udGFjdFBvbGljeVJlc3BvbnNlEjEKDmNvbnRhY3RfcG9saWN5GAEgASgLMhkua2FpcmVvbi52MS5Db250YWN0UG9saWN5IkgKGkRlbGV0ZUNvbnRhY3RQb2xpY3lSZXF1ZXN0EhkKEWNvbnRhY3RfcG9saWN5X2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAUiUAobRGVsZXRlQ29udGFjdFBvbGljeVJlc3BvbnNlEjEKDmNvbnRhY3RfcG9saWN5GAEgASgLMhkua2FpcmVvbi52MS5Db250YWN0UG9saWN5MpUEChRDb250YWN0UG9saWN5U2VydmljZRJmChNDcmVhdGVDb250YWN0UG9saWN5EiYua2FpcmVvbi52MS5DcmVhdGVDb250YWN0UG9saWN5UmVxdWVzdBonLmthaXJlb24udjEuQ3JlYXRlQ29udGFjdFBvbGljeVJlc3BvbnNlEl0KEEdldENvbnRhY3RQb2xpY3kSIy5rYWlyZW9uLnYxLkdldENvbnRhY3RQb2xpY3lSZXF1ZXN0GiQua2FpcmVvbi52MS5HZXRDb250YWN0UG9saWN5UmVzcG9uc2USZgoTTGlzdENvbnRhY3RQb2xpY2llcxImLmthaXJlb24udjEuTGlzdENvbnRhY3RQb2xpY2llc1JlcXVlc3QaJy5rYWlyZW9uLnYxLkxpc3RDb250YWN0UG9saWNpZXNSZXNwb25zZRJmChNVcGRhdGVDb250YWN0UG9saWN5EiYua2FpcmVvbi52MS5VcGRhdGVDb250YWN0UG9saWN5UmVxdWVzdBonLmthaXJlb24udjEuVXBkYXRlQ29udGFjdFBvbGljeVJlc3BvbnNlEmYKE0RlbGV0ZUNvbnRhY3RQb2xpY3kSJi5rYWlyZW9uLnYxLkRlbGV0ZUNvbnRhY3RQb2xpY3lSZXF1ZXN0Gicua2FpcmVvbi52MS5EZWxldGVDb250YWN0UG9saWN5UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_google_protobuf_wrappers]);
 
 /**
  * A cap or quiet period applied to every decision of the tenant.
@@ -42,28 +42,30 @@ export type ContactPolicy = Message<"kaireon.v1.ContactPolicy"> & {
   status: string;
 
   /**
-   * Required. frequency_cap, cooldown, outcome_suppression or opt_out.
+   * Required. frequency_cap, cooldown, outcome_suppression, opt_out or volume_cap.
    *
    * @generated from field: string type = 4;
    */
   type: string;
 
   /**
-   * frequency_cap: offer, category, channel or global.
+   * frequency_cap and volume_cap: offer, category, channel or global (what one counter counts).
    *
    * @generated from field: string scope = 5;
    */
   scope: string;
 
   /**
-   * frequency_cap: at most this many impressions per window.
+   * frequency_cap: at most this many impressions per window. volume_cap: at most this many
+   * recommendations per window across all customers (or set budget instead).
    *
    * @generated from field: google.protobuf.Int32Value max = 6;
    */
   max?: number | undefined;
 
   /**
-   * frequency_cap: day, week or 30d, rolling back from now.
+   * frequency_cap: day, week or 30d, rolling back from now. volume_cap: day, week (from Monday) or
+   * month, calendar windows in time_zone.
    *
    * @generated from field: string window = 7;
    */
@@ -138,6 +140,27 @@ export type ContactPolicy = Message<"kaireon.v1.ContactPolicy"> & {
    * @generated from field: google.protobuf.Timestamp deleted_at = 17;
    */
   deletedAt?: Timestamp | undefined;
+
+  /**
+   * volume_cap: at most this much business value recommended per window (instead of max).
+   *
+   * @generated from field: google.protobuf.DoubleValue budget = 18;
+   */
+  budget?: number | undefined;
+
+  /**
+   * volume_cap: the IANA time zone of the calendar windows; UTC when empty.
+   *
+   * @generated from field: string time_zone = 19;
+   */
+  timeZone: string;
+
+  /**
+   * volume_cap: "even" spreads the allowance over the window; empty spends it as it comes.
+   *
+   * @generated from field: string pacing = 20;
+   */
+  pacing: string;
 };
 
 /**

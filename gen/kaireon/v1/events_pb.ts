@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file kaireon/v1/events.proto.
  */
 export const file_kaireon_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("ChdrYWlyZW9uL3YxL2V2ZW50cy5wcm90bxIKa2FpcmVvbi52MSKLAQoFRXZlbnQSCgoCaWQYASABKAkSDAoEdHlwZRgCIAEoCRIRCgl0ZW5hbnRfaWQYAyABKAkSLwoLb2NjdXJyZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiQKBGRhdGEYBSABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUi5gEKDkRlY2lzaW9uTWFkZVYxEhMKC2RlY2lzaW9uX2lkGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJEhIKCmNoYW5uZWxfaWQYAyABKAkSEQoJcGxhY2VtZW50GAQgASgJEhgKEGRlY2lzaW9uX2Zsb3dfaWQYBSABKAkSHQoVZGVjaXNpb25fZmxvd192ZXJzaW9uGAYgASgFEhAKCHRyYWNlX2lkGAcgASgJEjgKD3JlY29tbWVuZGF0aW9ucxgIIAMoCzIfLmthaXJlb24udjEuUmVjb21tZW5kYXRpb25TaG93biLOAQoTUmVjb21tZW5kYXRpb25TaG93bhIZChFyZWNvbW1lbmRhdGlvbl9pZBgBIAEoCRIQCghvZmZlcl9pZBgCIAEoCRITCgtjcmVhdGl2ZV9pZBgDIAEoCRIMCgRyYW5rGAQgASgFEg0KBXNjb3JlGAUgASgBEjAKCnByb3BlbnNpdHkYBiABKAsyHC5nb29nbGUucHJvdG9idWYuRG91YmxlVmFsdWUSFQoNZXhwZXJpbWVudF9pZBgHIAEoCRIPCgd2YXJpYW50GAggASgJIp4CChVJbnRlcmFjdGlvblJlY29yZGVkVjESFgoOaW50ZXJhY3Rpb25faWQYASABKAkSEwoLY3VzdG9tZXJfaWQYAiABKAkSEAoIb2ZmZXJfaWQYAyABKAkSEgoKY2hhbm5lbF9pZBgEIAEoCRIUCgxvdXRjb21lX3R5cGUYBSABKAkSEwoLY3JlYXRpdmVfaWQYBiABKAkSGQoRcmVjb21tZW5kYXRpb25faWQYByABKAkSEAoIdHJhY2VfaWQYCCABKAkSKQoIbWV0YWRhdGEYCSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei8KC3JlY29yZGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcGIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_protobuf_wrappers]);
+  fileDesc("ChdrYWlyZW9uL3YxL2V2ZW50cy5wcm90bxIKa2FpcmVvbi52MSKLAQoFRXZlbnQSCgoCaWQYASABKAkSDAoEdHlwZRgCIAEoCRIRCgl0ZW5hbnRfaWQYAyABKAkSLwoLb2NjdXJyZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiQKBGRhdGEYBSABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUi+AEKDkRlY2lzaW9uTWFkZVYxEhMKC2RlY2lzaW9uX2lkGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJEhIKCmNoYW5uZWxfaWQYAyABKAkSEQoJcGxhY2VtZW50GAQgASgJEhgKEGRlY2lzaW9uX2Zsb3dfaWQYBSABKAkSHQoVZGVjaXNpb25fZmxvd192ZXJzaW9uGAYgASgFEhAKCHRyYWNlX2lkGAcgASgJEjgKD3JlY29tbWVuZGF0aW9ucxgIIAMoCzIfLmthaXJlb24udjEuUmVjb21tZW5kYXRpb25TaG93bhIQCghoZWxkX291dBgJIAEoCCLhAQoTUmVjb21tZW5kYXRpb25TaG93bhIZChFyZWNvbW1lbmRhdGlvbl9pZBgBIAEoCRIQCghvZmZlcl9pZBgCIAEoCRITCgtjcmVhdGl2ZV9pZBgDIAEoCRIMCgRyYW5rGAQgASgFEg0KBXNjb3JlGAUgASgBEjAKCnByb3BlbnNpdHkYBiABKAsyHC5nb29nbGUucHJvdG9idWYuRG91YmxlVmFsdWUSFQoNZXhwZXJpbWVudF9pZBgHIAEoCRIPCgd2YXJpYW50GAggASgJEhEKCXBsYWNlbWVudBgJIAEoCSKeAgoVSW50ZXJhY3Rpb25SZWNvcmRlZFYxEhYKDmludGVyYWN0aW9uX2lkGAEgASgJEhMKC2N1c3RvbWVyX2lkGAIgASgJEhAKCG9mZmVyX2lkGAMgASgJEhIKCmNoYW5uZWxfaWQYBCABKAkSFAoMb3V0Y29tZV90eXBlGAUgASgJEhMKC2NyZWF0aXZlX2lkGAYgASgJEhkKEXJlY29tbWVuZGF0aW9uX2lkGAcgASgJEhAKCHRyYWNlX2lkGAggASgJEikKCG1ldGFkYXRhGAkgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIvCgtyZWNvcmRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBiBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_protobuf_wrappers]);
 
 /**
  * An event leaving the service, delivered at least once to webhooks and event streams. Its JSON form is
@@ -125,6 +125,13 @@ export type DecisionMadeV1 = Message<"kaireon.v1.DecisionMadeV1"> & {
    * @generated from field: repeated kaireon.v1.RecommendationShown recommendations = 8;
    */
   recommendations: RecommendationShown[];
+
+  /**
+   * The customer is in the holdout group: the answer was empty or the configured baseline.
+   *
+   * @generated from field: bool held_out = 9;
+   */
+  heldOut: boolean;
 };
 
 /**
@@ -195,6 +202,13 @@ export type RecommendationShown = Message<"kaireon.v1.RecommendationShown"> & {
    * @generated from field: string variant = 8;
    */
   variant: string;
+
+  /**
+   * The placement it was shown in, in an answer of several placements.
+   *
+   * @generated from field: string placement = 9;
+   */
+  placement: string;
 };
 
 /**

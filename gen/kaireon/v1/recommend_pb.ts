@@ -6,13 +6,104 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_protobuf_wrappers } from "@bufbuild/protobuf/wkt";
+import type { FieldViolation } from "./errors_pb.js";
+import { file_kaireon_v1_errors } from "./errors_pb.js";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file kaireon/v1/recommend.proto.
  */
 export const file_kaireon_v1_recommend: GenFile = /*@__PURE__*/
-  fileDesc("ChprYWlyZW9uL3YxL3JlY29tbWVuZC5wcm90bxIKa2FpcmVvbi52MSLVAQoQUmVjb21tZW5kUmVxdWVzdBITCgtjdXN0b21lcl9pZBgBIAEoCRISCgpjaGFubmVsX2lkGAIgASgJEhgKEGRlY2lzaW9uX2Zsb3dfaWQYAyABKAkSLwoKbWF4X29mZmVycxgEIAEoCzIbLmdvb2dsZS5wcm90b2J1Zi5JbnQzMlZhbHVlEhEKCXBsYWNlbWVudBgFIAEoCRIrCgphdHRyaWJ1dGVzGAYgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBINCgV0cmFjZRgHIAEoCCLZAQoRUmVjb21tZW5kUmVzcG9uc2USEwoLY3VzdG9tZXJfaWQYASABKAkSMwoPcmVjb21tZW5kYXRpb25zGAIgAygLMhoua2FpcmVvbi52MS5SZWNvbW1lbmRhdGlvbhIYChBkZWNpc2lvbl9mbG93X2lkGAMgASgJEi4KCHRyYWNlX2lkGAQgASgLMhwuZ29vZ2xlLnByb3RvYnVmLlN0cmluZ1ZhbHVlEjAKDHByb2Nlc3NlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAivgIKDlJlY29tbWVuZGF0aW9uEhAKCG9mZmVyX2lkGAEgASgJEhIKCm9mZmVyX25hbWUYAiABKAkSEwoLY2F0ZWdvcnlfaWQYAyABKAkSDAoEcmFuaxgEIAEoBRINCgVzY29yZRgFIAEoARISCgpjaGFubmVsX2lkGAYgASgJEhMKC2NyZWF0aXZlX2lkGAcgASgJEigKB2NvbnRlbnQYCCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EjAKD3BlcnNvbmFsaXphdGlvbhgJIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSNAoKZXhwZXJpbWVudBgKIAEoCzIgLmthaXJlb24udjEuRXhwZXJpbWVudEFzc2lnbm1lbnQSGQoRcmVjb21tZW5kYXRpb25faWQYCyABKAkiTgoURXhwZXJpbWVudEFzc2lnbm1lbnQSFQoNZXhwZXJpbWVudF9pZBgBIAEoCRIPCgd2YXJpYW50GAIgASgJEg4KBndlaWdodBgDIAEoBTJcChBSZWNvbW1lbmRTZXJ2aWNlEkgKCVJlY29tbWVuZBIcLmthaXJlb24udjEuUmVjb21tZW5kUmVxdWVzdBodLmthaXJlb24udjEuUmVjb21tZW5kUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_protobuf_wrappers]);
+  fileDesc("ChprYWlyZW9uL3YxL3JlY29tbWVuZC5wcm90bxIKa2FpcmVvbi52MSJHChVSZWNvbW1lbmRCYXRjaFJlcXVlc3QSLgoIcmVxdWVzdHMYASADKAsyHC5rYWlyZW9uLnYxLlJlY29tbWVuZFJlcXVlc3QifwoWUmVjb21tZW5kQmF0Y2hSZXNwb25zZRINCgVpbmRleBgBIAEoBRIvCghyZXNwb25zZRgCIAEoCzIdLmthaXJlb24udjEuUmVjb21tZW5kUmVzcG9uc2USJQoFZXJyb3IYAyABKAsyFi5rYWlyZW9uLnYxLkJhdGNoRXJyb3IiWAoKQmF0Y2hFcnJvchIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSKwoHZGV0YWlscxgDIAMoCzIaLmthaXJlb24udjEuRmllbGRWaW9sYXRpb24itgIKEFJlY29tbWVuZFJlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkSEgoKY2hhbm5lbF9pZBgCIAEoCRIYChBkZWNpc2lvbl9mbG93X2lkGAMgASgJEi8KCm1heF9vZmZlcnMYBCABKAsyGy5nb29nbGUucHJvdG9idWYuSW50MzJWYWx1ZRIRCglwbGFjZW1lbnQYBSABKAkSKwoKYXR0cmlidXRlcxgGIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDQoFdHJhY2UYByABKAgSFgoOZXhjbHVkZV9vZmZlcnMYCCADKAkSMAoKcGxhY2VtZW50cxgJIAMoCzIcLmthaXJlb24udjEuUGxhY2VtZW50UmVxdWVzdBIVCg1hbGxvd19yZXBlYXRzGAogASgIIlYKEFBsYWNlbWVudFJlcXVlc3QSEQoJcGxhY2VtZW50GAEgASgJEi8KCm1heF9vZmZlcnMYAiABKAsyGy5nb29nbGUucHJvdG9idWYuSW50MzJWYWx1ZSJiChhQbGFjZW1lbnRSZWNvbW1lbmRhdGlvbnMSEQoJcGxhY2VtZW50GAEgASgJEjMKD3JlY29tbWVuZGF0aW9ucxgCIAMoCzIaLmthaXJlb24udjEuUmVjb21tZW5kYXRpb24ipQIKEVJlY29tbWVuZFJlc3BvbnNlEhMKC2N1c3RvbWVyX2lkGAEgASgJEjMKD3JlY29tbWVuZGF0aW9ucxgCIAMoCzIaLmthaXJlb24udjEuUmVjb21tZW5kYXRpb24SGAoQZGVjaXNpb25fZmxvd19pZBgDIAEoCRIuCgh0cmFjZV9pZBgEIAEoCzIcLmdvb2dsZS5wcm90b2J1Zi5TdHJpbmdWYWx1ZRIwCgxwcm9jZXNzZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjgKCnBsYWNlbWVudHMYBiADKAsyJC5rYWlyZW9uLnYxLlBsYWNlbWVudFJlY29tbWVuZGF0aW9ucxIQCghoZWxkX291dBgHIAEoCCLRAgoOUmVjb21tZW5kYXRpb24SEAoIb2ZmZXJfaWQYASABKAkSEgoKb2ZmZXJfbmFtZRgCIAEoCRITCgtjYXRlZ29yeV9pZBgDIAEoCRIMCgRyYW5rGAQgASgFEg0KBXNjb3JlGAUgASgBEhIKCmNoYW5uZWxfaWQYBiABKAkSEwoLY3JlYXRpdmVfaWQYByABKAkSKAoHY29udGVudBgIIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSMAoPcGVyc29uYWxpemF0aW9uGAkgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBI0CgpleHBlcmltZW50GAogASgLMiAua2FpcmVvbi52MS5FeHBlcmltZW50QXNzaWdubWVudBIZChFyZWNvbW1lbmRhdGlvbl9pZBgLIAEoCRIRCglwbGFjZW1lbnQYDCABKAkiTgoURXhwZXJpbWVudEFzc2lnbm1lbnQSFQoNZXhwZXJpbWVudF9pZBgBIAEoCRIPCgd2YXJpYW50GAIgASgJEg4KBndlaWdodBgDIAEoBTK3AQoQUmVjb21tZW5kU2VydmljZRJICglSZWNvbW1lbmQSHC5rYWlyZW9uLnYxLlJlY29tbWVuZFJlcXVlc3QaHS5rYWlyZW9uLnYxLlJlY29tbWVuZFJlc3BvbnNlElkKDlJlY29tbWVuZEJhdGNoEiEua2FpcmVvbi52MS5SZWNvbW1lbmRCYXRjaFJlcXVlc3QaIi5rYWlyZW9uLnYxLlJlY29tbWVuZEJhdGNoUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_protobuf_wrappers, file_kaireon_v1_errors]);
+
+/**
+ * Up to 10,000 Recommend requests (REST's /api/v1/recommend/batch streams any number as NDJSON).
+ *
+ * @generated from message kaireon.v1.RecommendBatchRequest
+ */
+export type RecommendBatchRequest = Message<"kaireon.v1.RecommendBatchRequest"> & {
+  /**
+   * @generated from field: repeated kaireon.v1.RecommendRequest requests = 1;
+   */
+  requests: RecommendRequest[];
+};
+
+/**
+ * Describes the message kaireon.v1.RecommendBatchRequest.
+ * Use `create(RecommendBatchRequestSchema)` to create a new message.
+ */
+export const RecommendBatchRequestSchema: GenMessage<RecommendBatchRequest> = /*@__PURE__*/
+  messageDesc(file_kaireon_v1_recommend, 0);
+
+/**
+ * The answer to one request of a batch: its answer, or why it has none.
+ *
+ * @generated from message kaireon.v1.RecommendBatchResponse
+ */
+export type RecommendBatchResponse = Message<"kaireon.v1.RecommendBatchResponse"> & {
+  /**
+   * The request's 0-based position in the batch.
+   *
+   * @generated from field: int32 index = 1;
+   */
+  index: number;
+
+  /**
+   * The answer, unless the request was refused.
+   *
+   * @generated from field: kaireon.v1.RecommendResponse response = 2;
+   */
+  response?: RecommendResponse | undefined;
+
+  /**
+   * Why the request was refused: its code, field violations and message.
+   *
+   * @generated from field: kaireon.v1.BatchError error = 3;
+   */
+  error?: BatchError | undefined;
+};
+
+/**
+ * Describes the message kaireon.v1.RecommendBatchResponse.
+ * Use `create(RecommendBatchResponseSchema)` to create a new message.
+ */
+export const RecommendBatchResponseSchema: GenMessage<RecommendBatchResponse> = /*@__PURE__*/
+  messageDesc(file_kaireon_v1_recommend, 1);
+
+/**
+ * A refused request of a batch.
+ *
+ * @generated from message kaireon.v1.BatchError
+ */
+export type BatchError = Message<"kaireon.v1.BatchError"> & {
+  /**
+   * VALIDATION_ERROR, NOT_FOUND, QUOTA_EXCEEDED, UNAVAILABLE or INTERNAL_ERROR.
+   *
+   * @generated from field: string code = 1;
+   */
+  code: string;
+
+  /**
+   * What is wrong, for people.
+   *
+   * @generated from field: string message = 2;
+   */
+  message: string;
+
+  /**
+   * The fields at fault, by JSON path.
+   *
+   * @generated from field: repeated kaireon.v1.FieldViolation details = 3;
+   */
+  details: FieldViolation[];
+};
+
+/**
+ * Describes the message kaireon.v1.BatchError.
+ * Use `create(BatchErrorSchema)` to create a new message.
+ */
+export const BatchErrorSchema: GenMessage<BatchError> = /*@__PURE__*/
+  messageDesc(file_kaireon_v1_recommend, 2);
 
 /**
  * A request for ranked offers for one customer on one channel.
@@ -70,6 +161,29 @@ export type RecommendRequest = Message<"kaireon.v1.RecommendRequest"> & {
    * @generated from field: bool trace = 7;
    */
   trace: boolean;
+
+  /**
+   * Offers the answer must not hold (at most 100 ids).
+   *
+   * @generated from field: repeated string exclude_offers = 8;
+   */
+  excludeOffers: string[];
+
+  /**
+   * Several slots of the channel decided in one call (at most 10), each answered in placements of the
+   * response, in this order; placement and max_offers above are then not used. No offer is shown in two
+   * placements unless allow_repeats is set.
+   *
+   * @generated from field: repeated kaireon.v1.PlacementRequest placements = 9;
+   */
+  placements: PlacementRequest[];
+
+  /**
+   * With placements: an offer may appear in more than one placement.
+   *
+   * @generated from field: bool allow_repeats = 10;
+   */
+  allowRepeats: boolean;
 };
 
 /**
@@ -77,7 +191,63 @@ export type RecommendRequest = Message<"kaireon.v1.RecommendRequest"> & {
  * Use `create(RecommendRequestSchema)` to create a new message.
  */
 export const RecommendRequestSchema: GenMessage<RecommendRequest> = /*@__PURE__*/
-  messageDesc(file_kaireon_v1_recommend, 0);
+  messageDesc(file_kaireon_v1_recommend, 3);
+
+/**
+ * One slot of a multi-placement request.
+ *
+ * @generated from message kaireon.v1.PlacementRequest
+ */
+export type PlacementRequest = Message<"kaireon.v1.PlacementRequest"> & {
+  /**
+   * Required. A placement id of the channel.
+   *
+   * @generated from field: string placement = 1;
+   */
+  placement: string;
+
+  /**
+   * How many offers this placement shows at most (1-50); 1 when unset.
+   *
+   * @generated from field: google.protobuf.Int32Value max_offers = 2;
+   */
+  maxOffers?: number | undefined;
+};
+
+/**
+ * Describes the message kaireon.v1.PlacementRequest.
+ * Use `create(PlacementRequestSchema)` to create a new message.
+ */
+export const PlacementRequestSchema: GenMessage<PlacementRequest> = /*@__PURE__*/
+  messageDesc(file_kaireon_v1_recommend, 4);
+
+/**
+ * The offers of one placement of a multi-placement answer.
+ *
+ * @generated from message kaireon.v1.PlacementRecommendations
+ */
+export type PlacementRecommendations = Message<"kaireon.v1.PlacementRecommendations"> & {
+  /**
+   * The placement, as requested.
+   *
+   * @generated from field: string placement = 1;
+   */
+  placement: string;
+
+  /**
+   * Ordered by score, highest first; ranks start at 1 in each placement.
+   *
+   * @generated from field: repeated kaireon.v1.Recommendation recommendations = 2;
+   */
+  recommendations: Recommendation[];
+};
+
+/**
+ * Describes the message kaireon.v1.PlacementRecommendations.
+ * Use `create(PlacementRecommendationsSchema)` to create a new message.
+ */
+export const PlacementRecommendationsSchema: GenMessage<PlacementRecommendations> = /*@__PURE__*/
+  messageDesc(file_kaireon_v1_recommend, 5);
 
 /**
  * The offers chosen for one customer on one channel.
@@ -119,6 +289,22 @@ export type RecommendResponse = Message<"kaireon.v1.RecommendResponse"> & {
    * @generated from field: google.protobuf.Timestamp processed_at = 5;
    */
   processedAt?: Timestamp | undefined;
+
+  /**
+   * With placements in the request: each placement's offers, in the request's order (recommendations
+   * then holds all of them, placement by placement).
+   *
+   * @generated from field: repeated kaireon.v1.PlacementRecommendations placements = 6;
+   */
+  placements: PlacementRecommendations[];
+
+  /**
+   * The customer is in the flow's (or tenant's) holdout group: the answer is empty, or the configured
+   * baseline, and the decision is counted as held out in the uplift report.
+   *
+   * @generated from field: bool held_out = 7;
+   */
+  heldOut: boolean;
 };
 
 /**
@@ -126,7 +312,7 @@ export type RecommendResponse = Message<"kaireon.v1.RecommendResponse"> & {
  * Use `create(RecommendResponseSchema)` to create a new message.
  */
 export const RecommendResponseSchema: GenMessage<RecommendResponse> = /*@__PURE__*/
-  messageDesc(file_kaireon_v1_recommend, 1);
+  messageDesc(file_kaireon_v1_recommend, 6);
 
 /**
  * One recommended offer with the creative chosen for the channel.
@@ -211,6 +397,13 @@ export type Recommendation = Message<"kaireon.v1.Recommendation"> & {
    * @generated from field: string recommendation_id = 11;
    */
   recommendationId: string;
+
+  /**
+   * In an answer of several placements: the placement it is for.
+   *
+   * @generated from field: string placement = 12;
+   */
+  placement: string;
 };
 
 /**
@@ -218,7 +411,7 @@ export type Recommendation = Message<"kaireon.v1.Recommendation"> & {
  * Use `create(RecommendationSchema)` to create a new message.
  */
 export const RecommendationSchema: GenMessage<Recommendation> = /*@__PURE__*/
-  messageDesc(file_kaireon_v1_recommend, 2);
+  messageDesc(file_kaireon_v1_recommend, 7);
 
 /**
  * The experiment bucket a customer falls into, sticky per customer.
@@ -253,7 +446,7 @@ export type ExperimentAssignment = Message<"kaireon.v1.ExperimentAssignment"> & 
  * Use `create(ExperimentAssignmentSchema)` to create a new message.
  */
 export const ExperimentAssignmentSchema: GenMessage<ExperimentAssignment> = /*@__PURE__*/
-  messageDesc(file_kaireon_v1_recommend, 3);
+  messageDesc(file_kaireon_v1_recommend, 8);
 
 /**
  * RecommendService runs a tenant's decision flow for one customer on one channel
@@ -269,6 +462,18 @@ export const RecommendService: GenService<{
     methodKind: "unary";
     input: typeof RecommendRequestSchema;
     output: typeof RecommendResponseSchema;
+  },
+  /**
+   * Many Recommends in one call (outbound channels: a nightly email to every customer), answered one
+   * message per request, in order, as each is decided. Each counts against the monthly quota like a
+   * Recommend; traces are recorded at the tenant's sampling rate only (trace is not honoured).
+   *
+   * @generated from rpc kaireon.v1.RecommendService.RecommendBatch
+   */
+  recommendBatch: {
+    methodKind: "server_streaming";
+    input: typeof RecommendBatchRequestSchema;
+    output: typeof RecommendBatchResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_kaireon_v1_recommend, 0);

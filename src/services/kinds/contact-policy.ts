@@ -1,4 +1,4 @@
-// Tenant-wide contact policies: frequency caps, cooldowns, outcome suppression and channel opt-outs that
+// Tenant-wide contact policies: frequency caps, cooldowns, outcome suppression, channel opt-outs and volume caps that
 // every decision flow applies beside its own. Stored as the policy a flow definition would hold.
 
 import { create } from "@bufbuild/protobuf";
@@ -10,15 +10,16 @@ import { OUTCOME_TYPES } from "../respond.ts";
 import type { Violations } from "../validate.ts";
 import { idList, oneOf, referencesExist, requireText } from "./checks.ts";
 
-const TYPES = ["frequency_cap", "cooldown", "outcome_suppression", "opt_out"];
+const TYPES = ["frequency_cap", "cooldown", "outcome_suppression", "opt_out", "volume_cap"];
 /** The settings each type reads; any other one set is a mistake worth reporting. */
 const SETTINGS: Record<string, string[]> = {
   frequency_cap: ["scope", "max", "window"],
   cooldown: ["hours"],
   outcome_suppression: ["days", "outcomes"],
   opt_out: [],
+  volume_cap: ["scope", "max", "budget", "window", "timeZone", "pacing"],
 };
-const ALL_SETTINGS = ["scope", "max", "window", "hours", "days", "outcomes"];
+const ALL_SETTINGS = ["scope", "max", "window", "hours", "days", "outcomes", "budget", "timeZone", "pacing"];
 
 /** The policy as the engine reads it (decisioning/policies.ts), with only the settings that are set. */
 export function policyDefinition(p: ContactPolicy): ContactPolicyDef {
@@ -29,6 +30,9 @@ export function policyDefinition(p: ContactPolicy): ContactPolicyDef {
   if (p.hours !== undefined) def.hours = p.hours;
   if (p.days !== undefined) def.days = p.days;
   if (p.outcomes.length > 0) def.outcomes = p.outcomes;
+  if (p.budget !== undefined) def.budget = p.budget;
+  if (p.timeZone) def.timeZone = p.timeZone;
+  if (p.pacing) def.pacing = p.pacing;
   if (p.offerIds.length > 0) def.offerIds = p.offerIds;
   if (p.categoryIds.length > 0) def.categoryIds = p.categoryIds;
   if (p.channelIds.length > 0) def.channelIds = p.channelIds;
@@ -99,6 +103,9 @@ export const contactPolicyKind: ResourceKind = {
       hours: d.hours as number | undefined,
       days: d.days as number | undefined,
       outcomes: (d.outcomes as string[] | undefined) ?? [],
+      budget: d.budget as number | undefined,
+      timeZone: (d.timeZone as string | undefined) ?? "",
+      pacing: (d.pacing as string | undefined) ?? "",
       offerIds: (d.offerIds as string[] | undefined) ?? [],
       categoryIds: (d.categoryIds as string[] | undefined) ?? [],
       channelIds: (d.channelIds as string[] | undefined) ?? [],

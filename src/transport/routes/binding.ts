@@ -45,9 +45,12 @@ export interface RestRoute {
   tag: string;
   /** The message the JSON body decodes into, "ndjson" for a streamed import, or none. */
   body?: DescMessage | "ndjson";
+  /** For an NDJSON body: the message each line decodes into (the customer import's lines have no message). */
+  ndjsonLine?: DescMessage;
   query?: QueryParam[];
-  /** The message of the answer's JSON body. */
+  /** The message of the answer's JSON body; with ndjsonAnswer, of each line of an NDJSON answer. */
   response: DescMessage;
+  ndjsonAnswer?: true;
   run(ctx: CallContext, input: RouteInput): Promise<unknown>;
 }
 

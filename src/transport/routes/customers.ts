@@ -20,6 +20,15 @@ import { json, type RestRoute } from "./binding.ts";
 /** The NDJSON content types the customer import accepts. */
 const NDJSON_TYPES = ["application/x-ndjson", "application/ndjson", "application/jsonl"];
 
+/** A streamed NDJSON body must say so: anything else is a client's mistake, answered 400. */
+export function requireNdjson(request: Request): void {
+  const type = (request.headers.get("content-type") ?? "").split(";", 1)[0]?.trim().toLowerCase() ?? "";
+  if (!NDJSON_TYPES.includes(type)) {
+    const message = `content-type must be ${NDJSON_TYPES[0]}`;
+    throw new AppError("VALIDATION_ERROR", message, [{ field: "content-type", message }]);
+  }
+}
+
 /** Customer profiles, their erasure and their bulk import. */
 export function customerRoutes(deps: ServiceDeps): RestRoute[] {
   const v1 = "/api/v1";
@@ -77,11 +86,7 @@ export function customerRoutes(deps: ServiceDeps): RestRoute[] {
       body: "ndjson",
       response: CustomerImportReportSchema,
       run: async (ctx, { request }) => {
-        const type = (request.headers.get("content-type") ?? "").split(";", 1)[0]?.trim().toLowerCase() ?? "";
-        if (!NDJSON_TYPES.includes(type)) {
-          const message = `content-type must be ${NDJSON_TYPES[0]}`;
-          throw new AppError("VALIDATION_ERROR", message, [{ field: "content-type", message }]);
-        }
+        requireNdjson(request);
         const report = await importCustomers(deps, ctx, ndjsonLines(request.body, deps.config.importMaxLineBytes));
         return json(CustomerImportReportSchema, create(CustomerImportReportSchema, report));
       },

@@ -1,6 +1,6 @@
 // The decision routes: Recommend, Respond and the trace of a decision.
 
-import { create } from "@bufbuild/protobuf";
+import { create, toJson } from "@bufbuild/protobuf";
 import {
   DecisionTraceSchema,
   DecisionTraceService,
@@ -8,7 +8,13 @@ import {
   ListDecisionTracesRequestSchema,
   ListDecisionTracesResponseSchema,
 } from "../../../gen/kaireon/v1/decision_trace_pb.ts";
-import { RecommendRequestSchema, RecommendResponseSchema, RecommendService } from "../../../gen/kaireon/v1/recommend_pb.ts";
+import {
+  BatchErrorSchema,
+  RecommendRequestSchema,
+  type RecommendResponse,
+  RecommendResponseSchema,
+  RecommendService,
+} from "../../../gen/kaireon/v1/recommend_pb.ts";
 import {
   RespondBulkRequestSchema,
   RespondBulkResponseSchema,
@@ -19,10 +25,40 @@ import {
 import type { ServiceDeps } from "../../services/context.ts";
 import { getDecisionTrace, listDecisionTraces } from "../../services/decision-trace.ts";
 import { recommend } from "../../services/recommend.ts";
+import { type BatchItem, recommendBatch } from "../../services/recommend-batch.ts";
+import { validationError } from "../../errors.ts";
+import { ndjsonLines } from "../ndjson.ts";
+import { requireNdjson } from "./customers.ts";
 import { respond, respondBulk } from "../../services/respond.ts";
 import { decodeJsonMessage } from "../json.ts";
 import { traceJson } from "../trace-json.ts";
 import { fromQuery, json, listQuery, type RestRoute } from "./binding.ts";
+
+/** A Recommend answer as REST gives it: what a single-placement call does not use is left out. */
+function recommendJson(res: RecommendResponse): Record<string, unknown> {
+  const out = json(RecommendResponseSchema, res) as Record<string, unknown>;
+  if (res.placements.length === 0) delete out.placements;
+  if (!res.heldOut) delete out.heldOut;
+  for (const r of out.recommendations as Record<string, unknown>[]) if (r.placement === "") delete r.placement;
+  return out;
+}
+
+/** The request lines of a batch body, one item per line (a blank line is a bad request in its place). */
+async function* batchItems(request: Request, maxLineBytes: number): AsyncGenerator<BatchItem> {
+  for await (const l of ndjsonLines(request.body, maxLineBytes)) {
+    if ("error" in l) {
+      yield { error: validationError([{ field: `line ${l.line}`, message: l.error }]) };
+      continue;
+    }
+    try {
+      if (l.text.trim() === "")
+        throw validationError([{ field: `line ${l.line}`, message: "line is empty; expected a Recommend request" }]);
+      yield { request: decodeJsonMessage(RecommendRequestSchema, l.text) };
+    } catch (error) {
+      yield { error };
+    }
+  }
+}
 
 /** Recommend, Respond and decision traces: the calls a decide key makes. */
 export function decisionRoutes(deps: ServiceDeps): RestRoute[] {
@@ -37,8 +73,44 @@ export function decisionRoutes(deps: ServiceDeps): RestRoute[] {
       tag: "Decisions",
       body: RecommendRequestSchema,
       response: RecommendResponseSchema,
-      run: async (ctx, { body }) =>
-        json(RecommendResponseSchema, await recommend(deps, ctx, decodeJsonMessage(RecommendRequestSchema, body))),
+      run: async (ctx, { body }) => recommendJson(await recommend(deps, ctx, decodeJsonMessage(RecommendRequestSchema, body))),
+    },
+    {
+      method: "POST",
+      path: `${v1}/recommend/batch`,
+      operationId: "recommendBatch",
+      rpc: RecommendService.method.recommendBatch,
+      restOnly: true,
+      summary:
+        "Recommend for many customers: NDJSON of Recommend requests in, NDJSON of answers out, one per line in order (an error object for a bad line), streamed",
+      tag: "Decisions",
+      body: "ndjson",
+      ndjsonLine: RecommendRequestSchema,
+      response: RecommendResponseSchema,
+      ndjsonAnswer: true,
+      run: async (ctx, { request }) => {
+        requireNdjson(request);
+        const answers = recommendBatch(deps, ctx, batchItems(request, deps.config.importMaxLineBytes));
+        const encoder = new TextEncoder();
+        let line = 0;
+        const stream = new ReadableStream<Uint8Array>({
+          async pull(controller) {
+            const next = await answers.next();
+            if (next.done) {
+              controller.close();
+              return;
+            }
+            line++;
+            const a = next.value;
+            const out = "response" in a ? recommendJson(a.response) : { line, error: toJson(BatchErrorSchema, a.error) };
+            controller.enqueue(encoder.encode(`${JSON.stringify(out)}\n`));
+          },
+          async cancel() {
+            await answers.return(undefined);
+          },
+        });
+        return new Response(stream, { status: 200, headers: { "content-type": "application/x-ndjson" } });
+      },
     },
     {
       method: "POST",

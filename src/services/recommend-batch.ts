@@ -1,0 +1,66 @@
+// Batch decisions: many Recommends in one call, for outbound channels. Requests are pulled from their
+// source as answers leave, a few decided at once, and answered in order, so a batch of any size needs the
+// memory of that few. Each is a Recommend of its own (quota included); traces only at the sampling rate.
+
+import { create } from "@bufbuild/protobuf";
+import { type BatchError, BatchErrorSchema, type RecommendRequest, type RecommendResponse } from "../../gen/kaireon/v1/recommend_pb.ts";
+import { FieldViolationSchema } from "../../gen/kaireon/v1/errors_pb.ts";
+import { toAppError } from "../errors.ts";
+import type { CallContext, ServiceDeps } from "./context.ts";
+import { recommend } from "./recommend.ts";
+
+/** Requests decided at once: enough to overlap their reads, few enough to keep a batch's memory flat. */
+export const BATCH_CONCURRENCY = 16;
+/** The most requests one gRPC RecommendBatch message may carry. */
+export const MAX_BATCH_MESSAGE_REQUESTS = 10_000;
+
+/** A request of a batch as its source read it: the request, or why it could not be read. */
+export type BatchItem = { request: RecommendRequest } | { error: unknown };
+
+export type BatchAnswer = { response: RecommendResponse } | { error: BatchError };
+
+export function batchErrorOf(err: unknown): BatchError {
+  const e = toAppError(err);
+  return create(BatchErrorSchema, {
+    code: e.code,
+    message: e.message,
+    details: e.details.map((d) => create(FieldViolationSchema, d)),
+  });
+}
+
+/**
+ * Decides each request of `items` in order and yields its answer in the same order. A refused request
+ * (bad input, an unknown flow, the quota) yields its error in place and the batch goes on.
+ */
+export async function* recommendBatch(deps: ServiceDeps, ctx: CallContext, items: AsyncIterable<BatchItem>): AsyncGenerator<BatchAnswer> {
+  // The month's count as admission read it, plus what this batch has decided since.
+  let decided = 0;
+  const one = async (item: BatchItem): Promise<BatchAnswer> => {
+    if ("error" in item) return { error: batchErrorOf(item.error) };
+    try {
+      // Traces follow the tenant's sampling rate: a batch asking for one per line would be a trace flood.
+      item.request.trace = false;
+      const lineCtx = ctx.decisionsUsed === undefined ? ctx : { ...ctx, decisionsUsed: ctx.decisionsUsed + decided };
+      const response = await recommend(deps, lineCtx, item.request);
+      if (response.recommendations.length > 0) decided++;
+      return { response };
+    } catch (err) {
+      if (toAppError(err).code === "INTERNAL_ERROR") ctx.log.error("batch request failed", { err });
+      return { error: batchErrorOf(err) };
+    }
+  };
+  // Near the quota, requests are decided one at a time, so the batch stops at the quota exactly.
+  const quota =
+    ctx.decisionsUsed === undefined
+      ? Number.POSITIVE_INFINITY
+      : deps.limits.monthlyQuota((await deps.catalogs.get(ctx.auth.tenantId)).settings);
+  const inFlight: Promise<BatchAnswer>[] = [];
+  for await (const item of items) {
+    if (inFlight.length > 0 && (ctx.decisionsUsed ?? 0) + decided + inFlight.length >= quota) {
+      while (inFlight.length > 0) yield await (inFlight.shift() as Promise<BatchAnswer>);
+    }
+    inFlight.push(one(item));
+    if (inFlight.length >= BATCH_CONCURRENCY) yield await (inFlight.shift() as Promise<BatchAnswer>);
+  }
+  while (inFlight.length > 0) yield await (inFlight.shift() as Promise<BatchAnswer>);
+}
