@@ -36,6 +36,7 @@ const USAGE = `usage:
   tenants set <id> [--trace-sample-rate 0..1] [--trace-retention-days N]
                    [--plan community|professional|enterprise] [--rate-limit N|plan]
                    [--respond-rate-limit N|plan] [--admin-rate-limit N|plan] [--monthly-quota N|plan]
+                   [--holdout-percent 0..50]
   customers opt-in <tenant> <customer> <channel>
   outcomes add <tenant> <type> --class positive|negative|neutral
   outcomes list <tenant>
@@ -77,6 +78,7 @@ async function run(deps: ServiceDeps, argv: string[]): Promise<string> {
       default: { type: "boolean" },
       "trace-sample-rate": { type: "string" },
       "trace-retention-days": { type: "string" },
+      "holdout-percent": { type: "string" },
       "rate-limit": { type: "string" },
       "respond-rate-limit": { type: "string" },
       "admin-rate-limit": { type: "string" },
@@ -209,6 +211,7 @@ async function run(deps: ServiceDeps, argv: string[]): Promise<string> {
     };
     number("trace-sample-rate", "traceSampleRate", false);
     number("trace-retention-days", "traceRetentionDays", true);
+    number("holdout-percent", "holdoutPercent", false);
     number("rate-limit", "rateLimitPerMinute", true);
     number("respond-rate-limit", "respondRateLimitPerMinute", true);
     number("admin-rate-limit", "adminRateLimitPerMinute", true);

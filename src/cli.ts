@@ -11,7 +11,7 @@
 //   bun src/cli.ts keys revoke <tenant> <key id or prefix>
 //   bun src/cli.ts tenants set <id> [--trace-sample-rate 0..1] [--trace-retention-days N]
 //                                  [--plan P] [--rate-limit N|plan] [--respond-rate-limit N|plan]
-//                                  [--admin-rate-limit N|plan] [--monthly-quota N|plan]
+//                                  [--admin-rate-limit N|plan] [--monthly-quota N|plan] [--holdout-percent 0..50]
 //   bun src/cli.ts customers opt-in <tenant> <customer> <channel>
 //   bun src/cli.ts outcomes add <tenant> <type> --class positive|negative|neutral
 //   bun src/cli.ts outcomes list <tenant>

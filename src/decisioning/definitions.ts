@@ -165,11 +165,14 @@ export interface TenantSettings {
   adminRateLimitPerMinute: number | null;
   /** Non-empty Recommend answers per calendar month (UTC); null means its plan's. */
   monthlyDecisionQuota: number | null;
+  /** Percent of customers (0–50) held out of every flow without a holdout of its own. */
+  holdoutPercent: number;
 }
 
 export const DEFAULT_TENANT_SETTINGS: TenantSettings = {
   traceSampleRate: 0,
   traceRetentionDays: null,
+  holdoutPercent: 0,
   plan: "community",
   rateLimitPerMinute: null,
   respondRateLimitPerMinute: null,

@@ -99,6 +99,12 @@ export interface Decision {
   evaluations: number;
   /** Whether the evaluation budget ran out (some formulas yielded null for it). */
   budgetExhausted: boolean;
+  /**
+   * The probability with which the first recommendation was chosen first, for offline evaluation: 1 for a
+   * deterministic ranking, 1/n for a holdout's random baseline among n eligible offers, and for Thompson
+   * sampling an estimate by resampling the posteriors (see choiceProbability); 0 for an empty answer.
+   */
+  choiceProbability: number;
 }
 
 /** An offer whose computed values or scope a rule or the answer needed. */
@@ -118,6 +124,7 @@ const BUDGET_EXHAUSTED: Evaluation = { value: null, issue: "evaluation budget ex
 // buffers serves every decision, grown to the largest candidate list seen.
 let scores = new Float64Array(0);
 let propensities = new Float64Array(0);
+let relevances = new Float64Array(0);
 let heap = new Int32Array(0);
 
 function ensureScratch(n: number): void {
@@ -125,6 +132,7 @@ function ensureScratch(n: number): void {
   const size = Math.max(n, scores.length * 2, 64);
   scores = new Float64Array(size);
   propensities = new Float64Array(size);
+  relevances = new Float64Array(size);
   heap = new Int32Array(size);
 }
 
@@ -574,7 +582,9 @@ export function decide(input: DecisionInput): Decision {
     propensities[j] = p;
     if (!d.mandatory && req.disqualification(offer, c, p) !== null) return false;
     if (policies?.check(d.id, d.categoryId, d.mandatory)) return false;
-    scores[j] = input.baseline ? input.random() : score(flow, list, j, p, offer.fit.length > 0 ? req.relevance(offer, c) : 1);
+    const relevance = offer.fit.length > 0 ? req.relevance(offer, c) : 1;
+    relevances[j] = relevance;
+    scores[j] = input.baseline ? input.random() : score(flow, list, j, p, relevance);
     return true;
   };
   const place = (j: number) =>
@@ -589,6 +599,7 @@ export function decide(input: DecisionInput): Decision {
   const n = list.offers.length;
   let visited = 0;
   let size = 0;
+  let contenders: Contender[] | null = null;
   if (customerFree(flow, list) && !req.externalScores && !input.baseline) {
     // The early exit: every score is the snapshot's, so the offers are visited best first and the first
     // that pass the filters are the answer.
@@ -603,13 +614,81 @@ export function decide(input: DecisionInput): Decision {
       visited++;
       if (examine(j)) heap[size++] = j;
     }
+    if (resamples(input))
+      contenders = Array.from(heap.subarray(0, size), (j) => ({
+        j,
+        relevance: relevances[j] as number,
+        offer: list.offers[j] as CompiledOffer,
+      }));
     for (let i = (size >> 1) - 1; i >= 0; i--) siftDown(list, size, i);
   }
   while (size > 0 && !answer.full) {
     place(heapPop(list, size));
     size--;
   }
-  return { recommendations: answer.recommendations, stages: [], visited, evaluations: req.spent, budgetExhausted: req.exhausted };
+  return {
+    recommendations: answer.recommendations,
+    stages: [],
+    visited,
+    evaluations: req.spent,
+    budgetExhausted: req.exhausted,
+    choiceProbability: choiceProbability(input, list, table, req, contenders, answer.recommendations[0]?.offer),
+  };
+}
+
+/** An offer that passed the filters, as the resampling of a choice probability needs it. */
+interface Contender {
+  j: number;
+  offer: CompiledOffer;
+  relevance: number;
+}
+
+/** Whether the first choice is random, so its probability needs the offers that competed for it. */
+const resamples = (input: DecisionInput) => input.baseline === true || input.flow.propensityMode === "thompson";
+
+/** Thompson sampling's choice probability: draws per decision, enough to resolve it, bounded in cost. */
+export const CHOICE_DRAW_BUDGET = 512;
+export const MIN_CHOICE_DRAWS = 4;
+export const MAX_CHOICE_DRAWS = 32;
+
+/**
+ * The probability that `first` came first. Deterministic rankings: 1. A holdout's baseline picks uniformly
+ * among the offers that passed the filters: 1/n. Thompson sampling: the decision's posteriors are drawn
+ * again D times (D = CHOICE_DRAW_BUDGET / offers, from MIN_ to MAX_CHOICE_DRAWS) and the probability is the
+ * share of draws, the decision's own included, in which `first` scores highest; the set of offers that
+ * passed the filters is kept as it was (a propensity minimum is not re-applied per draw), and arbitration
+ * limits are not replayed. Mandatory offers come first whatever the draw: 1.
+ */
+function choiceProbability(
+  input: DecisionInput,
+  list: CandidateList,
+  table: PropensityTable,
+  req: Request,
+  contenders: Contender[] | null,
+  first: CompiledOffer | undefined,
+): number {
+  if (!first) return 0;
+  if (first.def.mandatory || !contenders) return 1;
+  const open = contenders.filter((c) => !c.offer.def.mandatory);
+  if (input.baseline) return open.length > 0 ? 1 / open.length : 1;
+  const { flow } = input;
+  if (flow.method === "priority_weighted" || open.length < 2) return 1;
+  const draws = Math.min(MAX_CHOICE_DRAWS, Math.max(MIN_CHOICE_DRAWS, Math.floor(CHOICE_DRAW_BUDGET / open.length)));
+  let wins = 1;
+  for (let d = 0; d < draws; d++) {
+    let best: Contender | null = null;
+    let bestScore = Number.NEGATIVE_INFINITY;
+    for (const c of open) {
+      const p = req.external(c.offer.def.id) ?? sampleBeta(table.alpha[c.j] as number, table.beta[c.j] as number, input.random);
+      const s = score(flow, list, c.j, p, c.relevance);
+      if (s > bestScore || (s === bestScore && best !== null && c.j < best.j)) {
+        best = c;
+        bestScore = s;
+      }
+    }
+    if (best?.offer === first) wins++;
+  }
+  return wins / (draws + 1);
 }
 
 /** A traced decision: every candidate of the flow is visited and what happened to it is recorded. */
@@ -724,11 +803,13 @@ function explained(input: DecisionInput, list: CandidateList, req: Request): Dec
     finalOrder: answer.recommendations.map((r) => r.offer.def.id),
     experiments,
   });
+  const contenders = resamples(input) ? survivors.map((s) => ({ j: s.j, offer: s.c.offer, relevance: s.relevance })) : null;
   return {
     recommendations: answer.recommendations,
     stages,
     visited: flow.candidates.length,
     evaluations: req.spent,
     budgetExhausted: req.exhausted,
+    choiceProbability: choiceProbability(input, list, table, req, contenders, answer.recommendations[0]?.offer),
   };
 }

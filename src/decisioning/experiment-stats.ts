@@ -3,7 +3,7 @@
 // configured weights. Every value that cannot be computed (no impressions, a zero control rate, no
 // variance) is null rather than NaN, and `significant` is then false.
 
-const Z_95 = 1.959963984540054;
+export const Z_95 = 1.959963984540054;
 
 /** erfc(x) by the Chebyshev fit of Numerical Recipes (fractional error below 1.2e-7 everywhere). */
 export function erfc(x: number): number {

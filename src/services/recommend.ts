@@ -14,6 +14,7 @@ import {
 } from "../../gen/kaireon/v1/recommend_pb.ts";
 import type { ResolvedFlow } from "../decisioning/catalog.ts";
 import type { Recommendation as EngineRecommendation, StageRecord } from "../decisioning/engine.ts";
+import type { TenantSettings } from "../decisioning/definitions.ts";
 import { fnv1a32 } from "../decisioning/experiment.ts";
 import type { ContactHistory, VolumeClaim } from "../decisioning/policies.ts";
 import { AppError, notFound, validationError } from "../errors.ts";
@@ -76,6 +77,18 @@ interface Slot {
   maxOffers: number;
 }
 
+/**
+ * The control group a decision of this flow keeps: the flow's own holdout, else the tenant's (the same
+ * customers in every flow), or none.
+ */
+export function holdoutOf(
+  flow: ResolvedFlow,
+  settings: TenantSettings,
+): { scope: string; percent: number; treatment: "empty" | "baseline" } | null {
+  if (flow.holdout) return { scope: `flow:${flow.def.id}`, ...flow.holdout };
+  return settings.holdoutPercent > 0 ? { scope: "tenant", percent: settings.holdoutPercent, treatment: "empty" } : null;
+}
+
 /** A holdout group member's place: a fixed share of [0, 100) by a hash of the scope and the customer. */
 export function holdoutPoint(scope: string, customerId: string): number {
   return (fnv1a32(`holdout:${scope}:${customerId}`) / 2 ** 32) * 100;
@@ -103,8 +116,9 @@ export async function recommend(deps: ServiceDeps, ctx: CallContext, req: Recomm
 
   const now = deps.clock.now();
   if (flow.policies.issues.length > 0) reportPolicyIssues(ctx, flow);
-  const heldOut = flow.holdout !== null && holdoutPoint(`flow:${flow.def.id}`, req.customerId) < flow.holdout.percent;
-  const decides = !heldOut || flow.holdout?.treatment === "baseline";
+  const holdout = holdoutOf(flow, catalog.settings);
+  const heldOut = holdout !== null && holdoutPoint(holdout.scope, req.customerId) < holdout.percent;
+  const decides = !heldOut || holdout?.treatment === "baseline";
   // Only flows with contact policies pay for the history read; it runs while the profile is enriched, and
   // while the customer's cap lock is taken when answers hold slots.
   const history = decides && flow.policies.needsHistory ? readContactHistory(deps, ctx, flow, req.customerId, now) : undefined;
@@ -121,7 +135,8 @@ export async function recommend(deps: ServiceDeps, ctx: CallContext, req: Recomm
   const decisionKey = newDecisionKey();
   let hold: CustomerHold | undefined;
   let claims: VolumeClaim[] = [];
-  const shown: { r: EngineRecommendation; placement: string }[] = [];
+  // Each placement's first recommendation carries the probability it was chosen with (offline evaluation).
+  const shown: { r: EngineRecommendation; placement: string; choiceProbability: number | null }[] = [];
   const stages: StageRecord[][] = [];
   let committed = false;
   try {
@@ -161,7 +176,7 @@ export async function recommend(deps: ServiceDeps, ctx: CallContext, req: Recomm
       if (decision.budgetExhausted) reportBudget(deps, ctx, flow, decision.evaluations);
       stages.push(decision.stages);
       for (const r of decision.recommendations) {
-        shown.push({ r, placement: multi ? slot.placement : "" });
+        shown.push({ r, placement: multi ? slot.placement : "", choiceProbability: r.rank === 1 ? decision.choiceProbability : null });
         if (!req.allowRepeats) exclude.add(r.offer.def.id);
       }
       // The next placement's caps count this one's offers as shown.
@@ -242,16 +257,7 @@ export async function recommend(deps: ServiceDeps, ctx: CallContext, req: Recomm
       else deps.metrics.tracesRefused.inc();
     }
 
-    recordDecision(
-      deps,
-      ctx,
-      req,
-      res,
-      flow,
-      shown.map((s) => s.r),
-      now,
-      decisionIdOf(decisionKey),
-    );
+    recordDecision(deps, ctx, req, res, flow, shown, now, decisionIdOf(decisionKey), holdout !== null);
     if (hold) {
       await hold.commit(
         shown.map(({ r }, i) => ({
@@ -311,9 +317,11 @@ function recordDecision(
   req: RecommendRequest,
   res: RecommendResponse,
   flow: ResolvedFlow,
-  shown: EngineRecommendation[],
+  shown: { r: EngineRecommendation; choiceProbability: number | null }[],
   now: Date,
   decisionId: string,
+  /** The flow keeps a control group: the decision is recorded even when it showed nothing. */
+  keepEmpty: boolean,
 ): void {
   const tenantId = ctx.auth.tenantId;
   const traceId = res.traceId ?? null;
@@ -327,7 +335,8 @@ function recordDecision(
     // The position in the whole answer (across placements), which the recommendation id names.
     rank: i + 1,
     score: r.score,
-    propensity: shown[i]?.propensity ?? null,
+    propensity: shown[i]?.r.propensity ?? null,
+    choiceProbability: shown[i]?.choiceProbability ?? null,
     experimentId: r.experiment?.experimentId ?? null,
     variant: r.experiment?.variant ?? null,
     decisionFlowId: flow.def.id,
@@ -347,7 +356,7 @@ function recordDecision(
       flowVersion: flow.def.version ?? 0,
       traceId,
       heldOut: res.heldOut,
-      keepEmpty: flow.holdout !== null,
+      keepEmpty,
     },
     event: {
       id: newEventId(),

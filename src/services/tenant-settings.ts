@@ -20,6 +20,7 @@ import type { Queryable } from "../store/db.ts";
 import type { CallContext, ServiceDeps } from "./context.ts";
 import { actorOf, canonicalJson, catalogWrite, checkVersion } from "./resources.ts";
 import { Violations } from "./validate.ts";
+import { MAX_HOLDOUT_PERCENT } from "../decisioning/flow-validation.ts";
 
 export const PLANS = ["community", "professional", "enterprise"];
 export const WRITABLE_SETTINGS = [
@@ -31,6 +32,7 @@ export const WRITABLE_SETTINGS = [
   "monthlyDecisionQuota",
   "traceSampleRate",
   "traceRetentionDays",
+  "holdoutPercent",
 ] as const;
 /** What the operator sets and a tenant's own keys only read. */
 export const OPERATOR_SETTINGS: readonly string[] = [
@@ -70,6 +72,7 @@ export function toMessage(deps: ServiceDeps, row: R): TenantSettings {
     monthlyDecisionQuota: s.monthlyDecisionQuota === null ? undefined : BigInt(s.monthlyDecisionQuota),
     traceSampleRate: s.traceSampleRate,
     traceRetentionDays: s.traceRetentionDays ?? undefined,
+    holdoutPercent: s.holdoutPercent,
     effectiveRateLimitPerMinute: deps.limits.rateLimit(s, "decide").limit,
     effectiveMonthlyDecisionQuota: BigInt(deps.limits.monthlyQuota(s)),
     effectiveTraceRetentionDays: s.traceRetentionDays ?? deps.config.traceRetentionDays,
@@ -97,6 +100,9 @@ export function check(s: TenantSettings): void {
   const q = s.monthlyDecisionQuota;
   if (q !== undefined && (q < 0n || q > MAX_QUOTA)) v.add("monthlyDecisionQuota", `monthlyDecisionQuota must be from 0 to ${MAX_QUOTA}`);
   if (!(s.traceSampleRate >= 0 && s.traceSampleRate <= 1)) v.add("traceSampleRate", "traceSampleRate must be a number from 0 to 1");
+  if (!(s.holdoutPercent >= 0 && s.holdoutPercent <= MAX_HOLDOUT_PERCENT)) {
+    v.add("holdoutPercent", `holdoutPercent must be a number from 0 to ${MAX_HOLDOUT_PERCENT}`);
+  }
   const days = s.traceRetentionDays;
   if (days !== undefined && !(Number.isInteger(days) && days >= 1 && days <= 3650)) {
     v.add("traceRetentionDays", "traceRetentionDays must be a whole number from 1 to 3650");
@@ -113,6 +119,7 @@ export function settingsDocument(s: TenantSettings): Record<string, unknown> {
     monthlyDecisionQuota: s.monthlyDecisionQuota === undefined ? null : Number(s.monthlyDecisionQuota),
     traceSampleRate: s.traceSampleRate,
     traceRetentionDays: s.traceRetentionDays ?? null,
+    holdoutPercent: s.holdoutPercent,
   };
 }
 

@@ -18,6 +18,7 @@ import type {
 } from "../decisioning/definitions.ts";
 import type { ContactPolicyDef } from "../decisioning/policies.ts";
 import { DEFAULT_TENANT_SETTINGS } from "../decisioning/definitions.ts";
+import { MAX_HOLDOUT_PERCENT } from "../decisioning/flow-validation.ts";
 import type { Queryable } from "./db.ts";
 
 type R = Record<string, unknown>;
@@ -36,6 +37,10 @@ export function tenantSettings(raw: Record<string, unknown>, plan: string = DEFA
     respondRateLimitPerMinute: count(raw.respondRateLimitPerMinute, 1),
     adminRateLimitPerMinute: count(raw.adminRateLimitPerMinute, 1),
     monthlyDecisionQuota: count(raw.monthlyDecisionQuota, 0),
+    holdoutPercent:
+      typeof raw.holdoutPercent === "number" && raw.holdoutPercent >= 0 && raw.holdoutPercent <= MAX_HOLDOUT_PERCENT
+        ? raw.holdoutPercent
+        : 0,
   };
 }
 

@@ -19,6 +19,8 @@ export interface ShownRecommendation {
   rank: number;
   score: number;
   propensity: number | null;
+  /** The probability it was chosen first with (a placement's first recommendation only; offline evaluation). */
+  choiceProbability?: number | null;
   experimentId: string | null;
   variant: string | null;
   decisionFlowId: string;
@@ -73,6 +75,7 @@ export function decisionMadeData(d: {
       if (r.rank !== 0) shown.rank = r.rank;
       if (r.score !== 0) shown.score = r.score;
       if (r.propensity !== null) shown.propensity = r.propensity;
+      if (r.choiceProbability != null) shown.choiceProbability = r.choiceProbability;
       if (r.experimentId) shown.experimentId = r.experimentId;
       if (r.variant) shown.variant = r.variant;
       if (r.placement && r.placement !== d.placement) shown.placement = r.placement;
@@ -149,6 +152,7 @@ async function insertDecisions(db: Db, batch: DecisionRecord[]): Promise<void> {
           rank: r.rank,
           score: r.score,
           propensity: r.propensity,
+          ...(r.choiceProbability != null ? { choiceProbability: r.choiceProbability } : {}),
           experimentId: r.experimentId,
           variant: r.variant,
           ...(r.placement !== a.placement ? { placement: r.placement } : {}),

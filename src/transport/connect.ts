@@ -51,6 +51,7 @@ import type { CallContext, ServiceDeps } from "../services/context.ts";
 import { deleteCustomer, getCustomer, upsertCustomer } from "../services/customers.ts";
 import { getDecisionTrace, listDecisionTraces } from "../services/decision-trace.ts";
 import { listDecisionFlowVersions, publishDecisionFlow, rollBackDecisionFlow } from "../services/decision-flows.ts";
+import { evaluateDecisionFlow, getUpliftReport } from "../services/flow-reports.ts";
 import { createExperiment, getExperimentResults, updateExperiment } from "../services/experiments.ts";
 import { checkHealth, type Probe } from "../services/health.ts";
 import {
@@ -288,6 +289,8 @@ export function registerServices(deps: ServiceDeps, probe: Probe) {
       publishDecisionFlow: (req, ctx) => publishDecisionFlow(deps, contextOf(ctx.values), req),
       listDecisionFlowVersions: (req, ctx) => listDecisionFlowVersions(deps, contextOf(ctx.values), req),
       rollBackDecisionFlow: (req, ctx) => rollBackDecisionFlow(deps, contextOf(ctx.values), req),
+      getUpliftReport: (req, ctx) => getUpliftReport(deps, contextOf(ctx.values), req),
+      evaluateDecisionFlow: (req, ctx) => evaluateDecisionFlow(deps, contextOf(ctx.values), req),
     });
     router.service(TenantSettingsService, {
       getTenantSettings: (_req, ctx) => getTenantSettings(deps, contextOf(ctx.values)),

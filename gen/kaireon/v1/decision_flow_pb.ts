@@ -5,14 +5,16 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_protobuf_wrappers } from "@bufbuild/protobuf/wkt";
+import type { ConfidenceInterval } from "./experiment_pb.js";
+import { file_kaireon_v1_experiment } from "./experiment_pb.js";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file kaireon/v1/decision_flow.proto.
  */
 export const file_kaireon_v1_decision_flow: GenFile = /*@__PURE__*/
-  fileDesc("Ch5rYWlyZW9uL3YxL2RlY2lzaW9uX2Zsb3cucHJvdG8SCmthaXJlb24udjEigQMKDERlY2lzaW9uRmxvdxIYChBkZWNpc2lvbl9mbG93X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSEgoKaXNfZGVmYXVsdBgDIAEoCBIrCgpkZWZpbml0aW9uGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIVCg1kcmFmdF92ZXJzaW9uGAUgASgFEhkKEXB1Ymxpc2hlZF92ZXJzaW9uGAYgASgFEjUKFHB1Ymxpc2hlZF9kZWZpbml0aW9uGAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIPCgd2ZXJzaW9uGAggASgFEi4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmRlbGV0ZWRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkwKGUNyZWF0ZURlY2lzaW9uRmxvd1JlcXVlc3QSLwoNZGVjaXNpb25fZmxvdxgBIAEoCzIYLmthaXJlb24udjEuRGVjaXNpb25GbG93Ik0KGkNyZWF0ZURlY2lzaW9uRmxvd1Jlc3BvbnNlEi8KDWRlY2lzaW9uX2Zsb3cYASABKAsyGC5rYWlyZW9uLnYxLkRlY2lzaW9uRmxvdyIyChZHZXREZWNpc2lvbkZsb3dSZXF1ZXN0EhgKEGRlY2lzaW9uX2Zsb3dfaWQYASABKAkiSgoXR2V0RGVjaXNpb25GbG93UmVzcG9uc2USLwoNZGVjaXNpb25fZmxvdxgBIAEoCzIYLmthaXJlb24udjEuRGVjaXNpb25GbG93IjkKGExpc3REZWNpc2lvbkZsb3dzUmVxdWVzdBINCgVsaW1pdBgBIAEoBRIOCgZjdXJzb3IYAiABKAkiYgoZTGlzdERlY2lzaW9uRmxvd3NSZXNwb25zZRIwCg5kZWNpc2lvbl9mbG93cxgBIAMoCzIYLmthaXJlb24udjEuRGVjaXNpb25GbG93EhMKC25leHRfY3Vyc29yGAIgASgJIn0KGVVwZGF0ZURlY2lzaW9uRmxvd1JlcXVlc3QSLwoNZGVjaXNpb25fZmxvdxgBIAEoCzIYLmthaXJlb24udjEuRGVjaXNpb25GbG93Ei8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJNChpVcGRhdGVEZWNpc2lvbkZsb3dSZXNwb25zZRIvCg1kZWNpc2lvbl9mbG93GAEgASgLMhgua2FpcmVvbi52MS5EZWNpc2lvbkZsb3ciRgoZRGVsZXRlRGVjaXNpb25GbG93UmVxdWVzdBIYChBkZWNpc2lvbl9mbG93X2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAUiTQoaRGVsZXRlRGVjaXNpb25GbG93UmVzcG9uc2USLwoNZGVjaXNpb25fZmxvdxgBIAEoCzIYLmthaXJlb24udjEuRGVjaXNpb25GbG93IkcKGlB1Ymxpc2hEZWNpc2lvbkZsb3dSZXF1ZXN0EhgKEGRlY2lzaW9uX2Zsb3dfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoBSJOChtQdWJsaXNoRGVjaXNpb25GbG93UmVzcG9uc2USLwoNZGVjaXNpb25fZmxvdxgBIAEoCzIYLmthaXJlb24udjEuRGVjaXNpb25GbG93IjsKH0xpc3REZWNpc2lvbkZsb3dWZXJzaW9uc1JlcXVlc3QSGAoQZGVjaXNpb25fZmxvd19pZBgBIAEoCSLFAQoTRGVjaXNpb25GbG93VmVyc2lvbhIPCgd2ZXJzaW9uGAEgASgFEg4KBnN0YXR1cxgCIAEoCRIrCgpkZWZpbml0aW9uGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxwdWJsaXNoZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlUKIExpc3REZWNpc2lvbkZsb3dWZXJzaW9uc1Jlc3BvbnNlEjEKCHZlcnNpb25zGAEgAygLMh8ua2FpcmVvbi52MS5EZWNpc2lvbkZsb3dWZXJzaW9uIlwKG1JvbGxCYWNrRGVjaXNpb25GbG93UmVxdWVzdBIYChBkZWNpc2lvbl9mbG93X2lkGAEgASgJEhIKCnRvX3ZlcnNpb24YAiABKAUSDwoHdmVyc2lvbhgDIAEoBSJPChxSb2xsQmFja0RlY2lzaW9uRmxvd1Jlc3BvbnNlEi8KDWRlY2lzaW9uX2Zsb3cYASABKAsyGC5rYWlyZW9uLnYxLkRlY2lzaW9uRmxvdzLMBgoTRGVjaXNpb25GbG93U2VydmljZRJjChJDcmVhdGVEZWNpc2lvbkZsb3cSJS5rYWlyZW9uLnYxLkNyZWF0ZURlY2lzaW9uRmxvd1JlcXVlc3QaJi5rYWlyZW9uLnYxLkNyZWF0ZURlY2lzaW9uRmxvd1Jlc3BvbnNlEloKD0dldERlY2lzaW9uRmxvdxIiLmthaXJlb24udjEuR2V0RGVjaXNpb25GbG93UmVxdWVzdBojLmthaXJlb24udjEuR2V0RGVjaXNpb25GbG93UmVzcG9uc2USYAoRTGlzdERlY2lzaW9uRmxvd3MSJC5rYWlyZW9uLnYxLkxpc3REZWNpc2lvbkZsb3dzUmVxdWVzdBolLmthaXJlb24udjEuTGlzdERlY2lzaW9uRmxvd3NSZXNwb25zZRJjChJVcGRhdGVEZWNpc2lvbkZsb3cSJS5rYWlyZW9uLnYxLlVwZGF0ZURlY2lzaW9uRmxvd1JlcXVlc3QaJi5rYWlyZW9uLnYxLlVwZGF0ZURlY2lzaW9uRmxvd1Jlc3BvbnNlEmMKEkRlbGV0ZURlY2lzaW9uRmxvdxIlLmthaXJlb24udjEuRGVsZXRlRGVjaXNpb25GbG93UmVxdWVzdBomLmthaXJlb24udjEuRGVsZXRlRGVjaXNpb25GbG93UmVzcG9uc2USZgoTUHVibGlzaERlY2lzaW9uRmxvdxImLmthaXJlb24udjEuUHVibGlzaERlY2lzaW9uRmxvd1JlcXVlc3QaJy5rYWlyZW9uLnYxLlB1Ymxpc2hEZWNpc2lvbkZsb3dSZXNwb25zZRJ1ChhMaXN0RGVjaXNpb25GbG93VmVyc2lvbnMSKy5rYWlyZW9uLnYxLkxpc3REZWNpc2lvbkZsb3dWZXJzaW9uc1JlcXVlc3QaLC5rYWlyZW9uLnYxLkxpc3REZWNpc2lvbkZsb3dWZXJzaW9uc1Jlc3BvbnNlEmkKFFJvbGxCYWNrRGVjaXNpb25GbG93Eicua2FpcmVvbi52MS5Sb2xsQmFja0RlY2lzaW9uRmxvd1JlcXVlc3QaKC5rYWlyZW9uLnYxLlJvbGxCYWNrRGVjaXNpb25GbG93UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Ch5rYWlyZW9uL3YxL2RlY2lzaW9uX2Zsb3cucHJvdG8SCmthaXJlb24udjEigQMKDERlY2lzaW9uRmxvdxIYChBkZWNpc2lvbl9mbG93X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSEgoKaXNfZGVmYXVsdBgDIAEoCBIrCgpkZWZpbml0aW9uGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIVCg1kcmFmdF92ZXJzaW9uGAUgASgFEhkKEXB1Ymxpc2hlZF92ZXJzaW9uGAYgASgFEjUKFHB1Ymxpc2hlZF9kZWZpbml0aW9uGAcgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIPCgd2ZXJzaW9uGAggASgFEi4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmRlbGV0ZWRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkwKGUNyZWF0ZURlY2lzaW9uRmxvd1JlcXVlc3QSLwoNZGVjaXNpb25fZmxvdxgBIAEoCzIYLmthaXJlb24udjEuRGVjaXNpb25GbG93Ik0KGkNyZWF0ZURlY2lzaW9uRmxvd1Jlc3BvbnNlEi8KDWRlY2lzaW9uX2Zsb3cYASABKAsyGC5rYWlyZW9uLnYxLkRlY2lzaW9uRmxvdyIyChZHZXREZWNpc2lvbkZsb3dSZXF1ZXN0EhgKEGRlY2lzaW9uX2Zsb3dfaWQYASABKAkiSgoXR2V0RGVjaXNpb25GbG93UmVzcG9uc2USLwoNZGVjaXNpb25fZmxvdxgBIAEoCzIYLmthaXJlb24udjEuRGVjaXNpb25GbG93IjkKGExpc3REZWNpc2lvbkZsb3dzUmVxdWVzdBINCgVsaW1pdBgBIAEoBRIOCgZjdXJzb3IYAiABKAkiYgoZTGlzdERlY2lzaW9uRmxvd3NSZXNwb25zZRIwCg5kZWNpc2lvbl9mbG93cxgBIAMoCzIYLmthaXJlb24udjEuRGVjaXNpb25GbG93EhMKC25leHRfY3Vyc29yGAIgASgJIn0KGVVwZGF0ZURlY2lzaW9uRmxvd1JlcXVlc3QSLwoNZGVjaXNpb25fZmxvdxgBIAEoCzIYLmthaXJlb24udjEuRGVjaXNpb25GbG93Ei8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJNChpVcGRhdGVEZWNpc2lvbkZsb3dSZXNwb25zZRIvCg1kZWNpc2lvbl9mbG93GAEgASgLMhgua2FpcmVvbi52MS5EZWNpc2lvbkZsb3ciRgoZRGVsZXRlRGVjaXNpb25GbG93UmVxdWVzdBIYChBkZWNpc2lvbl9mbG93X2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAUiTQoaRGVsZXRlRGVjaXNpb25GbG93UmVzcG9uc2USLwoNZGVjaXNpb25fZmxvdxgBIAEoCzIYLmthaXJlb24udjEuRGVjaXNpb25GbG93IkcKGlB1Ymxpc2hEZWNpc2lvbkZsb3dSZXF1ZXN0EhgKEGRlY2lzaW9uX2Zsb3dfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoBSJOChtQdWJsaXNoRGVjaXNpb25GbG93UmVzcG9uc2USLwoNZGVjaXNpb25fZmxvdxgBIAEoCzIYLmthaXJlb24udjEuRGVjaXNpb25GbG93IjsKH0xpc3REZWNpc2lvbkZsb3dWZXJzaW9uc1JlcXVlc3QSGAoQZGVjaXNpb25fZmxvd19pZBgBIAEoCSLFAQoTRGVjaXNpb25GbG93VmVyc2lvbhIPCgd2ZXJzaW9uGAEgASgFEg4KBnN0YXR1cxgCIAEoCRIrCgpkZWZpbml0aW9uGAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxwdWJsaXNoZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlUKIExpc3REZWNpc2lvbkZsb3dWZXJzaW9uc1Jlc3BvbnNlEjEKCHZlcnNpb25zGAEgAygLMh8ua2FpcmVvbi52MS5EZWNpc2lvbkZsb3dWZXJzaW9uIlwKG1JvbGxCYWNrRGVjaXNpb25GbG93UmVxdWVzdBIYChBkZWNpc2lvbl9mbG93X2lkGAEgASgJEhIKCnRvX3ZlcnNpb24YAiABKAUSDwoHdmVyc2lvbhgDIAEoBSJPChxSb2xsQmFja0RlY2lzaW9uRmxvd1Jlc3BvbnNlEi8KDWRlY2lzaW9uX2Zsb3cYASABKAsyGC5rYWlyZW9uLnYxLkRlY2lzaW9uRmxvdyKSAQoWR2V0VXBsaWZ0UmVwb3J0UmVxdWVzdBIYChBkZWNpc2lvbl9mbG93X2lkGAEgASgJEigKBGZyb20YAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKAnRvGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRnb2FsGAQgASgJIoUEChdHZXRVcGxpZnRSZXBvcnRSZXNwb25zZRIYChBkZWNpc2lvbl9mbG93X2lkGAEgASgJEigKBGZyb20YAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKAnRvGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRnb2FsGAQgASgJEisKCmRlY2lzaW9uZWQYBSABKAsyFy5rYWlyZW9uLnYxLlVwbGlmdEdyb3VwEikKCGhlbGRfb3V0GAYgASgLMhcua2FpcmVvbi52MS5VcGxpZnRHcm91cBI1Cg9hYnNvbHV0ZV91cGxpZnQYByABKAsyHC5nb29nbGUucHJvdG9idWYuRG91YmxlVmFsdWUSNwoPdXBsaWZ0X2ludGVydmFsGAggASgLMh4ua2FpcmVvbi52MS5Db25maWRlbmNlSW50ZXJ2YWwSNQoPcmVsYXRpdmVfdXBsaWZ0GAkgASgLMhwuZ29vZ2xlLnByb3RvYnVmLkRvdWJsZVZhbHVlEi0KB3pfc2NvcmUYCiABKAsyHC5nb29nbGUucHJvdG9idWYuRG91YmxlVmFsdWUSLQoHcF92YWx1ZRgLIAEoCzIcLmdvb2dsZS5wcm90b2J1Zi5Eb3VibGVWYWx1ZRITCgtzaWduaWZpY2FudBgMIAEoCCKnAQoLVXBsaWZ0R3JvdXASEQoJY3VzdG9tZXJzGAEgASgFEhEKCWNvbnZlcnRlZBgCIAEoBRI1Cg9jb252ZXJzaW9uX3JhdGUYAyABKAsyHC5nb29nbGUucHJvdG9idWYuRG91YmxlVmFsdWUSOwoTY29uZmlkZW5jZV9pbnRlcnZhbBgEIAEoCzIeLmthaXJlb24udjEuQ29uZmlkZW5jZUludGVydmFsIt4BChtFdmFsdWF0ZURlY2lzaW9uRmxvd1JlcXVlc3QSGAoQZGVjaXNpb25fZmxvd19pZBgBIAEoCRIoCgRmcm9tGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgJ0bxgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHwoXbG9nZ2VkX2RlY2lzaW9uX2Zsb3dfaWQYBCABKAkSMgoNbWF4X2RlY2lzaW9ucxgFIAEoCzIbLmdvb2dsZS5wcm90b2J1Zi5JbnQzMlZhbHVlIuACChxFdmFsdWF0ZURlY2lzaW9uRmxvd1Jlc3BvbnNlEhgKEGRlY2lzaW9uX2Zsb3dfaWQYASABKAkSFQoNZHJhZnRfdmVyc2lvbhgCIAEoBRIfChdsb2dnZWRfZGVjaXNpb25fZmxvd19pZBgDIAEoCRIoCgRmcm9tGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgJ0bxgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJZGVjaXNpb25zGAYgASgFEg8KB21hdGNoZWQYByABKAUSHQoVZWZmZWN0aXZlX3NhbXBsZV9zaXplGAggASgBEikKBWNsaWNrGAkgASgLMhoua2FpcmVvbi52MS5Qb2xpY3lFc3RpbWF0ZRIuCgpjb252ZXJzaW9uGAogASgLMhoua2FpcmVvbi52MS5Qb2xpY3lFc3RpbWF0ZSLIAQoOUG9saWN5RXN0aW1hdGUSDgoGbG9nZ2VkGAEgASgBEgsKA2lwcxgCIAEoARI0CgxpcHNfaW50ZXJ2YWwYAyABKAsyHi5rYWlyZW9uLnYxLkNvbmZpZGVuY2VJbnRlcnZhbBIrCgVzbmlwcxgEIAEoCzIcLmdvb2dsZS5wcm90b2J1Zi5Eb3VibGVWYWx1ZRI2Cg5zbmlwc19pbnRlcnZhbBgFIAEoCzIeLmthaXJlb24udjEuQ29uZmlkZW5jZUludGVydmFsMpMIChNEZWNpc2lvbkZsb3dTZXJ2aWNlEmMKEkNyZWF0ZURlY2lzaW9uRmxvdxIlLmthaXJlb24udjEuQ3JlYXRlRGVjaXNpb25GbG93UmVxdWVzdBomLmthaXJlb24udjEuQ3JlYXRlRGVjaXNpb25GbG93UmVzcG9uc2USWgoPR2V0RGVjaXNpb25GbG93EiIua2FpcmVvbi52MS5HZXREZWNpc2lvbkZsb3dSZXF1ZXN0GiMua2FpcmVvbi52MS5HZXREZWNpc2lvbkZsb3dSZXNwb25zZRJgChFMaXN0RGVjaXNpb25GbG93cxIkLmthaXJlb24udjEuTGlzdERlY2lzaW9uRmxvd3NSZXF1ZXN0GiUua2FpcmVvbi52MS5MaXN0RGVjaXNpb25GbG93c1Jlc3BvbnNlEmMKElVwZGF0ZURlY2lzaW9uRmxvdxIlLmthaXJlb24udjEuVXBkYXRlRGVjaXNpb25GbG93UmVxdWVzdBomLmthaXJlb24udjEuVXBkYXRlRGVjaXNpb25GbG93UmVzcG9uc2USYwoSRGVsZXRlRGVjaXNpb25GbG93EiUua2FpcmVvbi52MS5EZWxldGVEZWNpc2lvbkZsb3dSZXF1ZXN0GiYua2FpcmVvbi52MS5EZWxldGVEZWNpc2lvbkZsb3dSZXNwb25zZRJmChNQdWJsaXNoRGVjaXNpb25GbG93EiYua2FpcmVvbi52MS5QdWJsaXNoRGVjaXNpb25GbG93UmVxdWVzdBonLmthaXJlb24udjEuUHVibGlzaERlY2lzaW9uRmxvd1Jlc3BvbnNlEnUKGExpc3REZWNpc2lvbkZsb3dWZXJzaW9ucxIrLmthaXJlb24udjEuTGlzdERlY2lzaW9uRmxvd1ZlcnNpb25zUmVxdWVzdBosLmthaXJlb24udjEuTGlzdERlY2lzaW9uRmxvd1ZlcnNpb25zUmVzcG9uc2USaQoUUm9sbEJhY2tEZWNpc2lvbkZsb3cSJy5rYWlyZW9uLnYxLlJvbGxCYWNrRGVjaXNpb25GbG93UmVxdWVzdBooLmthaXJlb24udjEuUm9sbEJhY2tEZWNpc2lvbkZsb3dSZXNwb25zZRJaCg9HZXRVcGxpZnRSZXBvcnQSIi5rYWlyZW9uLnYxLkdldFVwbGlmdFJlcG9ydFJlcXVlc3QaIy5rYWlyZW9uLnYxLkdldFVwbGlmdFJlcG9ydFJlc3BvbnNlEmkKFEV2YWx1YXRlRGVjaXNpb25GbG93Eicua2FpcmVvbi52MS5FdmFsdWF0ZURlY2lzaW9uRmxvd1JlcXVlc3QaKC5rYWlyZW9uLnYxLkV2YWx1YXRlRGVjaXNpb25GbG93UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_protobuf_wrappers, file_kaireon_v1_experiment]);
 
 /**
  * A decision flow: a versioned definition of which Recommend runs the latest published version.
@@ -493,6 +495,364 @@ export const RollBackDecisionFlowResponseSchema: GenMessage<RollBackDecisionFlow
   messageDesc(file_kaireon_v1_decision_flow, 17);
 
 /**
+ * @generated from message kaireon.v1.GetUpliftReportRequest
+ */
+export type GetUpliftReportRequest = Message<"kaireon.v1.GetUpliftReportRequest"> & {
+  /**
+   * @generated from field: string decision_flow_id = 1;
+   */
+  decisionFlowId: string;
+
+  /**
+   * The start of the period (inclusive); 30 days before its end when unset.
+   *
+   * @generated from field: google.protobuf.Timestamp from = 2;
+   */
+  from?: Timestamp | undefined;
+
+  /**
+   * The end of the period (exclusive); now when unset.
+   *
+   * @generated from field: google.protobuf.Timestamp to = 3;
+   */
+  to?: Timestamp | undefined;
+
+  /**
+   * The outcome type that counts as converting; conversion when unset.
+   *
+   * @generated from field: string goal = 4;
+   */
+  goal: string;
+};
+
+/**
+ * Describes the message kaireon.v1.GetUpliftReportRequest.
+ * Use `create(GetUpliftReportRequestSchema)` to create a new message.
+ */
+export const GetUpliftReportRequestSchema: GenMessage<GetUpliftReportRequest> = /*@__PURE__*/
+  messageDesc(file_kaireon_v1_decision_flow, 18);
+
+/**
+ * Decisioned customers against held-out customers over a period.
+ *
+ * @generated from message kaireon.v1.GetUpliftReportResponse
+ */
+export type GetUpliftReportResponse = Message<"kaireon.v1.GetUpliftReportResponse"> & {
+  /**
+   * The flow.
+   *
+   * @generated from field: string decision_flow_id = 1;
+   */
+  decisionFlowId: string;
+
+  /**
+   * The start of the period reported (inclusive).
+   *
+   * @generated from field: google.protobuf.Timestamp from = 2;
+   */
+  from?: Timestamp | undefined;
+
+  /**
+   * The end of the period reported (exclusive).
+   *
+   * @generated from field: google.protobuf.Timestamp to = 3;
+   */
+  to?: Timestamp | undefined;
+
+  /**
+   * The outcome type counted as converting.
+   *
+   * @generated from field: string goal = 4;
+   */
+  goal: string;
+
+  /**
+   * Customers the flow decided for: a customer belongs to the group of their first decision in the period.
+   *
+   * @generated from field: kaireon.v1.UpliftGroup decisioned = 5;
+   */
+  decisioned?: UpliftGroup | undefined;
+
+  /**
+   * Customers in the holdout group: an empty answer or the baseline.
+   *
+   * @generated from field: kaireon.v1.UpliftGroup held_out = 6;
+   */
+  heldOut?: UpliftGroup | undefined;
+
+  /**
+   * The decisioned group's conversion rate minus the held-out group's; absent when a group is empty.
+   *
+   * @generated from field: google.protobuf.DoubleValue absolute_uplift = 7;
+   */
+  absoluteUplift?: number | undefined;
+
+  /**
+   * 95% interval of the absolute uplift (normal approximation of the difference of two proportions).
+   *
+   * @generated from field: kaireon.v1.ConfidenceInterval uplift_interval = 8;
+   */
+  upliftInterval?: ConfidenceInterval | undefined;
+
+  /**
+   * The absolute uplift relative to the held-out rate, in percent; absent when that rate is zero.
+   *
+   * @generated from field: google.protobuf.DoubleValue relative_uplift = 9;
+   */
+  relativeUplift?: number | undefined;
+
+  /**
+   * Pooled two-proportion z-test of decisioned against held out; absent when it cannot be computed.
+   *
+   * @generated from field: google.protobuf.DoubleValue z_score = 10;
+   */
+  zScore?: number | undefined;
+
+  /**
+   * Two-sided p-value of the z-test.
+   *
+   * @generated from field: google.protobuf.DoubleValue p_value = 11;
+   */
+  pValue?: number | undefined;
+
+  /**
+   * p < 0.05.
+   *
+   * @generated from field: bool significant = 12;
+   */
+  significant: boolean;
+};
+
+/**
+ * Describes the message kaireon.v1.GetUpliftReportResponse.
+ * Use `create(GetUpliftReportResponseSchema)` to create a new message.
+ */
+export const GetUpliftReportResponseSchema: GenMessage<GetUpliftReportResponse> = /*@__PURE__*/
+  messageDesc(file_kaireon_v1_decision_flow, 19);
+
+/**
+ * One group of an uplift report.
+ *
+ * @generated from message kaireon.v1.UpliftGroup
+ */
+export type UpliftGroup = Message<"kaireon.v1.UpliftGroup"> & {
+  /**
+   * Distinct customers decided in the period.
+   *
+   * @generated from field: int32 customers = 1;
+   */
+  customers: number;
+
+  /**
+   * Of them, those with a goal outcome at or after their first decision and before the period's end.
+   *
+   * @generated from field: int32 converted = 2;
+   */
+  converted: number;
+
+  /**
+   * converted / customers; absent without customers.
+   *
+   * @generated from field: google.protobuf.DoubleValue conversion_rate = 3;
+   */
+  conversionRate?: number | undefined;
+
+  /**
+   * 95% Wilson interval of the conversion rate; absent without customers.
+   *
+   * @generated from field: kaireon.v1.ConfidenceInterval confidence_interval = 4;
+   */
+  confidenceInterval?: ConfidenceInterval | undefined;
+};
+
+/**
+ * Describes the message kaireon.v1.UpliftGroup.
+ * Use `create(UpliftGroupSchema)` to create a new message.
+ */
+export const UpliftGroupSchema: GenMessage<UpliftGroup> = /*@__PURE__*/
+  messageDesc(file_kaireon_v1_decision_flow, 20);
+
+/**
+ * @generated from message kaireon.v1.EvaluateDecisionFlowRequest
+ */
+export type EvaluateDecisionFlowRequest = Message<"kaireon.v1.EvaluateDecisionFlowRequest"> & {
+  /**
+   * The flow whose draft is evaluated.
+   *
+   * @generated from field: string decision_flow_id = 1;
+   */
+  decisionFlowId: string;
+
+  /**
+   * The start of the period whose logged decisions are replayed (inclusive); 30 days before its end when unset.
+   *
+   * @generated from field: google.protobuf.Timestamp from = 2;
+   */
+  from?: Timestamp | undefined;
+
+  /**
+   * The end of the period (exclusive); now when unset.
+   *
+   * @generated from field: google.protobuf.Timestamp to = 3;
+   */
+  to?: Timestamp | undefined;
+
+  /**
+   * The flow whose logged decisions are replayed; the evaluated flow's own when unset.
+   *
+   * @generated from field: string logged_decision_flow_id = 4;
+   */
+  loggedDecisionFlowId: string;
+
+  /**
+   * At most this many decisions, the newest of the period: 1 to 100000; 10000 when unset.
+   *
+   * @generated from field: google.protobuf.Int32Value max_decisions = 5;
+   */
+  maxDecisions?: number | undefined;
+};
+
+/**
+ * Describes the message kaireon.v1.EvaluateDecisionFlowRequest.
+ * Use `create(EvaluateDecisionFlowRequestSchema)` to create a new message.
+ */
+export const EvaluateDecisionFlowRequestSchema: GenMessage<EvaluateDecisionFlowRequest> = /*@__PURE__*/
+  messageDesc(file_kaireon_v1_decision_flow, 21);
+
+/**
+ * What the draft would have earned on the logged decisions, estimated from their logged choice probabilities.
+ *
+ * @generated from message kaireon.v1.EvaluateDecisionFlowResponse
+ */
+export type EvaluateDecisionFlowResponse = Message<"kaireon.v1.EvaluateDecisionFlowResponse"> & {
+  /**
+   * The flow evaluated.
+   *
+   * @generated from field: string decision_flow_id = 1;
+   */
+  decisionFlowId: string;
+
+  /**
+   * The draft's version number (the version the next publish creates).
+   *
+   * @generated from field: int32 draft_version = 2;
+   */
+  draftVersion: number;
+
+  /**
+   * The flow whose decisions were replayed.
+   *
+   * @generated from field: string logged_decision_flow_id = 3;
+   */
+  loggedDecisionFlowId: string;
+
+  /**
+   * The start of the period (inclusive).
+   *
+   * @generated from field: google.protobuf.Timestamp from = 4;
+   */
+  from?: Timestamp | undefined;
+
+  /**
+   * The end of the period (exclusive).
+   *
+   * @generated from field: google.protobuf.Timestamp to = 5;
+   */
+  to?: Timestamp | undefined;
+
+  /**
+   * Logged decisions read: each with a first recommendation and the probability it was chosen with.
+   *
+   * @generated from field: int32 decisions = 6;
+   */
+  decisions: number;
+
+  /**
+   * Decisions where the draft's first recommendation is the one logged: only these carry weight.
+   *
+   * @generated from field: int32 matched = 7;
+   */
+  matched: number;
+
+  /**
+   * (sum of weights)^2 / sum of squared weights: how many decisions the estimate is worth.
+   *
+   * @generated from field: double effective_sample_size = 8;
+   */
+  effectiveSampleSize: number;
+
+  /**
+   * Clicks (or any positive outcome) on the first recommendation.
+   *
+   * @generated from field: kaireon.v1.PolicyEstimate click = 9;
+   */
+  click?: PolicyEstimate | undefined;
+
+  /**
+   * Conversions on the first recommendation.
+   *
+   * @generated from field: kaireon.v1.PolicyEstimate conversion = 10;
+   */
+  conversion?: PolicyEstimate | undefined;
+};
+
+/**
+ * Describes the message kaireon.v1.EvaluateDecisionFlowResponse.
+ * Use `create(EvaluateDecisionFlowResponseSchema)` to create a new message.
+ */
+export const EvaluateDecisionFlowResponseSchema: GenMessage<EvaluateDecisionFlowResponse> = /*@__PURE__*/
+  messageDesc(file_kaireon_v1_decision_flow, 22);
+
+/**
+ * An estimate of a rate the draft would have had, next to the rate logged.
+ *
+ * @generated from message kaireon.v1.PolicyEstimate
+ */
+export type PolicyEstimate = Message<"kaireon.v1.PolicyEstimate"> & {
+  /**
+   * The rate the logged decisions had.
+   *
+   * @generated from field: double logged = 1;
+   */
+  logged: number;
+
+  /**
+   * Inverse propensity scoring: the mean of reward x weight over every logged decision.
+   *
+   * @generated from field: double ips = 2;
+   */
+  ips: number;
+
+  /**
+   * 95% interval of the IPS estimate (normal approximation).
+   *
+   * @generated from field: kaireon.v1.ConfidenceInterval ips_interval = 3;
+   */
+  ipsInterval?: ConfidenceInterval | undefined;
+
+  /**
+   * Self-normalised IPS: sum(reward x weight) / sum(weight); absent when no decision matched.
+   *
+   * @generated from field: google.protobuf.DoubleValue snips = 4;
+   */
+  snips?: number | undefined;
+
+  /**
+   * 95% interval of the SNIPS estimate (delta method); absent when no decision matched.
+   *
+   * @generated from field: kaireon.v1.ConfidenceInterval snips_interval = 5;
+   */
+  snipsInterval?: ConfidenceInterval | undefined;
+};
+
+/**
+ * Describes the message kaireon.v1.PolicyEstimate.
+ * Use `create(PolicyEstimateSchema)` to create a new message.
+ */
+export const PolicyEstimateSchema: GenMessage<PolicyEstimate> = /*@__PURE__*/
+  messageDesc(file_kaireon_v1_decision_flow, 23);
+
+/**
  * DecisionFlowService manages decision flows. A flow has a draft and immutable published versions;
  * Recommend runs the latest published one, and publishing reaches every instance within a second. It needs
  * an admin key; every write is audited.
@@ -573,6 +933,29 @@ export const DecisionFlowService: GenService<{
     methodKind: "unary";
     input: typeof RollBackDecisionFlowRequestSchema;
     output: typeof RollBackDecisionFlowResponseSchema;
+  },
+  /**
+   * Customers decided by the flow against those in its holdout group (or the tenant's) over a period: the
+   * share of each group with a goal outcome after their first decision, and whether the difference is real.
+   *
+   * @generated from rpc kaireon.v1.DecisionFlowService.GetUpliftReport
+   */
+  getUpliftReport: {
+    methodKind: "unary";
+    input: typeof GetUpliftReportRequestSchema;
+    output: typeof GetUpliftReportResponseSchema;
+  },
+  /**
+   * Estimates the click and conversion rate the flow's draft would have had on the decisions logged over a
+   * period and the responses to them (inverse propensity scoring and its self-normalised form), before it
+   * is published. Nothing is written.
+   *
+   * @generated from rpc kaireon.v1.DecisionFlowService.EvaluateDecisionFlow
+   */
+  evaluateDecisionFlow: {
+    methodKind: "unary";
+    input: typeof EvaluateDecisionFlowRequestSchema;
+    output: typeof EvaluateDecisionFlowResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_kaireon_v1_decision_flow, 0);

@@ -2,6 +2,7 @@
 // contract's messages.
 
 import { type DescMessage, type DescMethod, type MessageShape, ScalarType, toJson } from "@bufbuild/protobuf";
+import { type Timestamp, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { validationError } from "../../errors.ts";
 import type { CallContext } from "../../services/context.ts";
 import { jsonNameOf, type ResourceKind } from "../../services/resources.ts";
@@ -122,6 +123,15 @@ export function wholeParam(query: Record<string, string | undefined>, name: stri
   if (raw === undefined || raw === "") return undefined;
   if (!/^\d{1,9}$/.test(raw)) throw validationError([{ field: name, message: `${name} must be a whole number` }]);
   return Number(raw);
+}
+
+/** An RFC 3339 timestamp in the query, or undefined when absent. */
+export function timestampParam(query: Record<string, string | undefined>, name: string): Timestamp | undefined {
+  const raw = query[name];
+  if (raw === undefined || raw === "") return undefined;
+  const at = /^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:\d{2}))?$/.test(raw) ? new Date(raw) : new Date(Number.NaN);
+  if (Number.isNaN(at.getTime())) throw validationError([{ field: name, message: `${name} must be an RFC 3339 timestamp` }]);
+  return timestampFromDate(at);
 }
 
 /** A resource service's method by name (CreateOffer, ListOffers…); the contract has each, or it is a wiring bug. */

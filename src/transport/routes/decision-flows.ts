@@ -4,6 +4,10 @@ import { create } from "@bufbuild/protobuf";
 import {
   DecisionFlowSchema,
   DecisionFlowService,
+  EvaluateDecisionFlowRequestSchema,
+  EvaluateDecisionFlowResponseSchema,
+  GetUpliftReportRequestSchema,
+  GetUpliftReportResponseSchema,
   ListDecisionFlowVersionsRequestSchema,
   ListDecisionFlowVersionsResponseSchema,
   PublishDecisionFlowRequestSchema,
@@ -11,9 +15,10 @@ import {
 } from "../../../gen/kaireon/v1/decision_flow_pb.ts";
 import type { ServiceDeps } from "../../services/context.ts";
 import { listDecisionFlowVersions, publishDecisionFlow, rollBackDecisionFlow } from "../../services/decision-flows.ts";
+import { evaluateDecisionFlow, getUpliftReport } from "../../services/flow-reports.ts";
 import { decisionFlowKind } from "../../services/kinds/index.ts";
 import { decodeJsonMessage } from "../json.ts";
-import { json, type RestRoute } from "./binding.ts";
+import { json, type RestRoute, timestampParam } from "./binding.ts";
 import { resourceRoutes } from "./resources.ts";
 
 /** A decision flow's draft, its publication, its versions and its rollback. */
@@ -70,6 +75,48 @@ export function decisionFlowRoutes(deps: ServiceDeps): RestRoute[] {
       run: async (ctx, { body, params }) => {
         const req = { ...decodeJsonMessage(RollBackDecisionFlowRequestSchema, body), decisionFlowId: params.decisionFlowId ?? "" };
         return json(DecisionFlowSchema, (await rollBackDecisionFlow(deps, ctx, req)).decisionFlow);
+      },
+    },
+    {
+      method: "GET",
+      path: `${v1}/decision-flows/:decisionFlowId/uplift`,
+      operationId: "getUpliftReport",
+      rpc: DecisionFlowService.method.getUpliftReport,
+      summary: "Decisioned customers against the holdout group over a period: conversion rates, their difference and a z-test",
+      tag: "Decision flows",
+      query: [
+        { name: "from", type: "string", description: "start of the period, RFC 3339 (30 days before its end when absent)" },
+        { name: "to", type: "string", description: "end of the period, RFC 3339, exclusive (now when absent)" },
+        { name: "goal", type: "string", description: "the outcome type that counts as converting (conversion when absent)" },
+      ],
+      response: GetUpliftReportResponseSchema,
+      run: async (ctx, { params, query }) =>
+        json(
+          GetUpliftReportResponseSchema,
+          await getUpliftReport(
+            deps,
+            ctx,
+            create(GetUpliftReportRequestSchema, {
+              decisionFlowId: params.decisionFlowId ?? "",
+              from: timestampParam(query, "from"),
+              to: timestampParam(query, "to"),
+              goal: query.goal ?? "",
+            }),
+          ),
+        ),
+    },
+    {
+      method: "POST",
+      path: `${v1}/decision-flows/:decisionFlowId/evaluate`,
+      operationId: "evaluateDecisionFlow",
+      rpc: DecisionFlowService.method.evaluateDecisionFlow,
+      summary: "Estimate the draft's click and conversion rates on the decisions logged over a period (IPS and SNIPS)",
+      tag: "Decision flows",
+      body: EvaluateDecisionFlowRequestSchema,
+      response: EvaluateDecisionFlowResponseSchema,
+      run: async (ctx, { body, params }) => {
+        const req = { ...decodeJsonMessage(EvaluateDecisionFlowRequestSchema, body), decisionFlowId: params.decisionFlowId ?? "" };
+        return json(EvaluateDecisionFlowResponseSchema, await evaluateDecisionFlow(deps, ctx, req));
       },
     },
   ];
