@@ -206,3 +206,33 @@ describe("batch decisions", () => {
     expect(seen).toEqual(requests.map((_, i) => i));
   });
 });
+
+describe("a batch and the recording of its decisions", () => {
+  test("a batch larger than the decision buffer waits for the writer: every decision is recorded", async () => {
+    const small = await startTestService({ DECISION_BUFFER_SIZE: "100", EVENT_RELAY: "false" });
+    try {
+      const body = Array.from({ length: 3_000 }, (_, i) =>
+        JSON.stringify({ customerId: `rec_${i}`, channelId: "ch_email", maxOffers: 2 }),
+      ).join("\n");
+      const res = await fetch(`${small.http}/api/v1/recommend/batch`, {
+        method: "POST",
+        headers: { ...authHeaders(), "content-type": "application/x-ndjson" },
+        body,
+      });
+      const lines = (await res.text())
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l));
+      expect(lines).toHaveLength(3_000);
+      // Every answer names its recommendations: none was refused by a full buffer.
+      const answered = lines.filter((l) => (l.recommendations ?? []).length > 0);
+      expect(answered.length).toBe(3_000);
+      expect(answered.every((l) => l.recommendations.every((r: Rec) => r.recommendationId))).toBe(true);
+      await small.app.deps.decisions.flush();
+      const [row] = await small.db.sql`select count(*)::int as n from decisions`;
+      expect(row?.n).toBe(3_000);
+    } finally {
+      await small.stop();
+    }
+  }, 120_000);
+});

@@ -11,6 +11,13 @@ import { recommend } from "./recommend.ts";
 
 /** Requests decided at once: enough to overlap their reads, few enough to keep a batch's memory flat. */
 export const BATCH_CONCURRENCY = 16;
+/**
+ * A batch decides faster than one instance records decisions: while the decision buffer is over half
+ * full it waits for the writer before the next line (up to this long per line, then goes on, and what the
+ * full buffer refuses is counted and logged as for any Recommend), so a large batch does not crowd out
+ * the recording of its own and other calls' decisions.
+ */
+export const BATCH_RECORDING_WAIT_MS = 5_000;
 /** The most requests one gRPC RecommendBatch message may carry. */
 export const MAX_BATCH_MESSAGE_REQUESTS = 10_000;
 
@@ -56,6 +63,10 @@ export async function* recommendBatch(deps: ServiceDeps, ctx: CallContext, items
       : deps.limits.monthlyQuota((await deps.catalogs.get(ctx.auth.tenantId)).settings);
   const inFlight: Promise<BatchAnswer>[] = [];
   for await (const item of items) {
+    if (deps.decisions.crowded) {
+      const until = Date.now() + BATCH_RECORDING_WAIT_MS;
+      while (deps.decisions.crowded && Date.now() < until) await Bun.sleep(5);
+    }
     if (inFlight.length > 0 && (ctx.decisionsUsed ?? 0) + decided + inFlight.length >= quota) {
       while (inFlight.length > 0) yield await (inFlight.shift() as Promise<BatchAnswer>);
     }

@@ -56,6 +56,11 @@ export class BatchWriter<T> {
     return this.pending.size + this.writing.size;
   }
 
+  /** More than half the buffer is taken: a producer that can wait (a batch) should, before it adds more. */
+  get crowded(): boolean {
+    return this.buffered * 2 >= this.opts.maxBuffered;
+  }
+
   /** Writes everything buffered so far; resolves when it is committed (or given up). */
   async flush(): Promise<void> {
     while (this.pending.size > 0 || this.running) {
