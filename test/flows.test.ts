@@ -59,8 +59,10 @@ describe("flow versions", () => {
     const db = svc.app.deps.db;
     expect(await publishDraft(db, "demo", "df_credit_cards")).toBeNull();
     expect(await rollBack(db, "demo", "df_credit_cards", 1)).toBe(3);
-    await waitFor(async () => (await offersAt(secondUrl)).length === 2, 1000, 20);
+    // Both instances learn of the new version by notification, each on its own time: wait for each.
+    for (const base of [secondUrl, svc.http]) await waitFor(async () => (await offersAt(base)).length === 2, 1000, 20);
     expect(await offersAt(svc.http)).toEqual(["act_platinum_cc", "act_cashback"]);
+    expect(await offersAt(secondUrl)).toEqual(["act_platinum_cc", "act_cashback"]);
     const versions = await listVersions(db, "demo", "df_credit_cards");
     expect(versions.map((v) => [v.version, v.status])).toEqual([
       [1, "published"],
