@@ -9,7 +9,7 @@
 import type http2 from "node:http2";
 import { constants } from "node:http2";
 import { brotliCompressSync, gzipSync } from "node:zlib";
-import { type DescMethod, type DescService, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { type DescMethod, type DescService, fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
@@ -23,6 +23,7 @@ import { admit, type CallRule, ruleOf } from "./call-rules.ts";
 import { handlerValuesOf, registerServices, toConnectError } from "./connect.ts";
 import type { ConnectDispatcher } from "./connect-dispatch.ts";
 import { grpcTimeoutMs, isUnreadable, MESSAGE_ENCODINGS, unaryMessageOf } from "./grpc-envelope.ts";
+import { binaryEncoder } from "./proto-binary.ts";
 import { bodyWithin } from "./read-deadline.ts";
 import { requestIdFrom } from "./request-id.ts";
 
@@ -35,6 +36,8 @@ interface UnaryMethod {
   rule: CallRule;
   readMaxBytes: number;
   route: string;
+  /** The answer's binary encoding, compiled for its type. */
+  encode: (message: unknown) => Uint8Array;
 }
 
 const ENCODINGS = MESSAGE_ENCODINGS.join(",");
@@ -71,6 +74,7 @@ function unaryMethods(deps: ServiceDeps, probe: Probe): Map<string, UnaryMethod>
           rule,
           readMaxBytes: rule.maxBytes(deps.config),
           route: `/${service.typeName}/${method.name}`,
+          encode: binaryEncoder(method.output) as (message: unknown) => Uint8Array,
         });
       }
       return recorder;
@@ -227,7 +231,7 @@ export function createNativeGrpc(
       const res = await withinDeadline(m.impl(message, { values: handlerValuesOf(admitted.ctx) }), ms);
       // An answer after the caller's deadline is one it no longer waits for.
       if (performance.now() - started > ms) throw new ConnectError("the call's deadline passed", Code.DeadlineExceeded);
-      const payload = toBinary(m.method.output, res as never);
+      const payload = m.encode(res);
       // A compressed request is answered in kind when the caller accepts it.
       const compress =
         encoding !== "identity" &&
