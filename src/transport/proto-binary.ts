@@ -200,6 +200,23 @@ const INT32_MIN = -0x80000000;
 const INT32_MAX = 0x7fffffff;
 const UINT32_MAX = 0xffffffff;
 
+function fixed32Codec(signed: boolean): ScalarCodec {
+  const [type, min, max] = signed ? ["int32", INT32_MIN, INT32_MAX] : ["uint32", 0, UINT32_MAX];
+  return {
+    wire: WIRE_BIT32,
+    size: (v) => {
+      checkInt(v, type, min, max);
+      return 4;
+    },
+    write(p, v) {
+      if (signed) scratch.setInt32(0, v as number, true);
+      else scratch.setUint32(0, v as number, true);
+      p.buf.set(scratchBytes.subarray(0, 4), p.pos);
+      p.pos += 4;
+    },
+  };
+}
+
 function scalarCodec(type: ScalarType): ScalarCodec {
   switch (type) {
     case ScalarType.STRING:
@@ -243,31 +260,9 @@ function scalarCodec(type: ScalarType): ScalarCodec {
         },
       };
     case ScalarType.FIXED32:
-      return {
-        wire: WIRE_BIT32,
-        size: (v) => {
-          checkInt(v, "uint32", 0, UINT32_MAX);
-          return 4;
-        },
-        write(p, v) {
-          scratch.setUint32(0, v as number, true);
-          p.buf.set(scratchBytes.subarray(0, 4), p.pos);
-          p.pos += 4;
-        },
-      };
+      return fixed32Codec(false);
     case ScalarType.SFIXED32:
-      return {
-        wire: WIRE_BIT32,
-        size: (v) => {
-          checkInt(v, "int32", INT32_MIN, INT32_MAX);
-          return 4;
-        },
-        write(p, v) {
-          scratch.setInt32(0, v as number, true);
-          p.buf.set(scratchBytes.subarray(0, 4), p.pos);
-          p.pos += 4;
-        },
-      };
+      return fixed32Codec(true);
     case ScalarType.UINT32:
       return {
         wire: WIRE_VARINT,
