@@ -81,6 +81,17 @@ describe("the OpenAPI document", () => {
       const properties = Object.keys(schemaOf(method, path).properties);
       for (const key of Object.keys(json)) expect(properties).toContain(key);
     }
+    // A trace's stages: each stage's fields are those of its kind's message, written inline, as the schema says.
+    const rec = (await (
+      await fetch(`${svc.http}/api/v1/recommend`, { method: "POST", headers: authHeaders(), body: TUTORIAL_RECOMMEND })
+    ).json()) as Json;
+    const trace = (await (await fetch(`${svc.http}/api/v1/decision-traces/${rec.traceId}`, { headers: authHeaders() })).json()) as Json;
+    const stageProperties = Object.keys(schemas.TraceStage?.properties ?? {});
+    for (const key of ["input", "computed", "candidatesIn", "drops", "scores", "finalOrder"]) expect(stageProperties).toContain(key);
+    expect(stageProperties).not.toContain("filter");
+    for (const stage of trace.stages as Json[]) for (const key of Object.keys(stage)) expect(stageProperties).toContain(key);
+    const traceSchema = schemaOf("get", "/api/v1/decision-traces/{traceId}");
+    expect(violations(trace, traceSchema, "trace")).toEqual([]);
     // An error answer is the documented error shape.
     const error = (await (await fetch(`${svc.http}/api/v1/offers/nope`, { headers: authHeaders() })).json()) as Json;
     expect(Object.keys(error).sort()).toEqual([...(schemas.Error?.required ?? [])].sort());

@@ -1,6 +1,10 @@
 // The API tutorial's three calls, verbatim, against the demo tenant on the real PostgreSQL.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { toJson } from "@bufbuild/protobuf";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { DecisionTraceService, FilterReason, TraceStageSchema } from "../gen/kaireon/v1/decision_trace_pb.ts";
 import { maintainPartitions } from "../src/store/partitions.ts";
 import {
   authHeaders,
@@ -127,7 +131,12 @@ describe("Decision traces", () => {
     expect(filter.filtered).toContain("act_auto_loan (propensity < 0.55)");
     // The same drops, typed: one per entry, in the same order.
     expect(filter.drops.length).toBe(filter.filtered.length);
-    expect(filter.drops).toContainEqual({ offerId: "act_home_loan", reason: "FILTER_REASON_SEGMENT_REQUIRED", detail: "segment_required", ruleId: "" });
+    expect(filter.drops).toContainEqual({
+      offerId: "act_home_loan",
+      reason: "FILTER_REASON_SEGMENT_REQUIRED",
+      detail: "segment_required",
+      ruleId: "",
+    });
     expect(filter.drops).toContainEqual({
       offerId: "act_auto_loan",
       reason: "FILTER_REASON_PROPENSITY_BELOW_MINIMUM",
@@ -140,6 +149,83 @@ describe("Decision traces", () => {
     // Each stage carries only its own fields.
     expect(enrich).not.toHaveProperty("filtered");
     expect(rank).not.toHaveProperty("scores");
+  });
+
+  test("over gRPC each stage is a message of its own kind; REST writes its fields beside name and duration", async () => {
+    const rec = await postJson(svc.http, "/api/v1/recommend", TUTORIAL_RECOMMEND);
+    const client = createClient(DecisionTraceService, createGrpcTransport({ baseUrl: svc.grpc }));
+    const { trace } = await client.getDecisionTrace({ traceId: rec.json.traceId }, { headers: authHeaders() });
+    const stages = trace?.stages ?? [];
+    expect(stages.map((s) => s.detail.case)).toEqual(["enrich", "compute", "filter", "score", "rank"]);
+    for (const s of stages) expect(s.detail.case).toBe(s.name as NonNullable<typeof s.detail.case>);
+    const filter = stages.find((s) => s.detail.case === "filter")?.detail;
+    if (filter?.case !== "filter") throw new Error("no filter stage");
+    expect(filter.value.candidatesIn).toBe(15);
+    expect(filter.value.drops.find((d) => d.offerId === "act_home_loan")?.reason).toBe(FilterReason.SEGMENT_REQUIRED);
+    const rank = stages.find((s) => s.detail.case === "rank")?.detail;
+    expect(rank?.case === "rank" && rank.value.finalOrder).toEqual(["act_platinum_cc", "act_cashback"]);
+
+    // REST: the same stages, each with exactly the fields of its message beside name, duration and placement.
+    const { json } = await getTrace(rec.json.traceId);
+    const own = ["duration", "name", "placement"];
+    expect(json.stages.map((s: Record<string, unknown>) => Object.keys(s).sort())).toEqual([
+      [...own, "input", "output"].sort(),
+      [...own, "computed"].sort(),
+      [...own, "candidatesIn", "candidatesOut", "drops", "filtered"].sort(),
+      [...own, "factors", "scores"].sort(),
+      [...own, "experiments", "finalOrder"].sort(),
+    ]);
+    for (const [i, s] of stages.entries()) {
+      const detail = toJson(TraceStageSchema, s, { alwaysEmitImplicit: true }) as Record<string, Record<string, unknown>>;
+      expect(json.stages[i]).toMatchObject(detail[s.name] ?? { missing: s.name });
+    }
+  });
+
+  test("a trace stored before stages had messages of their own reads back typed, over REST and gRPC", async () => {
+    // The shape an earlier version stored: every stage's fields beside its name.
+    const traceId = "trace_storedflat0000000000001";
+    const body = {
+      traceId,
+      customerId: "cust_12345",
+      decisionFlowId: "df_credit_cards",
+      decisionFlowVersion: 1,
+      channelId: "ch_email",
+      totalDuration: 1.5,
+      processedAt: "2026-11-30T10:00:00Z",
+      stages: [
+        { name: "enrich", duration: 0.2, input: { customerId: "cust_12345" }, output: { "customer.loyalty_score": 85 } },
+        { name: "compute", duration: 0.1, computed: { act_cashback: { personalized_rate: 18.24 } } },
+        {
+          name: "filter",
+          duration: 0.3,
+          candidatesIn: 15,
+          candidatesOut: 1,
+          filtered: ["act_home_loan (segment_required)"],
+          drops: [{ offerId: "act_home_loan", reason: "FILTER_REASON_SEGMENT_REQUIRED", detail: "segment_required" }],
+        },
+        { name: "score", duration: 0.1, scores: { act_cashback: 0.74 }, factors: { act_cashback: { propensity: 0.3 } } },
+        { name: "rank", duration: 0.1, finalOrder: ["act_cashback"] },
+      ],
+    };
+    await svc.db.sql`insert into decision_traces (tenant_id, trace_id, customer_id, decision_flow_id, body, expires_at)
+                     values ('demo', ${traceId}, 'cust_12345', 'df_credit_cards', ${svc.db.sql.json(body)}, now() + interval '1 day')`;
+    const client = createClient(DecisionTraceService, createGrpcTransport({ baseUrl: svc.grpc }));
+    const { trace } = await client.getDecisionTrace({ traceId }, { headers: authHeaders() });
+    const detail = Object.fromEntries((trace?.stages ?? []).map((s) => [s.name, s.detail]));
+    expect(detail.enrich).toMatchObject({ case: "enrich", value: { input: { customerId: "cust_12345" } } });
+    expect(detail.filter).toMatchObject({ case: "filter", value: { candidatesIn: 15, candidatesOut: 1 } });
+    expect(detail.filter?.case === "filter" && detail.filter.value.drops[0]?.reason).toBe(FilterReason.SEGMENT_REQUIRED);
+    expect(detail.score).toMatchObject({ case: "score", value: { scores: { act_cashback: 0.74 } } });
+    expect(detail.rank).toMatchObject({ case: "rank", value: { finalOrder: ["act_cashback"] } });
+    const { status, json } = await getTrace(traceId);
+    expect(status).toBe(200);
+    expect(json.stages[2]).toMatchObject({
+      name: "filter",
+      candidatesIn: 15,
+      candidatesOut: 1,
+      filtered: ["act_home_loan (segment_required)"],
+    });
+    expect(json.stages[4]).toMatchObject({ name: "rank", finalOrder: ["act_cashback"] });
   });
 
   test("another tenant's key gets 404 for the trace, like a missing one", async () => {

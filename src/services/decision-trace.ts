@@ -2,6 +2,7 @@
 
 import { create, fromJson } from "@bufbuild/protobuf";
 import {
+  type DecisionTrace,
   DecisionTraceSchema,
   type GetDecisionTraceRequest,
   type GetDecisionTraceResponse,
@@ -33,8 +34,39 @@ export async function getDecisionTrace(
     (deps.readDb !== deps.db ? await readTrace(deps.db, tenantId, req.traceId, now) : null);
   if (!body) throw notFound("Decision trace");
   return create(GetDecisionTraceResponseSchema, {
-    trace: fromJson(DecisionTraceSchema, body as never, { ignoreUnknownFields: true }),
+    trace: storedTrace(body),
   });
+}
+
+/** The fields each stage kind had when all stages shared one message, by the kind that holds them now. */
+const FLAT_STAGE_FIELDS: Record<string, string[]> = {
+  enrich: ["input", "output"],
+  compute: ["computed"],
+  filter: ["candidatesIn", "candidatesOut", "filtered", "drops"],
+  score: ["scores", "factors"],
+  rank: ["finalOrder", "experiments"],
+};
+
+/**
+ * A stored trace as the message reads it. Traces stored before stages had messages of their own (kept for
+ * the trace retention) hold each stage's fields beside its name: they are moved into the stage's message.
+ */
+export function storedTrace(body: Record<string, unknown>): DecisionTrace {
+  const stages = body.stages;
+  if (Array.isArray(stages)) {
+    body = {
+      ...body,
+      stages: stages.map((stage: Record<string, unknown>) => {
+        const kind = String(stage.name ?? "");
+        const fields = FLAT_STAGE_FIELDS[kind];
+        if (!fields || kind in stage) return stage;
+        const flat = Object.fromEntries(fields.filter((f) => stage[f] !== undefined).map((f) => [f, stage[f]]));
+        const rest = Object.fromEntries(Object.entries(stage).filter(([k]) => !(k in flat)));
+        return { ...rest, [kind]: flat };
+      }),
+    };
+  }
+  return fromJson(DecisionTraceSchema, body as never, { ignoreUnknownFields: true });
 }
 
 const DEFAULT_TRACE_PAGE = 20;
@@ -70,7 +102,7 @@ export async function listDecisionTraces(
   const page = rows.slice(0, limit);
   const last = page[page.length - 1];
   return create(ListDecisionTracesResponseSchema, {
-    traces: page.map((r) => fromJson(DecisionTraceSchema, r.body as never, { ignoreUnknownFields: true })),
+    traces: page.map((r) => storedTrace(r.body)),
     nextCursor: rows.length > limit && last ? encodeCursor([last.createdAt.toISOString(), last.traceId]) : "",
   });
 }

@@ -1,7 +1,7 @@
 // Recommend: run the tenant's decision flow for one customer on one channel and answer with ranked,
 // personalized offers; record a decision trace when asked (or sampled).
 
-import { create, type JsonObject, toJson } from "@bufbuild/protobuf";
+import { create, type JsonObject, type MessageInitShape, toJson } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { DecisionTraceSchema, TraceStageSchema } from "../../gen/kaireon/v1/decision_trace_pb.ts";
 import {
@@ -237,8 +237,7 @@ export async function recommend(deps: ServiceDeps, ctx: CallContext, req: Recomm
           create(TraceStageSchema, {
             name: "enrich",
             duration: roundMs(enrichDuration),
-            input: { customerId: req.customerId },
-            output: enrichOutput(profile),
+            detail: { case: "enrich", value: { input: { customerId: req.customerId }, output: enrichOutput(profile) } },
           }),
           ...stages.flatMap((list, i) => list.map((s) => stageMessage(s, multi ? (slots[i]?.placement ?? "") : ""))),
         ],
@@ -520,19 +519,28 @@ function enrichOutput(profile: { attributes: Record<string, unknown>; segments: 
   return out;
 }
 
+/** A stage of the engine as its message: name and duration, and what it found in the message of its kind. */
 function stageMessage(s: StageRecord, placement: string) {
-  return create(TraceStageSchema, {
-    name: s.name,
-    placement,
-    duration: roundMs(s.duration),
-    computed: s.computed as JsonObject | undefined,
-    candidatesIn: s.candidatesIn,
-    candidatesOut: s.candidatesOut,
-    filtered: s.filtered ?? [],
-    drops: (s.filtered ?? []).map(dropOf),
-    scores: s.scores ?? {},
-    factors: s.factors as JsonObject | undefined,
-    finalOrder: s.finalOrder ?? [],
-    experiments: s.experiments as JsonObject | undefined,
-  });
+  return create(TraceStageSchema, { name: s.name, placement, duration: roundMs(s.duration), detail: stageDetail(s) });
+}
+
+function stageDetail(s: StageRecord): MessageInitShape<typeof TraceStageSchema>["detail"] {
+  switch (s.name) {
+    case "compute":
+      return { case: "compute", value: { computed: s.computed as JsonObject | undefined } };
+    case "filter":
+      return {
+        case: "filter",
+        value: {
+          candidatesIn: s.candidatesIn ?? 0,
+          candidatesOut: s.candidatesOut ?? 0,
+          filtered: s.filtered ?? [],
+          drops: (s.filtered ?? []).map(dropOf),
+        },
+      };
+    case "score":
+      return { case: "score", value: { scores: s.scores ?? {}, factors: s.factors as JsonObject | undefined } };
+    case "rank":
+      return { case: "rank", value: { finalOrder: s.finalOrder ?? [], experiments: s.experiments as JsonObject | undefined } };
+  }
 }

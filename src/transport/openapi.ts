@@ -13,6 +13,7 @@ import { SCOPES } from "../services/api-keys.ts";
 import { catalogDocumentOf } from "../services/catalog-document.ts";
 import { PLANS } from "../services/tenant-settings.ts";
 import { pathOf } from "./call-rules.ts";
+import { isInlineOneof } from "./inline-oneofs.ts";
 import { connectCodeOf } from "./connect.ts";
 import protoComments from "./proto-comments.json" with { type: "json" };
 import { type RestRoute, ruleOfRoute } from "./routes/index.ts";
@@ -121,8 +122,18 @@ class Components {
 
   private object(message: DescMessage): Schema {
     const properties: Record<string, Schema> = {};
-    for (const f of message.fields) properties[f.jsonName] = withDescription(this.field(f), commentOf(`${message.typeName}.${f.name}`));
-    const required = message.fields.filter(isRequired).map((f) => f.jsonName);
+    for (const f of message.fields) {
+      if (f.oneof && isInlineOneof(f.oneof) && f.fieldKind === "message") {
+        // REST writes the case's fields beside this message's own (transport/inline-oneofs.ts).
+        const inner = this.object(f.message).properties as Record<string, Schema>;
+        for (const [name, schema] of Object.entries(inner)) {
+          const said = properties[name]?.description;
+          const own = `${f.jsonName}: ${String(schema.description ?? "")}`;
+          properties[name] = { ...schema, description: said ? `${said}; ${own}` : own };
+        }
+      } else properties[f.jsonName] = withDescription(this.field(f), commentOf(`${message.typeName}.${f.name}`));
+    }
+    const required = message.fields.filter((f) => !f.oneof && isRequired(f)).map((f) => f.jsonName);
     const description = commentOf(message.typeName);
     return { type: "object", ...(description ? { description } : {}), ...(required.length > 0 ? { required } : {}), properties };
   }
@@ -242,12 +253,11 @@ const SEEDS: Record<string, Json> = {
     condition: "customer.age >= 18 && customer.credit_score >= 620",
   },
   "kaireon.v1.TraceStage": {
-    name: "qualification",
+    name: "filter",
     duration: 0.4,
     candidatesIn: 15,
-    candidatesOut: 9,
-    filtered: ["act_student_cc"],
-    finalOrder: ["act_platinum_cc", "act_cashback"],
+    candidatesOut: 13,
+    filtered: ["act_home_loan (segment_required)", "act_auto_loan (propensity < 0.4)"],
   },
   "kaireon.v1.OutcomeType": { outcomeType: "apply", classification: "positive" },
   "kaireon.v1.TenantSettings": {

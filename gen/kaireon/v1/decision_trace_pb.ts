@@ -5,14 +5,14 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_protobuf_wrappers } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file kaireon/v1/decision_trace.proto.
  */
 export const file_kaireon_v1_decision_trace: GenFile = /*@__PURE__*/
-  fileDesc("Ch9rYWlyZW9uL3YxL2RlY2lzaW9uX3RyYWNlLnByb3RvEgprYWlyZW9uLnYxIk8KGUxpc3REZWNpc2lvblRyYWNlc1JlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkSDQoFbGltaXQYAiABKAUSDgoGY3Vyc29yGAMgASgJIlwKGkxpc3REZWNpc2lvblRyYWNlc1Jlc3BvbnNlEikKBnRyYWNlcxgBIAMoCzIZLmthaXJlb24udjEuRGVjaXNpb25UcmFjZRITCgtuZXh0X2N1cnNvchgCIAEoCSIrChdHZXREZWNpc2lvblRyYWNlUmVxdWVzdBIQCgh0cmFjZV9pZBgBIAEoCSJEChhHZXREZWNpc2lvblRyYWNlUmVzcG9uc2USKAoFdHJhY2UYASABKAsyGS5rYWlyZW9uLnYxLkRlY2lzaW9uVHJhY2UihwIKDURlY2lzaW9uVHJhY2USEAoIdHJhY2VfaWQYASABKAkSEwoLY3VzdG9tZXJfaWQYAiABKAkSGAoQZGVjaXNpb25fZmxvd19pZBgDIAEoCRIdChVkZWNpc2lvbl9mbG93X3ZlcnNpb24YBCABKAUSEgoKY2hhbm5lbF9pZBgFIAEoCRImCgZzdGFnZXMYBiADKAsyFi5rYWlyZW9uLnYxLlRyYWNlU3RhZ2USFgoOdG90YWxfZHVyYXRpb24YByABKAESMAoMcHJvY2Vzc2VkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghoZWxkX291dBgJIAEoCCKtBAoKVHJhY2VTdGFnZRIMCgRuYW1lGAEgASgJEhAKCGR1cmF0aW9uGAIgASgBEiYKBWlucHV0GAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBInCgZvdXRwdXQYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EikKCGNvbXB1dGVkGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIyCg1jYW5kaWRhdGVzX2luGAYgASgLMhsuZ29vZ2xlLnByb3RvYnVmLkludDMyVmFsdWUSMwoOY2FuZGlkYXRlc19vdXQYByABKAsyGy5nb29nbGUucHJvdG9idWYuSW50MzJWYWx1ZRIQCghmaWx0ZXJlZBgIIAMoCRIyCgZzY29yZXMYCSADKAsyIi5rYWlyZW9uLnYxLlRyYWNlU3RhZ2UuU2NvcmVzRW50cnkSKAoHZmFjdG9ycxgKIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEwoLZmluYWxfb3JkZXIYCyADKAkSLAoLZXhwZXJpbWVudHMYDCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiUKBWRyb3BzGA0gAygLMhYua2FpcmVvbi52MS5GaWx0ZXJEcm9wEhEKCXBsYWNlbWVudBgOIAEoCRotCgtTY29yZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBImkKCkZpbHRlckRyb3ASEAoIb2ZmZXJfaWQYASABKAkSKAoGcmVhc29uGAIgASgOMhgua2FpcmVvbi52MS5GaWx0ZXJSZWFzb24SDgoGZGV0YWlsGAMgASgJEg8KB3J1bGVfaWQYBCABKAkqnAQKDEZpbHRlclJlYXNvbhIdChlGSUxURVJfUkVBU09OX1VOU1BFQ0lGSUVEEAASGgoWRklMVEVSX1JFQVNPTl9JTkFDVElWRRABEh0KGUZJTFRFUl9SRUFTT05fTk9UX1NUQVJURUQQAhIZChVGSUxURVJfUkVBU09OX0VYUElSRUQQAxIdChlGSUxURVJfUkVBU09OX05PX0NSRUFUSVZFEAQSIgoeRklMVEVSX1JFQVNPTl9TRUdNRU5UX1JFUVVJUkVEEAUSIgoeRklMVEVSX1JFQVNPTl9DT05ESVRJT05fRkFJTEVEEAYSKgomRklMVEVSX1JFQVNPTl9QUk9QRU5TSVRZX0JFTE9XX01JTklNVU0QBxIfChtGSUxURVJfUkVBU09OX0ZSRVFVRU5DWV9DQVAQCBIaChZGSUxURVJfUkVBU09OX0NPT0xET1dOEAkSJQohRklMVEVSX1JFQVNPTl9PVVRDT01FX1NVUFBSRVNTSU9OEAoSGQoVRklMVEVSX1JFQVNPTl9PUFRfT1VUEAsSJQohRklMVEVSX1JFQVNPTl9ISVNUT1JZX1VOQVZBSUxBQkxFEAwSHAoYRklMVEVSX1JFQVNPTl9WT0xVTUVfQ0FQEA0SJAogRklMVEVSX1JFQVNPTl9WT0xVTUVfVU5BVkFJTEFCTEUQDhIaChZGSUxURVJfUkVBU09OX0VYQ0xVREVEEA8y2gEKFERlY2lzaW9uVHJhY2VTZXJ2aWNlEl0KEEdldERlY2lzaW9uVHJhY2USIy5rYWlyZW9uLnYxLkdldERlY2lzaW9uVHJhY2VSZXF1ZXN0GiQua2FpcmVvbi52MS5HZXREZWNpc2lvblRyYWNlUmVzcG9uc2USYwoSTGlzdERlY2lzaW9uVHJhY2VzEiUua2FpcmVvbi52MS5MaXN0RGVjaXNpb25UcmFjZXNSZXF1ZXN0GiYua2FpcmVvbi52MS5MaXN0RGVjaXNpb25UcmFjZXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_google_protobuf_wrappers]);
+  fileDesc("Ch9rYWlyZW9uL3YxL2RlY2lzaW9uX3RyYWNlLnByb3RvEgprYWlyZW9uLnYxIk8KGUxpc3REZWNpc2lvblRyYWNlc1JlcXVlc3QSEwoLY3VzdG9tZXJfaWQYASABKAkSDQoFbGltaXQYAiABKAUSDgoGY3Vyc29yGAMgASgJIlwKGkxpc3REZWNpc2lvblRyYWNlc1Jlc3BvbnNlEikKBnRyYWNlcxgBIAMoCzIZLmthaXJlb24udjEuRGVjaXNpb25UcmFjZRITCgtuZXh0X2N1cnNvchgCIAEoCSIrChdHZXREZWNpc2lvblRyYWNlUmVxdWVzdBIQCgh0cmFjZV9pZBgBIAEoCSJEChhHZXREZWNpc2lvblRyYWNlUmVzcG9uc2USKAoFdHJhY2UYASABKAsyGS5rYWlyZW9uLnYxLkRlY2lzaW9uVHJhY2UihwIKDURlY2lzaW9uVHJhY2USEAoIdHJhY2VfaWQYASABKAkSEwoLY3VzdG9tZXJfaWQYAiABKAkSGAoQZGVjaXNpb25fZmxvd19pZBgDIAEoCRIdChVkZWNpc2lvbl9mbG93X3ZlcnNpb24YBCABKAUSEgoKY2hhbm5lbF9pZBgFIAEoCRImCgZzdGFnZXMYBiADKAsyFi5rYWlyZW9uLnYxLlRyYWNlU3RhZ2USFgoOdG90YWxfZHVyYXRpb24YByABKAESMAoMcHJvY2Vzc2VkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghoZWxkX291dBgJIAEoCCKWAwoKVHJhY2VTdGFnZRIMCgRuYW1lGAEgASgJEhAKCGR1cmF0aW9uGAIgASgBEhEKCXBsYWNlbWVudBgOIAEoCRIpCgZlbnJpY2gYDyABKAsyFy5rYWlyZW9uLnYxLkVucmljaFN0YWdlSAASKwoHY29tcHV0ZRgQIAEoCzIYLmthaXJlb24udjEuQ29tcHV0ZVN0YWdlSAASKQoGZmlsdGVyGBEgASgLMhcua2FpcmVvbi52MS5GaWx0ZXJTdGFnZUgAEicKBXNjb3JlGBIgASgLMhYua2FpcmVvbi52MS5TY29yZVN0YWdlSAASJQoEcmFuaxgTIAEoCzIVLmthaXJlb24udjEuUmFua1N0YWdlSABCCAoGZGV0YWlsSgQIAxAOUgVpbnB1dFIGb3V0cHV0Ughjb21wdXRlZFINY2FuZGlkYXRlc19pblIOY2FuZGlkYXRlc19vdXRSCGZpbHRlcmVkUgZzY29yZXNSB2ZhY3RvcnNSC2ZpbmFsX29yZGVyUgtleHBlcmltZW50c1IFZHJvcHMiXgoLRW5yaWNoU3RhZ2USJgoFaW5wdXQYASABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EicKBm91dHB1dBgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiOQoMQ29tcHV0ZVN0YWdlEikKCGNvbXB1dGVkGAEgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJ1CgtGaWx0ZXJTdGFnZRIVCg1jYW5kaWRhdGVzX2luGAEgASgFEhYKDmNhbmRpZGF0ZXNfb3V0GAIgASgFEhAKCGZpbHRlcmVkGAMgAygJEiUKBWRyb3BzGAQgAygLMhYua2FpcmVvbi52MS5GaWx0ZXJEcm9wIpkBCgpTY29yZVN0YWdlEjIKBnNjb3JlcxgBIAMoCzIiLmthaXJlb24udjEuU2NvcmVTdGFnZS5TY29yZXNFbnRyeRIoCgdmYWN0b3JzGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBotCgtTY29yZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAE6AjgBIk4KCVJhbmtTdGFnZRITCgtmaW5hbF9vcmRlchgBIAMoCRIsCgtleHBlcmltZW50cxgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiaQoKRmlsdGVyRHJvcBIQCghvZmZlcl9pZBgBIAEoCRIoCgZyZWFzb24YAiABKA4yGC5rYWlyZW9uLnYxLkZpbHRlclJlYXNvbhIOCgZkZXRhaWwYAyABKAkSDwoHcnVsZV9pZBgEIAEoCSqcBAoMRmlsdGVyUmVhc29uEh0KGUZJTFRFUl9SRUFTT05fVU5TUEVDSUZJRUQQABIaChZGSUxURVJfUkVBU09OX0lOQUNUSVZFEAESHQoZRklMVEVSX1JFQVNPTl9OT1RfU1RBUlRFRBACEhkKFUZJTFRFUl9SRUFTT05fRVhQSVJFRBADEh0KGUZJTFRFUl9SRUFTT05fTk9fQ1JFQVRJVkUQBBIiCh5GSUxURVJfUkVBU09OX1NFR01FTlRfUkVRVUlSRUQQBRIiCh5GSUxURVJfUkVBU09OX0NPTkRJVElPTl9GQUlMRUQQBhIqCiZGSUxURVJfUkVBU09OX1BST1BFTlNJVFlfQkVMT1dfTUlOSU1VTRAHEh8KG0ZJTFRFUl9SRUFTT05fRlJFUVVFTkNZX0NBUBAIEhoKFkZJTFRFUl9SRUFTT05fQ09PTERPV04QCRIlCiFGSUxURVJfUkVBU09OX09VVENPTUVfU1VQUFJFU1NJT04QChIZChVGSUxURVJfUkVBU09OX09QVF9PVVQQCxIlCiFGSUxURVJfUkVBU09OX0hJU1RPUllfVU5BVkFJTEFCTEUQDBIcChhGSUxURVJfUkVBU09OX1ZPTFVNRV9DQVAQDRIkCiBGSUxURVJfUkVBU09OX1ZPTFVNRV9VTkFWQUlMQUJMRRAOEhoKFkZJTFRFUl9SRUFTT05fRVhDTFVERUQQDzLaAQoURGVjaXNpb25UcmFjZVNlcnZpY2USXQoQR2V0RGVjaXNpb25UcmFjZRIjLmthaXJlb24udjEuR2V0RGVjaXNpb25UcmFjZVJlcXVlc3QaJC5rYWlyZW9uLnYxLkdldERlY2lzaW9uVHJhY2VSZXNwb25zZRJjChJMaXN0RGVjaXNpb25UcmFjZXMSJS5rYWlyZW9uLnYxLkxpc3REZWNpc2lvblRyYWNlc1JlcXVlc3QaJi5rYWlyZW9uLnYxLkxpc3REZWNpc2lvblRyYWNlc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * Which customer's traces to list.
@@ -189,10 +189,8 @@ export const DecisionTraceSchema: GenMessage<DecisionTrace> = /*@__PURE__*/
   messageDesc(file_kaireon_v1_decision_trace, 4);
 
 /**
- * One stage of a decision. Which fields are set depends on the stage:
- * enrich sets input and output; compute sets computed; filter sets
- * candidates_in, candidates_out and filtered; score sets scores and factors;
- * rank sets final_order and experiments.
+ * One stage of a decision: its name and duration, and what the stage found, in a message of the stage's
+ * own kind. REST writes that message's fields beside name and duration, as the tutorial shows a stage.
  *
  * @generated from message kaireon.v1.TraceStage
  */
@@ -212,89 +210,58 @@ export type TraceStage = Message<"kaireon.v1.TraceStage"> & {
   duration: number;
 
   /**
-   * enrich: what the stage was given (the customer id).
-   *
-   * @generated from field: google.protobuf.Struct input = 3;
-   */
-  input?: JsonObject | undefined;
-
-  /**
-   * enrich: the customer profile the decision used, as customer.* names, and the segments.
-   *
-   * @generated from field: google.protobuf.Struct output = 4;
-   */
-  output?: JsonObject | undefined;
-
-  /**
-   * Computed values per offer id; a value that could not be computed is null
-   * and its reason is listed under "_issues".
-   *
-   * @generated from field: google.protobuf.Struct computed = 5;
-   */
-  computed?: JsonObject | undefined;
-
-  /**
-   * filter: how many candidates the stage was given.
-   *
-   * @generated from field: google.protobuf.Int32Value candidates_in = 6;
-   */
-  candidatesIn?: number | undefined;
-
-  /**
-   * filter: how many candidates passed.
-   *
-   * @generated from field: google.protobuf.Int32Value candidates_out = 7;
-   */
-  candidatesOut?: number | undefined;
-
-  /**
-   * Dropped candidates with their reason, like "act_home_loan (segment_required)".
-   *
-   * @generated from field: repeated string filtered = 8;
-   */
-  filtered: string[];
-
-  /**
-   * Score per offer id.
-   *
-   * @generated from field: map<string, double> scores = 9;
-   */
-  scores: { [key: string]: number };
-
-  /**
-   * The factors behind each score (propensity, relevance, impact, emphasis).
-   *
-   * @generated from field: google.protobuf.Struct factors = 10;
-   */
-  factors?: JsonObject | undefined;
-
-  /**
-   * rank: the offer ids answered, best first.
-   *
-   * @generated from field: repeated string final_order = 11;
-   */
-  finalOrder: string[];
-
-  /**
-   * Experiment assignments per offer id: experimentId, variant, weight and creativeId.
-   *
-   * @generated from field: google.protobuf.Struct experiments = 12;
-   */
-  experiments?: JsonObject | undefined;
-
-  /**
-   * compute and filter: the candidates dropped, one entry per entry of filtered, in the same order, typed.
-   *
-   * @generated from field: repeated kaireon.v1.FilterDrop drops = 13;
-   */
-  drops: FilterDrop[];
-
-  /**
    * In an answer of several placements: the placement this stage decided.
    *
    * @generated from field: string placement = 14;
    */
   placement: string;
+
+  /**
+   * What the stage found; the case is the stage's name.
+   *
+   * @generated from oneof kaireon.v1.TraceStage.detail
+   */
+  detail: {
+    /**
+     * The enrich stage: the profile the decision used.
+     *
+     * @generated from field: kaireon.v1.EnrichStage enrich = 15;
+     */
+    value: EnrichStage;
+    case: "enrich";
+  } | {
+    /**
+     * The compute stage: computed values per offer.
+     *
+     * @generated from field: kaireon.v1.ComputeStage compute = 16;
+     */
+    value: ComputeStage;
+    case: "compute";
+  } | {
+    /**
+     * The filter stage: the candidates that passed and those dropped, with why.
+     *
+     * @generated from field: kaireon.v1.FilterStage filter = 17;
+     */
+    value: FilterStage;
+    case: "filter";
+  } | {
+    /**
+     * The score stage: a score per offer and the factors behind it.
+     *
+     * @generated from field: kaireon.v1.ScoreStage score = 18;
+     */
+    value: ScoreStage;
+    case: "score";
+  } | {
+    /**
+     * The rank stage: the offers answered, in order, and their experiment assignments.
+     *
+     * @generated from field: kaireon.v1.RankStage rank = 19;
+     */
+    value: RankStage;
+    case: "rank";
+  } | { case: undefined; value?: undefined };
 };
 
 /**
@@ -303,6 +270,154 @@ export type TraceStage = Message<"kaireon.v1.TraceStage"> & {
  */
 export const TraceStageSchema: GenMessage<TraceStage> = /*@__PURE__*/
   messageDesc(file_kaireon_v1_decision_trace, 5);
+
+/**
+ * What the enrich stage read.
+ *
+ * @generated from message kaireon.v1.EnrichStage
+ */
+export type EnrichStage = Message<"kaireon.v1.EnrichStage"> & {
+  /**
+   * What the stage was given (the customer id).
+   *
+   * @generated from field: google.protobuf.Struct input = 1;
+   */
+  input?: JsonObject | undefined;
+
+  /**
+   * The customer profile the decision used, as customer.* names, and the segments.
+   *
+   * @generated from field: google.protobuf.Struct output = 2;
+   */
+  output?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message kaireon.v1.EnrichStage.
+ * Use `create(EnrichStageSchema)` to create a new message.
+ */
+export const EnrichStageSchema: GenMessage<EnrichStage> = /*@__PURE__*/
+  messageDesc(file_kaireon_v1_decision_trace, 6);
+
+/**
+ * What the compute stage computed.
+ *
+ * @generated from message kaireon.v1.ComputeStage
+ */
+export type ComputeStage = Message<"kaireon.v1.ComputeStage"> & {
+  /**
+   * Computed values per offer id; a value that could not be computed is null and its reason is listed
+   * under "_issues".
+   *
+   * @generated from field: google.protobuf.Struct computed = 1;
+   */
+  computed?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message kaireon.v1.ComputeStage.
+ * Use `create(ComputeStageSchema)` to create a new message.
+ */
+export const ComputeStageSchema: GenMessage<ComputeStage> = /*@__PURE__*/
+  messageDesc(file_kaireon_v1_decision_trace, 7);
+
+/**
+ * What the filter stage let through and dropped.
+ *
+ * @generated from message kaireon.v1.FilterStage
+ */
+export type FilterStage = Message<"kaireon.v1.FilterStage"> & {
+  /**
+   * How many candidates the stage was given.
+   *
+   * @generated from field: int32 candidates_in = 1;
+   */
+  candidatesIn: number;
+
+  /**
+   * How many candidates passed.
+   *
+   * @generated from field: int32 candidates_out = 2;
+   */
+  candidatesOut: number;
+
+  /**
+   * Dropped candidates with their reason, like "act_home_loan (segment_required)".
+   *
+   * @generated from field: repeated string filtered = 3;
+   */
+  filtered: string[];
+
+  /**
+   * The candidates dropped, one entry per entry of filtered, in the same order, typed.
+   *
+   * @generated from field: repeated kaireon.v1.FilterDrop drops = 4;
+   */
+  drops: FilterDrop[];
+};
+
+/**
+ * Describes the message kaireon.v1.FilterStage.
+ * Use `create(FilterStageSchema)` to create a new message.
+ */
+export const FilterStageSchema: GenMessage<FilterStage> = /*@__PURE__*/
+  messageDesc(file_kaireon_v1_decision_trace, 8);
+
+/**
+ * What the score stage scored.
+ *
+ * @generated from message kaireon.v1.ScoreStage
+ */
+export type ScoreStage = Message<"kaireon.v1.ScoreStage"> & {
+  /**
+   * Score per offer id.
+   *
+   * @generated from field: map<string, double> scores = 1;
+   */
+  scores: { [key: string]: number };
+
+  /**
+   * The factors behind each score (propensity, relevance, impact, emphasis), per offer id.
+   *
+   * @generated from field: google.protobuf.Struct factors = 2;
+   */
+  factors?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message kaireon.v1.ScoreStage.
+ * Use `create(ScoreStageSchema)` to create a new message.
+ */
+export const ScoreStageSchema: GenMessage<ScoreStage> = /*@__PURE__*/
+  messageDesc(file_kaireon_v1_decision_trace, 9);
+
+/**
+ * What the rank stage answered.
+ *
+ * @generated from message kaireon.v1.RankStage
+ */
+export type RankStage = Message<"kaireon.v1.RankStage"> & {
+  /**
+   * The offer ids answered, best first.
+   *
+   * @generated from field: repeated string final_order = 1;
+   */
+  finalOrder: string[];
+
+  /**
+   * Experiment assignments per offer id: experimentId, variant, weight and creativeId.
+   *
+   * @generated from field: google.protobuf.Struct experiments = 2;
+   */
+  experiments?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message kaireon.v1.RankStage.
+ * Use `create(RankStageSchema)` to create a new message.
+ */
+export const RankStageSchema: GenMessage<RankStage> = /*@__PURE__*/
+  messageDesc(file_kaireon_v1_decision_trace, 10);
 
 /**
  * A candidate a decision dropped, and why.
@@ -344,7 +459,7 @@ export type FilterDrop = Message<"kaireon.v1.FilterDrop"> & {
  * Use `create(FilterDropSchema)` to create a new message.
  */
 export const FilterDropSchema: GenMessage<FilterDrop> = /*@__PURE__*/
-  messageDesc(file_kaireon_v1_decision_trace, 6);
+  messageDesc(file_kaireon_v1_decision_trace, 11);
 
 /**
  * Why a candidate was dropped.

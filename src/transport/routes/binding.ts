@@ -6,6 +6,7 @@ import { type Timestamp, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { validationError } from "../../errors.ts";
 import type { CallContext } from "../../services/context.ts";
 import { jsonNameOf, type ResourceKind } from "../../services/resources.ts";
+import { inlineOneofs } from "../inline-oneofs.ts";
 import { decodeJsonMessage } from "../json.ts";
 import { type CallRule, pathOf, ruleOf } from "../call-rules.ts";
 
@@ -55,8 +56,9 @@ export interface RestRoute {
   run(ctx: CallContext, input: RouteInput): Promise<unknown>;
 }
 
+/** A message as REST answers it: its protobuf JSON with every field, oneof cases of messages written inline. */
 export const json = <D extends DescMessage>(schema: D, message: MessageShape<D> | undefined) =>
-  message ? toJson(schema, message, { alwaysEmitImplicit: true }) : null;
+  message ? inlineOneofs(schema, toJson(schema, message, { alwaysEmitImplicit: true })) : null;
 
 /** Query parameters of a list request, from its message: limit, cursor and any filter the path does not fix. */
 export function listQuery(schema: DescMessage, pathParams: string[]): QueryParam[] {

@@ -31,7 +31,6 @@ import { ndjsonLines } from "../ndjson.ts";
 import { requireNdjson } from "./customers.ts";
 import { respond, respondBulk } from "../../services/respond.ts";
 import { decodeJsonMessage } from "../json.ts";
-import { traceJson } from "../trace-json.ts";
 import { fromQuery, json, listQuery, type RestRoute } from "./binding.ts";
 
 /** A Recommend answer as REST gives it: what a single-placement call does not use is left out. */
@@ -158,7 +157,10 @@ export function decisionRoutes(deps: ServiceDeps): RestRoute[] {
           ctx,
           create(ListDecisionTracesRequestSchema, fromQuery(ListDecisionTracesRequestSchema, query, {})),
         );
-        return { traces: res.traces.map(traceJson), ...(res.nextCursor ? { nextCursor: res.nextCursor } : {}) };
+        const out = json(ListDecisionTracesResponseSchema, res) as { nextCursor?: string };
+        // The last page has no cursor to name.
+        if (!out.nextCursor) delete out.nextCursor;
+        return out;
       },
     },
     {
@@ -171,7 +173,7 @@ export function decisionRoutes(deps: ServiceDeps): RestRoute[] {
       response: DecisionTraceSchema,
       run: async (ctx, { params }) => {
         const res = await getDecisionTrace(deps, ctx, create(GetDecisionTraceRequestSchema, { traceId: params.traceId ?? "" }));
-        return res.trace ? traceJson(res.trace) : null;
+        return json(DecisionTraceSchema, res.trace);
       },
     },
   ];
