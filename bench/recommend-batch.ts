@@ -6,6 +6,7 @@
 //
 //   bun bench/recommend-batch.ts                        # SECONDS=15, 5,000 lines per batch call
 //   SECONDS=30 LINES=10000 bun bench/recommend-batch.ts
+//   ONLY=batch CPU_PROF=/tmp/prof bun bench/recommend-batch.ts   # one kind of call; the service profiled
 
 import { readFileSync } from "node:fs";
 import postgres from "postgres";
@@ -18,6 +19,8 @@ const SINGLE_IN_FLIGHT = Number(process.env.SINGLE_IN_FLIGHT ?? 50);
 const BATCH_IN_FLIGHT = Number(process.env.BATCH_IN_FLIGHT ?? 2);
 const SERVICE_CPU = process.env.SERVICE_CPU ?? "0";
 const LOAD_CPU = process.env.LOAD_CPU ?? "1";
+const ONLY = process.env.ONLY ?? "";
+const CPU_PROF = process.env.CPU_PROF ?? "";
 const KEY = "krn_BenchBatchRecommendKey000000000000000001";
 const PORT = 39_000 + Math.floor(Math.random() * 500);
 
@@ -28,26 +31,29 @@ const at = (db: string) => Object.assign(new URL(SERVER), { pathname: `/${db}` }
 const admin = postgres(at("postgres"), { max: 1, onnotice: () => {} });
 await admin.unsafe(`create database ${name}`);
 const sql = postgres(at(name), { max: 1, onnotice: () => {} });
-const service = Bun.spawn(["taskset", "-c", SERVICE_CPU, process.execPath, "src/main.ts"], {
-  env: {
-    PATH: process.env.PATH ?? "",
-    NODE_ENV: "production",
-    HOST: "127.0.0.1",
-    PORT: String(PORT),
-    GRPC_PORT: String(PORT + 1),
-    DATABASE_URL: at(name),
-    REDIS_URL,
-    REDIS_KEY_PREFIX: `kaireon_batch_${randomBase62(6)}`,
-    API_KEY_PEPPER: "bench-pepper-0123456789abcdef",
-    DEMO_API_KEY: KEY,
-    RATE_LIMIT_OVERRIDE_PER_MINUTE: "100000000",
-    MONTHLY_DECISION_QUOTA_OVERRIDE: "1000000000",
-    LOG_LEVEL: "warn",
-    ...(process.env.CAP_HOLD_SECONDS ? { CAP_HOLD_SECONDS: process.env.CAP_HOLD_SECONDS } : {}),
+const service = Bun.spawn(
+  ["taskset", "-c", SERVICE_CPU, process.execPath, ...(CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${CPU_PROF}`] : []), "src/main.ts"],
+  {
+    env: {
+      PATH: process.env.PATH ?? "",
+      NODE_ENV: "production",
+      HOST: "127.0.0.1",
+      PORT: String(PORT),
+      GRPC_PORT: String(PORT + 1),
+      DATABASE_URL: at(name),
+      REDIS_URL,
+      REDIS_KEY_PREFIX: `kaireon_batch_${randomBase62(6)}`,
+      API_KEY_PEPPER: "bench-pepper-0123456789abcdef",
+      DEMO_API_KEY: KEY,
+      RATE_LIMIT_OVERRIDE_PER_MINUTE: "100000000",
+      MONTHLY_DECISION_QUOTA_OVERRIDE: "1000000000",
+      LOG_LEVEL: "warn",
+      ...(process.env.CAP_HOLD_SECONDS ? { CAP_HOLD_SECONDS: process.env.CAP_HOLD_SECONDS } : {}),
+    },
+    stdout: "inherit",
+    stderr: "inherit",
   },
-  stdout: "inherit",
-  stderr: "inherit",
-});
+);
 const base = `http://127.0.0.1:${PORT}`;
 const headers = { "x-tenant-id": "demo", "x-api-key": KEY, "content-type": "application/json" };
 
@@ -138,11 +144,13 @@ try {
   await phase("warm-up", 1, batch);
   const results: { single: number[]; batch: number[] } = { single: [], batch: [] };
   for (let round = 0; round < 2; round++) {
-    results.single.push((await phase(`single REST (${SINGLE_IN_FLIGHT} in flight)`, SINGLE_IN_FLIGHT, single)).perCpu);
-    results.batch.push((await phase(`batch NDJSON (${LINES} lines, ${BATCH_IN_FLIGHT} in flight)`, BATCH_IN_FLIGHT, batch)).perCpu);
+    if (ONLY !== "batch")
+      results.single.push((await phase(`single REST (${SINGLE_IN_FLIGHT} in flight)`, SINGLE_IN_FLIGHT, single)).perCpu);
+    if (ONLY !== "single")
+      results.batch.push((await phase(`batch NDJSON (${LINES} lines, ${BATCH_IN_FLIGHT} in flight)`, BATCH_IN_FLIGHT, batch)).perCpu);
   }
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  console.log(`batch / single, decisions per service CPU-second: ${(mean(results.batch) / mean(results.single)).toFixed(2)}×`);
+  if (!ONLY) console.log(`batch / single, decisions per service CPU-second: ${(mean(results.batch) / mean(results.single)).toFixed(2)}×`);
 } finally {
   service.kill("SIGTERM");
   await service.exited;

@@ -350,3 +350,41 @@ describe("Redis unreachable", () => {
     blocker.disconnect();
   });
 });
+
+describe("counting decisions", () => {
+  test("decisions counted while an increment is in flight go to Redis together: the count is exact, the calls few", async () => {
+    // A check waits out the moment Redis holds writes below, rather than fall back to local counts.
+    const svc = await startTestService(planLimits({ RATE_LIMIT_REDIS_TIMEOUT_MS: "5000" }));
+    const redis = new Redis(REDIS_URL);
+    try {
+      const month = new Date().toISOString().slice(0, 7);
+      const counter = `${svc.app.config.redisKeyPrefix}:{demo}:decisions:${month}`;
+      const scripts = () =>
+        svc.app.deps.metrics.redisCommandDuration
+          .render()
+          .split("\n")
+          .filter((l) => l.includes("_count{") && l.includes('command="evalsha"'))
+          .reduce((n, l) => n + Number(l.split(" ").pop()), 0);
+      const before = Number((await redis.get(counter)) ?? 0);
+      const calls = scripts();
+      for (let i = 0; i < 1_000; i++) svc.app.deps.limits.countDecision("demo");
+      await waitFor(async () => Number(await redis.get(counter)) >= before + 1_000, 10_000);
+      await Bun.sleep(200);
+      expect(Number(await redis.get(counter))).toBe(before + 1_000);
+      // The first decision is sent at once; the 999 counted while it was in flight, in one more call.
+      expect(scripts() - calls).toBe(2);
+
+      // A check sent while decisions wait for an increment in flight carries them: it sees every one. Redis
+      // holds writes for a moment, so the first increment is still in flight when the check is sent.
+      await redis.client("PAUSE", 300, "WRITE");
+      for (let i = 0; i < 10; i++) svc.app.deps.limits.countDecision("demo");
+      const checked = await svc.app.deps.limits.check("demo", "decide");
+      expect(checked.decisionsUsed).toBe(before + 1_010);
+      await Bun.sleep(200);
+      expect(Number(await redis.get(counter))).toBe(before + 1_010);
+    } finally {
+      redis.disconnect();
+      await svc.stop();
+    }
+  });
+});

@@ -13,7 +13,8 @@ import type { Metrics } from "../metrics.ts";
 import { LoadingCache } from "../store/cache.ts";
 import type { Db } from "../store/db.ts";
 import { InteractionWriter, loadStats } from "../store/interactions.ts";
-import { loadProfile } from "../store/profiles.ts";
+import { batchedLoader } from "../store/batched-load.ts";
+import { loadProfiles } from "../store/profiles.ts";
 import { DecisionWriter } from "../store/decisions.ts";
 import { TraceWriter } from "../store/traces.ts";
 import type { AuthContext } from "./auth.ts";
@@ -27,6 +28,9 @@ import { TenantLimits } from "./limits.ts";
  * made through the service arrive by NOTIFY anyway; this covers the moment before one lands.
  */
 export const CATALOG_RECHECK_MS = 1_000;
+/** Profile reads under way at once; misses beyond them wait and are read together, up to the keys per read. */
+const PROFILE_LOADS_IN_FLIGHT = 4;
+const PROFILE_LOAD_MAX_KEYS = 500;
 
 export interface CallContext {
   auth: AuthContext;
@@ -142,10 +146,11 @@ export function createServiceDeps(opts: {
     propensity,
     profiles: new LoadingCache(
       { name: "profile", ttlMs: config.profileCacheTtlMs, maxEntries: config.profileCacheSize, staleWhileRevalidate: false, metrics },
-      async (key) => {
-        const sep = key.indexOf("\u0000");
-        return loadProfile(db, key.slice(0, sep), key.slice(sep + 1));
-      },
+      // Profiles missed while PROFILE_LOADS_IN_FLIGHT reads are under way are read together in the next.
+      batchedLoader<CustomerProfile | null>((keys) => loadProfiles(db, keys), null, {
+        maxInFlight: PROFILE_LOADS_IN_FLIGHT,
+        maxKeys: PROFILE_LOAD_MAX_KEYS,
+      }),
     ),
     interactions: new InteractionWriter(db, {
       maxWaitMs: config.respondBatchMaxWaitMs,

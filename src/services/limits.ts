@@ -66,6 +66,11 @@ export class TenantLimits {
   private readonly redisWindows: RedisWindows | null;
   /** Decisions this instance counted that Redis has not (Redis unset, or the increment failed). */
   private readonly uncounted = new Map<string, number>();
+  /**
+   * Counters with an increment in flight, and the decisions counted since (sent when it returns, or
+   * carried by a check sent before that).
+   */
+  private readonly counting = new Map<string, number>();
   /** This month's counter as Redis last reported it, for quota checks while Redis is unreachable. */
   private readonly lastUsed = new Map<string, number>();
   private redisSkippedUntil = 0;
@@ -161,18 +166,42 @@ export class TenantLimits {
     return { headers, decisionsUsed: result.decisionsUsed };
   }
 
-  /** Counts one non-empty Recommend answer; never waits for Redis. */
+  /**
+   * Counts one non-empty Recommend answer; never waits for Redis. One increment per counter is in flight
+   * at a time: decisions counted meanwhile are summed and sent together when it returns, so a busy
+   * instance (a batch deciding thousands a second) makes one Redis call per round trip, not per decision.
+   */
   countDecision(tenantId: string): void {
     if (!this.deps.config.rateLimitEnabled) return;
     const month = monthOf(this.now());
     const counterKey = `${tenantId}\u0000${month}`;
-    const keepLocally = () => this.uncounted.set(counterKey, (this.uncounted.get(counterKey) ?? 0) + 1);
-    if (!this.redisWindows || this.deps.redis?.status !== "ready") {
-      keepLocally();
+    const waiting = this.counting.get(counterKey);
+    if (waiting !== undefined) {
+      this.counting.set(counterKey, waiting + 1);
       return;
     }
+    this.sendCount(tenantId, month, counterKey, 1);
+  }
+
+  private sendCount(tenantId: string, month: string, counterKey: string, n: number): void {
+    const keepLocally = (k: number) => this.uncounted.set(counterKey, (this.uncounted.get(counterKey) ?? 0) + k);
+    if (!this.redisWindows || this.deps.redis?.status !== "ready") {
+      keepLocally(n);
+      return;
+    }
+    this.counting.set(counterKey, 0);
     // Not sent (connection lost): counted locally and carried to Redis by a later check.
-    this.redisWindows.countDecisions(tenantId, month, 1).then((n) => this.lastUsed.set(counterKey, n), keepLocally);
+    this.redisWindows
+      .countDecisions(tenantId, month, n)
+      .then(
+        (total) => this.lastUsed.set(counterKey, total),
+        () => keepLocally(n),
+      )
+      .finally(() => {
+        const more = this.counting.get(counterKey) ?? 0;
+        this.counting.delete(counterKey);
+        if (more > 0) this.sendCount(tenantId, month, counterKey, more);
+      });
   }
 
   /** QUOTA_EXCEEDED, with Retry-After pointing at the start of next month (UTC). */
@@ -208,18 +237,24 @@ export class TenantLimits {
       this.fellBack("unreachable", null);
       return null;
     }
-    const pending = this.uncounted.get(counterKey) ?? 0;
+    // Decisions not yet in Redis ride with the check, so it never sees fewer than were counted before it:
+    // those kept locally, and those waiting for an increment in flight (counting).
+    const carried = this.uncounted.get(counterKey) ?? 0;
+    const queued = this.counting.get(counterKey) ?? 0;
+    const pending = carried + queued;
     // The timeout counts only time this process was free to read the answer: in a burst the loop is busy
     // with the calls themselves and the reply waits in the socket, which is no reason to stop sharing the
     // limit. Wall-clock time is capped at REDIS_WALL_CLOCK_FACTOR times the timeout (and at least 1 s).
     const timeoutMs = config.rateLimitRedisTimeoutMs;
-    const deadline = this.deps.loopStalls?.deadline(timeoutMs, Math.max(1_000, timeoutMs * REDIS_WALL_CLOCK_FACTOR)) ?? plainDeadline(timeoutMs);
+    const deadline =
+      this.deps.loopStalls?.deadline(timeoutMs, Math.max(1_000, timeoutMs * REDIS_WALL_CLOCK_FACTOR)) ?? plainDeadline(timeoutMs);
     const timeout = deadline.reached.then(() => {
       throw new RedisTimeout();
     });
     const call = (this.redisWindows as RedisWindows).check(tenantId, bucket, limit, config.rateLimitWindowMs, month, pending);
     try {
-      if (pending > 0) this.uncounted.set(counterKey, (this.uncounted.get(counterKey) ?? 0) - pending);
+      if (carried > 0) this.uncounted.set(counterKey, (this.uncounted.get(counterKey) ?? 0) - carried);
+      if (queued > 0) this.counting.set(counterKey, (this.counting.get(counterKey) ?? 0) - queued);
       const result = await Promise.race([call, timeout]);
       this.lastUsed.set(counterKey, result.decisionsUsed);
       if (this.fallingBack) {

@@ -41,3 +41,24 @@ describe("LoadingCache", () => {
     expect(await cache.get("k")).toBe(2);
   });
 });
+
+describe("LoadingCache bound", () => {
+  test("a full cache drops its oldest entries first and never holds more than its bound", async () => {
+    const cache = new LoadingCache(
+      { name: "t", ttlMs: 60_000, maxEntries: 640, staleWhileRevalidate: false, metrics: new Metrics() },
+      async (key) => key,
+    );
+    for (let i = 0; i < 5_000; i++) {
+      cache.set(`k${i}`, `v${i}`);
+      expect(cache.peek(`k${i}`)).toBe(`v${i}`);
+    }
+    let held = 0;
+    for (let i = 0; i < 5_000; i++) if (cache.peek(`k${i}`) !== undefined) held++;
+    expect(held).toBeLessThanOrEqual(640);
+    expect(held).toBeGreaterThanOrEqual(630);
+    // What is held is the newest: everything from the oldest entry still held onwards.
+    const first = Array.from({ length: 5_000 }, (_, i) => i).find((i) => cache.peek(`k${i}`) !== undefined) as number;
+    for (let i = first; i < 5_000; i++) expect(cache.peek(`k${i}`)).toBe(`v${i}`);
+    expect(first).toBe(5_000 - held);
+  });
+});

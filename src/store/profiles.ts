@@ -3,13 +3,30 @@
 import type { CustomerProfile } from "../decisioning/engine.ts";
 import type { Queryable } from "./db.ts";
 
-export async function loadProfile(db: Queryable, tenantId: string, customerId: string): Promise<CustomerProfile | null> {
-  const rows = await db.query<{ attributes: Record<string, unknown>; segments: string[] }>(
-    "select attributes, segments from customer_profiles where tenant_id = $1 and customer_id = $2",
-    [tenantId, customerId],
+/**
+ * The profiles of many customers in one query per tenant, by `${tenantId}\u0000${customerId}`; a customer
+ * without one is left out.
+ */
+export async function loadProfiles(db: Queryable, keys: string[]): Promise<Map<string, CustomerProfile>> {
+  const byTenant = new Map<string, string[]>();
+  for (const key of keys) {
+    const sep = key.indexOf("\u0000");
+    const tenantId = key.slice(0, sep);
+    const ids = byTenant.get(tenantId);
+    if (ids) ids.push(key.slice(sep + 1));
+    else byTenant.set(tenantId, [key.slice(sep + 1)]);
+  }
+  const found = new Map<string, CustomerProfile>();
+  await Promise.all(
+    [...byTenant].map(async ([tenantId, customerIds]) => {
+      const rows = await db.query<{ customer_id: string; attributes: Record<string, unknown>; segments: string[] }>(
+        "select customer_id, attributes, segments from customer_profiles where tenant_id = $1 and customer_id = any($2::text[])",
+        [tenantId, customerIds],
+      );
+      for (const r of rows) found.set(`${tenantId}\u0000${r.customer_id}`, { attributes: r.attributes, segments: r.segments });
+    }),
   );
-  const row = rows[0];
-  return row ? { attributes: row.attributes, segments: row.segments } : null;
+  return found;
 }
 
 export async function upsertProfile(db: Queryable, tenantId: string, customerId: string, profile: CustomerProfile): Promise<void> {
