@@ -4,7 +4,7 @@
 
 import type { Metrics } from "../metrics.ts";
 
-export interface LoadingCacheOptions<V> {
+export interface LoadingCacheOptions {
   name: string;
   ttlMs: number;
   maxEntries: number;
@@ -30,7 +30,7 @@ export class LoadingCache<V> {
   private generation = 0;
 
   constructor(
-    private readonly opts: LoadingCacheOptions<V>,
+    private readonly opts: LoadingCacheOptions,
     private readonly load: (key: string) => Promise<V>,
   ) {
     this.now = opts.now ?? Date.now;
