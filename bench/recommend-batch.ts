@@ -6,6 +6,7 @@
 //
 //   bun bench/recommend-batch.ts                        # SECONDS=15, 5,000 lines per batch call
 //   SECONDS=30 LINES=10000 bun bench/recommend-batch.ts
+//   ROUNDS=3 SECONDS=8 bun bench/recommend-batch.ts     # more alternations, shorter phases
 //   ONLY=batch CPU_PROF=/tmp/prof bun bench/recommend-batch.ts   # one kind of call; the service profiled
 
 import { readFileSync } from "node:fs";
@@ -19,6 +20,7 @@ const SINGLE_IN_FLIGHT = Number(process.env.SINGLE_IN_FLIGHT ?? 50);
 const BATCH_IN_FLIGHT = Number(process.env.BATCH_IN_FLIGHT ?? 2);
 const SERVICE_CPU = process.env.SERVICE_CPU ?? "0";
 const LOAD_CPU = process.env.LOAD_CPU ?? "1";
+const ROUNDS = Number(process.env.ROUNDS ?? 2);
 const ONLY = process.env.ONLY ?? "";
 const CPU_PROF = process.env.CPU_PROF ?? "";
 const KEY = "krn_BenchBatchRecommendKey000000000000000001";
@@ -143,7 +145,7 @@ try {
   await phase("warm-up", 8, single);
   await phase("warm-up", 1, batch);
   const results: { single: number[]; batch: number[] } = { single: [], batch: [] };
-  for (let round = 0; round < 2; round++) {
+  for (let round = 0; round < ROUNDS; round++) {
     if (ONLY !== "batch")
       results.single.push((await phase(`single REST (${SINGLE_IN_FLIGHT} in flight)`, SINGLE_IN_FLIGHT, single)).perCpu);
     if (ONLY !== "single")

@@ -7,10 +7,10 @@ import type { Config } from "./config.ts";
 import { DEMO_TENANT, seedDemo } from "./demo.ts";
 import { randomBase62 } from "./ids.ts";
 import { createLogger, type Logger } from "./log.ts";
-import { gitCommitOf, Metrics } from "./metrics.ts";
+import { gitCommitOf, type Histogram, Metrics } from "./metrics.ts";
 import { ApiKeyVerifier } from "./services/auth.ts";
 import { createServiceDeps, type ServiceDeps } from "./services/context.ts";
-import { type Db, openEmbedded, openPostgres } from "./store/db.ts";
+import { type CallKind, type Db, openEmbedded, openPostgres } from "./store/db.ts";
 import { CATALOG_CHANNEL } from "./store/flows.ts";
 import { CATALOG_CHANGE_RETENTION_MS, pruneCatalogChanges } from "./store/catalog.ts";
 import { deleteExpiredIdempotencyKeys } from "./store/idempotency-keys.ts";
@@ -46,7 +46,7 @@ export async function openDatabase(config: Config, log?: Logger, metrics?: Metri
     prepare: !config.databaseDirectUrl,
     listenUrl: config.databaseDirectUrl,
     maxQueued: config.databaseQueueLimit,
-    onCall: calls && ((kind, seconds, ok) => calls.observe({ kind, result: ok ? "ok" : "error" }, seconds)),
+    onCall: calls && callTimer(calls),
     onAvailability: (available, cause) => {
       if (available) log?.info("database reachable again");
       else log?.error("database unreachable: calls that need it answer 503 UNAVAILABLE until it answers again", { err: cause });
@@ -256,6 +256,17 @@ function connectRedis(config: Config, log: Logger): Redis | Cluster | null {
   const redis = new Redis(config.redisUrl, { lazyConnect: true, enableOfflineQueue: false, enableAutoPipelining: true, ...connection });
   redis.on("error", (err) => log.warn("redis error", { err: err.message }));
   return redis;
+}
+
+/** Observes each database call by kind and result, the four label sets rendered once. */
+function callTimer(calls: Histogram): (kind: CallKind, seconds: number, ok: boolean) => void {
+  const timer = (kind: CallKind) => [calls.labelled({ kind, result: "ok" }), calls.labelled({ kind, result: "error" })] as const;
+  const by: Record<CallKind, readonly [(s: number) => void, (s: number) => void]> = {
+    query: timer("query"),
+    exec: timer("exec"),
+    transaction: timer("transaction"),
+  };
+  return (kind, seconds, ok) => by[kind][ok ? 0 : 1](seconds);
 }
 
 /**

@@ -42,6 +42,13 @@ export class Counter {
     const key = this.keys.of(labels);
     this.values.set(key, (this.values.get(key) ?? 0) + by);
   }
+  /** An increment of one label set, its key rendered once: for call sites on the hot path. */
+  labelled(labels: Labels): (by?: number) => void {
+    const key = this.keys.of(labels);
+    return (by = 1) => {
+      this.values.set(key, (this.values.get(key) ?? 0) + by);
+    };
+  }
   get(labels: Labels = {}): number {
     return this.values.get(this.keys.of(labels)) ?? 0;
   }
@@ -61,7 +68,14 @@ export class Histogram {
     readonly buckets: number[],
   ) {}
   observe(labels: Labels, value: number): void {
+    this.observeAt(this.keys.of(labels), value);
+  }
+  /** An observation of one label set, its key rendered once: for call sites on the hot path. */
+  labelled(labels: Labels): (value: number) => void {
     const key = this.keys.of(labels);
+    return (value) => this.observeAt(key, value);
+  }
+  private observeAt(key: string, value: number): void {
     let s = this.series.get(key);
     if (!s) {
       s = { counts: new Array(this.buckets.length).fill(0), sum: 0, count: 0 };

@@ -61,6 +61,12 @@ export function monthOf(date: Date): string {
   return date.toISOString().slice(0, 7);
 }
 
+/**
+ * Decision counts go to Redis at most this often per counter (a busy instance makes a few calls a second,
+ * not one per decision); a rate-limit check carries the counts waiting meanwhile, so none is overlooked.
+ */
+const COUNT_INTERVAL_MS = 20;
+
 export class TenantLimits {
   private readonly memory = new MemoryWindows();
   private readonly redisWindows: RedisWindows | null;
@@ -168,8 +174,8 @@ export class TenantLimits {
 
   /**
    * Counts one non-empty Recommend answer; never waits for Redis. One increment per counter is in flight
-   * at a time: decisions counted meanwhile are summed and sent together when it returns, so a busy
-   * instance (a batch deciding thousands a second) makes one Redis call per round trip, not per decision.
+   * at a time, and at most one per COUNT_INTERVAL_MS: decisions counted meanwhile are summed and sent
+   * together, so a busy instance (a batch deciding thousands a second) makes a few Redis calls a second.
    */
   countDecision(tenantId: string): void {
     if (!this.deps.config.rateLimitEnabled) return;
@@ -190,6 +196,7 @@ export class TenantLimits {
       return;
     }
     this.counting.set(counterKey, 0);
+    const sentAt = Date.now();
     // Not sent (connection lost): counted locally and carried to Redis by a later check.
     this.redisWindows
       .countDecisions(tenantId, month, n)
@@ -198,9 +205,15 @@ export class TenantLimits {
         () => keepLocally(n),
       )
       .finally(() => {
-        const more = this.counting.get(counterKey) ?? 0;
-        this.counting.delete(counterKey);
-        if (more > 0) this.sendCount(tenantId, month, counterKey, more);
+        const next = () => {
+          const more = this.counting.get(counterKey) ?? 0;
+          this.counting.delete(counterKey);
+          if (more > 0) this.sendCount(tenantId, month, counterKey, more);
+        };
+        // At most one increment per COUNT_INTERVAL_MS: what is counted meanwhile waits (a check carries it).
+        const wait = sentAt + COUNT_INTERVAL_MS - Date.now();
+        if (wait > 0) setTimeout(next, wait);
+        else next();
       });
   }
 

@@ -35,11 +35,19 @@ export function batchErrorOf(err: unknown): BatchError {
   });
 }
 
+/** A request being decided, and whether its answer is in. */
+interface Deciding {
+  answer: Promise<BatchAnswer>;
+  settled: boolean;
+}
+
 /**
- * Decides each request of `items` in order and yields its answer in the same order. A refused request
- * (bad input, an unknown flow, the quota) yields its error in place and the batch goes on.
+ * Decides each request of `items` in order and yields the answers in the same order, in runs: each run
+ * is the next answer and those after it already decided (so a fast batch is written in large chunks,
+ * and a slow line holds back none decided before it). A refused request (bad input, an unknown flow,
+ * the quota) yields its error in place and the batch goes on.
  */
-export async function* recommendBatch(deps: ServiceDeps, ctx: CallContext, items: AsyncIterable<BatchItem>): AsyncGenerator<BatchAnswer> {
+export async function* recommendBatch(deps: ServiceDeps, ctx: CallContext, items: AsyncIterable<BatchItem>): AsyncGenerator<BatchAnswer[]> {
   // The month's count as admission read it, plus what this batch has decided since.
   let decided = 0;
   const one = async (item: BatchItem): Promise<BatchAnswer> => {
@@ -56,22 +64,35 @@ export async function* recommendBatch(deps: ServiceDeps, ctx: CallContext, items
       return { error: batchErrorOf(err) };
     }
   };
+  const start = (item: BatchItem): Deciding => {
+    const d: Deciding = { answer: one(item), settled: false };
+    d.answer.then(() => {
+      d.settled = true;
+    });
+    return d;
+  };
+  /** The head's answer, and the answers after it already in. */
+  const run = async (): Promise<BatchAnswer[]> => {
+    const out = [await (inFlight.shift() as Deciding).answer];
+    while (inFlight[0]?.settled) out.push(await (inFlight.shift() as Deciding).answer);
+    return out;
+  };
   // Near the quota, requests are decided one at a time, so the batch stops at the quota exactly.
   const quota =
     ctx.decisionsUsed === undefined
       ? Number.POSITIVE_INFINITY
       : deps.limits.monthlyQuota((await deps.catalogs.get(ctx.auth.tenantId)).settings);
-  const inFlight: Promise<BatchAnswer>[] = [];
+  const inFlight: Deciding[] = [];
   for await (const item of items) {
     if (deps.decisions.crowded) {
       const until = Date.now() + BATCH_RECORDING_WAIT_MS;
       while (deps.decisions.crowded && Date.now() < until) await Bun.sleep(5);
     }
     if (inFlight.length > 0 && (ctx.decisionsUsed ?? 0) + decided + inFlight.length >= quota) {
-      while (inFlight.length > 0) yield await (inFlight.shift() as Promise<BatchAnswer>);
+      while (inFlight.length > 0) yield await run();
     }
-    inFlight.push(one(item));
-    if (inFlight.length >= BATCH_CONCURRENCY) yield await (inFlight.shift() as Promise<BatchAnswer>);
+    inFlight.push(start(item));
+    if (inFlight.length >= BATCH_CONCURRENCY) yield await run();
   }
-  while (inFlight.length > 0) yield await (inFlight.shift() as Promise<BatchAnswer>);
+  while (inFlight.length > 0) yield await run();
 }

@@ -28,22 +28,26 @@ export class LoadingCache<V> {
   private readonly queued = new Map<string, Promise<V>>();
   private readonly now: () => number;
   private generation = 0;
+  private readonly hit: () => void;
+  private readonly miss: () => void;
 
   constructor(
     private readonly opts: LoadingCacheOptions,
     private readonly load: (key: string) => Promise<V>,
   ) {
     this.now = opts.now ?? Date.now;
+    this.hit = opts.metrics.cache.labelled({ cache: opts.name, result: "hit" });
+    this.miss = opts.metrics.cache.labelled({ cache: opts.name, result: "miss" });
   }
 
   async get(key: string): Promise<V> {
     const e = this.entries.get(key);
     const now = this.now();
     if (e && e.until > now) {
-      this.opts.metrics.cache.inc({ cache: this.opts.name, result: "hit" });
+      this.hit();
       return e.value;
     }
-    this.opts.metrics.cache.inc({ cache: this.opts.name, result: "miss" });
+    this.miss();
     if (e && this.opts.staleWhileRevalidate) {
       this.refresh(key).catch((err) => this.opts.onRefreshError?.(err));
       return e.value;

@@ -255,8 +255,8 @@ export function registerServices(deps: ServiceDeps, probe: Probe) {
           for (const request of req.requests) yield { request };
         }
         let index = 0;
-        for await (const a of recommendBatch(deps, contextOf(ctx.values), items())) {
-          yield create(RecommendBatchResponseSchema, { index: index++, ...a });
+        for await (const run of recommendBatch(deps, contextOf(ctx.values), items())) {
+          for (const a of run) yield create(RecommendBatchResponseSchema, { index: index++, ...a });
         }
       },
     });

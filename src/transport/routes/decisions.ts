@@ -99,10 +99,14 @@ export function decisionRoutes(deps: ServiceDeps): RestRoute[] {
               controller.close();
               return;
             }
-            line++;
-            const a = next.value;
-            const out = "response" in a ? recommendJson(a.response) : { line, error: toJson(BatchErrorSchema, a.error) };
-            controller.enqueue(encoder.encode(`${JSON.stringify(out)}\n`));
+            // A run of answers is written as one chunk.
+            let text = "";
+            for (const a of next.value) {
+              line++;
+              const out = "response" in a ? recommendJson(a.response) : { line, error: toJson(BatchErrorSchema, a.error) };
+              text += `${JSON.stringify(out)}\n`;
+            }
+            controller.enqueue(encoder.encode(text));
           },
           async cancel() {
             await answers.return(undefined);
