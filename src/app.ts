@@ -196,7 +196,7 @@ export async function startApp(config: Config, log: Logger = createLogger(config
       }
       await relay?.stop();
       await verifier.flushUsage().catch(() => {});
-      deps.limits.close();
+      await deps.limits.close();
       redis?.disconnect();
       if (readDb !== db) await readDb.close();
       await db.close();

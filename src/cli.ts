@@ -63,7 +63,7 @@ try {
   process.stderr.write(result.stderr);
   code = result.code;
 } finally {
-  deps.limits.close();
+  await deps.limits.close();
   await db.close();
 }
 process.exit(code);

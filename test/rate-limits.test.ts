@@ -334,6 +334,23 @@ describe("Redis unreachable", () => {
     expect((await postJson(urlOf(closed), RECOMMEND, offers)).status).toBe(429);
   });
 
+  test("decisions counted while Redis is away are carried to it by the first check once it is back", async () => {
+    await stopRedis();
+    for (let i = 0; i < 5; i++) svc.app.deps.limits.countDecision("demo");
+    // Redis comes back empty: the five exist only in this instance until a check carries them.
+    await startRedis();
+    await ready(svc.http);
+    const checked = await svc.app.deps.limits.check("demo", "decide");
+    expect(checked.decisionsUsed).toBe(5);
+    const probe = new Redis(port, "127.0.0.1");
+    try {
+      const month = new Date().toISOString().slice(0, 7);
+      expect(Number(await probe.get(`${svc.app.config.redisKeyPrefix}:{demo}:decisions:${month}`))).toBe(5);
+    } finally {
+      probe.disconnect();
+    }
+  });
+
   test("a Redis slower than the timeout never holds a call", async () => {
     await updateTenantSettings(svc.app.deps.db, "demo", { rateLimitPerMinute: 1000 });
     await settled([svc.app], "demo", (s) => s.rateLimitPerMinute === 1000);

@@ -77,6 +77,10 @@ export class TenantLimits {
    * carried by a check sent before that).
    */
   private readonly counting = new Map<string, number>();
+  /** Increments in flight and the timers of the counts waiting for their interval, for close(). */
+  private readonly increments = new Set<Promise<unknown>>();
+  private readonly countTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  private closing = false;
   /** This month's counter as Redis last reported it, for quota checks while Redis is unreachable. */
   private readonly lastUsed = new Map<string, number>();
   private redisSkippedUntil = 0;
@@ -101,8 +105,18 @@ export class TenantLimits {
     this.sweeper.unref?.();
   }
 
-  close(): void {
+  /** Stops the sweeper and sends the decision counts still waiting (shutdown, before Redis is closed). */
+  async close(): Promise<void> {
     clearInterval(this.sweeper);
+    this.closing = true;
+    for (const timer of this.countTimers.values()) clearTimeout(timer);
+    this.countTimers.clear();
+    for (const [counterKey, n] of this.counting) {
+      const sep = counterKey.indexOf("\u0000");
+      if (n > 0) this.sendCount(counterKey.slice(0, sep), counterKey.slice(sep + 1), counterKey, n);
+    }
+    // Bounded: a Redis that does not answer must not hold the shutdown.
+    await Promise.race([Promise.allSettled([...this.increments]), Bun.sleep(1_000)]);
   }
 
   /** Whether checks are counted in this process now, because Redis failed or was slow (for the metrics). */
@@ -161,7 +175,8 @@ export class TenantLimits {
       // Alone, an instance allows its share of the limit, so that N instances together stay near it.
       const share = Math.max(1, Math.floor(limit / config.rateLimitFallbackInstances));
       const local = this.memory.check(`${tenantId}\u0000${bucket}`, share, config.rateLimitWindowMs);
-      result = { ...local, decisionsUsed: (this.lastUsed.get(counterKey) ?? 0) + (this.uncounted.get(counterKey) ?? 0) };
+      const waiting = this.counting.get(counterKey) ?? 0;
+      result = { ...local, decisionsUsed: (this.lastUsed.get(counterKey) ?? 0) + (this.uncounted.get(counterKey) ?? 0) + waiting };
     }
     const headers = this.headersOf(result);
     if (!result.allowed) {
@@ -182,6 +197,11 @@ export class TenantLimits {
     const month = monthOf(this.now());
     const counterKey = `${tenantId}\u0000${month}`;
     const waiting = this.counting.get(counterKey);
+    if (this.deps.redis?.status !== "ready" && this.redisWindows) {
+      // Redis is away (an increment may be stuck until it is back): count here, carried by a later check.
+      this.uncounted.set(counterKey, (this.uncounted.get(counterKey) ?? 0) + 1);
+      return;
+    }
     if (waiting !== undefined) {
       this.counting.set(counterKey, waiting + 1);
       return;
@@ -198,7 +218,7 @@ export class TenantLimits {
     this.counting.set(counterKey, 0);
     const sentAt = Date.now();
     // Not sent (connection lost): counted locally and carried to Redis by a later check.
-    this.redisWindows
+    const increment = this.redisWindows
       .countDecisions(tenantId, month, n)
       .then(
         (total) => this.lastUsed.set(counterKey, total),
@@ -212,9 +232,18 @@ export class TenantLimits {
         };
         // At most one increment per COUNT_INTERVAL_MS: what is counted meanwhile waits (a check carries it).
         const wait = sentAt + COUNT_INTERVAL_MS - Date.now();
-        if (wait > 0) setTimeout(next, wait);
-        else next();
+        if (wait > 0 && !this.closing) {
+          this.countTimers.set(
+            counterKey,
+            setTimeout(() => {
+              this.countTimers.delete(counterKey);
+              next();
+            }, wait),
+          );
+        } else next();
       });
+    this.increments.add(increment);
+    increment.finally(() => this.increments.delete(increment));
   }
 
   /** QUOTA_EXCEEDED, with Retry-After pointing at the start of next month (UTC). */
@@ -276,7 +305,12 @@ export class TenantLimits {
       }
       return result;
     } catch (err) {
-      call.catch(() => {});
+      // A timed-out script that then fails never ran: what it carried is counted locally again.
+      if (err instanceof RedisTimeout) {
+        call.catch(() => {
+          if (pending > 0) this.uncounted.set(counterKey, (this.uncounted.get(counterKey) ?? 0) + pending);
+        });
+      } else call.catch(() => {});
       // A timed-out script may still run and count the carried decisions; an error means it never ran.
       if (!(err instanceof RedisTimeout) && pending > 0) this.uncounted.set(counterKey, (this.uncounted.get(counterKey) ?? 0) + pending);
       // While Redis is slow, skip it for a moment rather than make every call wait out the timeout.

@@ -66,9 +66,11 @@ export async function* recommendBatch(deps: ServiceDeps, ctx: CallContext, items
   };
   const start = (item: BatchItem): Deciding => {
     const d: Deciding = { answer: one(item), settled: false };
-    d.answer.then(() => {
+    const settle = () => {
       d.settled = true;
-    });
+    };
+    // A rejection is the batch's to see when it takes the answer; this only marks it in.
+    d.answer.then(settle, settle);
     return d;
   };
   /** The head's answer, and the answers after it already in. */
