@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { batchedLoader } from "./batched-load.ts";
+import { batchedLoader, PartialLoadError } from "./batched-load.ts";
 
 /** A loadMany that records each call's keys and answers when released. */
 function gatedLoader(fail: (keys: string[]) => boolean = () => false) {
@@ -72,5 +72,21 @@ describe("batchedLoader", () => {
     await g.releaseAll();
     expect(await next).toBe("v:y");
     expect(g.calls).toEqual([["bad", "x"], ["y"]]);
+  });
+
+  test("a partial failure rejects the failed keys only; the others resolve", async () => {
+    const load = batchedLoader<string | null>(
+      async (keys: string[]) => {
+        const found = new Map(keys.filter((k) => k.startsWith("a:")).map((k) => [k, `v:${k}`]));
+        throw new PartialLoadError(found, new Map(keys.filter((k) => k.startsWith("b:")).map((k) => [k, new Error(`no ${k}`)])));
+      },
+      null,
+      { maxInFlight: 1, maxKeys: 100 },
+    );
+    const [a, b, missing] = await Promise.allSettled([load("a:1"), load("b:1"), load("c:1")]);
+    expect(a).toEqual({ status: "fulfilled", value: "v:a:1" });
+    expect(b?.status).toBe("rejected");
+    expect(String((b as PromiseRejectedResult).reason)).toContain("no b:1");
+    expect(missing).toEqual({ status: "fulfilled", value: null });
   });
 });

@@ -9,6 +9,20 @@ export interface BatchedLoaderOptions {
   maxKeys: number;
 }
 
+/**
+ * Thrown by a loadMany that read some keys and failed others (one tenant's query of several): the keys
+ * read resolve, only the failed ones reject.
+ */
+export class PartialLoadError<V> extends Error {
+  constructor(
+    readonly found: Map<string, V>,
+    readonly failed: Map<string, unknown>,
+  ) {
+    super(`${failed.size} of the keys could not be loaded`);
+    this.name = "PartialLoadError";
+  }
+}
+
 interface Waiting<V> {
   resolve: (v: V) => void;
   reject: (err: unknown) => void;
@@ -16,7 +30,7 @@ interface Waiting<V> {
 
 /**
  * Returns a loader of one key. `loadMany` answers for the keys it is given; a key it leaves out resolves
- * as `missing`. A failed load rejects every key of it (and only those).
+ * as `missing`. A failed load rejects every key of it (and only those), a PartialLoadError only its failed keys.
  */
 export function batchedLoader<V>(
   loadMany: (keys: string[]) => Promise<Map<string, V>>,
@@ -43,7 +57,13 @@ export function batchedLoader<V>(
             for (const [key, waiting] of batch) for (const w of waiting) w.resolve(found.has(key) ? (found.get(key) as V) : missing);
           },
           (err: unknown) => {
-            for (const waiting of batch.values()) for (const w of waiting) w.reject(err);
+            for (const [key, waiting] of batch) {
+              for (const w of waiting) {
+                if (!(err instanceof PartialLoadError)) w.reject(err);
+                else if (err.failed.has(key)) w.reject(err.failed.get(key));
+                else w.resolve(err.found.has(key) ? (err.found.get(key) as V) : missing);
+              }
+            }
           },
         )
         .finally(() => {

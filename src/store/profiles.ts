@@ -1,6 +1,7 @@
 // Customer profiles: the attributes and segments the enrich stage adds to a decision.
 
 import type { CustomerProfile } from "../decisioning/engine.ts";
+import { PartialLoadError } from "./batched-load.ts";
 import type { Queryable } from "./db.ts";
 
 /**
@@ -17,15 +18,22 @@ export async function loadProfiles(db: Queryable, keys: string[]): Promise<Map<s
     else byTenant.set(tenantId, [key.slice(sep + 1)]);
   }
   const found = new Map<string, CustomerProfile>();
+  const failed = new Map<string, unknown>();
+  // One tenant's failed read fails that tenant's keys only.
   await Promise.all(
     [...byTenant].map(async ([tenantId, customerIds]) => {
-      const rows = await db.query<{ customer_id: string; attributes: Record<string, unknown>; segments: string[] }>(
-        "select customer_id, attributes, segments from customer_profiles where tenant_id = $1 and customer_id = any($2::text[])",
-        [tenantId, customerIds],
-      );
-      for (const r of rows) found.set(`${tenantId}\u0000${r.customer_id}`, { attributes: r.attributes, segments: r.segments });
+      try {
+        const rows = await db.query<{ customer_id: string; attributes: Record<string, unknown>; segments: string[] }>(
+          "select customer_id, attributes, segments from customer_profiles where tenant_id = $1 and customer_id = any($2::text[])",
+          [tenantId, customerIds],
+        );
+        for (const r of rows) found.set(`${tenantId}\u0000${r.customer_id}`, { attributes: r.attributes, segments: r.segments });
+      } catch (err) {
+        for (const id of customerIds) failed.set(`${tenantId}\u0000${id}`, err);
+      }
     }),
   );
+  if (failed.size > 0) throw new PartialLoadError(found, failed);
   return found;
 }
 
