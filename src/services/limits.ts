@@ -116,7 +116,12 @@ export class TenantLimits {
       if (n > 0) this.sendCount(counterKey.slice(0, sep), counterKey.slice(sep + 1), counterKey, n);
     }
     // Bounded: a Redis that does not answer must not hold the shutdown.
-    await Promise.race([Promise.allSettled([...this.increments]), Bun.sleep(1_000)]);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const bound = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, 1_000);
+    });
+    await Promise.race([Promise.allSettled([...this.increments]), bound]);
+    clearTimeout(timer);
   }
 
   /** Whether checks are counted in this process now, because Redis failed or was slow (for the metrics). */
@@ -196,12 +201,12 @@ export class TenantLimits {
     if (!this.deps.config.rateLimitEnabled) return;
     const month = monthOf(this.now());
     const counterKey = `${tenantId}\u0000${month}`;
-    const waiting = this.counting.get(counterKey);
     if (this.deps.redis?.status !== "ready" && this.redisWindows) {
       // Redis is away (an increment may be stuck until it is back): count here, carried by a later check.
       this.uncounted.set(counterKey, (this.uncounted.get(counterKey) ?? 0) + 1);
       return;
     }
+    const waiting = this.counting.get(counterKey);
     if (waiting !== undefined) {
       this.counting.set(counterKey, waiting + 1);
       return;
