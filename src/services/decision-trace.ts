@@ -10,6 +10,7 @@ import {
   type ListDecisionTracesRequest,
   type ListDecisionTracesResponse,
   ListDecisionTracesResponseSchema,
+  TraceStageSchema,
 } from "../../gen/kaireon/v1/decision_trace_pb.ts";
 import { notFound, validationError } from "../errors.ts";
 import { listTraces, readTrace } from "../store/traces.ts";
@@ -38,14 +39,15 @@ export async function getDecisionTrace(
   });
 }
 
-/** The fields each stage kind had when all stages shared one message, by the kind that holds them now. */
-const FLAT_STAGE_FIELDS: Record<string, string[]> = {
-  enrich: ["input", "output"],
-  compute: ["computed"],
-  filter: ["candidatesIn", "candidatesOut", "filtered", "drops"],
-  score: ["scores", "factors"],
-  rank: ["finalOrder", "experiments"],
-};
+/**
+ * The fields each stage kind had when all stages shared one message, by the kind that holds them now:
+ * each case of TraceStage.detail is named as its stage and holds those same fields.
+ */
+const FLAT_STAGE_FIELDS: Record<string, string[]> = Object.fromEntries(
+  TraceStageSchema.fields
+    .filter((f) => f.oneof?.name === "detail" && f.message)
+    .map((f) => [f.jsonName, (f.message?.fields ?? []).map((inner) => inner.jsonName)]),
+);
 
 /**
  * A stored trace as the message reads it. Traces stored before stages had messages of their own (kept for
