@@ -178,9 +178,11 @@ export async function startApp(config: Config, log: Logger = createLogger(config
     relay,
     async stop() {
       for (const t of housekeeping) clearInterval(t);
-      await maintenance.idle();
       deps.loopStalls.stop();
+      // Stop accepting first: a maintenance round under way (the start-up one can take seconds on a loaded
+      // machine) must not keep the listeners open after the signal.
       await listeners.shutdown();
+      await maintenance.idle();
       await control?.stop();
       // Commit what Respond has queued; it refuses new writes from here on.
       await deps.interactions.close();

@@ -369,6 +369,10 @@ export class Metrics {
     "kaireon_decision_budget_exhausted_total",
     "Decisions whose formula work ran past DECISION_EVALUATION_BUDGET, by tenant: a catalog to look at.",
   );
+  readonly requestsInFlight = new Gauge(
+    "kaireon_requests_in_flight",
+    "Calls accepted and not yet answered, on PORT (REST, Connect, gRPC-Web; scrapes there included) and GRPC_PORT: what a shutdown waits for.",
+  );
   readonly rpcs = new RpcMetrics([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]);
 
   readonly buildInfo = new Gauge("kaireon_build_info", "The version of the service, the Bun it runs on and the commit it was built from.");
@@ -496,6 +500,7 @@ export class Metrics {
       this.capCounters,
       this.volumeRefusals,
       this.rpcs,
+      this.requestsInFlight,
       this.buildInfo,
       this.startTime,
       this.residentMemory,

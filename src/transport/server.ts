@@ -89,6 +89,7 @@ export async function startListeners(deps: ServiceDeps, verifier: ApiKeyVerifier
     inFlight--;
     if (inFlight === 0 && drained) drained();
   };
+  deps.metrics.collect(() => deps.metrics.requestsInFlight.set({}, inFlight));
 
   async function dispatch(request: Request): Promise<Response> {
     const url = new URL(request.url);
