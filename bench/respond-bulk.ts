@@ -5,11 +5,13 @@
 //
 //   bun bench/respond-bulk.ts                 # SECONDS=10 CONCURRENCY=4
 //   DATABASE_URL=… REDIS_URL=… SECONDS=20 bun bench/respond-bulk.ts
+//   ONLY=bulk bun --cpu-prof bench/respond-bulk.ts   # the bulk phase alone (for a profile)
 
 import { startBenchService } from "./in-process.ts";
 
 const SECONDS = Number(process.env.SECONDS ?? 10);
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 4);
+const ONLY = process.env.ONLY ?? "";
 const ITEMS = 1_000;
 const KEY = "krn_BenchBulkRespondKey00000000000000000001";
 
@@ -57,17 +59,20 @@ try {
     if (res.status !== 200) console.error(`bulk answered ${res.status}: ${JSON.stringify(body).slice(0, 200)}`);
     return res.status === 200 ? (body.succeeded ?? 0) : 0;
   });
-  const single = await run("single Respond (32 in flight)", 32, async () => {
-    const n = offset++;
-    const { idempotencyKey, ...body } = item(n);
-    const res = await fetch(`${base}/api/v1/respond`, {
-      method: "POST",
-      headers: { ...headers, "idempotency-key": idempotencyKey },
-      body: JSON.stringify(body),
-    });
-    await res.arrayBuffer();
-    return res.status === 200 ? 1 : 0;
-  });
+  const single =
+    ONLY === "bulk"
+      ? Number.NaN
+      : await run("single Respond (32 in flight)", 32, async () => {
+          const n = offset++;
+          const { idempotencyKey, ...body } = item(n);
+          const res = await fetch(`${base}/api/v1/respond`, {
+            method: "POST",
+            headers: { ...headers, "idempotency-key": idempotencyKey },
+            body: JSON.stringify(body),
+          });
+          await res.arrayBuffer();
+          return res.status === 200 ? 1 : 0;
+        });
   const rows = await sql`select count(*)::int as n from interactions`;
   const events = await sql`select count(*)::int as n from outbox_events where type = 'interaction.recorded.v1'`;
   console.log(`rows ${rows[0]?.n}, interaction events ${events[0]?.n}; bulk/single ${(bulk / single).toFixed(1)}×`);

@@ -42,7 +42,7 @@ describe("start-up", () => {
       expect(rec.status).toBe(200);
     }
     const migrations = await db.sql`select version from schema_migrations`;
-    expect(migrations.map((r) => r.version)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    expect(migrations.map((r) => r.version)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
     const applied = [a, b].map(
       (s) =>
         s
@@ -54,7 +54,7 @@ describe("start-up", () => {
     expect(
       applied.filter((l) =>
         l.includes(
-          '"migrationsApplied":["001_init.sql","002_feedback_and_policies.sql","003_experiment_phases.sql","004_outcome_types.sql","005_audit.sql","006_admin_api.sql","007_catalog_revisions.sql","008_trace_partitions.sql","009_access_notify.sql","010_events.sql","011_holdouts.sql"]',
+          '"migrationsApplied":["001_init.sql","002_feedback_and_policies.sql","003_experiment_phases.sql","004_outcome_types.sql","005_audit.sql","006_admin_api.sql","007_catalog_revisions.sql","008_trace_partitions.sql","009_access_notify.sql","010_events.sql","011_holdouts.sql","012_respond_writes.sql"]',
         ),
       ).length,
     ).toBe(1);

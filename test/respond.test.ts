@@ -101,6 +101,49 @@ describe("Idempotency-Key over REST", () => {
     expect(keys.map((k) => k.interaction_id)).toEqual([first.json.id]);
   });
 
+  test("a retry's answer is the first one whole, the creative taken from the recommendation included; the key stores no answer", async () => {
+    const customer = unique("cust_idem_rec");
+    const rec = await postJson(svc.http, "/api/v1/recommend", { customerId: customer, channelId: "ch_email" });
+    expect(rec.status).toBe(200);
+    const shown = rec.json.recommendations[0];
+    // No creativeId: the interaction takes the recommendation's.
+    const body = {
+      customerId: customer,
+      offerId: shown.offerId,
+      channelId: "ch_email",
+      outcomeType: "click",
+      recommendationId: shown.recommendationId,
+    };
+    const key = unique("key");
+    const first = await respondAt(svc.http, body, withKey(key));
+    expect(first.status).toBe(200);
+    expect(first.json.creativeId).toBe(shown.creativeId);
+    await Bun.sleep(5);
+    const again = await respondAt(svc.http, body, withKey(key));
+    expect(again.status).toBe(200);
+    expect(again.json).toEqual(first.json);
+    // What the key keeps: the first write's id and time; the rest of the answer is the retry's own.
+    const [row] = await svc.db
+      .sql`select interaction_id, recorded_at, response from idempotency_keys where tenant_id = 'demo' and key = ${key}`;
+    expect(row?.interaction_id).toBe(first.json.id);
+    expect((row?.recorded_at as Date).toISOString()).toBe(first.json.recordedAt);
+    expect(row?.response).toBeNull();
+  });
+
+  test("a key stored with its whole answer, as before the answers were rebuilt, replays that answer", async () => {
+    const customer = unique("cust_idem_old");
+    const key = unique("key");
+    const first = await respondAt(svc.http, respondBody(customer), withKey(key));
+    expect(first.status).toBe(200);
+    // The form keys had before migration 012: the answer in `response`, no recorded_at.
+    const stored = { ...first.json, id: "int_StoredBeforeTheUpgrade01", recordedAt: "2026-01-02T03:04:05.678Z" };
+    await svc.db.sql`update idempotency_keys set response = ${JSON.stringify(stored)}::jsonb, recorded_at = null
+                      where tenant_id = 'demo' and key = ${key}`;
+    const again = await respondAt(svc.http, respondBody(customer), withKey(key));
+    expect(again.status).toBe(200);
+    expect(again.json).toEqual(stored);
+  });
+
   test("without a key, the same body twice is two interactions", async () => {
     const customer = unique("cust_nokey");
     const a = await respondAt(svc.http, respondBody(customer));

@@ -2,7 +2,7 @@
 // its effects (counters, opt-out, idempotency key) are committed, so an acknowledged response is never
 // lost; concurrent responds share one commit (store/interactions.ts, InteractionWriter).
 
-import { create, fromJson, type JsonObject, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { clone, create, fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   type RespondBulkError,
@@ -31,8 +31,9 @@ import {
 import type { CompiledCatalog } from "../decisioning/catalog.ts";
 import type { CreativeDef } from "../decisioning/definitions.ts";
 import { readRecommendations, type ShownRecommendation } from "../store/decisions.ts";
+import type { StoredIdempotentResult } from "../store/idempotency-keys.ts";
 import { CATALOG_RECHECK_MS, type CallContext, type ServiceDeps } from "./context.ts";
-import { checkIdempotencyKey, IDEMPOTENCY_KEY_FIELD, requestHash } from "./idempotency.ts";
+import { checkIdempotencyKey, IDEMPOTENCY_KEY_FIELD, respondRequestHash } from "./idempotency.ts";
 import { MAX_ID_LENGTH, Violations } from "./validate.ts";
 
 /** The built-in outcome types and how each moves the learned counters. */
@@ -257,11 +258,9 @@ async function prepare(
   }
   let hash = "";
   if (idempotencyKey !== undefined) {
-    const json = toJson(RespondRequestSchema, req, { alwaysEmitImplicit: true }) as JsonObject;
     // Absent and empty metadata are the same request.
-    json.metadata ??= {};
-    hash = requestHash(json);
-    interaction.idempotency = { key: idempotencyKey, requestHash: hash, response: toJson(RespondResponseSchema, res) as JsonObject };
+    hash = respondRequestHash(req);
+    interaction.idempotency = { key: idempotencyKey, requestHash: hash };
   }
   return { interaction, res, hash, catalog };
 }
@@ -295,10 +294,24 @@ export async function respond(deps: ServiceDeps, ctx: CallContext, req: RespondR
   if (result?.status === "duplicate") {
     if (result.existing.requestHash !== prepared.hash) throw conflict();
     // A retry: the first request's answer, with its id and recordedAt; nothing was written this time.
-    return fromJson(RespondResponseSchema, result.existing.response as JsonValue, { ignoreUnknownFields: true });
+    return replayed(prepared.res, result.existing);
   }
   learn(deps, prepared);
   return prepared.res;
+}
+
+/**
+ * The answer the first request with this key got. The retry is the same request, so its own answer says
+ * everything but what the first write decided: the interaction's id and when it was recorded (the creative
+ * is the request's or its recommendation's, which does not change). Keys stored before migration 012 hold
+ * the whole answer, replayed as it is.
+ */
+function replayed(retry: RespondResponse, first: StoredIdempotentResult): RespondResponse {
+  if (first.response) return fromJson(RespondResponseSchema, first.response as JsonValue, { ignoreUnknownFields: true });
+  const answer = clone(RespondResponseSchema, retry);
+  answer.id = first.interactionId;
+  if (first.recordedAt) answer.recordedAt = timestampFromDate(first.recordedAt);
+  return answer;
 }
 
 export const MAX_BULK_ITEMS = 1_000;
@@ -359,8 +372,7 @@ export async function respondBulk(deps: ServiceDeps, ctx: CallContext, req: Resp
         }),
       );
     } else {
-      const first = result.existing.response as { id?: string };
-      results.push(create(RespondBulkResultSchema, { index, id: first.id ?? "", duplicate: true }));
+      results.push(create(RespondBulkResultSchema, { index, id: result.existing.interactionId, duplicate: true }));
     }
   });
   errors.sort((a, b) => a.index - b.index);

@@ -8,20 +8,25 @@ export interface IdempotencyClaim {
   key: string;
   /** A stable hash of the request, to tell a retry (same body) from a reuse of the key (another body). */
   requestHash: string;
-  /** The answer to replay to a retry. */
-  response: Record<string, unknown>;
 }
 
-/** The result stored by the first request that used a key. */
+/**
+ * What the first request that used a key decided. A retry is the same request (same hash), so its answer
+ * is rebuilt from the retry's and these; keys stored before migration 012 hold their whole answer instead.
+ */
 export interface StoredIdempotentResult {
   requestHash: string;
   interactionId: string;
-  response: Record<string, unknown>;
+  /** When the interaction was recorded; null for a key stored with its whole answer. */
+  recordedAt: Date | null;
+  /** The whole answer, kept only by keys stored before migration 012. */
+  response: Record<string, unknown> | null;
 }
 
 export interface KeyClaim extends IdempotencyClaim {
   tenantId: string;
   interactionId: string;
+  recordedAt: Date;
 }
 
 export const idempotencyKeyOf = (tenantId: string, key: string) => `${tenantId}\u0000${key}`;
@@ -34,8 +39,8 @@ export const idempotencyKeyOf = (tenantId: string, key: string) => `${tenantId}\
 export async function claimIdempotencyKeys(tx: Queryable, claims: KeyClaim[]): Promise<Set<string>> {
   if (claims.length === 0) return new Set();
   const rows = await tx.query<{ tenant_id: string; key: string }>(
-    `insert into idempotency_keys (tenant_id, key, request_hash, interaction_id, response)
-     select * from json_to_recordset($1::json) as k(tenant_id text, key text, request_hash text, interaction_id text, response jsonb)
+    `insert into idempotency_keys (tenant_id, key, request_hash, interaction_id, recorded_at)
+     select * from json_to_recordset($1::json) as k(tenant_id text, key text, request_hash text, interaction_id text, recorded_at timestamptz)
      on conflict (tenant_id, key) do nothing
      returning tenant_id, key`,
     [
@@ -44,7 +49,7 @@ export async function claimIdempotencyKeys(tx: Queryable, claims: KeyClaim[]): P
         key: c.key,
         request_hash: c.requestHash,
         interaction_id: c.interactionId,
-        response: c.response,
+        recorded_at: c.recordedAt.toISOString(),
       })),
     ],
   );
@@ -57,8 +62,15 @@ export async function readIdempotencyKeys(
   keys: { tenantId: string; key: string }[],
 ): Promise<Map<string, StoredIdempotentResult>> {
   if (keys.length === 0) return new Map();
-  const rows = await tx.query<{ tenant_id: string; key: string; request_hash: string; interaction_id: string; response: unknown }>(
-    `select i.tenant_id, i.key, i.request_hash, i.interaction_id, i.response
+  const rows = await tx.query<{
+    tenant_id: string;
+    key: string;
+    request_hash: string;
+    interaction_id: string;
+    recorded_at: Date | string | null;
+    response: unknown;
+  }>(
+    `select i.tenant_id, i.key, i.request_hash, i.interaction_id, i.recorded_at, i.response
        from json_to_recordset($1::json) as k(tenant_id text, key text)
        join idempotency_keys i on i.tenant_id = k.tenant_id and i.key = k.key`,
     [keys.map((k) => ({ tenant_id: k.tenantId, key: k.key }))],
@@ -69,8 +81,9 @@ export async function readIdempotencyKeys(
       {
         requestHash: r.request_hash,
         interactionId: r.interaction_id,
+        recordedAt: r.recorded_at === null ? null : new Date(r.recorded_at),
         // Bun.SQL parses jsonb; PGlite does too, but a string is tolerated in case a driver does not.
-        response: (typeof r.response === "string" ? JSON.parse(r.response) : r.response) as Record<string, unknown>,
+        response: (typeof r.response === "string" ? JSON.parse(r.response) : r.response) as Record<string, unknown> | null,
       },
     ]),
   );

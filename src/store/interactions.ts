@@ -280,8 +280,8 @@ const byKey =
     key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0;
 
 /**
- * Writes interactions in one transaction: their idempotency keys first, then (pipelined) the rows, the
- * summed counters, the opt-outs and the stored results of keys already taken. Rows of every table are
+ * Writes interactions in one transaction: their idempotency keys first, then (pipelined) the stored results
+ * of keys already taken, the rows, the opt-outs, the events and, last, the summed counters. Rows of every table are
  * written in key order, so concurrent batches (here or on another instance) lock rows in the same order
  * and cannot deadlock. Returns one result per interaction; null for a key whose stored result is gone.
  */
@@ -298,7 +298,7 @@ export async function writeInteractionBatch(db: Db, batch: NewInteraction[]): Pr
       .map((n) => {
         const i = batch[n] as NewInteraction;
         const claim = i.idempotency as IdempotencyClaim;
-        return { ...claim, tenantId: i.tenantId, interactionId: i.id };
+        return { ...claim, tenantId: i.tenantId, interactionId: i.id, recordedAt: i.recordedAt };
       })
       .sort(byKey((c) => idempotencyKeyOf(c.tenantId, c.key)));
     const won = await claimIdempotencyKeys(tx, claims);
@@ -316,9 +316,10 @@ export async function writeInteractionBatch(db: Db, batch: NewInteraction[]): Pr
         lost.map((i) => ({ tenantId: i.tenantId, key: (i.idempotency as IdempotencyClaim).key })),
       ),
       insertInteractions(tx, writes),
-      addCounters(tx, writes),
       insertOptOuts(tx, writes),
       insertEvents(tx, writes.map(recordedEvent)),
+      // Last: every batch updates the same few counter rows, and their locks are held to the commit.
+      addCounters(tx, writes),
     ]);
     return batch.map((i): WriteResult | null => {
       if (written.has(i)) return { status: "written", id: i.id };
