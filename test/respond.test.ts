@@ -126,7 +126,7 @@ describe("Idempotency-Key over REST", () => {
     const [row] = await svc.db
       .sql`select interaction_id, recorded_at, response from idempotency_keys where tenant_id = 'demo' and key = ${key}`;
     expect(row?.interaction_id).toBe(first.json.id);
-    expect((row?.recorded_at as Date).toISOString()).toBe(first.json.recordedAt);
+    expect((row?.recorded_at as Date | undefined)?.toISOString()).toBe(first.json.recordedAt);
     expect(row?.response).toBeNull();
   });
 

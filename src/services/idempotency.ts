@@ -48,7 +48,7 @@ export function requestHash(requestJson: unknown): string {
   return createHash("sha256").update(canonicalJson(requestJson)).digest("hex");
 }
 
-/** The string fields of a Respond request, as its JSON names them, in the order canonicalJson sorts them. */
+/** The fields of a Respond request, as its JSON names them, in the order canonicalJson sorts them. */
 interface RespondFields {
   channelId: string;
   creativeId: string;
