@@ -11,7 +11,6 @@ import {
 import {
   BatchErrorSchema,
   RecommendRequestSchema,
-  type RecommendResponse,
   RecommendResponseSchema,
   RecommendService,
 } from "../../../gen/kaireon/v1/recommend_pb.ts";
@@ -31,16 +30,8 @@ import { ndjsonLines } from "../ndjson.ts";
 import { requireNdjson } from "./customers.ts";
 import { respond, respondBulk } from "../../services/respond.ts";
 import { decodeJsonMessage } from "../json.ts";
+import { recommendResponseJson } from "../recommend-json.ts";
 import { fromQuery, json, listQuery, type RestRoute } from "./binding.ts";
-
-/** A Recommend answer as REST gives it: what a single-placement call does not use is left out. */
-function recommendJson(res: RecommendResponse): Record<string, unknown> {
-  const out = json(RecommendResponseSchema, res) as Record<string, unknown>;
-  if (res.placements.length === 0) delete out.placements;
-  if (!res.heldOut) delete out.heldOut;
-  for (const r of out.recommendations as Record<string, unknown>[]) if (r.placement === "") delete r.placement;
-  return out;
-}
 
 /** The request lines of a batch body, one item per line (a blank line is a bad request in its place). */
 async function* batchItems(request: Request, maxLineBytes: number): AsyncGenerator<BatchItem> {
@@ -72,7 +63,7 @@ export function decisionRoutes(deps: ServiceDeps): RestRoute[] {
       tag: "Decisions",
       body: RecommendRequestSchema,
       response: RecommendResponseSchema,
-      run: async (ctx, { body }) => recommendJson(await recommend(deps, ctx, decodeJsonMessage(RecommendRequestSchema, body))),
+      run: async (ctx, { body }) => recommendResponseJson(await recommend(deps, ctx, decodeJsonMessage(RecommendRequestSchema, body))),
     },
     {
       method: "POST",
@@ -103,7 +94,7 @@ export function decisionRoutes(deps: ServiceDeps): RestRoute[] {
             let text = "";
             for (const a of next.value) {
               line++;
-              const out = "response" in a ? recommendJson(a.response) : { line, error: toJson(BatchErrorSchema, a.error) };
+              const out = "response" in a ? recommendResponseJson(a.response) : { line, error: toJson(BatchErrorSchema, a.error) };
               text += `${JSON.stringify(out)}\n`;
             }
             controller.enqueue(encoder.encode(text));
