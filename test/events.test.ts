@@ -131,7 +131,10 @@ describe("webhooks", () => {
         expect(r.event).toMatchObject({ tenantId: "demo" });
         expect(r.event.id).toMatch(/^evt_/);
         expect(r.headers.get("kaireon-event-type")).toBe(r.event.type);
-        expect(Number.isNaN(Date.parse(r.event.occurredAt))).toBe(false);
+        expect(r.event.occurredAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+        // The event is sent as compact JSON, its fields in the contract's order.
+        expect(Object.keys(r.event)).toEqual(["id", "type", "tenantId", "occurredAt", "data"]);
+        expect(r.body).toBe(JSON.stringify(r.event));
       }
       const shownIds = (both.decision.event.data.recommendations as { recommendationId: string }[]).map((x) => x.recommendationId);
       expect(shownIds).toContain(recommendationId);
@@ -162,6 +165,30 @@ describe("webhooks", () => {
       expect(hook.received.map((r) => r.event.data.interactionId)).toEqual(sent);
       const dead = await getJson(`/api/v1/webhooks/${webhookId}/dead-letters`);
       expect(dead.deadLetters ?? []).toEqual([]);
+    } finally {
+      hook.stop();
+    }
+  }, 60_000);
+
+  test("an event stored before the outbox kept only its data is sent as it was stored", async () => {
+    const hook = receiver(() => 200);
+    try {
+      await createWebhook(hook.url, ["interaction.recorded.v1"]);
+      const id = "evt_StoredWholeBefore013";
+      const data = { interactionId: "int_old", customerId: "cust_old", offerId: "o", channelId: "ch_email", outcomeType: "click" };
+      // Spaced out, so that only a body sent verbatim matches.
+      const body = JSON.stringify(
+        { id, type: "interaction.recorded.v1", tenantId: "demo", occurredAt: "2026-12-01T10:00:00.000Z", data },
+        null,
+        1,
+      );
+      await svc.app.deps.db.query(
+        `insert into outbox_events (id, tenant_id, type, customer_id, occurred_at, body)
+         values ($1, 'demo', 'interaction.recorded.v1', 'cust_old', '2026-12-01T10:00:00.000Z', $2::text::json)`,
+        [id, body],
+      );
+      const got = await waitFor(async () => hook.received.find((r) => r.event.id === id), 30_000);
+      expect(got.body).toBe(body);
     } finally {
       hook.stop();
     }

@@ -18,17 +18,16 @@ export interface OutboxEvent {
 export const EVENT_TYPES = ["decision.made.v1", "interaction.recorded.v1"] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
-/** The JSON every destination receives. */
-export function eventJson(e: OutboxEvent): Record<string, unknown> {
-  return { id: e.id, type: e.type, tenantId: e.tenantId, occurredAt: e.occurredAt.toISOString(), data: e.data };
-}
-
+/**
+ * Writes events in the transaction of what they report. Each row keeps only the event's data as `body`
+ * (the rest of the event is in the row's columns; `storedEventJson` puts it back together).
+ */
 export async function insertEvents(tx: Queryable, events: OutboxEvent[]): Promise<void> {
   if (events.length === 0) return;
   await tx.query(
-    `insert into outbox_events (id, tenant_id, type, customer_id, occurred_at, body)
-     select * from json_to_recordset($1::json)
-       as e(id text, tenant_id text, type text, customer_id text, occurred_at timestamptz, body json)`,
+    `insert into outbox_events (id, tenant_id, type, customer_id, occurred_at, body, data_only)
+     select e.id, e.tenant_id, e.type, e.customer_id, e.occurred_at, e.body, true
+       from json_to_recordset($1::json) as e(id text, tenant_id text, type text, customer_id text, occurred_at timestamptz, body json)`,
     [
       events.map((e) => ({
         id: e.id,
@@ -36,10 +35,27 @@ export async function insertEvents(tx: Queryable, events: OutboxEvent[]): Promis
         type: e.type,
         customer_id: e.customerId,
         occurred_at: e.occurredAt.toISOString(),
-        body: eventJson(e),
+        body: e.data,
       })),
     ],
   );
+}
+
+/**
+ * The JSON text of a stored event, `{id, type, tenantId, occurredAt, data}`: from the row's columns and its
+ * data, or the whole event as a row written before migration 013 kept it.
+ */
+export function storedEventJson(r: {
+  id: string;
+  type: string;
+  tenantId: string;
+  occurredAt: string;
+  body: string;
+  dataOnly: boolean;
+}): string {
+  if (!r.dataOnly) return r.body;
+  const q = JSON.stringify;
+  return `{"id":${q(r.id)},"type":${q(r.type)},"tenantId":${q(r.tenantId)},"occurredAt":${q(r.occurredAt)},"data":${r.body}}`;
 }
 
 /** A position in the outbox: the writing transaction's id and the row's sequence number within it. */
@@ -72,7 +88,8 @@ export async function readEvents(
   limit: number,
   filter?: { tenantId: string; types: string[] },
 ): Promise<StoredEvent[]> {
-  const columns = "xid::text as xid, seq::text as seq, id, tenant_id, type, customer_id, body::text as body";
+  const columns = `xid::text as xid, seq::text as seq, id, tenant_id, type, customer_id, body::text as body, data_only,
+    to_char(occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as occurred_at`;
   const ready = "(xid, seq) > ($1::xid8, $2::bigint) and xid < pg_snapshot_xmin(pg_current_snapshot())";
   // A tenant's events are read by their own index: a quiet tenant's webhook does not scan the others'.
   const rows = filter
@@ -93,7 +110,14 @@ export async function readEvents(
     tenantId: r.tenant_id as string,
     type: r.type as EventType,
     customerId: r.customer_id as string,
-    body: r.body as string,
+    body: storedEventJson({
+      id: r.id as string,
+      type: r.type as string,
+      tenantId: r.tenant_id as string,
+      occurredAt: r.occurred_at as string,
+      body: r.body as string,
+      dataOnly: r.data_only as boolean,
+    }),
   }));
 }
 
