@@ -75,7 +75,8 @@ try {
         });
   const rows = await sql`select count(*)::int as n from interactions`;
   const events = await sql`select count(*)::int as n from outbox_events where type = 'interaction.recorded.v1'`;
-  console.log(`rows ${rows[0]?.n}, interaction events ${events[0]?.n}; bulk/single ${(bulk / single).toFixed(1)}×`);
+  const ratio = Number.isNaN(single) ? "" : `; bulk/single ${(bulk / single).toFixed(1)}×`;
+  console.log(`rows ${rows[0]?.n}, interaction events ${events[0]?.n}${ratio}`);
 } finally {
   await svc.stop();
 }
