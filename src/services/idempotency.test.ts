@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test";
-import { create, type JsonObject, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { create, type JsonObject, toJson } from "@bufbuild/protobuf";
 import { type RespondRequest, RespondRequestSchema } from "../../gen/kaireon/v1/respond_pb.ts";
 import { seededRandom } from "../random.ts";
+import { randomJson } from "../../test/random-json.ts";
 import { requestHash, respondRequestHash } from "./idempotency.ts";
 
 /** The hash as Respond computed it before respondRequestHash: the JSON mapping, every field, sorted keys. */
@@ -12,32 +13,7 @@ function viaJsonMapping(req: RespondRequest): string {
 }
 
 const random = seededRandom(2026);
-const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)] as T;
-const ALPHABET = ["a", "Z", "0", "_", "-", " ", '"', "\\", "/", "\n", "\t", "é", "ß", "中", "😀", "\u2028", "\u0001"];
-const text = (max: number) => Array.from({ length: Math.floor(random() * max) }, () => pick(ALPHABET)).join("");
-
-function value(depth: number): JsonValue {
-  switch (Math.floor(random() * (depth > 2 ? 4 : 6))) {
-    case 0:
-      return text(8);
-    case 1:
-      return pick([0, 1, -1, 0.5, 1e21, -3.25e-7, 123456789.123]);
-    case 2:
-      return random() < 0.5;
-    case 3:
-      return null;
-    case 4:
-      return Array.from({ length: Math.floor(random() * 4) }, () => value(depth + 1));
-    default:
-      return object(depth + 1);
-  }
-}
-
-function object(depth: number): JsonObject {
-  const out: JsonObject = {};
-  for (let i = Math.floor(random() * 5); i > 0; i--) out[text(6) || "k"] = value(depth);
-  return out;
-}
+const { text, object } = randomJson(random);
 
 /** The hash the code before respondRequestHash stored for the request of the last test. */
 const PINNED = "953b42f914ad47e1fbed6f0809798a83313e5a843804b6cda8671c4877159b24";

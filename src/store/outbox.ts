@@ -103,22 +103,16 @@ export async function readEvents(
         from.seq,
         limit,
       ]);
-  return rows.map((r) => ({
-    xid: r.xid as string,
-    seq: r.seq as string,
-    id: r.id as string,
-    tenantId: r.tenant_id as string,
-    type: r.type as EventType,
-    customerId: r.customer_id as string,
-    body: storedEventJson({
-      id: r.id as string,
-      type: r.type as string,
-      tenantId: r.tenant_id as string,
+  return rows.map((r) => {
+    const event = { id: r.id as string, tenantId: r.tenant_id as string, type: r.type as EventType, customerId: r.customer_id as string };
+    const body = storedEventJson({
+      ...event,
       occurredAt: r.occurred_at as string,
       body: r.body as string,
       dataOnly: r.data_only as boolean,
-    }),
-  }));
+    });
+    return { xid: r.xid as string, seq: r.seq as string, ...event, body };
+  });
 }
 
 export async function readCursor(db: Queryable, sink: string): Promise<OutboxPosition | null> {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { create, type JsonObject, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { create, toJson } from "@bufbuild/protobuf";
 import {
   ExperimentAssignmentSchema,
   PlacementRecommendationsSchema,
@@ -9,6 +9,7 @@ import {
   RecommendResponseSchema,
 } from "../../gen/kaireon/v1/recommend_pb.ts";
 import { seededRandom } from "../random.ts";
+import { randomJson } from "../../test/random-json.ts";
 import { recommendResponseJson } from "./recommend-json.ts";
 
 /** The answer as REST wrote it before: the generic JSON mapping with every field, less the unused ones. */
@@ -21,32 +22,7 @@ function viaJsonMapping(res: RecommendResponse): Record<string, unknown> {
 }
 
 const random = seededRandom(1203);
-const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)] as T;
-const ALPHABET = ["a", "Z", "0", "_", "-", " ", '"', "\\", "/", "\n", "\t", "é", "ß", "中", "😀", "\u2028", "\u0001"];
-const text = (max: number) => Array.from({ length: Math.floor(random() * max) }, () => pick(ALPHABET)).join("");
-
-function value(depth: number): JsonValue {
-  switch (Math.floor(random() * (depth > 2 ? 4 : 6))) {
-    case 0:
-      return text(8);
-    case 1:
-      return pick([0, -0, 1, -1, 0.5, 1e21, -3.25e-7, 123456789.123]);
-    case 2:
-      return random() < 0.5;
-    case 3:
-      return null;
-    case 4:
-      return Array.from({ length: Math.floor(random() * 4) }, () => value(depth + 1));
-    default:
-      return object(depth + 1);
-  }
-}
-
-function object(depth: number): JsonObject {
-  const out: JsonObject = {};
-  for (let i = Math.floor(random() * 5); i > 0; i--) out[text(6) || "k"] = value(depth);
-  return out;
-}
+const { pick, text, object } = randomJson(random);
 
 const maybe = <T>(f: () => T): T | undefined => (random() < 0.5 ? f() : undefined);
 
@@ -106,7 +82,9 @@ describe("Recommend answer JSON", () => {
     const out = recommendResponseJson(res);
     expect(out.processedAt).toBe("2025-12-03T19:26:40.005Z");
     expect(Object.keys(out)).toEqual(["customerId", "recommendations", "decisionFlowId", "processedAt"]);
-    expect("placement" in (out.recommendations as Record<string, unknown>[])[0]!).toBe(false);
+    const [first] = out.recommendations as Record<string, unknown>[];
+    expect(first).toBeDefined();
+    expect("placement" in (first as Record<string, unknown>)).toBe(false);
   });
 
   test("names every field of the messages it writes, so a field added to the contract fails here first", () => {
