@@ -26,7 +26,8 @@ export interface StoredIdempotentResult {
 export interface KeyClaim extends IdempotencyClaim {
   tenantId: string;
   interactionId: string;
-  recordedAt: Date;
+  /** ISO 8601, as Date.prototype.toISOString writes it. */
+  recordedAt: string;
 }
 
 export const idempotencyKeyOf = (tenantId: string, key: string) => `${tenantId}\u0000${key}`;
@@ -40,7 +41,7 @@ export async function claimIdempotencyKeys(tx: Queryable, claims: KeyClaim[]): P
   if (claims.length === 0) return new Set();
   const rows = await tx.query<{ tenant_id: string; key: string }>(
     `insert into idempotency_keys (tenant_id, key, request_hash, interaction_id, recorded_at)
-     select * from json_to_recordset($1::json) as k(tenant_id text, key text, request_hash text, interaction_id text, recorded_at timestamptz)
+     select * from jsonb_to_recordset($1::jsonb) as k(tenant_id text, key text, request_hash text, interaction_id text, recorded_at timestamptz)
      on conflict (tenant_id, key) do nothing
      returning tenant_id, key`,
     [
@@ -49,7 +50,7 @@ export async function claimIdempotencyKeys(tx: Queryable, claims: KeyClaim[]): P
         key: c.key,
         request_hash: c.requestHash,
         interaction_id: c.interactionId,
-        recorded_at: c.recordedAt.toISOString(),
+        recorded_at: c.recordedAt,
       })),
     ],
   );
@@ -71,7 +72,7 @@ export async function readIdempotencyKeys(
     response: unknown;
   }>(
     `select i.tenant_id, i.key, i.request_hash, i.interaction_id, i.recorded_at, i.response
-       from json_to_recordset($1::json) as k(tenant_id text, key text)
+       from jsonb_to_recordset($1::jsonb) as k(tenant_id text, key text)
        join idempotency_keys i on i.tenant_id = k.tenant_id and i.key = k.key`,
     [keys.map((k) => ({ tenant_id: k.tenantId, key: k.key }))],
   );

@@ -286,6 +286,16 @@ const byKey =
  * and cannot deadlock. Returns one result per interaction; null for a key whose stored result is gone.
  */
 export async function writeInteractionBatch(db: Db, batch: NewInteraction[]): Promise<(WriteResult | null)[]> {
+  // Each interaction's time as text, made once for the rows, the key and the event that carry it.
+  const isoTimes = new Map<NewInteraction, string>();
+  const recordedAt = (i: NewInteraction): string => {
+    let iso = isoTimes.get(i);
+    if (iso === undefined) {
+      iso = i.recordedAt.toISOString();
+      isoTimes.set(i, iso);
+    }
+    return iso;
+  };
   return db.transaction(async (tx) => {
     // The first claim of a key in the batch competes for it; later ones in the batch are duplicates of it.
     const firstClaim = new Map<string, number>();
@@ -298,7 +308,7 @@ export async function writeInteractionBatch(db: Db, batch: NewInteraction[]): Pr
       .map((n) => {
         const i = batch[n] as NewInteraction;
         const claim = i.idempotency as IdempotencyClaim;
-        return { ...claim, tenantId: i.tenantId, interactionId: i.id, recordedAt: i.recordedAt };
+        return { ...claim, tenantId: i.tenantId, interactionId: i.id, recordedAt: recordedAt(i) };
       })
       .sort(byKey((c) => idempotencyKeyOf(c.tenantId, c.key)));
     const won = await claimIdempotencyKeys(tx, claims);
@@ -315,9 +325,12 @@ export async function writeInteractionBatch(db: Db, batch: NewInteraction[]): Pr
         tx,
         lost.map((i) => ({ tenantId: i.tenantId, key: (i.idempotency as IdempotencyClaim).key })),
       ),
-      insertInteractions(tx, writes),
+      insertInteractions(tx, writes, recordedAt),
       insertOptOuts(tx, writes),
-      insertEvents(tx, writes.map(recordedEvent)),
+      insertEvents(
+        tx,
+        writes.map((i) => recordedEvent(i, recordedAt(i))),
+      ),
       // Last: every batch updates the same few counter rows, and their locks are held to the commit.
       addCounters(tx, writes),
     ]);
@@ -334,10 +347,7 @@ export async function writeInteractionBatch(db: Db, batch: NewInteraction[]): Pr
  * kaireon.v1.InteractionRecordedV1 (empty strings left out, as that mapping writes them), built directly:
  * a bulk respond makes a thousand at once (a test checks it against the message's own JSON).
  */
-/** A time as the JSON mapping of google.protobuf.Timestamp writes it: no fraction when it is whole seconds. */
-const timestampJson = (d: Date) => d.toISOString().replace(".000Z", "Z");
-
-export function recordedEvent(i: NewInteraction): OutboxEvent {
+export function recordedEvent(i: NewInteraction, recordedAtIso = i.recordedAt.toISOString()): OutboxEvent {
   const data: Record<string, unknown> = {
     interactionId: i.id,
     customerId: i.customerId,
@@ -349,7 +359,8 @@ export function recordedEvent(i: NewInteraction): OutboxEvent {
   if (i.recommendationId) data.recommendationId = i.recommendationId;
   if (i.traceId) data.traceId = i.traceId;
   data.metadata = i.metadata;
-  data.recordedAt = timestampJson(i.recordedAt);
+  // As the JSON mapping of google.protobuf.Timestamp writes a time: no fraction when it is whole seconds.
+  data.recordedAt = recordedAtIso.endsWith(".000Z") ? `${recordedAtIso.slice(0, -5)}Z` : recordedAtIso;
   return {
     id: newEventId(),
     type: "interaction.recorded.v1",
@@ -360,7 +371,7 @@ export function recordedEvent(i: NewInteraction): OutboxEvent {
   };
 }
 
-async function insertInteractions(tx: Queryable, rows: NewInteraction[]): Promise<void> {
+async function insertInteractions(tx: Queryable, rows: NewInteraction[], recordedAt: (i: NewInteraction) => string): Promise<void> {
   if (rows.length === 0) return;
   // The propensity and score an impression was shown with come from the recommendation recorded for this
   // offer in the traced decision when the caller did not have them.
@@ -369,33 +380,37 @@ async function insertInteractions(tx: Queryable, rows: NewInteraction[]): Promis
                                recommendation_id, metadata, recorded_at, propensity, score)
      select i.tenant_id, i.id, i.customer_id, i.offer_id, i.channel_id, i.creative_id, i.outcome_type, i.trace_id,
             i.recommendation_id, i.metadata, i.recorded_at, coalesce(i.propensity, shown.propensity), coalesce(i.score, shown.score)
-       from json_to_recordset($1::json) as i(
+       from jsonb_to_recordset($1::jsonb) as i(
               tenant_id text, id text, customer_id text, offer_id text, channel_id text, creative_id text, outcome_type text,
               trace_id text, recommendation_id text, metadata jsonb, recorded_at timestamptz, propensity float8, score float8,
               from_trace boolean)
        left join lateral (
          select (e ->> 'propensity')::float8 as propensity, (e ->> 'score')::float8 as score
            from decisions d, jsonb_array_elements(d.shown) as e
-          where i.from_trace and d.tenant_id = i.tenant_id and d.trace_id = i.trace_id and e ->> 'offerId' = i.offer_id
+          where i.from_trace is true and d.tenant_id = i.tenant_id and d.trace_id = i.trace_id and e ->> 'offerId' = i.offer_id
           limit 1
        ) shown on true`,
     [
-      rows.map((i) => ({
-        tenant_id: i.tenantId,
-        id: i.id,
-        customer_id: i.customerId,
-        offer_id: i.offerId,
-        channel_id: i.channelId,
-        creative_id: i.creativeId,
-        outcome_type: i.outcomeType,
-        trace_id: i.traceId,
-        recommendation_id: i.recommendationId,
-        metadata: i.metadata,
-        recorded_at: i.recordedAt.toISOString(),
-        propensity: i.propensity ?? null,
-        score: i.score ?? null,
-        from_trace: Boolean(i.scoresFromTrace && i.traceId && (i.propensity == null || i.score == null)),
-      })),
+      rows.map((i) => {
+        // A key left out reads as null: the rows carry only what they have.
+        const row: Record<string, unknown> = {
+          tenant_id: i.tenantId,
+          id: i.id,
+          customer_id: i.customerId,
+          offer_id: i.offerId,
+          channel_id: i.channelId,
+          outcome_type: i.outcomeType,
+          metadata: i.metadata,
+          recorded_at: recordedAt(i),
+        };
+        if (i.creativeId != null) row.creative_id = i.creativeId;
+        if (i.traceId != null) row.trace_id = i.traceId;
+        if (i.recommendationId != null) row.recommendation_id = i.recommendationId;
+        if (i.propensity != null) row.propensity = i.propensity;
+        if (i.score != null) row.score = i.score;
+        if (i.scoresFromTrace && i.traceId && (i.propensity == null || i.score == null)) row.from_trace = true;
+        return row;
+      }),
     ],
   );
 }
@@ -425,7 +440,7 @@ async function addCounters(tx: Queryable, rows: NewInteraction[]): Promise<void>
   if (sums.size === 0) return;
   await tx.query(
     `insert into offer_channel_stats (tenant_id, offer_id, channel_id, impressions, clicks, conversions, negatives)
-     select * from json_to_recordset($1::json) as s(
+     select * from jsonb_to_recordset($1::jsonb) as s(
        tenant_id text, offer_id text, channel_id text, impressions bigint, clicks bigint, conversions bigint, negatives bigint)
      on conflict (tenant_id, offer_id, channel_id) do update set
        impressions = offer_channel_stats.impressions + excluded.impressions,
@@ -451,7 +466,7 @@ async function insertOptOuts(tx: Queryable, rows: NewInteraction[]): Promise<voi
   if (optOuts.size === 0) return;
   await tx.query(
     `insert into contact_opt_outs (tenant_id, customer_id, channel_id)
-     select * from json_to_recordset($1::json) as o(tenant_id text, customer_id text, channel_id text)
+     select * from jsonb_to_recordset($1::jsonb) as o(tenant_id text, customer_id text, channel_id text)
      on conflict (tenant_id, customer_id, channel_id) do nothing`,
     [[...optOuts.entries()].sort(byKey(([k]) => k)).map(([, o]) => o)],
   );

@@ -25,9 +25,11 @@ export type EventType = (typeof EVENT_TYPES)[number];
 export async function insertEvents(tx: Queryable, events: OutboxEvent[]): Promise<void> {
   if (events.length === 0) return;
   await tx.query(
+    // The rows are read as jsonb (cheaper to take apart than json), each body as its own JSON text: jsonb
+    // would reorder the data's keys, and the body is sent as it is stored.
     `insert into outbox_events (id, tenant_id, type, customer_id, occurred_at, body, data_only)
-     select e.id, e.tenant_id, e.type, e.customer_id, e.occurred_at, e.body, true
-       from json_to_recordset($1::json) as e(id text, tenant_id text, type text, customer_id text, occurred_at timestamptz, body json)`,
+     select e.id, e.tenant_id, e.type, e.customer_id, e.occurred_at, e.body::json, true
+       from jsonb_to_recordset($1::jsonb) as e(id text, tenant_id text, type text, customer_id text, occurred_at timestamptz, body text)`,
     [
       events.map((e) => ({
         id: e.id,
@@ -35,7 +37,7 @@ export async function insertEvents(tx: Queryable, events: OutboxEvent[]): Promis
         type: e.type,
         customer_id: e.customerId,
         occurred_at: e.occurredAt.toISOString(),
-        body: e.data,
+        body: JSON.stringify(e.data),
       })),
     ],
   );
