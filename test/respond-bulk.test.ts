@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { RespondService } from "../gen/kaireon/v1/respond_pb.ts";
+import { RespondBulkItemSchema, RespondRequestSchema, RespondService } from "../gen/kaireon/v1/respond_pb.ts";
 import { DEMO_KEY, postJson, startTestService, type TestService } from "./harness.ts";
 
 let svc: TestService;
@@ -111,5 +111,52 @@ describe("POST /api/v1/respond/bulk", () => {
       [answer.results.find((r) => r.index === 2)?.id],
     );
     expect(row[0]).toEqual({ recommendation_id: shown.recommendationId, creative_id: shown.creativeId });
+  }, 60_000);
+
+  test("an item is recorded as a single Respond of the same fields is: the row and its event", async () => {
+    // An item is a RespondRequest and its key: respondBulk copies each field, so a field added to one
+    // message and not the other fails here.
+    expect(RespondBulkItemSchema.fields.map((f) => f.jsonName).sort()).toEqual(
+      [...RespondRequestSchema.fields.map((f) => f.jsonName), "idempotencyKey"].sort(),
+    );
+    const traced = await postJson(svc.http, "/api/v1/recommend", { customerId: "cust_bulk_same", channelId: "ch_email", trace: true });
+    const first = traced.json.recommendations[0];
+    const request = (n: number) => ({
+      customerId: "cust_bulk_same",
+      offerId: first.offerId,
+      channelId: "ch_email",
+      outcomeType: "impression",
+      creativeId: first.creativeId,
+      traceId: traced.json.traceId,
+      metadata: { campaign: `spring-${n}`, nested: { a: [1, "two", null, true] } },
+    });
+    const single = await postJson(svc.http, "/api/v1/respond", request(1));
+    expect(single.status).toBe(200);
+    const bulk = await postJson(svc.http, "/api/v1/respond/bulk", {
+      items: [{ ...request(1), idempotencyKey: "same-as-single" }],
+    });
+    expect(bulk.json).toMatchObject({ processed: 1, succeeded: 1, failed: 0 });
+    const ids = [single.json.id, bulk.json.results[0].id];
+    const rows = await svc.app.deps.db.query<Record<string, unknown>>(
+      `select customer_id, offer_id, channel_id, creative_id, outcome_type, trace_id, recommendation_id, metadata, propensity, score
+         from interactions where id = any($1::text[])`,
+      [ids],
+    );
+    expect(rows).toHaveLength(2);
+    expect(rows[1]).toEqual(rows[0] as Record<string, unknown>);
+    expect(rows[0]).toMatchObject({ trace_id: traced.json.traceId, creative_id: first.creativeId, metadata: request(1).metadata });
+    expect(typeof rows[0]?.score).toBe("number");
+    const events = await svc.app.deps.db.query<{ body: string }>(
+      "select body::text as body from outbox_events where type = 'interaction.recorded.v1' and customer_id = 'cust_bulk_same' order by seq",
+    );
+    expect(events).toHaveLength(2);
+    const data = events.map((e) => {
+      const { interactionId, recordedAt, ...rest } = JSON.parse(e.body);
+      expect(ids).toContain(interactionId);
+      expect(typeof recordedAt).toBe("string");
+      return rest;
+    });
+    expect(data[1]).toEqual(data[0]);
+    expect(data[0]).toMatchObject({ traceId: traced.json.traceId, metadata: request(1).metadata });
   }, 60_000);
 });

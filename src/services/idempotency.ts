@@ -60,7 +60,11 @@ interface RespondFields {
   traceId: string;
 }
 
-const str = JSON.stringify;
+/** Printable ASCII but `"` and `\\`: the text JSON.stringify writes between quotes unchanged. */
+const PLAIN_JSON_TEXT = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+/** JSON.stringify of a string, without its call for the ids and names nearly every field holds. */
+const str = (s: string): string => (PLAIN_JSON_TEXT.test(s) ? `"${s}"` : JSON.stringify(s));
 
 /**
  * requestHash of a Respond request's JSON with every field written and absent metadata as `{}`, the same

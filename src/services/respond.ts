@@ -13,7 +13,6 @@ import {
   type RespondBulkResult,
   RespondBulkResultSchema,
   type RespondRequest,
-  RespondRequestSchema,
   type RespondResponse,
   RespondResponseSchema,
 } from "../../gen/kaireon/v1/respond_pb.ts";
@@ -188,9 +187,23 @@ function writeFailure(ctx: CallContext, err: unknown): unknown {
 
 interface Prepared {
   interaction: NewInteraction;
-  res: RespondResponse;
   hash: string;
   catalog: CompiledCatalog;
+}
+
+/** The answer to a Respond: what was recorded (a bulk respond answers each item with its id only). */
+function answerOf({ interaction: i }: Prepared): RespondResponse {
+  return create(RespondResponseSchema, {
+    id: i.id,
+    customerId: i.customerId,
+    offerId: i.offerId,
+    channelId: i.channelId,
+    outcomeType: i.outcomeType,
+    creativeId: i.creativeId ?? "",
+    traceId: i.traceId ?? "",
+    recordedAt: timestampFromDate(i.recordedAt),
+    recommendationId: i.recommendationId ?? "",
+  });
 }
 
 /** Checks one response against the catalog and what it names, and builds what is written and answered. */
@@ -224,20 +237,9 @@ async function prepare(
   const creativeId = req.creativeId || shown?.creativeId || "";
 
   const recordedAt = deps.clock.now();
-  const res = create(RespondResponseSchema, {
-    id: newInteractionId(),
-    customerId: req.customerId,
-    offerId: req.offerId,
-    channelId: req.channelId,
-    outcomeType: req.outcomeType,
-    creativeId,
-    traceId: req.traceId,
-    recordedAt: timestampFromDate(recordedAt),
-    recommendationId: req.recommendationId,
-  });
   const outcomeClass = OUTCOME_TYPES[req.outcomeType] ?? catalog.outcomeTypes.get(req.outcomeType) ?? "neutral";
   const interaction: NewInteraction = {
-    id: res.id,
+    id: newInteractionId(),
     tenantId,
     customerId: req.customerId,
     offerId: req.offerId,
@@ -262,7 +264,7 @@ async function prepare(
     hash = respondRequestHash(req);
     interaction.idempotency = { key: idempotencyKey, requestHash: hash };
   }
-  return { interaction, res, hash, catalog };
+  return { interaction, hash, catalog };
 }
 
 const conflict = () =>
@@ -294,10 +296,10 @@ export async function respond(deps: ServiceDeps, ctx: CallContext, req: RespondR
   if (result?.status === "duplicate") {
     if (result.existing.requestHash !== prepared.hash) throw conflict();
     // A retry: the first request's answer, with its id and recordedAt; nothing was written this time.
-    return replayed(prepared.res, result.existing);
+    return replayed(answerOf(prepared), result.existing);
   }
   learn(deps, prepared);
-  return prepared.res;
+  return answerOf(prepared);
 }
 
 /**
@@ -336,10 +338,21 @@ export async function respondBulk(deps: ServiceDeps, ctx: CallContext, req: Resp
   const known = named.length > 0 ? await recommendationsNamed(deps, ctx.auth.tenantId, named) : new Map<string, ShownRecommendation>();
   const lookup: RecommendationLookup = async (id) => known.get(id) ?? null;
   for (const [index, item] of req.items.entries()) {
-    const { idempotencyKey, ...fields } = item;
-    const one = create(RespondRequestSchema, { ...fields, $typeName: "kaireon.v1.RespondRequest" });
+    // The item without its key is a RespondRequest (the compiler checks that every field is named).
+    const one: RespondRequest = {
+      $typeName: "kaireon.v1.RespondRequest",
+      customerId: item.customerId,
+      offerId: item.offerId,
+      channelId: item.channelId,
+      outcomeType: item.outcomeType,
+      creativeId: item.creativeId,
+      traceId: item.traceId,
+      metadata: item.metadata,
+      recommendationId: item.recommendationId,
+    };
+    const idempotencyKey = item.idempotencyKey === "" ? undefined : item.idempotencyKey;
     try {
-      ready.push({ index, p: await prepare(deps, ctx, one, idempotencyKey === "" ? undefined : idempotencyKey, lookup) });
+      ready.push({ index, p: await prepare(deps, ctx, one, idempotencyKey, lookup) });
     } catch (err) {
       if (!(err instanceof AppError) || (err.code !== "VALIDATION_ERROR" && err.code !== "NOT_FOUND")) throw err;
       const details =
@@ -362,7 +375,7 @@ export async function respondBulk(deps: ServiceDeps, ctx: CallContext, req: Resp
     const { index, p } = ready[n] as { index: number; p: Prepared };
     if (result.status === "written") {
       learn(deps, p);
-      results.push(create(RespondBulkResultSchema, { index, id: p.res.id }));
+      results.push(create(RespondBulkResultSchema, { index, id: p.interaction.id }));
     } else if (result.existing.requestHash !== p.hash) {
       errors.push(
         create(RespondBulkErrorSchema, {

@@ -21,39 +21,56 @@ export function textProblem(s: string): string | null {
   return null;
 }
 
-function join(path: string, key: string): string {
-  return path === "" ? key : `${path}.${key}`;
+/**
+ * The path of a value: the walk's base path and its keys and indexes, `a.b[2].c`. Made only for a
+ * violation: a bulk request has thousands of values and nearly always none.
+ */
+function pathOf(base: string, steps: (string | number)[]): string {
+  let path = base;
+  for (const step of steps) path = typeof step === "number" ? `${path}[${step}]` : path === "" ? step : `${path}.${step}`;
+  return path;
 }
 
-function walk(value: unknown, path: string, out: FieldViolation[], depth: number): void {
-  if (out.length >= MAX_TEXT_VIOLATIONS || depth > MAX_DEPTH) return;
+function walk(value: unknown, base: string, steps: (string | number)[], out: FieldViolation[]): void {
+  if (out.length >= MAX_TEXT_VIOLATIONS || steps.length > MAX_DEPTH) return;
   if (typeof value === "string") {
     const problem = textProblem(value);
-    if (problem) out.push({ field: path, message: `${path || "value"} ${problem}` });
+    if (problem) {
+      const path = pathOf(base, steps);
+      out.push({ field: path, message: `${path || "value"} ${problem}` });
+    }
     return;
   }
   if (typeof value !== "object" || value === null || ArrayBuffer.isView(value)) return;
   if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) walk(value[i], `${path}[${i}]`, out, depth + 1);
+    for (let i = 0; i < value.length; i++) {
+      steps.push(i);
+      walk(value[i], base, steps, out);
+      steps.pop();
+    }
     return;
   }
-  for (const [key, item] of Object.entries(value)) {
+  const obj = value as Record<string, unknown>;
+  for (const key of Object.keys(obj)) {
     // Decoded protobuf messages name their type; it is not the caller's text.
     if (key === "$typeName") continue;
     const problem = textProblem(key);
     if (problem) {
+      const path = pathOf(base, steps);
       out.push({ field: path, message: `${path || "request"}: a key ${problem}` });
       if (out.length >= MAX_TEXT_VIOLATIONS) return;
       continue;
     }
-    walk(item, join(path, key), out, depth + 1);
+    steps.push(key);
+    walk(obj[key], base, steps, out);
+    steps.pop();
   }
 }
 
 /** The text violations of a decoded request (a JSON value or a protobuf message), with their paths. */
 export function textViolations(value: unknown, path = ""): FieldViolation[] {
   const out: FieldViolation[] = [];
-  walk(value, path, out, 0);
+  walk(value, path, [], out);
   return out;
 }
 
