@@ -7,6 +7,7 @@
 //   DATABASE_URL=… REDIS_URL=… SECONDS=20 bun bench/respond-bulk.ts
 //   ONLY=bulk bun --cpu-prof bench/respond-bulk.ts   # the bulk phase alone (for a profile)
 
+import { cpus } from "node:os";
 import { startBenchService } from "./in-process.ts";
 
 const SECONDS = Number(process.env.SECONDS ?? 10);
@@ -27,11 +28,26 @@ const item = (n: number) => ({
   idempotencyKey: `bench-${n}`,
 });
 
+/** Busy and total jiffies of the whole machine, from /proc/stat (Linux). */
+async function machineTicks(): Promise<{ busy: number; total: number }> {
+  try {
+    const cpuLine = (await Bun.file("/proc/stat").text()).split("\n", 1)[0] ?? "";
+    const [, ...fields] = cpuLine.trim().split(/\s+/);
+    const ticks = fields.map(Number);
+    const total = ticks.reduce((a, b) => a + b, 0);
+    return { busy: total - (ticks[3] ?? 0) - (ticks[4] ?? 0), total };
+  } catch {
+    return { busy: Number.NaN, total: Number.NaN };
+  }
+}
+
 async function run(label: string, concurrency: number, call: (n: number) => Promise<number>): Promise<number> {
   let n = 0;
   let acknowledged = 0;
   const until = performance.now() + SECONDS * 1000;
   const started = performance.now();
+  const cpu0 = process.cpuUsage();
+  const ticks0 = await machineTicks();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (performance.now() < until) {
@@ -40,8 +56,19 @@ async function run(label: string, concurrency: number, call: (n: number) => Prom
       }
     }),
   );
-  const perSecond = acknowledged / ((performance.now() - started) / 1000);
-  console.log(`${label.padEnd(34)} ${acknowledged.toString().padStart(8)} interactions  ${perSecond.toFixed(0).padStart(7)}/s`);
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const ticks1 = await machineTicks();
+  const perSecond = acknowledged / seconds;
+  // This process holds the service and the load; the machine's busy share includes PostgreSQL and Redis.
+  const processCores = (cpu.user + cpu.system) / 1e6 / seconds;
+  const machineBusy = (ticks1.busy - ticks0.busy) / (ticks1.total - ticks0.total);
+  const usPerItem = ((cpu.user + cpu.system) / Math.max(1, acknowledged)).toFixed(1);
+  const machineUsPerItem = ((machineBusy * cpus().length * seconds * 1e6) / Math.max(1, acknowledged)).toFixed(1);
+  console.log(
+    `${label.padEnd(34)} ${acknowledged.toString().padStart(8)} interactions  ${perSecond.toFixed(0).padStart(7)}/s` +
+      `  process ${processCores.toFixed(2)} cores (${usPerItem} µs/interaction), machine ${(machineBusy * 100).toFixed(0)}% busy (${machineUsPerItem} µs/interaction)`,
+  );
   return perSecond;
 }
 
