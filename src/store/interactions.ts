@@ -287,15 +287,8 @@ const byKey =
  */
 export async function writeInteractionBatch(db: Db, batch: NewInteraction[]): Promise<(WriteResult | null)[]> {
   // Each interaction's time as text, made once for the rows, the key and the event that carry it.
-  const isoTimes = new Map<NewInteraction, string>();
-  const recordedAt = (i: NewInteraction): string => {
-    let iso = isoTimes.get(i);
-    if (iso === undefined) {
-      iso = i.recordedAt.toISOString();
-      isoTimes.set(i, iso);
-    }
-    return iso;
-  };
+  const isoTimes = new Map(batch.map((i) => [i, i.recordedAt.toISOString()]));
+  const recordedAt = (i: NewInteraction): string => isoTimes.get(i) ?? i.recordedAt.toISOString();
   return db.transaction(async (tx) => {
     // The first claim of a key in the batch competes for it; later ones in the batch are duplicates of it.
     const firstClaim = new Map<string, number>();
