@@ -1,4 +1,4 @@
-// Native gRPC on GRPC_PORT, on node:http2 streams directly. A unary call with a binary message (nearly
+// Native gRPC on GRPC_PORT, on the streams of our own HTTP/2 server (h2-server.ts). A unary call with a binary message (nearly
 // every call) is served here: the frame is read once within the size limit and the read deadline,
 // inflated if gzip or br, decoded once, admitted by the same rules as every transport (call-rules.ts), run by
 // the same service function, and answered with one frame and trailers carrying grpc-status, grpc-message
@@ -6,8 +6,6 @@
 // methods such as reflection, the JSON codec) goes through connect-es as before. A stream the client
 // resets or destroys at any moment is dropped quietly: nothing here may throw out of a stream event.
 
-import type http2 from "node:http2";
-import { constants } from "node:http2";
 import { brotliCompressSync, gzipSync } from "node:zlib";
 import { type DescMethod, type DescService, fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
@@ -24,6 +22,7 @@ import { handlerValuesOf, registerServices, toConnectError } from "./connect.ts"
 import type { ConnectDispatcher } from "./connect-dispatch.ts";
 import { grpcTimeoutMs, isUnreadable, MESSAGE_ENCODINGS, unaryMessageOf } from "./grpc-envelope.ts";
 import { binaryEncoder } from "./proto-binary.ts";
+import { H2_ERROR, type H2Stream, type HeaderFields } from "./h2-server.ts";
 import { bodyWithin } from "./read-deadline.ts";
 import { requestIdFrom } from "./request-id.ts";
 
@@ -42,17 +41,9 @@ interface UnaryMethod {
 
 const ENCODINGS = MESSAGE_ENCODINGS.join(",");
 
-// Per-call work on the answer path is kept small: the objects every answer shares are made once, and
-// the trailers go out from one shared listener rather than a closure per stream. No `date` header: gRPC
-// clients do not read it, and it costs a formatted clock per answer.
-const ANSWER_OPTIONS = { waitForTrailers: true, sendDate: false } as const;
-const OK_TRAILERS = { "grpc-status": "0" } as const;
-
-function sendOkTrailers(this: http2.ServerHttp2Stream) {
-  if (!this.destroyed) this.sendTrailers(OK_TRAILERS);
-}
-
-function ignore() {}
+// The trailers every successful answer shares are made once. No `date` header: gRPC clients do not
+// read it, and it costs a formatted clock per answer.
+const OK_TRAILERS: HeaderFields = { "grpc-status": "0" };
 
 /** The unary methods the services implement, by request path, from the same registration Connect uses. */
 function unaryMethods(deps: ServiceDeps, probe: Probe): Map<string, UnaryMethod> {
@@ -84,11 +75,6 @@ function unaryMethods(deps: ServiceDeps, probe: Probe): Map<string, UnaryMethod>
   return methods;
 }
 
-function headerOf(headers: http2.IncomingHttpHeaders, name: string): string | undefined {
-  const v = headers[name];
-  return Array.isArray(v) ? v.join(", ") : v;
-}
-
 /** The caller's deadline in ms, cut down to the ceiling; the ceiling when none is sent. */
 function deadlineMs(value: string | undefined, maxMs: number): number {
   if (value === undefined) return maxMs;
@@ -97,36 +83,33 @@ function deadlineMs(value: string | undefined, maxMs: number): number {
   return Math.min(ms, maxMs);
 }
 
-/**
- * Reads the request body: at most one frame of at most `maxBytes`, within `ms`. Read by events rather
- * than an async iterator, because leaving an iterator early destroys the stream, and with it the answer.
- */
-function readFrame(stream: http2.ServerHttp2Stream, maxBytes: number, ms: number): Promise<Uint8Array> {
+/** Reads the request body: at most one frame of at most `maxBytes`, within `ms`. */
+function readFrame(stream: H2Stream, maxBytes: number, ms: number): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
     const chunks: Uint8Array[] = [];
     let size = 0;
+    let settled = false;
     const done = (err: Error | null) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
-      stream.off("data", onData);
-      stream.off("end", onEnd);
-      stream.off("close", onClose);
+      stream.stopReading();
       if (err) reject(err);
       else resolve(chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks, size));
     };
-    const onData = (chunk: Buffer) => {
-      size += chunk.byteLength;
-      if (size > maxBytes + 5) done(new AppError("PAYLOAD_TOO_LARGE", `Request message exceeds ${maxBytes} bytes`));
-      else chunks.push(chunk);
-    };
-    const onEnd = () => done(null);
-    const onClose = () => done(new ConnectError("the caller closed the stream", Code.Canceled));
     const timer = setTimeout(
       () => done(new ConnectError(`The request was not received within ${ms} ms (REQUEST_READ_TIMEOUT_MS)`, Code.Canceled)),
       ms,
     );
-    stream.on("data", onData);
-    stream.once("end", onEnd);
-    stream.once("close", onClose);
+    stream.onClose(() => done(new ConnectError("the caller closed the stream", Code.Canceled)));
+    stream.read(
+      (chunk) => {
+        size += chunk.byteLength;
+        if (size > maxBytes + 5) done(new AppError("PAYLOAD_TOO_LARGE", `Request message exceeds ${maxBytes} bytes`));
+        else chunks.push(chunk);
+      },
+      () => done(null),
+    );
   });
 }
 
@@ -178,7 +161,7 @@ function frame(payload: Uint8Array, compressed: boolean): Uint8Array {
 
 export interface NativeGrpc {
   /** Serves one HTTP/2 stream; never throws. */
-  onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void;
+  onStream(stream: H2Stream): void;
   /** Streams being served now. */
   readonly open: number;
 }
@@ -198,34 +181,34 @@ export function createNativeGrpc(
   };
 
   /** Answers with status and headers only (gRPC "trailers-only"): every error, and a few refusals. */
-  function respondStatus(stream: http2.ServerHttp2Stream, error: ConnectError, extra: Record<string, string> = {}) {
-    if (stream.destroyed || stream.headersSent) return;
-    const out = new Headers({ "content-type": "application/grpc+proto", "grpc-accept-encoding": ENCODINGS, ...extra });
+  // Answered before the caller finished sending (too large, too slow), the stream is ended with
+  // RST_STREAM(NO_ERROR), as gRPC servers do, instead of waiting on a body nobody will read.
+  function respondStatus(stream: H2Stream, error: ConnectError) {
+    if (stream.closed || stream.headersSent) return;
+    const out = new Headers({ "content-type": "application/grpc+proto", "grpc-accept-encoding": ENCODINGS });
     setTrailerStatus(out, error);
-    const headers: http2.OutgoingHttpHeaders = { ":status": 200 };
+    const fields: HeaderFields = { ":status": 200 };
     out.forEach((v, k) => {
-      headers[k] = v;
+      fields[k] = v;
     });
-    stream.respond(headers, { endStream: true });
-    // Answered before the caller finished sending (too large, too slow): end the stream, as gRPC servers
-    // do with RST_STREAM(NO_ERROR), instead of waiting on a body nobody will read.
-    if (!stream.readableEnded) stream.close(constants.NGHTTP2_NO_ERROR);
+    stream.respond(fields, true);
   }
 
-  async function serveUnary(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, m: UnaryMethod) {
+  async function serveUnary(stream: H2Stream, m: UnaryMethod) {
+    const headers = stream.headers;
     const started = performance.now();
-    const requestId = requestIdFrom(headerOf(headers, "x-request-id"));
+    const requestId = requestIdFrom(headers["x-request-id"]);
     const log = deps.log.child({ requestId, transport: "grpc", route: m.route });
     let limitHeaders: Record<string, string> = {};
     let tenantId: string | undefined;
     track.start();
     try {
-      const ms = deadlineMs(headerOf(headers, "grpc-timeout"), config.maxDeadlineMs);
-      const encoding = headerOf(headers, "grpc-encoding")?.trim() || "identity";
+      const ms = deadlineMs(headers["grpc-timeout"], config.maxDeadlineMs);
+      const encoding = headers["grpc-encoding"]?.trim() || "identity";
       const bytes = await readFrame(stream, m.readMaxBytes, Math.min(config.requestReadTimeoutMs, ms));
       const message = decodeFrame(bytes, m, encoding);
       checkText(message);
-      const admitted = await admit(deps, verifier, m.rule, (name) => headerOf(headers, name), requestId, log);
+      const admitted = await admit(deps, verifier, m.rule, (name) => headers[name], requestId, log);
       limitHeaders = admitted.limitHeaders;
       tenantId = admitted.ctx.auth.tenantId || undefined;
       const res = await withinDeadline(m.impl(message, { values: handlerValuesOf(admitted.ctx) }), ms);
@@ -236,13 +219,13 @@ export function createNativeGrpc(
       const compress =
         encoding !== "identity" &&
         payload.byteLength >= 1024 &&
-        (headerOf(headers, "grpc-accept-encoding") ?? "")
+        (headers["grpc-accept-encoding"] ?? "")
           .split(",")
           .map((e) => e.trim())
           .includes(encoding);
       const body = compress ? frame(encoding === "gzip" ? gzipSync(payload) : brotliCompressSync(payload), true) : frame(payload, false);
-      if (stream.destroyed) return;
-      const out: http2.OutgoingHttpHeaders = {
+      if (stream.closed) return;
+      const out: HeaderFields = {
         ":status": 200,
         "content-type": "application/grpc+proto",
         "grpc-accept-encoding": ENCODINGS,
@@ -250,9 +233,8 @@ export function createNativeGrpc(
       };
       if (compress) out["grpc-encoding"] = encoding;
       for (const name in limitHeaders) out[name] = limitHeaders[name];
-      stream.respond(out, ANSWER_OPTIONS);
-      stream.once("wantTrailers", sendOkTrailers);
-      stream.end(body);
+      stream.respond(out);
+      stream.end(body, OK_TRAILERS);
       deps.requestLog.answered(log, { status: "OK", startedAt: started, tenantId });
     } catch (err) {
       let error: ConnectError;
@@ -283,60 +265,53 @@ export function createNativeGrpc(
   }
 
   /** Any other call, through connect-es on a universal request made from the stream. */
-  async function serveUniversal(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, handler: UniversalHandler) {
+  async function serveUniversal(stream: H2Stream, handler: UniversalHandler) {
+    const headers = stream.headers;
     track.start();
     const abort = new AbortController();
-    stream.once("close", () => abort.abort());
+    stream.onClose(() => abort.abort());
     try {
       const header = new Headers();
-      for (const [k, v] of Object.entries(headers)) {
-        if (k.startsWith(":") || v === undefined) continue;
-        header.append(k, Array.isArray(v) ? v.join(", ") : String(v));
+      for (const name in headers) {
+        if (!name.startsWith(":")) header.append(name, headers[name] as string);
       }
-      const path = headerOf(headers, ":path") ?? "/";
       const req: UniversalServerRequest = {
         httpVersion: "2.0",
-        method: headerOf(headers, ":method") ?? "POST",
-        url: `http://${headerOf(headers, ":authority") ?? "localhost"}${path}`,
+        method: headers[":method"] ?? "POST",
+        url: `http://${headers[":authority"] ?? "localhost"}${headers[":path"] ?? "/"}`,
         header,
-        body: bodyWithin(stream as AsyncIterable<Uint8Array>, config.requestReadTimeoutMs),
+        body: bodyWithin(stream.chunks(), config.requestReadTimeoutMs),
         signal: abort.signal,
       };
       const res = await connect.handle(handler, req, requestIdFrom(header.get("x-request-id")));
-      if (stream.destroyed) return;
-      const out: http2.OutgoingHttpHeaders = { ":status": res.status };
+      if (stream.closed) return;
+      const out: HeaderFields = { ":status": res.status };
       res.header?.forEach((v, k) => {
         out[k] = v;
       });
-      const trailer = res.trailer;
-      stream.respond(out, { waitForTrailers: trailer !== undefined });
-      if (trailer) {
-        stream.once("wantTrailers", () => {
-          if (stream.destroyed) return;
-          const t: http2.OutgoingHttpHeaders = {};
-          trailer.forEach((v, k) => {
-            t[k] = v;
-          });
-          stream.sendTrailers(t);
-        });
-      }
       const body = res.body;
+      const trailer = res.trailer;
+      if (!body && !trailer) {
+        stream.respond(out, true);
+        return;
+      }
+      stream.respond(out);
       if (body instanceof Uint8Array) stream.write(body);
       else if (body && typeof body === "object" && Symbol.asyncIterator in body) {
         for await (const chunk of body as AsyncIterable<Uint8Array>) {
-          if (stream.destroyed) return;
-          if (!stream.write(chunk)) {
-            await new Promise<void>((resolve) => {
-              stream.once("drain", resolve);
-              stream.once("close", resolve);
-            });
-          }
+          if (stream.closed) return;
+          if (!stream.write(chunk)) await new Promise<void>((resolve) => stream.onDrain(resolve));
         }
       }
-      if (!stream.destroyed) stream.end();
+      let trailers: HeaderFields | undefined;
+      if (trailer) {
+        trailers = {};
+        for (const [k, v] of trailer) trailers[k] = v;
+      }
+      stream.end(undefined, trailers);
     } catch (err) {
       deps.log.warn("grpc stream failed", { err: err instanceof Error ? err.message : String(err) });
-      if (!stream.destroyed) stream.close();
+      stream.reset(H2_ERROR.INTERNAL_ERROR);
     } finally {
       track.end();
     }
@@ -346,25 +321,24 @@ export function createNativeGrpc(
     get open() {
       return open;
     },
-    onStream(stream, headers) {
-      // A reset or destroyed stream reports here; there is nobody left to answer.
-      stream.on("error", ignore);
+    onStream(stream) {
       open++;
-      stream.once("close", closed);
-      const path = (headerOf(headers, ":path") ?? "").split("?", 1)[0] ?? "";
-      const type = headerOf(headers, "content-type") ?? "";
+      stream.onClose(closed);
+      const headers = stream.headers;
+      const path = (headers[":path"] ?? "").split("?", 1)[0] ?? "";
+      const type = headers["content-type"] ?? "";
       const m = methods.get(path);
       if (m && (type === "application/grpc" || type === "application/grpc+proto")) {
-        void serveUnary(stream, headers, m);
+        void serveUnary(stream, m);
         return;
       }
       const handler = connect.match(path);
       if (handler) {
-        void serveUniversal(stream, headers, handler);
+        void serveUniversal(stream, handler);
         return;
       }
       if (!type.startsWith("application/grpc")) {
-        if (!stream.destroyed && !stream.headersSent) stream.respond({ ":status": 404 }, { endStream: true });
+        stream.respond({ ":status": 404 }, true);
         return;
       }
       respondStatus(stream, new ConnectError(`unknown method ${path}`, Code.Unimplemented));

@@ -1,11 +1,9 @@
 // The listeners of one process. PORT is Bun.serve over HTTP/1.1: Connect and gRPC-Web calls go to
-// the Connect dispatcher, everything else to the REST app. GRPC_PORT is node:http2 in cleartext (h2c)
-// for native gRPC, which needs HTTP trailers that Bun.serve cannot send. METRICS_PORT, when set, is a
+// the Connect dispatcher, everything else to the REST app. GRPC_PORT is our own HTTP/2 server in
+// cleartext (h2c, h2-server.ts) for native gRPC, which needs HTTP trailers that Bun.serve cannot send. METRICS_PORT, when set, is a
 // small Bun.serve of its own for GET /metrics, which PORT then answers 404.
 
 import { createHash, timingSafeEqual } from "node:crypto";
-import http2 from "node:http2";
-import type { AddressInfo } from "node:net";
 import { universalServerRequestFromFetch, universalServerResponseToFetch } from "@connectrpc/connect/protocol";
 import type { ApiKeyVerifier } from "../services/auth.ts";
 import type { ServiceDeps } from "../services/context.ts";
@@ -15,6 +13,7 @@ import type { Metrics } from "../metrics.ts";
 import { pathOf } from "./call-rules.ts";
 import { createConnectDispatcher } from "./connect-dispatch.ts";
 import { createNativeGrpc } from "./grpc-native.ts";
+import { listenH2 } from "./h2-server.ts";
 import { createRestApp, errorResponse } from "./rest.ts";
 import { apiRoutes } from "./routes/index.ts";
 import { bodyWithin } from "./read-deadline.ts";
@@ -138,25 +137,17 @@ export async function startListeners(deps: ServiceDeps, verifier: ApiKeyVerifier
           },
         });
 
-  const sessions = new Set<http2.ServerHttp2Session>();
-  const grpc = http2.createServer({
-    maxSessionMemory: 64,
-    settings: { maxConcurrentStreams: config.grpcMaxConcurrentStreams, maxHeaderListSize: 64 * 1024 },
-  });
-  // Connections beyond the cap are closed as they arrive.
-  grpc.maxConnections = config.grpcMaxConnections;
   const native = createNativeGrpc(deps, verifier, probe, connect, { start: () => inFlight++, end: settle });
-  grpc.on("stream", (stream, headers) => native.onStream(stream as http2.ServerHttp2Stream, headers));
-  grpc.on("session", (session) => {
-    sessions.add(session);
-    session.setTimeout(config.idleTimeoutSeconds * 1000, () => session.close());
-    session.once("close", () => sessions.delete(session));
+  const grpc = listenH2({
+    hostname: config.host,
+    port: config.grpcPort,
+    maxConnections: config.grpcMaxConnections,
+    maxConcurrentStreams: config.grpcMaxConcurrentStreams,
+    idleTimeoutSeconds: config.idleTimeoutSeconds,
+    onStream: (stream) => native.onStream(stream),
+    log,
   });
-  await new Promise<void>((resolve, reject) => {
-    grpc.once("error", reject);
-    grpc.listen(config.grpcPort, config.host, () => resolve());
-  });
-  const grpcPort = (grpc.address() as AddressInfo).port;
+  const grpcPort = grpc.port;
   const metricsPort = metricsServer ? (metricsServer.port as number) : null;
   log.info("listening", { port: http.port, grpcPort, ...(metricsPort !== null ? { metricsPort } : {}) });
 
@@ -171,7 +162,6 @@ export async function startListeners(deps: ServiceDeps, verifier: ApiKeyVerifier
       // Stop accepting on both listeners; requests already accepted run to completion.
       http.stop(false);
       grpc.close();
-      for (const s of sessions) s.close();
       if (inFlight > 0) {
         log.info("draining in-flight requests", { inFlight });
         await Promise.race([
@@ -183,7 +173,7 @@ export async function startListeners(deps: ServiceDeps, verifier: ApiKeyVerifier
       }
       shutdownController.abort();
       http.stop(true);
-      for (const s of sessions) s.destroy();
+      grpc.destroy();
       // Scraped until the end, so the drain itself shows in the metrics.
       metricsServer?.stop(true);
     },
