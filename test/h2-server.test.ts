@@ -110,7 +110,7 @@ describe("HTTP/2 server with a real client", () => {
 
   test("header blocks over CONTINUATION frames both ways, and padded frames", async () => {
     const long = "v".repeat(40_000);
-    const { url, listener } = echoServer({
+    const { url } = echoServer({
       onStream(stream) {
         stream.read(
           () => {},
@@ -121,7 +121,6 @@ describe("HTTP/2 server with a real client", () => {
         );
       },
     });
-    listeners.push(listener);
     const session = connect(url, { paddingStrategy: http2.constants.PADDING_STRATEGY_MAX });
     const a = await request(session, { "x-long": long }, Buffer.from("padded body"));
     expect(a.headers["x-long"]).toBe("40000");
@@ -132,13 +131,7 @@ describe("HTTP/2 server with a real client", () => {
   test("a client that resets a stream mid-answer, or drops the connection: the stream is closed, nothing stays open", async () => {
     let writes = 0;
     const state = { open: 0 };
-    const listener = listenH2({
-      hostname: "127.0.0.1",
-      port: 0,
-      maxConnections: 100,
-      maxConcurrentStreams: 100,
-      idleTimeoutSeconds: 60,
-      log,
+    const { listener, url } = echoServer({
       onStream(stream) {
         state.open++;
         stream.onClose(() => state.open--);
@@ -151,8 +144,6 @@ describe("HTTP/2 server with a real client", () => {
         pump();
       },
     });
-    listeners.push(listener);
-    const url = `http://127.0.0.1:${listener.port}`;
     for (let i = 0; i < 5; i++) {
       const session = connect(url);
       const reqs = Array.from({ length: 10 }, () => session.request({ ":method": "GET", ":path": "/forever" }));
@@ -168,20 +159,13 @@ describe("HTTP/2 server with a real client", () => {
 
   test("close() sends GOAWAY: a stream already open is answered, then the connection ends", async () => {
     let release: () => void = () => {};
-    const listener = listenH2({
-      hostname: "127.0.0.1",
-      port: 0,
-      maxConnections: 100,
-      maxConcurrentStreams: 100,
-      idleTimeoutSeconds: 60,
-      log,
+    const { listener, url } = echoServer({
       onStream(stream) {
         release = () => stream.end(Buffer.from("late"), { "x-done": "1" });
         stream.respond({ ":status": 200 });
       },
     });
-    listeners.push(listener);
-    const session = connect(`http://127.0.0.1:${listener.port}`);
+    const session = connect(url);
     const goaway = new Promise((resolve) => session.once("goaway", resolve));
     const answer = request(session, {}, Buffer.from("x"));
     await waitFor(async () => listener.connections === 1, 5000);
