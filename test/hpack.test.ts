@@ -6,7 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import net from "node:net";
 import http2 from "node:http2";
-import { encodeHeaders, HpackDecoder, HpackError, huffmanEncode } from "../src/transport/hpack.ts";
+import { encodeHeaderFields, encodeHeaders, HpackDecoder, HpackError, huffmanEncode } from "../src/transport/hpack.ts";
 
 const hex = (s: string) => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ""), "hex"));
 const toHex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -179,7 +179,11 @@ describe("RFC 7541 C.3 to C.6: lists of header fields on one connection", () => 
   test("C.4 requests with Huffman coding", () => {
     decodeSequence(
       new HpackDecoder(),
-      ["8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff", "8286 84be 5886 a8eb 1064 9cbf", "8287 85bf 4088 25a8 49e9 5ba9 7d7f 8925 a849 e95b b8e8 b4bf"],
+      [
+        "8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff",
+        "8286 84be 5886 a8eb 1064 9cbf",
+        "8287 85bf 4088 25a8 49e9 5ba9 7d7f 8925 a849 e95b b8e8 b4bf",
+      ],
       REQUESTS,
       REQUEST_TABLES,
     );
@@ -290,7 +294,9 @@ describe("encodeHeaders", () => {
 
   test("literals without indexing, static names by index, no Huffman", () => {
     // content-type is static index 31: 0000 1111, then 31 - 15.
-    expect(toHex(encodeHeaders([["content-type", "application/grpc"]]))).toBe(`0f10 10${Buffer.from("application/grpc").toString("hex")}`.replace(/ /g, ""));
+    expect(toHex(encodeHeaders([["content-type", "application/grpc"]]))).toBe(
+      `0f10 10${Buffer.from("application/grpc").toString("hex")}`.replace(/ /g, ""),
+    );
     expect(toHex(encodeHeaders([[":status", "201"]]))).toBe(`0803${Buffer.from("201").toString("hex")}`);
     expect(toHex(encodeHeaders([["grpc-status", "0"]]))).toBe(`000b${Buffer.from("grpc-status").toString("hex")}0130`);
   });
@@ -314,6 +320,29 @@ describe("encodeHeaders", () => {
     // Nothing was added to the table.
     expect(() => table(d, 1)).toThrow(HpackError);
     expect(encodeHeaders([])).toEqual(new Uint8Array(0));
+  });
+
+  test("from an object: :status first, numbers in decimal, undefined left out, blocks not shared", () => {
+    const first = encodeHeaderFields({ "grpc-status": 0, ":status": 200, "x-skip": undefined, "x-request-id": "r1" });
+    expect(new HpackDecoder(4096).decode(first)).toEqual([
+      [":status", "200"],
+      ["grpc-status", "0"],
+      ["x-request-id", "r1"],
+    ]);
+    // Each block is its own copy: encoding the next one leaves the first as it was.
+    const copy = Uint8Array.from(first);
+    const big = encodeHeaderFields({ ":status": 404, "x-big": "z".repeat(10_000) });
+    expect(first).toEqual(copy);
+    expect(new HpackDecoder(1 << 20).decode(big)).toEqual([
+      [":status", "404"],
+      ["x-big", "z".repeat(10_000)],
+    ]);
+    expect(encodeHeaderFields({ ":status": 200, "content-type": "application/grpc" })).toEqual(
+      encodeHeaders([
+        [":status", "200"],
+        ["content-type", "application/grpc"],
+      ]),
+    );
   });
 });
 

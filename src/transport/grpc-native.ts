@@ -101,7 +101,10 @@ function readFrame(stream: H2Stream, maxBytes: number, ms: number): Promise<Uint
       () => done(new ConnectError(`The request was not received within ${ms} ms (REQUEST_READ_TIMEOUT_MS)`, Code.Canceled)),
       ms,
     );
-    stream.onClose(() => done(new ConnectError("the caller closed the stream", Code.Canceled)));
+    // The stream also closes after a normal answer, long after this read settled: no error is made then.
+    stream.onClose(() => {
+      if (!settled) done(new ConnectError("the caller closed the stream", Code.Canceled));
+    });
     stream.read(
       (chunk) => {
         size += chunk.byteLength;

@@ -8,7 +8,7 @@
 
 import type { Socket, TCPSocketListener } from "bun";
 import type { Logger } from "../log.ts";
-import { encodeHeaders, HpackDecoder } from "./hpack.ts";
+import { encodeHeaderFields, HpackDecoder } from "./hpack.ts";
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 
@@ -53,6 +53,9 @@ const MAX_HEADER_LIST_BYTES = 64 * 1024;
 const MAX_HEADER_BLOCK_BYTES = 2 * MAX_HEADER_LIST_BYTES;
 /** Bytes the socket has not taken yet beyond which no stream's data is framed until it drains. */
 const SOCKET_HIGH_WATER = 1 << 20;
+/** A connection's output buffer: its first size, and the size beyond which it is not kept after a flush. */
+const OUT_INITIAL_BYTES = 16 * 1024;
+const OUT_KEEP_BYTES = 256 * 1024;
 /** A stream's queued answer bytes beyond which write() asks the writer to wait for drain. */
 const STREAM_HIGH_WATER = 64 * 1024;
 /** Streams a client may reset in one second on one connection before it is sent away. */
@@ -61,18 +64,6 @@ const MAX_WINDOW = 2 ** 31 - 1;
 
 /** Header fields of an answer or its trailers; undefined values are left out. */
 export type HeaderFields = Record<string, string | number | undefined>;
-
-function fieldsOf(fields: HeaderFields): [string, string][] {
-  const list: [string, string][] = [];
-  const status = fields[":status"];
-  if (status !== undefined) list.push([":status", String(status)]);
-  for (const name in fields) {
-    const value = fields[name];
-    if (value === undefined || name === ":status") continue;
-    list.push([name, typeof value === "string" ? value : String(value)]);
-  }
-  return list;
-}
 
 const PSEUDO_HEADERS = new Set([":method", ":scheme", ":path", ":authority"]);
 const CONNECTION_HEADERS = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]);
@@ -336,7 +327,8 @@ class Connection {
   private readonly decoder = new HpackDecoder(MAX_HEADER_LIST_BYTES, 4096);
   private input: Uint8Array | null = null;
   private prefaceSeen = false;
-  private out: Uint8Array[] = [];
+  /** Frames queued this turn, written straight into one buffer that is reused from turn to turn. */
+  private out: Buffer = Buffer.allocUnsafe(OUT_INITIAL_BYTES);
   private outBytes = 0;
   private unsent: Uint8Array | null = null;
   private flushQueued = false;
@@ -364,8 +356,8 @@ class Connection {
     private readonly socket: Socket<Connection>,
     private readonly shared: Shared,
   ) {
-    this.out.push(shared.settings);
-    this.outBytes += shared.settings.byteLength;
+    this.out.set(shared.settings, 0);
+    this.outBytes = shared.settings.byteLength;
     this.sendWindowUpdate(0, CONNECTION_WINDOW - 65_535);
   }
 
@@ -755,16 +747,22 @@ class Connection {
   frame(type: number, flags: number, id: number, payload?: Uint8Array): void {
     if (this.dead) return;
     const length = payload ? payload.byteLength : 0;
-    const head = Buffer.allocUnsafe(9);
-    head[0] = length >>> 16;
-    head[1] = (length >>> 8) & 0xff;
-    head[2] = length & 0xff;
-    head[3] = type;
-    head[4] = flags;
-    head.writeUInt32BE(id, 5);
-    this.out.push(head);
-    if (payload && length > 0) this.out.push(payload);
-    this.outBytes += 9 + length;
+    const at = this.outBytes;
+    const needed = at + 9 + length;
+    if (needed > this.out.byteLength) {
+      const grown = Buffer.allocUnsafe(Math.max(needed, this.out.byteLength * 2));
+      grown.set(this.out.subarray(0, at), 0);
+      this.out = grown;
+    }
+    const out = this.out;
+    out[at] = length >>> 16;
+    out[at + 1] = (length >>> 8) & 0xff;
+    out[at + 2] = length & 0xff;
+    out[at + 3] = type;
+    out[at + 4] = flags;
+    out.writeUInt32BE(id, at + 5);
+    if (payload && length > 0) out.set(payload, at + 9);
+    this.outBytes = needed;
     if (!this.flushQueued) {
       this.flushQueued = true;
       queueMicrotask(this.flushNow);
@@ -772,7 +770,7 @@ class Connection {
   }
 
   sendHeaders(id: number, fields: HeaderFields, endStream: boolean): void {
-    const block = encodeHeaders(fieldsOf(fields));
+    const block = encodeHeaderFields(fields);
     const max = this.peerMaxFrame;
     const end = endStream ? FLAG_END_STREAM : 0;
     if (block.byteLength <= max) {
@@ -865,9 +863,10 @@ class Connection {
   private flush(): void {
     this.flushQueued = false;
     if (this.outBytes === 0 || this.socket.readyState <= 0) return;
-    const frames = this.out.length === 1 ? (this.out[0] as Uint8Array) : Buffer.concat(this.out, this.outBytes);
-    this.out = [];
+    const frames = this.out.subarray(0, this.outBytes);
     this.outBytes = 0;
+    // A buffer grown by one large turn is not kept for the connection's life.
+    if (this.out.byteLength > OUT_KEEP_BYTES) this.out = Buffer.allocUnsafe(OUT_INITIAL_BYTES);
     if (this.unsent) {
       this.unsent = Buffer.concat([this.unsent, frames]);
       return;
@@ -878,7 +877,8 @@ class Connection {
   private write(data: Uint8Array): void {
     const n = this.socket.write(data);
     if (n < 0) return;
-    this.unsent = n < data.byteLength ? data.subarray(n) : null;
+    // What the socket did not take is copied out: `data` may be the buffer the next turn writes into.
+    this.unsent = n < data.byteLength ? Buffer.from(data.subarray(n)) : null;
     if (this.unsent) return;
     if (this.endWhenFlushed) this.socket.end();
     // Streams held back only because the frames not yet flushed were many.

@@ -440,12 +440,15 @@ export function huffmanEncode(s: string): Uint8Array {
   return out;
 }
 
-/** Static index of each name (its first entry) and of each exact name and value. */
+/** Static index of each name (its first entry), and of each exact value by name. */
 const STATIC_NAME_INDEX = new Map<string, number>();
-const STATIC_FIELD_INDEX = new Map<string, number>();
+const STATIC_FIELD_INDEX = new Map<string, Map<string, number>>();
 for (let i = STATIC_COUNT; i >= 1; i--) {
-  STATIC_NAME_INDEX.set(STATIC_NAMES[i] as string, i);
-  STATIC_FIELD_INDEX.set(`${STATIC_NAMES[i]}\0${STATIC_VALUES[i]}`, i);
+  const name = STATIC_NAMES[i] as string;
+  STATIC_NAME_INDEX.set(name, i);
+  const values = STATIC_FIELD_INDEX.get(name) ?? new Map<string, number>();
+  values.set(STATIC_VALUES[i] as string, i);
+  STATIC_FIELD_INDEX.set(name, values);
 }
 
 function integerLength(value: number, mask: number): number {
@@ -476,39 +479,68 @@ function writeString(out: Uint8Array, o: number, s: string): number {
   return o;
 }
 
+/** Most octets one field can take: the longest integer prefixes (5 octets each) and both strings. */
+function fieldBound(name: string, value: string): number {
+  return 11 + name.length + value.length;
+}
+
+/** Writes one field at `o`; see encodeHeaders. */
+function writeField(out: Uint8Array, o: number, name: string, value: string): number {
+  const index = STATIC_NAME_INDEX.get(name);
+  if (index === undefined) {
+    out[o++] = 0;
+    o = writeString(out, o, name);
+    return writeString(out, o, value);
+  }
+  const field = STATIC_FIELD_INDEX.get(name)?.get(value);
+  if (field !== undefined) {
+    out[o++] = 0x80 | field;
+    return o;
+  }
+  o = writeInteger(out, o, index, 0x0f, 0);
+  return writeString(out, o, value);
+}
+
+// Blocks are written here first, then copied out at their exact length: one pass over the fields.
+let encodeScratch = new Uint8Array(4096);
+
+function scratchFor(bound: number): Uint8Array {
+  if (bound > encodeScratch.byteLength) encodeScratch = new Uint8Array(Math.max(bound, encodeScratch.byteLength * 2));
+  return encodeScratch;
+}
+
 /**
  * Encodes a header list for a response: a field whose name and value are in the static table as an
  * index, any other as a literal without indexing (the name as a static index when it is there), string
  * literals as latin1 octets without Huffman coding. No dynamic table, so blocks can be cached and reused.
  */
 export function encodeHeaders(fields: readonly (readonly [string, string])[]): Uint8Array {
-  let total = 0;
-  for (const [name, value] of fields) {
-    const field = STATIC_FIELD_INDEX.get(`${name}\0${value}`);
-    if (field !== undefined) {
-      total += 1;
-      continue;
-    }
-    const index = STATIC_NAME_INDEX.get(name);
-    total += index === undefined ? 1 + integerLength(name.length, 0x7f) + name.length : integerLength(index, 0x0f);
-    total += integerLength(value.length, 0x7f) + value.length;
-  }
-  const out = new Uint8Array(total);
+  let bound = 0;
+  for (const [name, value] of fields) bound += fieldBound(name, value);
+  const out = scratchFor(bound);
   let o = 0;
-  for (const [name, value] of fields) {
-    const field = STATIC_FIELD_INDEX.get(`${name}\0${value}`);
-    if (field !== undefined) {
-      out[o++] = 0x80 | field;
-      continue;
-    }
-    const index = STATIC_NAME_INDEX.get(name);
-    if (index === undefined) {
-      out[o++] = 0;
-      o = writeString(out, o, name);
-    } else {
-      o = writeInteger(out, o, index, 0x0f, 0);
-    }
-    o = writeString(out, o, value);
+  for (const [name, value] of fields) o = writeField(out, o, name, value);
+  return out.slice(0, o);
+}
+
+/**
+ * encodeHeaders for fields held as one object, numbers written in decimal and undefined ones left out;
+ * `:status` goes first, as pseudo-header fields must.
+ */
+export function encodeHeaderFields(fields: Readonly<Record<string, string | number | undefined>>): Uint8Array {
+  let bound = 0;
+  for (const name in fields) {
+    const value = fields[name];
+    if (value !== undefined) bound += fieldBound(name, typeof value === "string" ? value : String(value));
   }
-  return out;
+  const out = scratchFor(bound);
+  let o = 0;
+  const status = fields[":status"];
+  if (status !== undefined) o = writeField(out, o, ":status", String(status));
+  for (const name in fields) {
+    const value = fields[name];
+    if (value === undefined || name === ":status") continue;
+    o = writeField(out, o, name, typeof value === "string" ? value : String(value));
+  }
+  return out.slice(0, o);
 }
