@@ -13,23 +13,52 @@ export interface Logger {
   readonly fields?: Readonly<Record<string, unknown>>;
 }
 
-export function createLogger(level: Level = "info", base: Record<string, unknown> = {}): Logger {
-  const min = rank[level];
-  const write = (lvl: Level, msg: string, fields?: Record<string, unknown>) => {
-    if (rank[lvl] < min) return;
-    const entry: Record<string, unknown> = { time: new Date().toISOString(), level: lvl, msg, ...base, ...fields };
+// A logger per request is made on every call: a child holds its own fields and its parent, and merges them
+// only when it writes a line or is asked for its fields.
+class JsonLogger implements Logger {
+  private merged: Record<string, unknown> | undefined;
+
+  constructor(
+    private readonly min: number,
+    private readonly parent: JsonLogger | null,
+    private readonly own: Record<string, unknown>,
+  ) {}
+
+  get fields(): Record<string, unknown> {
+    if (this.merged === undefined) {
+      const inherited = this.parent?.fields;
+      this.merged = inherited && Object.keys(inherited).length > 0 ? { ...inherited, ...this.own } : this.own;
+    }
+    return this.merged;
+  }
+
+  private write(lvl: Level, msg: string, fields?: Record<string, unknown>): void {
+    if (rank[lvl] < this.min) return;
+    const entry: Record<string, unknown> = { time: new Date().toISOString(), level: lvl, msg, ...this.fields, ...fields };
     const err = entry.err;
     if (err instanceof Error) entry.err = { name: err.name, message: err.message, stack: err.stack };
     process.stdout.write(`${JSON.stringify(entry)}\n`);
-  };
-  return {
-    debug: (m, f) => write("debug", m, f),
-    info: (m, f) => write("info", m, f),
-    warn: (m, f) => write("warn", m, f),
-    error: (m, f) => write("error", m, f),
-    child: (fields) => createLogger(level, { ...base, ...fields }),
-    fields: base,
-  };
+  }
+
+  debug(msg: string, fields?: Record<string, unknown>): void {
+    this.write("debug", msg, fields);
+  }
+  info(msg: string, fields?: Record<string, unknown>): void {
+    this.write("info", msg, fields);
+  }
+  warn(msg: string, fields?: Record<string, unknown>): void {
+    this.write("warn", msg, fields);
+  }
+  error(msg: string, fields?: Record<string, unknown>): void {
+    this.write("error", msg, fields);
+  }
+  child(fields: Record<string, unknown>): Logger {
+    return new JsonLogger(this.min, this, fields);
+  }
+}
+
+export function createLogger(level: Level = "info", base: Record<string, unknown> = {}): Logger {
+  return new JsonLogger(rank[level], null, { ...base });
 }
 
 /**

@@ -89,6 +89,7 @@ describe("native gRPC", () => {
     await Promise.all(rounds);
     expect((await Promise.all(good)).every((r) => r.status === 200)).toBe(true);
     await waitFor(async () => svc.app.listeners.openGrpcStreams === 0, 10_000);
+    expect(svc.app.listeners.pendingGrpcDeadlines).toBe(0);
     // And gRPC still answers.
     expect(await call(frame(message))).toMatchObject({ status: "0" });
   }, 60_000);

@@ -7,7 +7,7 @@
 // resets or destroys at any moment is dropped quietly: nothing here may throw out of a stream event.
 
 import { brotliCompressSync, gzipSync } from "node:zlib";
-import { type DescMethod, type DescService, fromBinary } from "@bufbuild/protobuf";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
@@ -22,6 +22,8 @@ import { handlerValuesOf, registerServices, toConnectError } from "./connect.ts"
 import type { ConnectDispatcher } from "./connect-dispatch.ts";
 import { grpcTimeoutMs, isUnreadable, MESSAGE_ENCODINGS, unaryMessageOf } from "./grpc-envelope.ts";
 import { binaryEncoder } from "./proto-binary.ts";
+import { binaryDecoder } from "./proto-binary-decode.ts";
+import { Deadlines } from "./deadline-queue.ts";
 import { H2_ERROR, type H2Stream, type HeaderFields } from "./h2-server.ts";
 import { bodyWithin } from "./read-deadline.ts";
 import { requestIdFrom } from "./request-id.ts";
@@ -35,8 +37,12 @@ interface UnaryMethod {
   rule: CallRule;
   readMaxBytes: number;
   route: string;
-  /** The answer's binary encoding, compiled for its type. */
-  encode: (message: unknown) => Uint8Array;
+  /** The request's binary decoding and the answer's encoding, compiled for their types. */
+  decode: (bytes: Uint8Array) => unknown;
+  /** The answer's message after five bytes left for its frame header. */
+  encode: (message: unknown) => Buffer;
+  /** Records a call's duration in seconds under the method's route. */
+  observe: (seconds: number) => void;
 }
 
 const ENCODINGS = MESSAGE_ENCODINGS.join(",");
@@ -65,7 +71,9 @@ function unaryMethods(deps: ServiceDeps, probe: Probe): Map<string, UnaryMethod>
           rule,
           readMaxBytes: rule.maxBytes(deps.config),
           route: `/${service.typeName}/${method.name}`,
-          encode: binaryEncoder(method.output) as (message: unknown) => Uint8Array,
+          decode: binaryDecoder(method.input),
+          encode: binaryEncoder(method.output, 5) as (message: unknown) => Buffer,
+          observe: deps.metrics.requestDuration.labelled({ route: `/${service.typeName}/${method.name}`, transport: "grpc" }),
         });
       }
       return recorder;
@@ -89,18 +97,15 @@ function readFrame(stream: H2Stream, maxBytes: number, ms: number): Promise<Uint
     const chunks: Uint8Array[] = [];
     let size = 0;
     let settled = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const done = (err: Error | null) => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      if (timer !== undefined) clearTimeout(timer);
       stream.stopReading();
       if (err) reject(err);
       else resolve(chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks, size));
     };
-    const timer = setTimeout(
-      () => done(new ConnectError(`The request was not received within ${ms} ms (REQUEST_READ_TIMEOUT_MS)`, Code.Canceled)),
-      ms,
-    );
     // The stream also closes after a normal answer, long after this read settled: no error is made then.
     stream.onClose(() => {
       if (!settled) done(new ConnectError("the caller closed the stream", Code.Canceled));
@@ -113,20 +118,29 @@ function readFrame(stream: H2Stream, maxBytes: number, ms: number): Promise<Uint
       },
       () => done(null),
     );
+    // The body nearly always comes in the same socket read as the headers, and is parsed right after them,
+    // before this microtask runs: the timer is only armed for a body still on its way.
+    queueMicrotask(() => {
+      if (settled) return;
+      timer = setTimeout(
+        () => done(new ConnectError(`The request was not received within ${ms} ms (REQUEST_READ_TIMEOUT_MS)`, Code.Canceled)),
+        ms,
+      );
+    });
   });
 }
 
 /** The call's answer, or DEADLINE_EXCEEDED once `ms` have passed; a late failure of the call is dropped. */
-function withinDeadline<T>(call: Promise<T>, ms: number): Promise<T> {
+function withinDeadline<T>(deadlines: Deadlines, call: Promise<T>, ms: number): Promise<T> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new ConnectError("the call's deadline passed", Code.DeadlineExceeded)), ms);
+    const deadline = deadlines.start(ms, () => reject(new ConnectError("the call's deadline passed", Code.DeadlineExceeded)));
     call.then(
       (value) => {
-        clearTimeout(timer);
+        deadlines.end(deadline);
         resolve(value);
       },
       (err) => {
-        clearTimeout(timer);
+        deadlines.end(deadline);
         reject(err);
       },
     );
@@ -148,18 +162,24 @@ function decodeFrame(bytes: Uint8Array, m: UnaryMethod, encoding: string): unkno
     throw invalidMessage(read.problem);
   }
   try {
-    return fromBinary(m.method.input, read);
+    return m.decode(read);
   } catch (err) {
     throw invalidMessage(err instanceof Error ? err.message : "undecodable message");
   }
 }
 
-function frame(payload: Uint8Array, compressed: boolean): Uint8Array {
-  const out = Buffer.allocUnsafe(5 + payload.byteLength);
-  out[0] = compressed ? 1 : 0;
-  out.writeUInt32BE(payload.byteLength, 1);
-  out.set(payload, 5);
-  return out;
+/** A message frame from a buffer whose first five bytes are left for its header. */
+function framed(buf: Buffer, compressed: boolean): Buffer {
+  buf[0] = compressed ? 1 : 0;
+  buf.writeUInt32BE(buf.byteLength - 5, 1);
+  return buf;
+}
+
+function compressedFrame(payload: Uint8Array, encoding: string): Buffer {
+  const packed = encoding === "gzip" ? gzipSync(payload) : brotliCompressSync(payload);
+  const out = Buffer.allocUnsafe(5 + packed.byteLength);
+  out.set(packed, 5);
+  return framed(out, true);
 }
 
 export interface NativeGrpc {
@@ -167,6 +187,8 @@ export interface NativeGrpc {
   onStream(stream: H2Stream): void;
   /** Streams being served now. */
   readonly open: number;
+  /** Calls whose deadline is still being watched. */
+  readonly pendingDeadlines: number;
 }
 
 export function createNativeGrpc(
@@ -178,6 +200,7 @@ export function createNativeGrpc(
 ): NativeGrpc {
   const { config, metrics } = deps;
   const methods = unaryMethods(deps, probe);
+  const deadlines = new Deadlines();
   let open = 0;
   const closed = () => {
     open--;
@@ -214,19 +237,19 @@ export function createNativeGrpc(
       const admitted = await admit(deps, verifier, m.rule, (name) => headers[name], requestId, log);
       limitHeaders = admitted.limitHeaders;
       tenantId = admitted.ctx.auth.tenantId || undefined;
-      const res = await withinDeadline(m.impl(message, { values: handlerValuesOf(admitted.ctx) }), ms);
+      const res = await withinDeadline(deadlines, m.impl(message, { values: handlerValuesOf(admitted.ctx) }), ms);
       // An answer after the caller's deadline is one it no longer waits for.
       if (performance.now() - started > ms) throw new ConnectError("the call's deadline passed", Code.DeadlineExceeded);
-      const payload = m.encode(res);
+      const encoded = m.encode(res);
       // A compressed request is answered in kind when the caller accepts it.
       const compress =
         encoding !== "identity" &&
-        payload.byteLength >= 1024 &&
+        encoded.byteLength - 5 >= 1024 &&
         (headers["grpc-accept-encoding"] ?? "")
           .split(",")
           .map((e) => e.trim())
           .includes(encoding);
-      const body = compress ? frame(encoding === "gzip" ? gzipSync(payload) : brotliCompressSync(payload), true) : frame(payload, false);
+      const body = compress ? compressedFrame(encoded.subarray(5), encoding) : framed(encoded, false);
       if (stream.closed) return;
       const out: HeaderFields = {
         ":status": 200,
@@ -263,7 +286,7 @@ export function createNativeGrpc(
       respondStatus(stream, error);
     } finally {
       track.end();
-      metrics.requestDuration.observe({ route: m.route, transport: "grpc" }, (performance.now() - started) / 1000);
+      m.observe((performance.now() - started) / 1000);
     }
   }
 
@@ -323,6 +346,9 @@ export function createNativeGrpc(
   return {
     get open() {
       return open;
+    },
+    get pendingDeadlines() {
+      return deadlines.pending.calls;
     },
     onStream(stream) {
       open++;

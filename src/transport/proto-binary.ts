@@ -102,11 +102,20 @@ function writeRaw(p: Pass, bytes: Uint8Array): void {
 }
 
 // Strings: plain ASCII is measured by its length and copied by char code; anything else is encoded once in
-// the first pass (TextEncoder, as toBinary does, so lone surrogates become U+FFFD the same way).
+// the first pass (TextEncoder, as toBinary does, so lone surrogates become U+FFFD the same way). Short
+// strings, most of an answer, are checked and copied in JavaScript: cheaper than a call into the runtime.
+const SHORT_STRING = 64;
+
+function isAscii(s: string): boolean {
+  const n = s.length;
+  if (n > SHORT_STRING) return Buffer.byteLength(s, "utf8") === n;
+  for (let i = 0; i < n; i++) if (s.charCodeAt(i) >= 0x80) return false;
+  return true;
+}
+
 function stringSize(s: string, p: Pass): number {
   const n = s.length;
-  // UTF-8 is longer than the UTF-16 length for any character outside ASCII.
-  if (n > 0 && Buffer.byteLength(s, "utf8") !== n) {
+  if (!isAscii(s)) {
     const bytes = textEncoder.encode(s);
     p.utf8.push(bytes);
     p.lens.push(bytes.length);
@@ -121,7 +130,7 @@ function writeString(p: Pass, s: string): void {
   if (len < 0) {
     const n = -1 - len;
     writeVarint(p, n);
-    if (n > 24) {
+    if (n > SHORT_STRING) {
       // Plain ASCII: latin1 is byte for byte the same.
       p.buf.write(s, p.pos, n, "latin1");
       p.pos += n;
@@ -728,15 +737,18 @@ function compiled(desc: DescMessage): Compiled {
   return self;
 }
 
-/** The binary encoder of a message type: the bytes toBinary(desc, message) would give. */
-export function binaryEncoder<T>(desc: DescMessage): (message: T) => Uint8Array {
+/**
+ * The binary encoder of a message type: the bytes toBinary(desc, message) would give, after `reserve`
+ * bytes left unwritten at the front of the same buffer (room for a frame header the caller fills).
+ */
+export function binaryEncoder<T>(desc: DescMessage, reserve = 0): (message: T) => Buffer {
   const c = compiled(desc);
   return (message) => {
-    const p: Pass = { lens: [], utf8: [], li: 0, ui: 0, buf: EMPTY, pos: 0 };
+    const p: Pass = { lens: [], utf8: [], li: 0, ui: 0, buf: EMPTY, pos: reserve };
     const size = c.size(message as Msg, p);
-    p.buf = Buffer.allocUnsafe(size);
+    p.buf = Buffer.allocUnsafe(reserve + size);
     c.write(message as Msg, p);
-    if (p.pos !== size) throw new Error(`proto-binary wrote ${p.pos} bytes of ${size} for ${desc.typeName}`);
+    if (p.pos !== reserve + size) throw new Error(`proto-binary wrote ${p.pos - reserve} bytes of ${size} for ${desc.typeName}`);
     return p.buf;
   };
 }

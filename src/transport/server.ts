@@ -26,6 +26,8 @@ export interface Listeners {
   metricsPort: number | null;
   /** Native gRPC streams open now (a call the client abandoned included, until it is closed). */
   readonly openGrpcStreams: number;
+  /** Native gRPC calls whose deadline is still being watched. */
+  readonly pendingGrpcDeadlines: number;
   /** Stops accepting, waits for in-flight requests (up to the shutdown timeout), then closes. */
   shutdown(): Promise<void>;
 }
@@ -157,6 +159,9 @@ export async function startListeners(deps: ServiceDeps, verifier: ApiKeyVerifier
     metricsPort,
     get openGrpcStreams() {
       return native.open;
+    },
+    get pendingGrpcDeadlines() {
+      return native.pendingDeadlines;
     },
     async shutdown() {
       // Stop accepting on both listeners; requests already accepted run to completion.
