@@ -24,6 +24,7 @@
 #                 touches nothing; grpc1 and grpc10 are grpc at 1 and at 10 streams per connection,
 #                 whatever STREAMS says, for the comparison with REST in one run)
 #   TRACE_WAIT    seconds to wait after a trace run for its traces to reach the database (15)
+#   PRIME         seconds of unmeasured REST load on the fresh database before the first scenario (10; 0: none)
 #   STOP_WAIT     seconds the service gets to exit on SIGTERM before it is killed (10)
 #   BENCH_OUT     directory for raw outputs and the summary (a new temporary directory)
 #   CPU_PROF=1    run the service under `bun --cpu-prof --cpu-prof-md`; one profile per scenario in BENCH_OUT
@@ -51,6 +52,8 @@ BENCH_DB="${BENCH_DB:-kaireon_bench}"
 REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 SCENARIOS="${SCENARIOS:-healthz rest rest_trace grpc grpc_trace}"
 TRACE_WAIT="${TRACE_WAIT:-15}"
+PRIME="${PRIME:-10}"
+PRIME="${PRIME%s}"
 STOP_WAIT="${STOP_WAIT:-10}"
 CPU_PROF="${CPU_PROF:-0}"
 LIMITER="${LIMITER:-on}"
@@ -61,7 +64,7 @@ PORT_MAX="${PORT_MAX:-3499}"
 OUT="${BENCH_OUT:-$(mktemp -d /tmp/kaireon-bench.XXXXXX)}"
 mkdir -p "$OUT"
 
-for n in DURATION WARMUP CONNECTIONS THREADS STREAMS TRACE_WAIT STOP_WAIT SERVICE_CPU LOAD_CPU PORT_MIN PORT_MAX; do
+for n in DURATION WARMUP CONNECTIONS THREADS STREAMS TRACE_WAIT PRIME STOP_WAIT SERVICE_CPU LOAD_CPU PORT_MIN PORT_MAX; do
   [[ "${!n}" =~ ^[0-9]+$ ]] || { echo "$n must be a whole number, got '${!n}'" >&2; exit 2; }
 done
 (( DURATION > 0 && CONNECTIONS >= THREADS && THREADS > 0 )) || { echo "need DURATION > 0 and CONNECTIONS >= THREADS > 0" >&2; exit 2; }
@@ -328,13 +331,24 @@ scenario() { # <scenario>
   CURRENT=""
 }
 
+# A fresh database makes the first run slower than the rest (empty caches, tables without statistics until
+# autovacuum has looked at them, which it does while that run is measured): one unmeasured run of REST load
+# first, so that the first scenario is measured like the others.
+if (( PRIME > 0 )); then
+  start_service prime
+  log "prime: ${PRIME}s of REST load, not measured"
+  run_wrk "$OUT/prime.txt" "$PRIME" "" BENCH_TRACE=0
+  stop_service
+  sleep 1
+fi
+
 for s in $SCENARIOS; do scenario "$s"; done
 
 {
   echo
   echo "Kaireon Recommend load benchmark — $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "$(nproc) cores ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), bun $("$BUN" --version);" \
-    "${DURATION}s per run after ${WARMUP}s warm-up; $CONNECTIONS connections, $THREADS threads; h2load $STREAMS streams/connection;" \
+    "${DURATION}s per run after ${WARMUP}s warm-up (${PRIME}s of priming load first); $CONNECTIONS connections, $THREADS threads; h2load $STREAMS streams/connection;" \
     "service on core $SERVICE_CPU, load on core $LOAD_CPU"
   echo
   printf "$FORMAT\n" scenario tool "req/s" "p50 ms" "p99 ms" "max ms" errors decisions "svc CPU" "µs/call" "idle-busy"
