@@ -12,6 +12,7 @@
 // compiles (anything not proto3) are decoded by fromBinary.
 
 import { type DescField, type DescMessage, fromBinary, ScalarType } from "@bufbuild/protobuf";
+import { WRAPPERS } from "./proto-binary.ts";
 
 type Msg = Record<string, unknown>;
 
@@ -411,18 +412,6 @@ function readListJson(r: Reader, end: number, list: unknown[]): void {
   if (r.pos !== end) eof();
   r.depth--;
 }
-
-const WRAPPERS = new Set([
-  "google.protobuf.DoubleValue",
-  "google.protobuf.FloatValue",
-  "google.protobuf.Int64Value",
-  "google.protobuf.UInt64Value",
-  "google.protobuf.Int32Value",
-  "google.protobuf.UInt32Value",
-  "google.protobuf.BoolValue",
-  "google.protobuf.StringValue",
-  "google.protobuf.BytesValue",
-]);
 
 /**
  * How one message-typed value is read where it is held: `current` is what an earlier occurrence left

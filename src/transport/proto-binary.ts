@@ -479,7 +479,8 @@ function messageValueCodec(
   };
 }
 
-const WRAPPERS = new Set([
+/** The wrapper types of google/protobuf/wrappers.proto, held unboxed in a singular field outside a oneof. */
+export const WRAPPERS: ReadonlySet<string> = new Set([
   "google.protobuf.DoubleValue",
   "google.protobuf.FloatValue",
   "google.protobuf.Int64Value",
